@@ -1,0 +1,301 @@
+/* Strict, bounded JSON parsing over jansson (see include/moat/json.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "moat/json.h"
+
+static int json_depth(json_t *v, int limit)
+{
+	if (limit < 0)
+		return 1;
+	int max = 0;
+	if (json_is_object(v)) {
+		const char *k;
+		json_t *c;
+		json_object_foreach(v, k, c)
+		{
+			int d = json_depth(c, limit - 1);
+			if (d > max)
+				max = d;
+		}
+		return max + 1;
+	}
+	if (json_is_array(v)) {
+		size_t i;
+		json_t *c;
+		json_array_foreach(v, i, c)
+		{
+			int d = json_depth(c, limit - 1);
+			if (d > max)
+				max = d;
+		}
+		return max + 1;
+	}
+	return 0;
+}
+
+moat_err_t moat_json_parse(const char *s, size_t n, int max_depth, json_t **out, moat_error_t *err)
+{
+	*out = NULL;
+	if (!moat_utf8_valid(s, n))
+		return moat_error_set(err, MOAT_EINVAL, NULL, "input is not valid UTF-8");
+	json_error_t je;
+	json_t *v = json_loadb(s, n, JSON_REJECT_DUPLICATES, &je);
+	if (!v) {
+		/* jansson's own text names duplicated keys and syntax errors precisely. */
+		return moat_error_set(err, MOAT_EINVAL, NULL, "malformed JSON at column %d: %s",
+				      je.column, je.text);
+	}
+	if (!json_is_object(v)) {
+		json_decref(v);
+		return moat_error_set(err, MOAT_EINVAL, NULL, "expected a JSON object");
+	}
+	if (json_depth(v, max_depth) > max_depth) {
+		json_decref(v);
+		return moat_error_set(err, MOAT_ELIMIT, NULL, "JSON nested deeper than %d levels", max_depth);
+	}
+	*out = v;
+	return MOAT_OK;
+}
+
+static void field_name(char *out, size_t cap, const char *prefix, const char *key)
+{
+	snprintf(out, cap, "%s%s", prefix ? prefix : "", key);
+}
+
+moat_err_t moat_json_only_keys(json_t *obj, const char *const *allowed, const char *prefix,
+			       moat_error_t *err)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(obj, k, v)
+	{
+		bool ok = false;
+		for (const char *const *a = allowed; *a; a++)
+			if (strcmp(*a, k) == 0) {
+				ok = true;
+				break;
+			}
+		if (!ok) {
+			char f[96];
+			char shown[48];
+			/* Keys come from untrusted input: show a bounded, printable prefix. */
+			snprintf(shown, sizeof shown, "%s", k);
+			field_name(f, sizeof f, prefix, shown);
+			return moat_error_set(err, MOAT_EINVAL, f, "unknown key \"%s\"", shown);
+		}
+	}
+	return MOAT_OK;
+}
+
+static json_t *get_present(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+	return (v && !json_is_null(v)) ? v : NULL;
+}
+
+moat_err_t moat_json_get_str(json_t *obj, const char *key, const char *field, bool required,
+			     size_t max_chars, const char **out, moat_error_t *err)
+{
+	json_t *v = get_present(obj, key);
+	if (!v)
+		return required ? moat_error_set(err, MOAT_EINVAL, field, "required field is missing")
+				: MOAT_OK;
+	if (!json_is_string(v))
+		return moat_error_set(err, MOAT_EINVAL, field, "must be a string");
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v);
+	if (n == 0)
+		return moat_error_set(err, MOAT_EINVAL, field, "must not be empty");
+	if (strlen(s) != n)
+		return moat_error_set(err, MOAT_EINVAL, field, "must not contain NUL characters");
+	if (moat_utf8_len(s, n) > max_chars)
+		return moat_error_set(err, MOAT_ELIMIT, field, "longer than %zu characters", max_chars);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20)
+			return moat_error_set(err, MOAT_EINVAL, field, "must not contain control characters");
+	*out = s;
+	return MOAT_OK;
+}
+
+moat_err_t moat_json_get_int(json_t *obj, const char *key, const char *field, bool required,
+			     int64_t min, int64_t max, int64_t *out, moat_error_t *err)
+{
+	json_t *v = get_present(obj, key);
+	if (!v)
+		return required ? moat_error_set(err, MOAT_EINVAL, field, "required field is missing")
+				: MOAT_OK;
+	if (!json_is_integer(v))
+		return moat_error_set(err, MOAT_EINVAL, field, "must be an integer");
+	json_int_t x = json_integer_value(v);
+	if (x < min || x > max)
+		return moat_error_set(err, MOAT_EINVAL, field, "must be between %lld and %lld",
+				      (long long)min, (long long)max);
+	*out = x;
+	return MOAT_OK;
+}
+
+moat_err_t moat_json_get_time(json_t *obj, const char *key, const char *field, bool required,
+			      moat_time_t *out, moat_error_t *err)
+{
+	const char *s = NULL;
+	moat_err_t rc = moat_json_get_str(obj, key, field, required, 40, &s, err);
+	if (rc != MOAT_OK || !s)
+		return rc;
+	if (!moat_time_parse(s, out))
+		return moat_error_set(err, MOAT_EINVAL, field,
+				      "must be an RFC 3339 time with offset, e.g. 2026-03-01T10:00:00+08:00");
+	return MOAT_OK;
+}
+
+moat_err_t moat_json_get_obj(json_t *obj, const char *key, const char *field, bool required,
+			     json_t **out, moat_error_t *err)
+{
+	json_t *v = get_present(obj, key);
+	if (!v)
+		return required ? moat_error_set(err, MOAT_EINVAL, field, "required field is missing")
+				: MOAT_OK;
+	if (!json_is_object(v))
+		return moat_error_set(err, MOAT_EINVAL, field, "must be an object");
+	*out = v;
+	return MOAT_OK;
+}
+
+moat_err_t moat_json_get_arr(json_t *obj, const char *key, const char *field, bool required,
+			     size_t max_items, json_t **out, moat_error_t *err)
+{
+	json_t *v = get_present(obj, key);
+	if (!v)
+		return required ? moat_error_set(err, MOAT_EINVAL, field, "required field is missing")
+				: MOAT_OK;
+	if (!json_is_array(v))
+		return moat_error_set(err, MOAT_EINVAL, field, "must be an array");
+	if (json_array_size(v) > max_items)
+		return moat_error_set(err, MOAT_ELIMIT, field, "more than %zu items", max_items);
+	*out = v;
+	return MOAT_OK;
+}
+
+moat_err_t moat_json_get_enum(json_t *obj, const char *key, const char *field, bool required,
+			      const char *const *choices, int *out, moat_error_t *err)
+{
+	const char *s = NULL;
+	moat_err_t rc = moat_json_get_str(obj, key, field, required, 64, &s, err);
+	if (rc != MOAT_OK || !s)
+		return rc;
+	for (int i = 0; choices[i]; i++)
+		if (strcmp(choices[i], s) == 0) {
+			*out = i;
+			return MOAT_OK;
+		}
+	char list[256] = "";
+	for (int i = 0; choices[i]; i++) {
+		if (i)
+			strncat(list, ", ", sizeof list - strlen(list) - 1);
+		strncat(list, choices[i], sizeof list - strlen(list) - 1);
+	}
+	return moat_error_set(err, MOAT_EINVAL, field, "must be one of: %s", list);
+}
+
+/* ---- JSON Lines reader ---- */
+
+struct moat_jsonl {
+	FILE *f;
+	bool own;
+	long line;
+	char *buf;
+	size_t cap;
+};
+
+moat_err_t moat_jsonl_open(const char *path, moat_jsonl_t **out, moat_error_t *err)
+{
+	moat_jsonl_t *r = calloc(1, sizeof *r);
+	if (!r)
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	if (strcmp(path, "-") == 0) {
+		r->f = stdin;
+	} else {
+		r->f = fopen(path, "rb");
+		r->own = true;
+		if (!r->f) {
+			moat_err_t rc = moat_error_set(err, errno == ENOENT ? MOAT_ENOTFOUND : MOAT_EIO, NULL,
+						       "cannot open %s: %s", path, strerror(errno));
+			free(r);
+			return rc;
+		}
+	}
+	r->cap = 4096;
+	r->buf = malloc(r->cap);
+	if (!r->buf) {
+		moat_jsonl_close(r);
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	}
+	*out = r;
+	return MOAT_OK;
+}
+
+long moat_jsonl_line(const moat_jsonl_t *r) { return r->line; }
+
+moat_err_t moat_jsonl_next(moat_jsonl_t *r, json_t **obj, moat_error_t *err)
+{
+	*obj = NULL;
+	for (;;) {
+		size_t len = 0;
+		bool too_long = false;
+		int c;
+		bool any = false;
+		while ((c = getc(r->f)) != EOF) {
+			any = true;
+			if (c == '\n')
+				break;
+			if (too_long)
+				continue; /* drain the rest of an over-long line without storing it */
+			if (len + 1 >= MOAT_JSON_MAX_LINE) {
+				too_long = true;
+				continue;
+			}
+			if (len + 1 >= r->cap) {
+				size_t ncap = r->cap * 2;
+				char *nb = realloc(r->buf, ncap);
+				if (!nb)
+					return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+				r->buf = nb;
+				r->cap = ncap;
+			}
+			r->buf[len++] = (char)c;
+		}
+		if (ferror(r->f))
+			return moat_error_set(err, MOAT_EIO, NULL, "read error: %s", strerror(errno));
+		if (!any)
+			return MOAT_ENOTFOUND;
+		r->line++;
+		if (err)
+			err->line = r->line;
+		if (too_long)
+			return moat_error_set(err, MOAT_ELIMIT, NULL, "line is longer than %u bytes",
+					      MOAT_JSON_MAX_LINE - 1);
+		if (len && r->buf[len - 1] == '\r')
+			len--;
+		size_t i = 0;
+		while (i < len && (r->buf[i] == ' ' || r->buf[i] == '\t'))
+			i++;
+		if (i == len)
+			continue; /* blank line */
+		moat_err_t rc = moat_json_parse(r->buf, len, MOAT_JSON_MAX_DEPTH, obj, err);
+		if (rc != MOAT_OK && err)
+			err->line = r->line;
+		return rc;
+	}
+}
+
+void moat_jsonl_close(moat_jsonl_t *r)
+{
+	if (!r)
+		return;
+	if (r->own && r->f)
+		fclose(r->f);
+	free(r->buf);
+	free(r);
+}

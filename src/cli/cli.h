@@ -1,0 +1,55 @@
+/*
+ * The moat command: shared helpers for subcommands. Each subcommand lives in its
+ * own src/cli/cmd_<name>.c and is listed in main.c's command table.
+ *
+ * Exit codes: 0 ok, 1 runtime error, 2 usage error.
+ */
+#ifndef MOAT_CLI_H
+#define MOAT_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+
+#include "moat/base.h"
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+/* Options every record-printing command accepts; fill with cli_common_opt(). */
+typedef struct cli_common {
+	const char *data_dir; /* --data, else $MOAT_DATA, else ./moat-data */
+	bool json;            /* --json */
+} cli_common_t;
+
+/* Long options ids shared by subcommands (values above any short option). */
+enum { CLI_OPT_DATA = 1000, CLI_OPT_JSON, CLI_OPT_HELP };
+
+#define CLI_COMMON_LONGOPTS                                          \
+	{"data", required_argument, NULL, CLI_OPT_DATA},             \
+	    {"json", no_argument, NULL, CLI_OPT_JSON},               \
+	{                                                            \
+		"help", no_argument, NULL, 'h'                       \
+	}
+
+/* Initialises defaults (data dir from $MOAT_DATA or ./moat-data). */
+void cli_common_init(cli_common_t *c);
+/* Handles a common option; returns true if opt was one of them. */
+bool cli_common_opt(cli_common_t *c, int opt, const char *arg);
+
+/* Prints "moat CMD: message" and a hint to stderr; returns CLI_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) MOAT_PRINTF(2, 3);
+/* Prints the error (with line and field when set) to stderr; returns CLI_FAIL. */
+int cli_fail(const char *cmd, const moat_error_t *e);
+/* Prints an "unknown option" style message for getopt's '?' and returns CLI_USAGE. */
+int cli_bad_option(const char *cmd);
+
+/* Subcommands. argv[0] is the subcommand name. */
+int cmd_init(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_principal(int argc, char **argv);
+int cmd_order(int argc, char **argv);
+int cmd_key(int argc, char **argv);
+int cmd_ledger(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_simulate(int argc, char **argv);
+
+#endif

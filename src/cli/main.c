@@ -1,0 +1,79 @@
+/* moat: entry point and subcommand dispatch. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+typedef struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+} command_t;
+
+static int cmd_help(int argc, char **argv);
+
+/* Keep alphabetical; one line per subcommand. */
+static const command_t commands[] = {
+    {"help", cmd_help, "show this help, or `moat help CMD` for one command"},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: moat COMMAND [OPTIONS] [ARGS]\n\n"
+		     "moat guards e-commerce order data: field-level access control, an\n"
+		     "append-only access ledger, leak detection and leaker tracing.\n\n"
+		     "commands:\n");
+	for (size_t i = 0; i < MOAT_ARRAY_LEN(commands); i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\nRun `moat COMMAND --help` for a command's options.\n"
+		     "Common options: --data DIR (default ./moat-data, or $MOAT_DATA), --json.\n");
+}
+
+static const command_t *find(const char *name)
+{
+	for (size_t i = 0; i < MOAT_ARRAY_LEN(commands); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	if (argc > 1) {
+		const command_t *c = find(argv[1]);
+		if (!c)
+			return cli_usage("help", "unknown command \"%s\"", argv[1]);
+		char *args[] = {(char *)c->name, "--help", NULL};
+		return c->run(2, args);
+	}
+	usage(stdout);
+	return CLI_OK;
+}
+
+int main(int argc, char **argv)
+{
+	const char *lvl = getenv("MOAT_LOG_LEVEL");
+	moat_log_level_t level;
+	if (lvl && moat_log_parse_level(lvl, &level))
+		moat_log_set_level(level);
+	if (argc < 2) {
+		usage(stderr);
+		return CLI_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(stdout);
+		return CLI_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("moat 0.1.0\n");
+		return CLI_OK;
+	}
+	const command_t *c = find(argv[1]);
+	if (!c) {
+		fprintf(stderr, "moat: unknown command \"%s\"\nRun `moat help` for the list of commands.\n",
+			argv[1]);
+		return CLI_USAGE;
+	}
+	return c->run(argc - 1, argv + 1);
+}

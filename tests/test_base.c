@@ -1,0 +1,136 @@
+/* Unit tests for src/base: buffers, time, encodings, UTF-8, JSON limits. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "moat/base.h"
+#include "moat/json.h"
+
+static void test_buf(void)
+{
+	moat_buf_t b;
+	moat_buf_init(&b, 8);
+	CHECK_INT(moat_buf_puts(&b, "1234"), MOAT_OK);
+	CHECK_INT(moat_buf_puts(&b, "56789"), MOAT_ELIMIT);
+	CHECK_STR(b.data, "1234"); /* a failed append leaves the buffer unchanged */
+	CHECK_INT(moat_buf_puts(&b, "5678"), MOAT_OK);
+	CHECK_INT(b.len, 8);
+	moat_buf_free(&b);
+
+	moat_buf_init(&b, 1024);
+	CHECK_INT(moat_buf_json_str(&b, "a\"b\\c\n\x01"), MOAT_OK);
+	CHECK_STR(b.data, "\"a\\\"b\\\\c\\n\\u0001\"");
+	moat_buf_free(&b);
+}
+
+static void test_time(void)
+{
+	moat_time_t t;
+	CHECK(moat_time_parse("1970-01-01T00:00:00Z", &t) && t == 0);
+	CHECK(moat_time_parse("2026-03-01T10:00:00+08:00", &t));
+	char s[32];
+	moat_time_format(t, s);
+	CHECK_STR(s, "2026-03-01T02:00:00Z");
+	CHECK(moat_time_parse("2024-02-29T23:59:59.5-01:30", &t));
+	moat_time_format(t, s);
+	CHECK_STR(s, "2024-03-01T01:29:59.500Z");
+	CHECK(!moat_time_parse("2023-02-29T00:00:00Z", &t)); /* not a leap year */
+	CHECK(!moat_time_parse("2026-03-01T10:00:00", &t));  /* offset is mandatory */
+	CHECK(!moat_time_parse("2026-13-01T10:00:00Z", &t));
+	CHECK(!moat_time_parse("2026-03-01T10:00:00Zjunk", &t));
+	CHECK(moat_time_parse("1969-12-31T23:59:59.999Z", &t) && t == -1);
+	moat_time_format(-1, s);
+	CHECK_STR(s, "1969-12-31T23:59:59.999Z");
+}
+
+static void test_encodings(void)
+{
+	uint8_t raw[] = {0x00, 0xff, 0x10, 0x20};
+	char hex[9];
+	moat_hex_encode(raw, 4, hex);
+	CHECK_STR(hex, "00ff1020");
+	uint8_t back[4];
+	size_t n;
+	CHECK(moat_hex_decode(hex, 8, back, &n, 4) && n == 4 && memcmp(back, raw, 4) == 0);
+	CHECK(!moat_hex_decode("0g", 2, back, &n, 4));
+
+	char b64[16];
+	moat_b64_encode((const uint8_t *)"hello", 5, b64);
+	CHECK_STR(b64, "aGVsbG8=");
+	uint8_t out[16];
+	CHECK(moat_b64_decode("aGVsbG8=", 8, out, &n, sizeof out) && n == 5 && memcmp(out, "hello", 5) == 0);
+	CHECK(!moat_b64_decode("aGVsbG9=", 8, out, &n, sizeof out)); /* non-canonical */
+	CHECK(!moat_b64_decode("aGVsbG8", 7, out, &n, sizeof out));
+	CHECK(!moat_b64_decode("aG=sbG8=", 8, out, &n, sizeof out));
+
+	CHECK(moat_ct_equal("abc", "abc", 3));
+	CHECK(!moat_ct_equal("abc", "abd", 3));
+}
+
+static void test_utf8(void)
+{
+	CHECK(moat_utf8_valid("刘丽", strlen("刘丽")));
+	CHECK_INT(moat_utf8_len("刘丽", strlen("刘丽")), 2);
+	CHECK(!moat_utf8_valid("\xc0\xaf", 2));         /* overlong */
+	CHECK(!moat_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+	CHECK(!moat_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+	CHECK(!moat_utf8_valid("\xe5\x88", 2));         /* truncated */
+}
+
+static void test_json(void)
+{
+	json_t *v = NULL;
+	moat_error_t e = {0};
+	const char *ok = "{\"a\":{\"b\":1}}";
+	CHECK_INT(moat_json_parse(ok, strlen(ok), 4, &v, &e), MOAT_OK);
+	json_decref(v);
+	const char *dup = "{\"a\":1,\"a\":2}";
+	CHECK_INT(moat_json_parse(dup, strlen(dup), 4, &v, &e), MOAT_EINVAL);
+	CHECK(strstr(e.msg, "duplicate") != NULL);
+	const char *deep = "{\"a\":{\"b\":{\"c\":{\"d\":{}}}}}";
+	CHECK_INT(moat_json_parse(deep, strlen(deep), 3, &v, &e), MOAT_ELIMIT);
+	const char *bad = "{\"a\":\"\xff\"}";
+	CHECK_INT(moat_json_parse(bad, strlen(bad), 4, &v, &e), MOAT_EINVAL);
+	const char *arr = "[1]";
+	CHECK_INT(moat_json_parse(arr, strlen(arr), 4, &v, &e), MOAT_EINVAL);
+
+	const char *obj = "{\"s\":\"x\",\"n\":5,\"t\":\"2026-01-01T00:00:00Z\",\"z\":1}";
+	CHECK_INT(moat_json_parse(obj, strlen(obj), 4, &v, &e), MOAT_OK);
+	const char *allowed[] = {"s", "n", "t", NULL};
+	CHECK_INT(moat_json_only_keys(v, allowed, "p.", &e), MOAT_EINVAL);
+	CHECK_STR(e.field, "p.z");
+	const char *s = NULL;
+	CHECK_INT(moat_json_get_str(v, "s", "s", true, 10, &s, &e), MOAT_OK);
+	CHECK_STR(s, "x");
+	int64_t n = 0;
+	CHECK_INT(moat_json_get_int(v, "n", "n", true, 0, 4, &n, &e), MOAT_EINVAL);
+	CHECK_INT(moat_json_get_str(v, "n", "n", true, 10, &s, &e), MOAT_EINVAL);
+	CHECK_STR(e.msg, "must be a string");
+	CHECK_INT(moat_json_get_str(v, "missing", "missing", true, 10, &s, &e), MOAT_EINVAL);
+	moat_time_t t;
+	CHECK_INT(moat_json_get_time(v, "t", "t", true, &t, &e), MOAT_OK);
+	json_decref(v);
+}
+
+static void test_arena(void)
+{
+	moat_arena_t *a = moat_arena_new(64);
+	CHECK(a != NULL);
+	char *big = moat_arena_alloc(a, 1000);
+	CHECK(big != NULL);
+	memset(big, 1, 1000);
+	CHECK_STR(moat_arena_strdup(a, "abc"), "abc");
+	moat_arena_free(a);
+	moat_arena_free(NULL);
+}
+
+int main(void)
+{
+	test_buf();
+	test_time();
+	test_encodings();
+	test_utf8();
+	test_json();
+	test_arena();
+	return check_done();
+}
