@@ -1,0 +1,57 @@
+/*
+ * moat crypto: data-encryption keys (AES-256-GCM) for buyer PII at rest, the
+ * keyed hash used for phone look-ups, and credential hashing.
+ *
+ * Key files live in <data>/keys/ (directory 0700, files 0600):
+ *   dek-<id>.key   32 random bytes, hex; <id> is "k1", "k2", …
+ *   current        the id new records are encrypted with
+ *   lookup.key     32 random bytes, hex: HMAC-SHA-256 key for phone look-ups
+ */
+#ifndef MOAT_CRYPTO_H
+#define MOAT_CRYPTO_H
+
+#include "moat/base.h"
+
+#define MOAT_KEY_ID_MAX 16
+#define MOAT_HMAC_LEN 32
+#define MOAT_API_KEY_BYTES 32
+
+typedef struct moat_keyring moat_keyring_t;
+
+/* Creates <keys_dir> with a first data key "k1" and a look-up key. Refuses to
+ * touch an existing key directory (MOAT_EEXIST). */
+moat_err_t moat_keyring_create(const char *keys_dir, moat_error_t *err) MOAT_MUST_CHECK;
+/* Loads every key; checks permissions (refuses group/other-readable key files). */
+moat_err_t moat_keyring_open(const char *keys_dir, moat_keyring_t **out, moat_error_t *err) MOAT_MUST_CHECK;
+void moat_keyring_free(moat_keyring_t *k);
+/* Id of the key new records use (borrowed). */
+const char *moat_keyring_current(const moat_keyring_t *k);
+/* Adds a new key, makes it current, returns its id in out (>= MOAT_KEY_ID_MAX). */
+moat_err_t moat_keyring_rotate(moat_keyring_t *k, char *out_id, moat_error_t *err) MOAT_MUST_CHECK;
+
+/* AES-256-GCM with the current key. aad binds the ciphertext to its record (the
+ * order id), so blobs cannot be swapped between records. The blob format is
+ * version(1) | key-id length(1) | key id | nonce(12) | ciphertext | tag(16).
+ * *out is malloc'd (caller frees). */
+moat_err_t moat_encrypt(const moat_keyring_t *k, const void *plain, size_t n, const char *aad,
+			uint8_t **out, size_t *out_len, moat_error_t *err) MOAT_MUST_CHECK;
+/* Decrypts a blob from moat_encrypt with whichever key it names. *out is malloc'd
+ * and NUL-terminated (caller frees). MOAT_ECORRUPT if tampered. */
+moat_err_t moat_decrypt(const moat_keyring_t *k, const uint8_t *blob, size_t n, const char *aad,
+			char **out, size_t *out_len, moat_error_t *err) MOAT_MUST_CHECK;
+/* Key id a blob was encrypted with, into out (cap >= MOAT_KEY_ID_MAX). */
+bool moat_blob_key_id(const uint8_t *blob, size_t n, char *out, size_t cap);
+
+/* HMAC-SHA-256(lookup key, s). */
+void moat_lookup_hash(const moat_keyring_t *k, const char *s, uint8_t out[MOAT_HMAC_LEN]);
+
+/* SHA-256 of n bytes. */
+void moat_sha256(const void *data, size_t n, uint8_t out[32]);
+
+/* API keys: 256 random bits shown once as "moat_" + 64 hex chars. Only the
+ * SHA-256 of the key is stored; a high-entropy key needs no slow hash. */
+moat_err_t moat_api_key_new(char out[72], uint8_t hash[32]) MOAT_MUST_CHECK;
+/* Hash of a presented key; false if it is not well-formed. */
+bool moat_api_key_hash(const char *key, uint8_t hash[32]);
+
+#endif
