@@ -39,6 +39,10 @@ typedef enum moat_entry_result {
 } moat_entry_result_t;
 
 /*
+ * An export of many orders is written as one EXPORT entry per exported order
+ * (order_id set), all sharing ref = the export's id and rows = its total rows;
+ * an export with no order list is one EXPORT entry without order_id.
+ *
  * One entry. String members are borrowed (NULL = absent) and must be valid UTF-8
  * without control characters, each at most MOAT_TEXT_MAX bytes.
  */
@@ -51,6 +55,9 @@ typedef struct moat_entry {
 	moat_purpose_t purpose; /* access/deny/export; ignored for others */
 	bool has_purpose;
 	uint8_t views[MOAT_FIELD_COUNT]; /* moat_view_t per field (access/export) */
+	uint8_t relations;      /* access/deny/export: bits (1u << moat_relation_kind_t) of
+				   the relations that held between principal and order at
+				   that time; 0 = the read had no workflow reason */
 	const char *rule;       /* policy rule id that decided (access/deny), alert rule */
 	const char *ip;         /* source address */
 	const char *device;     /* device id */
