@@ -1,0 +1,332 @@
+/* Keyring, AES-256-GCM for PII at rest, look-up HMAC, API keys. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+
+#include "moat/crypto.h"
+
+#define KEY_LEN 32
+#define NONCE_LEN 12
+#define TAG_LEN 16
+#define MAX_KEYS 64
+#define BLOB_VERSION 1
+
+typedef struct dek {
+	char id[MOAT_KEY_ID_MAX];
+	uint8_t key[KEY_LEN];
+} dek_t;
+
+struct moat_keyring {
+	char dir[1024];
+	dek_t keys[MAX_KEYS];
+	size_t n;
+	size_t current;
+	uint8_t lookup[KEY_LEN];
+};
+
+static moat_err_t write_key_file(const char *dir, const char *name, const uint8_t key[KEY_LEN],
+				 moat_error_t *err)
+{
+	char path[1200], hex[2 * KEY_LEN + 2];
+	moat_hex_encode(key, KEY_LEN, hex);
+	strcat(hex, "\n");
+	if (moat_path_join(path, sizeof path, dir, name) != MOAT_OK)
+		return moat_error_set(err, MOAT_ELIMIT, NULL, "key path too long");
+	return moat_file_write_atomic(path, hex, strlen(hex), 0600, err);
+}
+
+static moat_err_t read_key_file(const char *path, uint8_t key[KEY_LEN], moat_error_t *err)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return moat_error_set(err, MOAT_ENOTFOUND, NULL, "missing key file %s", path);
+	if (st.st_mode & 077)
+		return moat_error_set(err, MOAT_EDENIED, NULL,
+				      "key file %s is readable by others; run chmod 600 on it", path);
+	char *text = NULL;
+	size_t len = 0;
+	moat_err_t rc = moat_file_read(path, 256, &text, &len, err);
+	if (rc != MOAT_OK)
+		return rc;
+	while (len && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+		len--;
+	size_t n = 0;
+	bool ok = moat_hex_decode(text, len, key, &n, KEY_LEN) && n == KEY_LEN;
+	OPENSSL_cleanse(text, len);
+	free(text);
+	return ok ? MOAT_OK : moat_error_set(err, MOAT_ECORRUPT, NULL, "key file %s is malformed", path);
+}
+
+moat_err_t moat_keyring_create(const char *dir, moat_error_t *err)
+{
+	struct stat st;
+	if (stat(dir, &st) == 0)
+		return moat_error_set(err, MOAT_EEXIST, NULL, "key directory %s already exists", dir);
+	moat_err_t rc = moat_mkdirs(dir, 0700, err);
+	if (rc != MOAT_OK)
+		return rc;
+	uint8_t k[KEY_LEN];
+	if (moat_random(k, KEY_LEN) != MOAT_OK)
+		return moat_error_set(err, MOAT_ECRYPTO, NULL, "no randomness available");
+	rc = write_key_file(dir, "dek-k1.key", k, err);
+	if (rc == MOAT_OK && moat_random(k, KEY_LEN) != MOAT_OK)
+		rc = moat_error_set(err, MOAT_ECRYPTO, NULL, "no randomness available");
+	if (rc == MOAT_OK)
+		rc = write_key_file(dir, "lookup.key", k, err);
+	OPENSSL_cleanse(k, sizeof k);
+	if (rc == MOAT_OK) {
+		char path[1200];
+		if (moat_path_join(path, sizeof path, dir, "current") != MOAT_OK)
+			return moat_error_set(err, MOAT_ELIMIT, NULL, "key path too long");
+		rc = moat_file_write_atomic(path, "k1\n", 3, 0600, err);
+	}
+	return rc;
+}
+
+static bool key_id_valid(const char *id)
+{
+	size_t n = strlen(id);
+	if (n < 2 || n >= MOAT_KEY_ID_MAX || id[0] != 'k')
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (id[i] < '0' || id[i] > '9')
+			return false;
+	return true;
+}
+
+moat_err_t moat_keyring_open(const char *dir, moat_keyring_t **out, moat_error_t *err)
+{
+	moat_keyring_t *k = calloc(1, sizeof *k);
+	if (!k)
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	snprintf(k->dir, sizeof k->dir, "%s", dir);
+	moat_err_t rc = MOAT_OK;
+	DIR *d = opendir(dir);
+	if (!d) {
+		rc = moat_error_set(err, MOAT_ENOTFOUND, NULL, "cannot open key directory %s: %s", dir,
+				    strerror(errno));
+		goto fail;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		char id[MOAT_KEY_ID_MAX + 16];
+		size_t len = strlen(de->d_name);
+		if (len < 9 || strncmp(de->d_name, "dek-", 4) != 0 || strcmp(de->d_name + len - 4, ".key") != 0)
+			continue;
+		snprintf(id, sizeof id, "%.*s", (int)(len - 8), de->d_name + 4);
+		if (!key_id_valid(id))
+			continue;
+		if (k->n == MAX_KEYS) {
+			rc = moat_error_set(err, MOAT_ELIMIT, NULL, "more than %d data keys", MAX_KEYS);
+			break;
+		}
+		char path[1400];
+		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+		snprintf(k->keys[k->n].id, MOAT_KEY_ID_MAX, "%s", id);
+		rc = read_key_file(path, k->keys[k->n].key, err);
+		if (rc != MOAT_OK)
+			break;
+		k->n++;
+	}
+	closedir(d);
+	if (rc != MOAT_OK)
+		goto fail;
+	char path[1200], *cur = NULL;
+	snprintf(path, sizeof path, "%s/current", dir);
+	rc = moat_file_read(path, 64, &cur, NULL, err);
+	if (rc != MOAT_OK)
+		goto fail;
+	cur[strcspn(cur, "\r\n")] = '\0';
+	bool found = false;
+	for (size_t i = 0; i < k->n; i++)
+		if (strcmp(k->keys[i].id, cur) == 0) {
+			k->current = i;
+			found = true;
+		}
+	free(cur);
+	if (!found) {
+		rc = moat_error_set(err, MOAT_ECORRUPT, NULL, "current data key named in %s is missing", path);
+		goto fail;
+	}
+	snprintf(path, sizeof path, "%s/lookup.key", dir);
+	rc = read_key_file(path, k->lookup, err);
+	if (rc != MOAT_OK)
+		goto fail;
+	*out = k;
+	return MOAT_OK;
+fail:
+	moat_keyring_free(k);
+	return rc;
+}
+
+void moat_keyring_free(moat_keyring_t *k)
+{
+	if (!k)
+		return;
+	OPENSSL_cleanse(k, sizeof *k);
+	free(k);
+}
+
+const char *moat_keyring_current(const moat_keyring_t *k) { return k->keys[k->current].id; }
+
+moat_err_t moat_keyring_rotate(moat_keyring_t *k, char *out_id, moat_error_t *err)
+{
+	if (k->n == MAX_KEYS)
+		return moat_error_set(err, MOAT_ELIMIT, NULL, "more than %d data keys", MAX_KEYS);
+	long maxn = 0;
+	for (size_t i = 0; i < k->n; i++) {
+		long v = strtol(k->keys[i].id + 1, NULL, 10) % 1000000;
+		if (v > maxn)
+			maxn = v;
+	}
+	dek_t *d = &k->keys[k->n];
+	snprintf(d->id, sizeof d->id, "k%d", (int)(maxn + 1) % 10000000);
+	if (moat_random(d->key, KEY_LEN) != MOAT_OK)
+		return moat_error_set(err, MOAT_ECRYPTO, NULL, "no randomness available");
+	char name[64];
+	snprintf(name, sizeof name, "dek-%s.key", d->id);
+	moat_err_t rc = write_key_file(k->dir, name, d->key, err);
+	if (rc != MOAT_OK)
+		return rc;
+	/* The new key file is durable before "current" names it. */
+	char path[1200], line[MOAT_KEY_ID_MAX + 2];
+	snprintf(path, sizeof path, "%s/current", k->dir);
+	snprintf(line, sizeof line, "%s\n", d->id);
+	rc = moat_file_write_atomic(path, line, strlen(line), 0600, err);
+	if (rc != MOAT_OK)
+		return rc;
+	k->current = k->n++;
+	snprintf(out_id, MOAT_KEY_ID_MAX, "%s", d->id);
+	return MOAT_OK;
+}
+
+static const dek_t *find_key(const moat_keyring_t *k, const char *id)
+{
+	for (size_t i = 0; i < k->n; i++)
+		if (strcmp(k->keys[i].id, id) == 0)
+			return &k->keys[i];
+	return NULL;
+}
+
+moat_err_t moat_encrypt(const moat_keyring_t *k, const void *plain, size_t n, const char *aad,
+			uint8_t **out, size_t *out_len, moat_error_t *err)
+{
+	const dek_t *d = &k->keys[k->current];
+	size_t idlen = strlen(d->id);
+	size_t total = 2 + idlen + NONCE_LEN + n + TAG_LEN;
+	uint8_t *b = malloc(total);
+	if (!b)
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	b[0] = BLOB_VERSION;
+	b[1] = (uint8_t)idlen;
+	memcpy(b + 2, d->id, idlen);
+	uint8_t *nonce = b + 2 + idlen, *ct = nonce + NONCE_LEN, *tag = ct + n;
+	EVP_CIPHER_CTX *c = NULL;
+	int len = 0;
+	if (moat_random(nonce, NONCE_LEN) != MOAT_OK)
+		goto fail;
+	c = EVP_CIPHER_CTX_new();
+	if (!c || EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, d->key, nonce) != 1 ||
+	    EVP_EncryptUpdate(c, NULL, &len, (const uint8_t *)aad, (int)strlen(aad)) != 1 ||
+	    EVP_EncryptUpdate(c, ct, &len, plain, (int)n) != 1 ||
+	    EVP_EncryptFinal_ex(c, ct + len, &len) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, TAG_LEN, tag) != 1)
+		goto fail;
+	EVP_CIPHER_CTX_free(c);
+	*out = b;
+	*out_len = total;
+	return MOAT_OK;
+fail:
+	EVP_CIPHER_CTX_free(c);
+	free(b);
+	return moat_error_set(err, MOAT_ECRYPTO, NULL, "encryption failed");
+}
+
+bool moat_blob_key_id(const uint8_t *blob, size_t n, char *out, size_t cap)
+{
+	if (n < 2 || blob[0] != BLOB_VERSION || blob[1] == 0 || blob[1] >= cap ||
+	    n < 2u + blob[1] + NONCE_LEN + TAG_LEN)
+		return false;
+	memcpy(out, blob + 2, blob[1]);
+	out[blob[1]] = '\0';
+	return true;
+}
+
+moat_err_t moat_decrypt(const moat_keyring_t *k, const uint8_t *blob, size_t n, const char *aad,
+			char **out, size_t *out_len, moat_error_t *err)
+{
+	char id[MOAT_KEY_ID_MAX];
+	if (!moat_blob_key_id(blob, n, id, sizeof id))
+		return moat_error_set(err, MOAT_ECORRUPT, NULL, "encrypted record is malformed");
+	const dek_t *d = find_key(k, id);
+	if (!d)
+		return moat_error_set(err, MOAT_ECORRUPT, NULL, "record is encrypted with unknown key %s", id);
+	size_t idlen = blob[1];
+	const uint8_t *nonce = blob + 2 + idlen, *ct = nonce + NONCE_LEN;
+	size_t ctlen = n - 2 - idlen - NONCE_LEN - TAG_LEN;
+	uint8_t tag[TAG_LEN];
+	memcpy(tag, ct + ctlen, TAG_LEN);
+	char *p = malloc(ctlen + 1);
+	if (!p)
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	int len = 0, fin = 0;
+	bool ok = c && EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, d->key, nonce) == 1 &&
+		  EVP_DecryptUpdate(c, NULL, &len, (const uint8_t *)aad, (int)strlen(aad)) == 1 &&
+		  EVP_DecryptUpdate(c, (uint8_t *)p, &len, ct, (int)ctlen) == 1 &&
+		  EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG_LEN, tag) == 1 &&
+		  EVP_DecryptFinal_ex(c, (uint8_t *)p + len, &fin) == 1;
+	EVP_CIPHER_CTX_free(c);
+	if (!ok) {
+		OPENSSL_cleanse(p, ctlen);
+		free(p);
+		return moat_error_set(err, MOAT_ECORRUPT, NULL,
+				      "encrypted record failed authentication (tampered or wrong record)");
+	}
+	p[ctlen] = '\0';
+	*out = p;
+	if (out_len)
+		*out_len = ctlen;
+	return MOAT_OK;
+}
+
+void moat_lookup_hash(const moat_keyring_t *k, const char *s, uint8_t out[MOAT_HMAC_LEN])
+{
+	unsigned int len = MOAT_HMAC_LEN;
+	HMAC(EVP_sha256(), k->lookup, KEY_LEN, (const uint8_t *)s, strlen(s), out, &len);
+}
+
+void moat_sha256(const void *data, size_t n, uint8_t out[32]) { SHA256(data, n, out); }
+
+moat_err_t moat_api_key_new(char out[72], uint8_t hash[32])
+{
+	uint8_t raw[MOAT_API_KEY_BYTES];
+	if (moat_random(raw, sizeof raw) != MOAT_OK)
+		return MOAT_ECRYPTO;
+	memcpy(out, "moat_", 5);
+	moat_hex_encode(raw, sizeof raw, out + 5);
+	OPENSSL_cleanse(raw, sizeof raw);
+	moat_sha256(out, strlen(out), hash);
+	return MOAT_OK;
+}
+
+bool moat_api_key_hash(const char *key, uint8_t hash[32])
+{
+	size_t n = strlen(key);
+	if (n != 5 + 2 * MOAT_API_KEY_BYTES || strncmp(key, "moat_", 5) != 0)
+		return false;
+	for (size_t i = 5; i < n; i++) {
+		char c = key[i];
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return false;
+	}
+	moat_sha256(key, n, hash);
+	return true;
+}

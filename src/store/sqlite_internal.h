@@ -1,0 +1,58 @@
+/*
+ * Internals of the SQLite store shared by the files of src/store/ (sqlite.c and
+ * the per-module table files). Not a public header.
+ */
+#ifndef MOAT_STORE_SQLITE_INTERNAL_H
+#define MOAT_STORE_SQLITE_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "moat/store.h"
+
+/* Cached statement slots. Modules with their own tables take ids from their own
+ * range below so files never collide. */
+enum {
+	STMT_BEGIN = 0,
+	STMT_COMMIT,
+	STMT_META_GET,
+	STMT_META_SET,
+	STMT_PARTY_PUT,
+	STMT_PARTY_GET,
+	STMT_PRINCIPAL_PUT,
+	STMT_PRINCIPAL_GET,
+	STMT_PRINCIPAL_LIST,
+	STMT_PRINCIPAL_STATUS,
+	STMT_PRINCIPAL_KEY,
+	STMT_PRINCIPAL_BY_KEY,
+	STMT_PRINCIPAL_SETPW,
+	STMT_PRINCIPAL_GETPW,
+	STMT_RELATION_PUT,
+	STMT_RELATION_CHECK,
+	STMT_RELATION_ASSIGN,
+	STMT_ORDER_PUT,
+	STMT_ORDER_GET,
+	STMT_ORDER_LIST,
+	STMT_ORDER_BY_PHONE,
+	STMT_ORDER_STALE,
+	STMT_ORDER_REKEY,
+	STMT_ORDER_COUNT,
+	STMT_CORE_END,
+	STMT_GATEWAY_BASE = 40, /* src/store/sqlite_gateway.c: 40..79 */
+	STMT_DETECT_BASE = 80,  /* src/store/sqlite_detect.c: 80..119 */
+	STMT_TRACE_BASE = 120,  /* src/store/sqlite_trace.c: 120..159 */
+	MOAT_SQLITE_MAX_STMTS = 160
+};
+
+struct moat_store {
+	sqlite3 *db;
+	int schema_version;
+	sqlite3_stmt *stmts[MOAT_SQLITE_MAX_STMTS];
+};
+
+/* Returns the cached statement for id (preparing sql on first use), reset and
+ * with bindings cleared; NULL with err set on failure. */
+sqlite3_stmt *moat_sqlite_stmt(moat_store_t *s, int id, const char *sql, moat_error_t *err);
+/* Steps a statement expected to finish without rows and resets it. */
+moat_err_t moat_sqlite_step_done(moat_store_t *s, sqlite3_stmt *st, moat_error_t *err) MOAT_MUST_CHECK;
+
+#endif
