@@ -1,0 +1,458 @@
+/* A data directory opened as a whole, and the operations that span store and keys. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/crypto.h>
+
+#include "moat/app.h"
+#include "app/app_internal.h"
+
+#define MARKER_NAME "MOAT"
+#define MARKER_TEXT "moat data directory v1\n"
+
+static const char default_config[] =
+    "# moat configuration. Precedence: command-line flags > MOAT_* environment > this file\n"
+    "# > built-in defaults. See docs/config.md.\n"
+    "\n"
+    "[server]\n"
+    "listen = 127.0.0.1:8080\n"
+    "threads = 4\n"
+    "max_body = 8388608\n"
+    "timeout = 10\n"
+    "\n"
+    "[log]\n"
+    "level = info\n"
+    "\n"
+    "[ledger]\n"
+    "origin = %s\n"
+    "checkpoint_ms = 1000\n"
+    "\n"
+    "[virtual]\n"
+    "pool = 17100000000-17199999999\n"
+    "grace_days = 3\n"
+    "\n"
+    "[trace]\n"
+    "case_window_days = 30\n";
+
+moat_err_t moat_app_path(const moat_app_t *a, const char *name, char *out, size_t cap)
+{
+	return moat_path_join(out, cap, a->data_dir, name);
+}
+
+static bool dir_is_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return false;
+	struct dirent *de;
+	bool empty = true;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+			empty = false;
+			break;
+		}
+	closedir(d);
+	return empty;
+}
+
+moat_err_t moat_app_init(const char *data_dir, moat_error_t *err)
+{
+	struct stat st;
+	char path[1200];
+	if (stat(data_dir, &st) == 0) {
+		if (!S_ISDIR(st.st_mode))
+			return moat_error_set(err, MOAT_EEXIST, NULL, "%s exists and is not a directory",
+					      data_dir);
+		if (moat_path_join(path, sizeof path, data_dir, MARKER_NAME) == MOAT_OK &&
+		    stat(path, &st) == 0)
+			return moat_error_set(err, MOAT_EEXIST, NULL,
+					      "%s is already a moat data directory; refusing to overwrite it",
+					      data_dir);
+		if (!dir_is_empty(data_dir))
+			return moat_error_set(err, MOAT_EEXIST, NULL,
+					      "%s is not empty and not a moat data directory; refusing to use it",
+					      data_dir);
+	}
+	moat_err_t rc = moat_mkdirs(data_dir, 0700, err);
+	if (rc != MOAT_OK)
+		return rc;
+	chmod(data_dir, 0700);
+
+	/* A random origin names this log uniquely for checkpoint verifiers. */
+	uint8_t rnd[8];
+	char hex[17], origin[64], conf[2048];
+	if (moat_random(rnd, sizeof rnd) != MOAT_OK)
+		return moat_error_set(err, MOAT_ECRYPTO, NULL, "no randomness available");
+	moat_hex_encode(rnd, sizeof rnd, hex);
+	snprintf(origin, sizeof origin, "moat.local/%s", hex);
+	snprintf(conf, sizeof conf, default_config, origin);
+
+	if ((rc = moat_path_join(path, sizeof path, data_dir, "moat.conf")) != MOAT_OK ||
+	    (rc = moat_file_write_atomic(path, conf, strlen(conf), 0600, err)) != MOAT_OK)
+		return rc;
+	if ((rc = moat_path_join(path, sizeof path, data_dir, "keys")) != MOAT_OK ||
+	    (rc = moat_keyring_create(path, err)) != MOAT_OK)
+		return rc;
+	moat_store_t *s = NULL;
+	if ((rc = moat_path_join(path, sizeof path, data_dir, "moat.db")) != MOAT_OK ||
+	    (rc = moat_store_open_sqlite(path, true, &s, err)) != MOAT_OK)
+		return rc;
+	moat_store_close(s);
+	if ((rc = moat_app_init_modules(data_dir, origin, err)) != MOAT_OK)
+		return rc;
+	/* The marker goes last: a directory without it is an unfinished init. */
+	if ((rc = moat_path_join(path, sizeof path, data_dir, MARKER_NAME)) != MOAT_OK ||
+	    (rc = moat_file_write_atomic(path, MARKER_TEXT, strlen(MARKER_TEXT), 0600, err)) != MOAT_OK)
+		return rc;
+	return MOAT_OK;
+}
+
+moat_err_t moat_app_open(const char *data_dir, int flags, moat_app_t **out, moat_error_t *err)
+{
+	*out = NULL;
+	struct stat st;
+	char path[1200];
+	if (stat(data_dir, &st) != 0)
+		return moat_error_set(err, MOAT_ENOTFOUND, NULL,
+				      "data directory %s does not exist; create it with `moat init --data %s`",
+				      data_dir, data_dir);
+	char *marker = NULL;
+	moat_err_t rc = moat_path_join(path, sizeof path, data_dir, MARKER_NAME);
+	if (rc == MOAT_OK)
+		rc = moat_file_read(path, 256, &marker, NULL, NULL);
+	bool ok = rc == MOAT_OK && strcmp(marker, MARKER_TEXT) == 0;
+	free(marker);
+	if (!ok)
+		return moat_error_set(err, MOAT_ECORRUPT, NULL,
+				      "%s is not a moat data directory (no valid %s marker); refusing to use it",
+				      data_dir, MARKER_NAME);
+
+	moat_app_t *a = calloc(1, sizeof *a);
+	if (!a)
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	snprintf(a->data_dir, sizeof a->data_dir, "%s", data_dir);
+	moat_config_defaults(&a->config);
+	if ((rc = moat_app_path(a, "moat.conf", path, sizeof path)) != MOAT_OK)
+		goto fail;
+	rc = moat_config_load(&a->config, path, err);
+	if (rc == MOAT_ENOTFOUND)
+		rc = MOAT_OK;
+	if (rc == MOAT_EINVAL && err) {
+		char msg[sizeof err->msg];
+		snprintf(msg, sizeof msg, "%.150s: %.160s", path, err->msg);
+		snprintf(err->msg, sizeof err->msg, "%s", msg);
+	}
+	if (rc == MOAT_OK)
+		rc = moat_config_env(&a->config, err);
+	if (rc != MOAT_OK)
+		goto fail;
+	if ((rc = moat_app_path(a, "keys", path, sizeof path)) != MOAT_OK ||
+	    (rc = moat_keyring_open(path, &a->keys, err)) != MOAT_OK)
+		goto fail;
+	if ((rc = moat_app_path(a, "moat.db", path, sizeof path)) != MOAT_OK ||
+	    (rc = moat_store_open_sqlite(path, false, &a->store, err)) != MOAT_OK)
+		goto fail;
+	if (!(flags & MOAT_APP_NO_LEDGER) && (rc = moat_app_open_modules(a, err)) != MOAT_OK)
+		goto fail;
+	*out = a;
+	return MOAT_OK;
+fail:
+	if (rc == MOAT_ELIMIT && err && !err->msg[0])
+		moat_error_set(err, rc, NULL, "data directory path is too long");
+	moat_app_close(a);
+	return rc;
+}
+
+void moat_app_close(moat_app_t *a)
+{
+	if (!a)
+		return;
+	moat_app_close_modules(a);
+	moat_store_close(a->store);
+	moat_keyring_free(a->keys);
+	free(a);
+}
+
+/* ---- import ---- */
+
+static const char *const import_kinds[] = {"parties", "principals", "relations", "orders", NULL};
+
+int moat_import_kind_parse(const char *s)
+{
+	for (int i = 0; import_kinds[i]; i++)
+		if (strcmp(s, import_kinds[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* Serialises the PII of an order as a small JSON object (then encrypted). */
+static char *pii_json(const moat_order_t *o)
+{
+	json_t *j = json_object();
+	if (!j)
+		return NULL;
+	json_object_set_new(j, "name", json_string(o->buyer_name));
+	json_object_set_new(j, "phone", json_string(o->buyer_phone));
+	json_object_set_new(j, "detail", json_string(o->address.detail));
+	if (o->buyer_id_number)
+		json_object_set_new(j, "id_number", json_string(o->buyer_id_number));
+	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(j);
+	return s;
+}
+
+moat_err_t moat_app_order_row_from(moat_app_t *a, const moat_order_t *o, json_t *items,
+				   moat_order_row_t *row, moat_error_t *err)
+{
+	memset(row, 0, sizeof *row);
+	snprintf(row->order_id, sizeof row->order_id, "%s", o->order_id);
+	snprintf(row->merchant, sizeof row->merchant, "%s", o->merchant);
+	row->placed_at = o->placed_at;
+	row->status = o->status;
+	snprintf(row->province, sizeof row->province, "%s", o->address.province);
+	snprintf(row->city, sizeof row->city, "%s", o->address.city);
+	snprintf(row->district, sizeof row->district, "%s", o->address.district);
+	snprintf(row->carrier, sizeof row->carrier, "%s", o->carrier ? o->carrier : "");
+	snprintf(row->waybill, sizeof row->waybill, "%s", o->waybill ? o->waybill : "");
+	row->shipped_at = o->shipped_at;
+	row->delivered_at = o->delivered_at;
+	row->honey = o->honey;
+	snprintf(row->key_id, sizeof row->key_id, "%s", moat_keyring_current(a->keys));
+	moat_lookup_hash(a->keys, o->buyer_phone, row->phone_hash);
+	row->items_json = items ? json_dumps(items, JSON_COMPACT | JSON_SORT_KEYS) : strdup("[]");
+	char *plain = pii_json(o);
+	if (!row->items_json || !plain) {
+		free(plain);
+		moat_order_row_clear(row);
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	}
+	size_t plen = strlen(plain);
+	moat_err_t rc = moat_encrypt(a->keys, plain, plen, o->order_id, &row->pii, &row->pii_len, err);
+	OPENSSL_cleanse(plain, plen);
+	free(plain);
+	if (rc != MOAT_OK)
+		moat_order_row_clear(row);
+	return rc;
+}
+
+moat_err_t moat_app_import_one(moat_app_t *a, moat_import_kind_t kind, json_t *obj, moat_arena_t *arena,
+			       moat_error_t *err)
+{
+	switch (kind) {
+	case MOAT_IMPORT_PARTIES: {
+		moat_party_t p;
+		moat_err_t rc = moat_party_from_json(obj, &p, err);
+		return rc == MOAT_OK ? moat_store_party_put(a->store, &p, err) : rc;
+	}
+	case MOAT_IMPORT_PRINCIPALS: {
+		moat_principal_t p;
+		moat_err_t rc = moat_principal_from_json(obj, &p, err);
+		return rc == MOAT_OK ? moat_store_principal_put(a->store, &p, err) : rc;
+	}
+	case MOAT_IMPORT_RELATIONS: {
+		moat_relation_t r;
+		moat_err_t rc = moat_relation_from_json(obj, &r, err);
+		return rc == MOAT_OK ? moat_store_relation_put(a->store, &r, err) : rc;
+	}
+	case MOAT_IMPORT_ORDERS: {
+		moat_order_t o;
+		moat_order_row_t row;
+		moat_err_t rc = moat_order_from_json(obj, arena, &o, err);
+		if (rc == MOAT_OK)
+			rc = moat_app_order_row_from(a, &o, json_object_get(obj, "items"), &row, err);
+		if (rc != MOAT_OK)
+			return rc;
+		rc = moat_store_order_put(a->store, &row, err);
+		moat_order_row_clear(&row);
+		return rc;
+	}
+	case MOAT_IMPORT_KIND_COUNT:
+		break;
+	}
+	return moat_error_set(err, MOAT_EINVAL, NULL, "unknown import kind");
+}
+
+moat_err_t moat_app_import_file(moat_app_t *a, moat_import_kind_t kind, const char *path, size_t *count,
+				moat_error_t *err)
+{
+	moat_jsonl_t *r = NULL;
+	*count = 0;
+	moat_err_t rc = moat_jsonl_open(path, &r, err);
+	if (rc != MOAT_OK)
+		return rc;
+	moat_arena_t *arena = moat_arena_new(16384);
+	if (!arena) {
+		moat_jsonl_close(r);
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	}
+	rc = moat_store_begin(a->store, err);
+	if (rc != MOAT_OK)
+		goto done;
+	size_t n = 0;
+	for (;;) {
+		json_t *obj = NULL;
+		rc = moat_jsonl_next(r, &obj, err);
+		if (rc == MOAT_ENOTFOUND) {
+			rc = MOAT_OK;
+			break;
+		}
+		if (rc != MOAT_OK)
+			break;
+		rc = moat_app_import_one(a, kind, obj, arena, err);
+		json_decref(obj);
+		if (rc != MOAT_OK) {
+			if (err)
+				err->line = moat_jsonl_line(r);
+			break;
+		}
+		n++;
+		/* The arena only holds the current record's items; recycle it often. */
+		if (n % 1024 == 0) {
+			moat_arena_free(arena);
+			arena = moat_arena_new(16384);
+			if (!arena) {
+				rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+				break;
+			}
+		}
+	}
+	if (rc == MOAT_OK)
+		rc = moat_store_commit(a->store, err);
+	if (rc != MOAT_OK)
+		moat_store_rollback(a->store);
+	else
+		*count = n;
+done:
+	moat_arena_free(arena);
+	moat_jsonl_close(r);
+	return rc;
+}
+
+/* ---- PII ---- */
+
+static void wipe_free(char *s)
+{
+	if (s) {
+		OPENSSL_cleanse(s, strlen(s));
+		free(s);
+	}
+}
+
+void moat_pii_clear(moat_pii_t *p)
+{
+	if (!p)
+		return;
+	wipe_free(p->name);
+	wipe_free(p->phone);
+	wipe_free(p->address_detail);
+	wipe_free(p->id_number);
+	memset(p, 0, sizeof *p);
+}
+
+moat_err_t moat_app_order_pii(moat_app_t *a, const moat_order_row_t *row, moat_pii_t *out, moat_error_t *err)
+{
+	memset(out, 0, sizeof *out);
+	char *plain = NULL;
+	size_t len = 0;
+	moat_err_t rc = moat_decrypt(a->keys, row->pii, row->pii_len, row->order_id, &plain, &len, err);
+	if (rc != MOAT_OK)
+		return rc;
+	json_error_t je;
+	json_t *j = json_loadb(plain, len, 0, &je);
+	OPENSSL_cleanse(plain, len);
+	free(plain);
+	if (!j)
+		return moat_error_set(err, MOAT_ECORRUPT, NULL, "order %s: decrypted PII is malformed",
+				      row->order_id);
+	const char *name = json_string_value(json_object_get(j, "name"));
+	const char *phone = json_string_value(json_object_get(j, "phone"));
+	const char *detail = json_string_value(json_object_get(j, "detail"));
+	const char *idn = json_string_value(json_object_get(j, "id_number"));
+	if (name && phone && detail) {
+		out->name = strdup(name);
+		out->phone = strdup(phone);
+		out->address_detail = strdup(detail);
+		out->id_number = idn ? strdup(idn) : NULL;
+	}
+	json_decref(j);
+	if (!out->name || !out->phone || !out->address_detail || (idn && !out->id_number)) {
+		moat_pii_clear(out);
+		return moat_error_set(err, MOAT_ECORRUPT, NULL, "order %s: decrypted PII is incomplete",
+				      row->order_id);
+	}
+	return MOAT_OK;
+}
+
+/* ---- key rotation ---- */
+
+typedef struct rekey_ctx {
+	moat_app_t *a;
+	moat_error_t *err;
+	moat_err_t rc;
+	size_t n;
+} rekey_ctx_t;
+
+static int rekey_one(void *ctx, const moat_order_row_t *row)
+{
+	rekey_ctx_t *x = ctx;
+	char *plain = NULL;
+	size_t len = 0;
+	uint8_t *blob = NULL;
+	size_t blen = 0;
+	x->rc = moat_decrypt(x->a->keys, row->pii, row->pii_len, row->order_id, &plain, &len, x->err);
+	if (x->rc != MOAT_OK)
+		return 1;
+	x->rc = moat_encrypt(x->a->keys, plain, len, row->order_id, &blob, &blen, x->err);
+	OPENSSL_cleanse(plain, len);
+	free(plain);
+	if (x->rc != MOAT_OK)
+		return 1;
+	x->rc = moat_store_order_rekey(x->a->store, row->order_id, row->key_id,
+				       moat_keyring_current(x->a->keys), blob, blen, x->err);
+	free(blob);
+	if (x->rc != MOAT_OK)
+		return 1;
+	x->n++;
+	return 0;
+}
+
+moat_err_t moat_app_key_rotate(moat_app_t *a, bool new_key, size_t batch, size_t *rekeyed, moat_error_t *err)
+{
+	*rekeyed = 0;
+	if (batch == 0)
+		batch = 1000;
+	if (new_key) {
+		char id[MOAT_KEY_ID_MAX];
+		moat_err_t rc = moat_keyring_rotate(a->keys, id, err);
+		if (rc != MOAT_OK)
+			return rc;
+		moat_log(MOAT_LOG_INFO, "key.rotate", "new data key %s is now current", id);
+	}
+	for (;;) {
+		/* Each batch is one short write transaction: readers and importers proceed
+		 * between batches, and a crash loses at most the batch in flight (the old
+		 * key still decrypts those rows). */
+		rekey_ctx_t x = {a, err, MOAT_OK, 0};
+		moat_err_t rc = moat_store_begin(a->store, err);
+		if (rc != MOAT_OK)
+			return rc;
+		rc = moat_store_order_list_stale_key(a->store, moat_keyring_current(a->keys), batch,
+						     rekey_one, &x, err);
+		if (rc == MOAT_OK)
+			rc = x.rc;
+		if (rc == MOAT_OK)
+			rc = moat_store_commit(a->store, err);
+		if (rc != MOAT_OK) {
+			moat_store_rollback(a->store);
+			return rc;
+		}
+		*rekeyed += x.n;
+		if (x.n < batch)
+			break;
+	}
+	return MOAT_OK;
+}
