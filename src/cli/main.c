@@ -16,6 +16,11 @@ static int cmd_help(int argc, char **argv);
 /* Keep alphabetical; one line per subcommand. */
 static const command_t commands[] = {
     {"help", cmd_help, "show this help, or `moat help CMD` for one command"},
+    {"import", cmd_import, "import parties, principals, relations, orders (JSON Lines)"},
+    {"init", cmd_init, "create a data directory: database, keys, ledger, default config"},
+    {"key", cmd_key, "rotate the data-encryption key and re-encrypt stored PII"},
+    {"order", cmd_order, "show an order as an operator sees it (masked)"},
+    {"principal", cmd_principal, "add, list, suspend and resume principals"},
 };
 
 static void usage(FILE *out)
