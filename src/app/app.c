@@ -189,20 +189,36 @@ int moat_import_kind_parse(const char *s)
 	return -1;
 }
 
-/* Serialises the PII of an order as a small JSON object (then encrypted). */
+/* Serialises the PII of an order as a small JSON object (then encrypted). The
+ * caller wipes and frees the result. */
 static char *pii_json(const moat_order_t *o)
 {
-	json_t *j = json_object();
-	if (!j)
+	moat_buf_t b;
+	moat_buf_init(&b, 8192);
+	moat_err_t rc = moat_buf_puts(&b, "{\"detail\":");
+	if (rc == MOAT_OK)
+		rc = moat_buf_json_str(&b, o->address.detail);
+	if (rc == MOAT_OK && o->buyer_id_number)
+		rc = moat_buf_puts(&b, ",\"id_number\":");
+	if (rc == MOAT_OK && o->buyer_id_number)
+		rc = moat_buf_json_str(&b, o->buyer_id_number);
+	if (rc == MOAT_OK)
+		rc = moat_buf_puts(&b, ",\"name\":");
+	if (rc == MOAT_OK)
+		rc = moat_buf_json_str(&b, o->buyer_name);
+	if (rc == MOAT_OK)
+		rc = moat_buf_puts(&b, ",\"phone\":");
+	if (rc == MOAT_OK)
+		rc = moat_buf_json_str(&b, o->buyer_phone);
+	if (rc == MOAT_OK)
+		rc = moat_buf_putc(&b, '}');
+	if (rc != MOAT_OK) {
+		if (b.data)
+			OPENSSL_cleanse(b.data, b.len);
+		moat_buf_free(&b);
 		return NULL;
-	json_object_set_new(j, "name", json_string(o->buyer_name));
-	json_object_set_new(j, "phone", json_string(o->buyer_phone));
-	json_object_set_new(j, "detail", json_string(o->address.detail));
-	if (o->buyer_id_number)
-		json_object_set_new(j, "id_number", json_string(o->buyer_id_number));
-	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(j);
-	return s;
+	}
+	return moat_buf_take(&b);
 }
 
 moat_err_t moat_app_order_row_from(moat_app_t *a, const moat_order_t *o, json_t *items,

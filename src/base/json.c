@@ -246,7 +246,7 @@ moat_err_t moat_jsonl_next(moat_jsonl_t *r, json_t **obj, moat_error_t *err)
 		bool too_long = false;
 		int c;
 		bool any = false;
-		while ((c = getc(r->f)) != EOF) {
+		while ((c = getc_unlocked(r->f)) != EOF) {
 			any = true;
 			if (c == '\n')
 				break;

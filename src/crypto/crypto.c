@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <pthread.h>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -29,6 +30,12 @@ struct moat_keyring {
 	size_t n;
 	size_t current;
 	uint8_t lookup[KEY_LEN];
+	/* GCM nonces use the deterministic construction of NIST SP 800-38D 8.2.1:
+	 * a random 4-byte field fixed per keyring instance and a 64-bit invocation
+	 * counter, so no nonce repeats under one key without a RAND call per record. */
+	uint8_t nonce_fixed[4];
+	uint64_t nonce_counter;
+	pthread_mutex_t nonce_lock;
 };
 
 static moat_err_t write_key_file(const char *dir, const char *name, const uint8_t key[KEY_LEN],
@@ -107,7 +114,12 @@ moat_err_t moat_keyring_open(const char *dir, moat_keyring_t **out, moat_error_t
 	if (!k)
 		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
 	snprintf(k->dir, sizeof k->dir, "%s", dir);
-	moat_err_t rc = MOAT_OK;
+	pthread_mutex_init(&k->nonce_lock, NULL);
+	moat_err_t rc = moat_random(k->nonce_fixed, sizeof k->nonce_fixed);
+	if (rc != MOAT_OK) {
+		moat_error_set(err, rc, NULL, "no randomness available");
+		goto fail;
+	}
 	DIR *d = opendir(dir);
 	if (!d) {
 		rc = moat_error_set(err, MOAT_ENOTFOUND, NULL, "cannot open key directory %s: %s", dir,
@@ -170,6 +182,7 @@ void moat_keyring_free(moat_keyring_t *k)
 {
 	if (!k)
 		return;
+	pthread_mutex_destroy(&k->nonce_lock);
 	OPENSSL_cleanse(k, sizeof *k);
 	free(k);
 }
@@ -230,8 +243,13 @@ moat_err_t moat_encrypt(const moat_keyring_t *k, const void *plain, size_t n, co
 	uint8_t *nonce = b + 2 + idlen, *ct = nonce + NONCE_LEN, *tag = ct + n;
 	EVP_CIPHER_CTX *c = NULL;
 	int len = 0;
-	if (moat_random(nonce, NONCE_LEN) != MOAT_OK)
-		goto fail;
+	moat_keyring_t *mk = (moat_keyring_t *)k; /* only the nonce counter changes */
+	pthread_mutex_lock(&mk->nonce_lock);
+	uint64_t ctr = ++mk->nonce_counter;
+	pthread_mutex_unlock(&mk->nonce_lock);
+	memcpy(nonce, k->nonce_fixed, 4);
+	for (int i = 0; i < 8; i++)
+		nonce[4 + i] = (uint8_t)(ctr >> (56 - 8 * i));
 	c = EVP_CIPHER_CTX_new();
 	if (!c || EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, d->key, nonce) != 1 ||
 	    EVP_EncryptUpdate(c, NULL, &len, (const uint8_t *)aad, (int)strlen(aad)) != 1 ||

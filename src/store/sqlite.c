@@ -47,7 +47,6 @@ static const char *const migrations[] = {
     "  key_id TEXT NOT NULL, pii BLOB NOT NULL, phone_hash BLOB NOT NULL,"
     "  updated_at INTEGER NOT NULL);"
     "CREATE INDEX orders_by_phone ON orders (phone_hash);"
-    "CREATE INDEX orders_by_key ON orders (key_id);"
     "CREATE INDEX orders_by_merchant ON orders (merchant, order_id);",
 };
 
@@ -170,7 +169,8 @@ moat_err_t moat_store_open_sqlite(const char *path, bool create, moat_store_t **
 				    path);
 		goto fail;
 	}
-	rc = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", err);
+	rc = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+			  " PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;", err);
 	if (rc == MOAT_OK)
 		rc = migrate(s, err);
 	if (rc != MOAT_OK)
@@ -210,6 +210,7 @@ moat_err_t moat_store_commit(moat_store_t *s, moat_error_t *err)
 
 void moat_store_rollback(moat_store_t *s)
 {
+	s->known_party[0] = '\0'; /* the party may have been inserted by the rolled-back batch */
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
@@ -305,8 +306,12 @@ static void principal_row(sqlite3_stmt *st, moat_principal_row_t *r)
 
 static moat_err_t party_exists(moat_store_t *s, const char *party, const char *field, moat_error_t *err)
 {
+	if (strcmp(s->known_party, party) == 0)
+		return MOAT_OK;
 	moat_party_row_t row;
 	moat_err_t rc = moat_store_party_get(s, party, &row, err);
+	if (rc == MOAT_OK)
+		snprintf(s->known_party, sizeof s->known_party, "%s", party);
 	if (rc == MOAT_ENOTFOUND)
 		return moat_error_set(err, MOAT_EINVAL, field,
 				      "unknown party \"%s\" (import it with `moat import parties` first)", party);

@@ -47,6 +47,9 @@ struct moat_store {
 	sqlite3 *db;
 	int schema_version;
 	sqlite3_stmt *stmts[MOAT_SQLITE_MAX_STMTS];
+	/* Last party id known to exist: bulk imports name the same merchant row after
+	 * row, and parties are never deleted, so one look-up serves the whole run. */
+	char known_party[MOAT_ID_MAX + 1];
 };
 
 /* Returns the cached statement for id (preparing sql on first use), reset and
