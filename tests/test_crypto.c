@@ -1,0 +1,102 @@
+/* Unit tests for src/crypto: keyring, AES-256-GCM blobs, rotation, API keys. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "check.h"
+#include "moat/crypto.h"
+
+int main(void)
+{
+	char dir[] = "/tmp/moat-test-crypto-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char keys[256];
+	snprintf(keys, sizeof keys, "%s/keys", dir);
+	moat_error_t e = {0};
+	CHECK_INT(moat_keyring_create(keys, &e), MOAT_OK);
+	CHECK_INT(moat_keyring_create(keys, &e), MOAT_EEXIST);
+	struct stat st;
+	char path[512];
+	snprintf(path, sizeof path, "%s/dek-k1.key", keys);
+	CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+	CHECK(stat(keys, &st) == 0 && (st.st_mode & 0777) == 0700);
+
+	moat_keyring_t *k = NULL;
+	CHECK_INT(moat_keyring_open(keys, &k, &e), MOAT_OK);
+	CHECK_STR(moat_keyring_current(k), "k1");
+
+	const char *plain = "{\"name\":\"刘丽\",\"phone\":\"13812345678\"}";
+	uint8_t *blob = NULL, *blob2 = NULL;
+	size_t n = 0, n2 = 0;
+	CHECK_INT(moat_encrypt(k, plain, strlen(plain), "O1", &blob, &n, &e), MOAT_OK);
+	CHECK(memmem(blob, n, "13812345678", 11) == NULL); /* ciphertext hides the phone */
+	CHECK_INT(moat_encrypt(k, plain, strlen(plain), "O1", &blob2, &n2, &e), MOAT_OK);
+	CHECK(n == n2 && memcmp(blob, blob2, n) != 0); /* fresh nonce each time */
+	char *out = NULL;
+	size_t olen = 0;
+	CHECK_INT(moat_decrypt(k, blob, n, "O1", &out, &olen, &e), MOAT_OK);
+	CHECK_STR(out, plain);
+	free(out);
+	/* bound to its record: another order id as AAD fails */
+	CHECK_INT(moat_decrypt(k, blob, n, "O2", &out, &olen, &e), MOAT_ECORRUPT);
+	/* any flipped bit fails */
+	for (size_t i = 0; i < n; i += 7) {
+		blob[i] ^= 0x01;
+		moat_err_t rc = moat_decrypt(k, blob, n, "O1", &out, &olen, &e);
+		CHECK_MSG(rc == MOAT_ECORRUPT, "flip at %zu accepted", i);
+		if (rc == MOAT_OK)
+			free(out);
+		blob[i] ^= 0x01;
+	}
+	CHECK_INT(moat_decrypt(k, blob, 5, "O1", &out, &olen, &e), MOAT_ECORRUPT);
+
+	/* rotation: new records use k2, old blobs still decrypt */
+	char id[MOAT_KEY_ID_MAX];
+	CHECK_INT(moat_keyring_rotate(k, id, &e), MOAT_OK);
+	CHECK_STR(id, "k2");
+	uint8_t *blob3 = NULL;
+	size_t n3 = 0;
+	CHECK_INT(moat_encrypt(k, plain, strlen(plain), "O1", &blob3, &n3, &e), MOAT_OK);
+	char kid[MOAT_KEY_ID_MAX];
+	CHECK(moat_blob_key_id(blob3, n3, kid, sizeof kid));
+	CHECK_STR(kid, "k2");
+	CHECK_INT(moat_decrypt(k, blob, n, "O1", &out, &olen, &e), MOAT_OK);
+	free(out);
+
+	uint8_t h1[32], h2[32];
+	moat_lookup_hash(k, "13812345678", h1);
+	moat_lookup_hash(k, "13812345678", h2);
+	CHECK(memcmp(h1, h2, 32) == 0);
+	moat_lookup_hash(k, "13812345679", h2);
+	CHECK(memcmp(h1, h2, 32) != 0);
+	moat_keyring_free(k);
+
+	/* reopen sees k2 as current; a group-readable key is refused */
+	CHECK_INT(moat_keyring_open(keys, &k, &e), MOAT_OK);
+	CHECK_STR(moat_keyring_current(k), "k2");
+	uint8_t h3[32];
+	moat_lookup_hash(k, "13812345678", h3);
+	CHECK(memcmp(h1, h3, 32) == 0); /* look-up key is stable across rotation */
+	moat_keyring_free(k);
+	chmod(path, 0640);
+	CHECK_INT(moat_keyring_open(keys, &k, &e), MOAT_EDENIED);
+	chmod(path, 0600);
+
+	char key[72];
+	uint8_t hash[32], hash2[32];
+	CHECK_INT(moat_api_key_new(key, hash), MOAT_OK);
+	CHECK_INT(strlen(key), 69);
+	CHECK(moat_api_key_hash(key, hash2) && memcmp(hash, hash2, 32) == 0);
+	key[10] = key[10] == 'a' ? 'b' : 'a';
+	CHECK(moat_api_key_hash(key, hash2) && memcmp(hash, hash2, 32) != 0);
+	CHECK(!moat_api_key_hash("moat_xyz", hash2));
+
+	free(blob);
+	free(blob2);
+	free(blob3);
+	moat_keyring_free(NULL);
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	CHECK(system(cmd) == 0);
+	return check_done();
+}

@@ -1,0 +1,134 @@
+/* Unit tests for the SQLite store: migrations, upserts, relations, rollback. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "moat/store.h"
+
+static int count_cb(void *ctx, const moat_principal_row_t *r)
+{
+	(void)r;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static int order_cb(void *ctx, const moat_order_row_t *r)
+{
+	(void)r;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/moat-test-store-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char path[256];
+	snprintf(path, sizeof path, "%s/moat.db", dir);
+	moat_error_t e = {0};
+	moat_store_t *s = NULL;
+	CHECK_INT(moat_store_open_sqlite(path, false, &s, &e), MOAT_ENOTFOUND);
+	CHECK_INT(moat_store_open_sqlite(path, true, &s, &e), MOAT_OK);
+	CHECK(moat_store_schema_version(s) >= 1);
+
+	moat_party_t m = {"m-zara", MOAT_PARTY_MERCHANT, "ZARA"};
+	CHECK_INT(moat_store_party_put(s, &m, &e), MOAT_OK);
+	moat_principal_t p = {.principal = "cs-1", .party = "m-zara", .role = MOAT_ROLE_CS_AGENT,
+			      .name = "A", .shift = "09:00-18:00"};
+	CHECK_INT(moat_store_principal_put(s, &p, &e), MOAT_OK);
+	moat_principal_t bad = p;
+	bad.principal = "cs-2";
+	bad.party = "nobody";
+	CHECK_INT(moat_store_principal_put(s, &bad, &e), MOAT_EINVAL);
+	CHECK_STR(e.field, "party");
+
+	uint8_t h[32] = {1, 2, 3};
+	CHECK_INT(moat_store_principal_set_key(s, "cs-1", h, &e), MOAT_OK);
+	moat_principal_row_t row;
+	CHECK_INT(moat_store_principal_by_key(s, h, &row, &e), MOAT_OK);
+	CHECK_STR(row.principal, "cs-1");
+	CHECK(row.has_key && !row.has_password);
+	h[0] = 9;
+	CHECK_INT(moat_store_principal_by_key(s, h, &row, &e), MOAT_EDENIED);
+	CHECK_INT(moat_store_principal_set_status(s, "cs-1", MOAT_PRINCIPAL_SUSPENDED, &e), MOAT_OK);
+	/* re-import keeps status and key */
+	p.name = "B";
+	CHECK_INT(moat_store_principal_put(s, &p, &e), MOAT_OK);
+	CHECK_INT(moat_store_principal_get(s, "cs-1", &row, &e), MOAT_OK);
+	CHECK(row.status == MOAT_PRINCIPAL_SUSPENDED && row.has_key);
+	CHECK_STR(row.name, "B");
+	CHECK_INT(moat_store_principal_set_status(s, "ghost", MOAT_PRINCIPAL_ACTIVE, &e), MOAT_ENOTFOUND);
+
+	/* relations: windows and the authorize-by-merchant path */
+	moat_relation_t t = {.kind = MOAT_REL_TICKET, .order_id = "O1", .principal = "cs-1",
+			     .ticket = "T1", .from = 1000, .until = 2000};
+	CHECK_INT(moat_store_relation_put(s, &t, &e), MOAT_OK);
+	CHECK_INT(moat_store_relation_put(s, &t, &e), MOAT_OK); /* idempotent */
+	moat_relation_t au = {.kind = MOAT_REL_AUTHORIZE, .merchant = "m-zara", .principal = "cs-1",
+			      .from = MOAT_TIME_NONE, .until = MOAT_TIME_NONE};
+	CHECK_INT(moat_store_relation_put(s, &au, &e), MOAT_OK);
+	unsigned mask = 0;
+	CHECK_INT(moat_store_relation_check(s, "cs-1", "O1", "m-zara", 1500, &mask, &e), MOAT_OK);
+	CHECK_INT(mask, (1u << MOAT_REL_TICKET) | (1u << MOAT_REL_AUTHORIZE));
+	CHECK_INT(moat_store_relation_check(s, "cs-1", "O1", "m-other", 2500, &mask, &e), MOAT_OK);
+	CHECK_INT(mask, 0);
+
+	/* orders: upsert without duplication; rollback leaves nothing */
+	moat_order_row_t o = {0};
+	snprintf(o.order_id, sizeof o.order_id, "O1");
+	snprintf(o.merchant, sizeof o.merchant, "m-zara");
+	snprintf(o.key_id, sizeof o.key_id, "k1");
+	o.shipped_at = o.delivered_at = MOAT_TIME_NONE;
+	uint8_t blob[40] = {1};
+	o.pii = blob;
+	o.pii_len = sizeof blob;
+	CHECK_INT(moat_store_order_put(s, &o, &e), MOAT_OK);
+	o.status = MOAT_STATUS_SHIPPED;
+	CHECK_INT(moat_store_order_put(s, &o, &e), MOAT_OK);
+	int64_t n = 0;
+	CHECK_INT(moat_store_order_count(s, &n, &e), MOAT_OK);
+	CHECK_INT(n, 1);
+	moat_order_row_t got;
+	CHECK_INT(moat_store_order_get(s, "O1", &got, &e), MOAT_OK);
+	CHECK_INT(got.status, MOAT_STATUS_SHIPPED);
+	CHECK(got.shipped_at == MOAT_TIME_NONE && got.pii_len == sizeof blob);
+	moat_order_row_clear(&got);
+
+	CHECK_INT(moat_store_begin(s, &e), MOAT_OK);
+	snprintf(o.order_id, sizeof o.order_id, "O2");
+	CHECK_INT(moat_store_order_put(s, &o, &e), MOAT_OK);
+	moat_store_rollback(s);
+	CHECK_INT(moat_store_order_count(s, &n, &e), MOAT_OK);
+	CHECK_INT(n, 1);
+
+	moat_order_filter_t f = {.merchant = "m-zara", .status = -1, .since = MOAT_TIME_NONE, .limit = 10};
+	int cnt = 0;
+	CHECK_INT(moat_store_order_list(s, &f, order_cb, &cnt, &e), MOAT_OK);
+	CHECK_INT(cnt, 1);
+	f.after_id = "O1";
+	cnt = 0;
+	CHECK_INT(moat_store_order_list(s, &f, order_cb, &cnt, &e), MOAT_OK);
+	CHECK_INT(cnt, 0);
+
+	char v[64];
+	CHECK_INT(moat_store_meta_get(s, "cursor", v, sizeof v, &e), MOAT_ENOTFOUND);
+	CHECK_INT(moat_store_meta_set(s, "cursor", "42", &e), MOAT_OK);
+	CHECK_INT(moat_store_meta_get(s, "cursor", v, sizeof v, &e), MOAT_OK);
+	CHECK_STR(v, "42");
+	int pc = 0;
+	CHECK_INT(moat_store_principal_list(s, count_cb, &pc, &e), MOAT_OK);
+	CHECK_INT(pc, 1);
+	moat_store_close(s);
+
+	/* reopen: migrations are not re-run, data persists */
+	CHECK_INT(moat_store_open_sqlite(path, false, &s, &e), MOAT_OK);
+	CHECK_INT(moat_store_order_count(s, &n, &e), MOAT_OK);
+	CHECK_INT(n, 1);
+	moat_store_close(s);
+	moat_store_close(NULL);
+
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	CHECK(system(cmd) == 0);
+	return check_done();
+}
