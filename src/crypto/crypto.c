@@ -141,7 +141,7 @@ moat_err_t moat_keyring_open(const char *dir, moat_keyring_t **out, moat_error_t
 		}
 		char path[1400];
 		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-		snprintf(k->keys[k->n].id, MOAT_KEY_ID_MAX, "%s", id);
+		memcpy(k->keys[k->n].id, id, strlen(id) + 1); /* key_id_valid: < MOAT_KEY_ID_MAX */
 		rc = read_key_file(path, k->keys[k->n].key, err);
 		if (rc != MOAT_OK)
 			break;
