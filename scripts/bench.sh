@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every benchmark in bench/ with its defaults; each prints its figure next
+# to its baseline measured in the same run. usage: scripts/bench.sh BUILD_DIR
+set -euo pipefail
+B=${1:-build}
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+"$SRC/bench/json_libs.sh" "$B"
+for b in "$B"/bench/bench_*; do
+	case "$(basename "$b")" in bench_json_*) continue ;; esac
+	[ -x "$b" ] || continue
+	echo "== $(basename "$b")"
+	"$b"
+done
+for s in "$SRC"/bench/*.sh; do
+	case "$(basename "$s")" in json_libs.sh) continue ;; esac
+	echo "== $(basename "$s")"
+	bash "$s" "$B"
+done
