@@ -156,6 +156,7 @@ moat_err_t moat_app_open(const char *data_dir, int flags, moat_app_t **out, moat
 	if ((rc = moat_app_path(a, "moat.db", path, sizeof path)) != MOAT_OK ||
 	    (rc = moat_store_open_sqlite(path, false, &a->store, err)) != MOAT_OK)
 		goto fail;
+	moat_log_set_level(a->config.log_level);
 	if (!(flags & MOAT_APP_NO_LEDGER) && (rc = moat_app_open_modules(a, err)) != MOAT_OK)
 		goto fail;
 	*out = a;
@@ -305,6 +306,7 @@ moat_err_t moat_app_import_file(moat_app_t *a, moat_import_kind_t kind, const ch
 		moat_jsonl_close(r);
 		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
 	}
+	uint64_t t0 = moat_mono_ns();
 	rc = moat_store_begin(a->store, err);
 	if (rc != MOAT_OK)
 		goto done;
@@ -338,10 +340,15 @@ moat_err_t moat_app_import_file(moat_app_t *a, moat_import_kind_t kind, const ch
 	}
 	if (rc == MOAT_OK)
 		rc = moat_store_commit(a->store, err);
-	if (rc != MOAT_OK)
+	if (rc != MOAT_OK) {
 		moat_store_rollback(a->store);
-	else
+		moat_log(MOAT_LOG_WARN, "import.rejected", "kind=%s line=%ld field=%s code=%s; nothing imported",
+			 import_kinds[kind], err ? err->line : 0L, err ? err->field : "", moat_err_name(rc));
+	} else {
 		*count = n;
+		moat_log(MOAT_LOG_INFO, "import.done", "kind=%s records=%zu ms=%.1f", import_kinds[kind], n,
+			 (double)(moat_mono_ns() - t0) / 1e6);
+	}
 done:
 	moat_arena_free(arena);
 	moat_jsonl_close(r);
