@@ -163,5 +163,8 @@ moat_err_t moat_store_order_rekey(moat_store_t *s, const char *order_id, const c
 				  const char *new_key_id, const uint8_t *pii, size_t pii_len,
 				  moat_error_t *err) MOAT_MUST_CHECK;
 moat_err_t moat_store_order_count(moat_store_t *s, int64_t *n, moat_error_t *err) MOAT_MUST_CHECK;
+/* The merchant of an order (cheap: no PII is read). ENOTFOUND if unknown. */
+moat_err_t moat_store_order_merchant(moat_store_t *s, const char *id, char *out, size_t cap,
+				     moat_error_t *err) MOAT_MUST_CHECK;
 
 #endif

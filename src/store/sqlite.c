@@ -754,3 +754,19 @@ moat_err_t moat_store_order_count(moat_store_t *s, int64_t *n, moat_error_t *err
 	sqlite3_reset(st);
 	return r == SQLITE_ROW ? MOAT_OK : db_error(s, err, "count");
 }
+
+moat_err_t moat_store_order_merchant(moat_store_t *s, const char *id, char *out, size_t cap, moat_error_t *err)
+{
+	sqlite3_stmt *st = moat_sqlite_stmt(s, STMT_ORDER_MERCHANT,
+					    "SELECT merchant FROM orders WHERE order_id = ?", err);
+	if (!st)
+		return MOAT_EDB;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	int r = sqlite3_step(st);
+	if (r == SQLITE_ROW)
+		snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	if (r == SQLITE_ROW)
+		return MOAT_OK;
+	return r == SQLITE_DONE ? MOAT_ENOTFOUND : db_error(s, err, "order merchant");
+}

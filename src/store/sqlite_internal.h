@@ -36,6 +36,7 @@ enum {
 	STMT_ORDER_STALE,
 	STMT_ORDER_REKEY,
 	STMT_ORDER_COUNT,
+	STMT_ORDER_MERCHANT,
 	STMT_CORE_END,
 	STMT_GATEWAY_BASE = 40, /* src/store/sqlite_gateway.c: 40..79 */
 	STMT_DETECT_BASE = 80,  /* src/store/sqlite_detect.c: 80..119 */
