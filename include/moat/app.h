@@ -80,6 +80,14 @@ moat_err_t moat_app_import_one(moat_app_t *a, moat_import_kind_t kind, json_t *o
 moat_err_t moat_app_import_file(moat_app_t *a, moat_import_kind_t kind, const char *path,
 				size_t *count, moat_error_t *err) MOAT_MUST_CHECK;
 
+/* Imports access, login and export events (DESIGN.md format; an export may list
+ * "order_ids") as ledger entries marked imported, with the relations that held
+ * at each event's time. The whole file is validated before anything is appended;
+ * errors name the line and field. *events = objects read, *entries = ledger
+ * entries written (an export of k orders is k entries), *first_index the first. */
+moat_err_t moat_app_import_events(moat_app_t *a, const char *path, size_t *events, size_t *entries,
+				  uint64_t *first_index, moat_error_t *err) MOAT_MUST_CHECK;
+
 /* Decrypted buyer PII of an order. Strings malloc'd; free with moat_pii_clear
  * (which also wipes them). */
 typedef struct moat_pii {
