@@ -1,13 +1,19 @@
 /* Creating, opening and closing the modules that live beside the store in the
  * data directory. Each module adds its lines here as it lands. */
+#include <string.h>
+
 #include "app/app_internal.h"
+#include "moat/policy.h"
 
 moat_err_t moat_app_init_modules(const char *data_dir, const char *origin, moat_error_t *err)
 {
-	(void)data_dir;
 	(void)origin;
-	(void)err;
-	return MOAT_OK;
+	char path[1200];
+	moat_err_t rc = moat_path_join(path, sizeof path, data_dir, "policy.conf");
+	if (rc != MOAT_OK)
+		return moat_error_set(err, rc, NULL, "data directory path is too long");
+	const char *policy = moat_policy_default_text();
+	return moat_file_write_atomic(path, policy, strlen(policy), 0640, err);
 }
 
 moat_err_t moat_app_open_modules(moat_app_t *a, moat_error_t *err)

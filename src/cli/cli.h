@@ -50,6 +50,7 @@ int cmd_order(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_ledger(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_policy(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
 
 #endif

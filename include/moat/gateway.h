@@ -1,0 +1,44 @@
+/*
+ * moat gateway: the HTTP server every read of order data goes through
+ * (docs/openapi.yaml), and the pieces of its read path that other commands reuse.
+ *
+ * Read path for one order: authenticate → policy request (role, purpose, the
+ * relations that hold now, order state, shift) → moat_policy_decide → quota →
+ * virtual-number binding → ledger append (durable) → render the views → respond.
+ * Nothing derived from buyer PII is sent unless its ACCESS entry is durable; a
+ * denial is logged as a DENY entry.
+ */
+#ifndef MOAT_GATEWAY_H
+#define MOAT_GATEWAY_H
+
+#include "moat/app.h"
+#include "moat/policy.h"
+
+/* Fills *out for principal p reading order o for purpose at time now, asking the
+ * store which relations hold. Strings in *out are borrowed from p. */
+moat_err_t moat_gateway_policy_request(moat_store_t *s, const moat_principal_row_t *p,
+				       const moat_order_row_t *o, moat_purpose_t purpose,
+				       moat_time_t now, moat_policy_request_t *out,
+				       moat_error_t *err) MOAT_MUST_CHECK;
+
+typedef struct moat_gateway moat_gateway_t;
+
+typedef struct moat_gateway_opts {
+	const char *listen;  /* "HOST:PORT"; NULL = app config */
+	int threads;         /* 0 = app config */
+} moat_gateway_opts_t;
+
+/* Starts serving app (borrowed; must outlive the gateway) on its own threads.
+ * Loads <data>/policy.conf (a changed policy is logged as a POLICY entry).
+ * Caller stops it with moat_gateway_stop. */
+moat_err_t moat_gateway_start(moat_app_t *app, const moat_gateway_opts_t *opts,
+			      moat_gateway_t **out, moat_error_t *err) MOAT_MUST_CHECK;
+/* Port actually bound (useful with port 0). */
+int moat_gateway_port(const moat_gateway_t *g);
+/* Re-reads policy.conf and moat.conf's reloadable settings; on any error keeps
+ * the running policy and returns the error. */
+moat_err_t moat_gateway_reload(moat_gateway_t *g, moat_error_t *err) MOAT_MUST_CHECK;
+/* Stops accepting, lets in-flight requests finish, frees g. NULL is a no-op. */
+void moat_gateway_stop(moat_gateway_t *g);
+
+#endif

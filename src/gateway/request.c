@@ -1,0 +1,27 @@
+/* Building a policy request from a principal, an order and the relation store. */
+#include <string.h>
+
+#include "moat/gateway.h"
+
+moat_err_t moat_gateway_policy_request(moat_store_t *s, const moat_principal_row_t *p,
+				       const moat_order_row_t *o, moat_purpose_t purpose,
+				       moat_time_t now, moat_policy_request_t *out, moat_error_t *err)
+{
+	memset(out, 0, sizeof *out);
+	unsigned mask = 0;
+	moat_err_t rc = moat_store_relation_check(s, p->principal, o->order_id, o->merchant, now, &mask,
+						  err);
+	if (rc != MOAT_OK)
+		return rc;
+	out->role = p->role;
+	out->purpose = purpose;
+	out->relations = mask;
+	out->own_merchant = strcmp(p->party, o->merchant) == 0;
+	out->status = o->status;
+	out->placed_at = o->placed_at;
+	out->shipped_at = o->shipped_at;
+	out->delivered_at = o->delivered_at;
+	out->now = now;
+	out->shift = p->shift[0] ? p->shift : NULL;
+	return MOAT_OK;
+}
