@@ -1,0 +1,258 @@
+/*
+ * moat detect: the streaming detector. It reads ledger entries in ledger order,
+ * keeps features per principal, per peer group (same role and party) and per
+ * source (ip, device) over sliding windows of *event* time, evaluates declarative
+ * rules (docs/rules.md) and raises alerts that may carry an action (throttle,
+ * force masking, suspend) for the gateway to apply.
+ *
+ * Layers, each usable alone:
+ *  - rules:    moat_detect_rules_parse / _check / _default_text — the rule file.
+ *  - engine:   moat_detect_new / _feed / _free — pure in-memory, no I/O; entries
+ *              may come from the ledger, a test or a benchmark. Deterministic:
+ *              the same rules and entries give the same alerts, which is what
+ *              makes restarts exactly-once (see moat_detect_catch_up).
+ *  - store:    moat_store_alert_* / moat_store_action_* — alerts and actions
+ *              tables (src/store/sqlite_detect.c).
+ *  - app:      moat_detect_catch_up — runs the engine over a data directory's
+ *              ledger from the persisted cursor, stores alerts and actions and
+ *              appends ALERT / ACTION ledger entries.
+ *
+ * Threads: an engine or rule set is used by one thread at a time.
+ */
+#ifndef MOAT_DETECT_H
+#define MOAT_DETECT_H
+
+#include "moat/base.h"
+#include "moat/entry.h"
+#include "moat/model.h"
+#include "moat/store.h"
+
+/* Caps on the rule file. */
+#define MOAT_DETECT_RULES_MAX 128
+#define MOAT_DETECT_RULE_NAME_MAX 48
+#define MOAT_DETECT_RULES_FILE_MAX (256u * 1024u)
+/* Evidence kept per alert: the ledger indexes of the most recent contributing
+ * entries (the alert's `count` says how many contributed in all). */
+#define MOAT_DETECT_EVIDENCE_MAX 16
+
+typedef enum moat_detect_severity {
+	MOAT_SEVERITY_INFO = 0,
+	MOAT_SEVERITY_LOW,
+	MOAT_SEVERITY_MEDIUM,
+	MOAT_SEVERITY_HIGH,
+	MOAT_SEVERITY_CRITICAL,
+	MOAT_SEVERITY_COUNT
+} moat_detect_severity_t;
+
+/* Ordered by strength: a stronger active action wins over a weaker one. */
+typedef enum moat_detect_action {
+	MOAT_ACTION_NONE = 0,
+	MOAT_ACTION_THROTTLE,   /* gateway: slow this principal down (1 read/s) */
+	MOAT_ACTION_FORCE_MASK, /* gateway: no FULL/VIRTUAL view for this principal */
+	MOAT_ACTION_SUSPEND,    /* gateway: refuse every request of this principal */
+	MOAT_ACTION_COUNT
+} moat_detect_action_t;
+
+const char *moat_detect_severity_name(moat_detect_severity_t s);
+const char *moat_detect_action_name(moat_detect_action_t a);
+int moat_detect_severity_parse(const char *s); /* -1 if unknown */
+int moat_detect_action_parse(const char *s);   /* -1 if unknown */
+
+/* ---- rules ------------------------------------------------------------------------ */
+
+typedef struct moat_detect_rules moat_detect_rules_t;
+
+/* Parses rule-file text (len bytes, at most MOAT_DETECT_RULES_FILE_MAX). Errors
+ * name the line and the key ("line 12, field condition: …"). *out is owned by
+ * the caller (moat_detect_rules_free). */
+moat_err_t moat_detect_rules_parse(const char *text, size_t len, moat_detect_rules_t **out,
+				   moat_error_t *err) MOAT_MUST_CHECK;
+/* Reads and parses a file. */
+moat_err_t moat_detect_rules_load(const char *path, moat_detect_rules_t **out,
+				  moat_error_t *err) MOAT_MUST_CHECK;
+void moat_detect_rules_free(moat_detect_rules_t *r);
+size_t moat_detect_rules_count(const moat_detect_rules_t *r);
+/* Name, type ("event_count", …), severity and action of rule i (< count). */
+const char *moat_detect_rules_name(const moat_detect_rules_t *r, size_t i);
+const char *moat_detect_rules_type(const moat_detect_rules_t *r, size_t i);
+moat_detect_severity_t moat_detect_rules_severity(const moat_detect_rules_t *r, size_t i);
+moat_detect_action_t moat_detect_rules_action(const moat_detect_rules_t *r, size_t i);
+
+/* The default rule set shipped with moat (static text; `moat init` writes it to
+ * <data>/rules.conf). */
+const char *moat_detect_rules_default_text(void);
+
+/* ---- engine ----------------------------------------------------------------------- */
+
+/* What the detector knows about a principal (from the store, or a test table). */
+typedef struct moat_detect_principal {
+	moat_role_t role;
+	char party[MOAT_ID_MAX + 1];
+	/* Shift in minutes of the local day (+08:00), or -1/-1 for no shift. The
+	 * shift may wrap midnight (start > end). */
+	int shift_start, shift_end;
+} moat_detect_principal_t;
+
+/* Looks up principal `id`: returns 1 and fills *out if known, 0 if unknown (the
+ * detector then treats it as a principal without role, party or shift), -1 on an
+ * error (the feed fails with MOAT_EUNAVAIL). Called once per new principal. */
+typedef int (*moat_detect_lookup_fn)(void *ctx, const char *id, moat_detect_principal_t *out);
+
+/* Parses "HH:MM-HH:MM" into minutes; false if malformed. */
+bool moat_detect_shift_parse(const char *s, int *start, int *end);
+
+/* One alert as the engine raises it. Strings are borrowed until the callback
+ * returns. The alert id is deterministic: "<rule>@<trigger index>". */
+typedef struct moat_detect_alert {
+	char id[MOAT_DETECT_RULE_NAME_MAX + 24];
+	const char *rule;
+	const char *title;
+	moat_detect_severity_t severity;
+	moat_detect_action_t action;
+	const char *principal; /* the principal acted on (the trigger's actor); may be NULL */
+	const char *group_by;  /* "principal", "ip", "device", "peer" … */
+	const char *key;       /* value of the group-by field */
+	moat_time_t time;      /* event time of the trigger */
+	uint64_t trigger;      /* ledger index of the trigger */
+	double value;          /* the measured value (count, ratio, z, p) */
+	double threshold;      /* what it was compared against */
+	uint64_t count;        /* contributing entries in the window */
+	size_t n_evidence;
+	uint64_t evidence[MOAT_DETECT_EVIDENCE_MAX]; /* ascending ledger indexes */
+	bool replay;           /* raised while replaying below the quiet mark */
+} moat_detect_alert_t;
+
+/* Alert sink: return 0 to continue, non-zero to fail the feed with MOAT_EUNAVAIL. */
+typedef int (*moat_detect_alert_fn)(void *ctx, const moat_detect_alert_t *a);
+
+typedef struct moat_detect moat_detect_t;
+
+/* Creates an engine over rules (borrowed; must outlive the engine). lookup may be
+ * NULL (every principal unknown). on_alert receives every alert. */
+moat_err_t moat_detect_new(const moat_detect_rules_t *rules, moat_detect_lookup_fn lookup,
+			   void *lookup_ctx, moat_detect_alert_fn on_alert, void *alert_ctx,
+			   moat_detect_t **out, moat_error_t *err) MOAT_MUST_CHECK;
+void moat_detect_free(moat_detect_t *d);
+
+/* Entries with index < quiet update state but their alerts are passed with
+ * replay = true (the caller already stored them before a restart). */
+void moat_detect_set_quiet(moat_detect_t *d, uint64_t quiet);
+
+/* Feeds entry e at ledger index `index` (indexes must increase). ALERT, ACTION,
+ * POLICY, PRINCIPAL, REPORT and CALL entries are skipped. Event time may go
+ * backwards a little (imported logs); windows then use the latest time seen.
+ * Fails with MOAT_EUNAVAIL if the lookup or the alert sink failed, MOAT_ENOMEM. */
+moat_err_t moat_detect_feed(moat_detect_t *d, uint64_t index, const moat_entry_t *e,
+			    moat_error_t *err) MOAT_MUST_CHECK;
+
+/* Per-principal features over the last 24 hours of event time before `at`
+ * (hourly buckets: the window is 23 to 24 hours long). */
+typedef struct moat_detect_features {
+	uint64_t reads;            /* ACCESS entries */
+	uint64_t distinct_orders;  /* distinct order ids read (exact below 4096, then a floor) */
+	uint64_t plaintext;        /* reads with a FULL or VIRTUAL personal field */
+	uint64_t no_relation;      /* reads with relations == 0 */
+	uint64_t off_shift;        /* reads outside the principal's shift */
+	uint64_t new_ip;           /* entries from an ip this principal never used before */
+	uint64_t new_device;       /* same for devices */
+	uint64_t denials;          /* DENY entries */
+	uint64_t export_rows;      /* rows exported */
+	uint64_t login_failures;   /* failed logins as this username */
+	double no_relation_share;  /* no_relation / reads (0 if no reads) */
+	double off_shift_share;    /* off_shift / reads */
+} moat_detect_features_t;
+
+/* MOAT_ENOTFOUND if the engine never saw the principal. */
+moat_err_t moat_detect_features(moat_detect_t *d, const char *principal, moat_time_t at,
+				moat_detect_features_t *out) MOAT_MUST_CHECK;
+
+/* Principals tracked and bytes of engine state (for the benchmark). */
+size_t moat_detect_principals(const moat_detect_t *d);
+size_t moat_detect_memory(const moat_detect_t *d);
+
+/* ---- statistics (exposed for tests) ---------------------------------------------- */
+
+/* Median and MAD (median absolute deviation, unscaled) of n values; the array is
+ * reordered. n == 0 gives 0/0. */
+void moat_detect_median_mad(double *v, size_t n, double *median, double *mad);
+/* P(X >= k) for X ~ Poisson(lambda), computed in log space. */
+double moat_detect_poisson_tail(uint64_t k, double lambda);
+
+/* ---- stored alerts and actions (src/store/sqlite_detect.c) ----------------------- */
+
+typedef enum moat_alert_status { MOAT_ALERT_OPEN = 0, MOAT_ALERT_RESOLVED } moat_alert_status_t;
+
+typedef struct moat_alert_row {
+	char id[MOAT_DETECT_RULE_NAME_MAX + 24];
+	char rule[MOAT_DETECT_RULE_NAME_MAX + 1];
+	moat_detect_severity_t severity;
+	moat_detect_action_t action;
+	char principal[MOAT_ID_MAX + 1]; /* "" if none */
+	char group_by[16];
+	char key[MOAT_TEXT_MAX + 1];
+	moat_time_t time;
+	uint64_t trigger;
+	double value, threshold;
+	uint64_t count;
+	size_t n_evidence;
+	uint64_t evidence[MOAT_DETECT_EVIDENCE_MAX];
+	int64_t ledger_index; /* index of the ALERT entry, -1 if not on a ledger */
+	moat_alert_status_t status;
+	moat_time_t resolved_at;
+	char resolution[MOAT_TEXT_MAX + 1];
+	char title[MOAT_TEXT_MAX + 1];
+} moat_alert_row_t;
+
+/* Inserts the alert; an alert with the same id already stored is left as is and
+ * *inserted (may be NULL) is false. */
+moat_err_t moat_store_alert_put(moat_store_t *s, const moat_detect_alert_t *a, int64_t ledger_index,
+				bool *inserted, moat_error_t *err) MOAT_MUST_CHECK;
+moat_err_t moat_store_alert_get(moat_store_t *s, const char *id, moat_alert_row_t *out,
+				moat_error_t *err) MOAT_MUST_CHECK;
+/* Alerts newest first; status -1 = any; limit 0 = no limit. fn non-zero stops. */
+moat_err_t moat_store_alert_list(moat_store_t *s, int status, size_t limit,
+				 int (*fn)(void *ctx, const moat_alert_row_t *row), void *ctx,
+				 moat_error_t *err) MOAT_MUST_CHECK;
+/* Marks an open alert resolved with a reason (1..MOAT_TEXT_MAX chars).
+ * MOAT_ENOTFOUND, or MOAT_ECONFLICT if already resolved. */
+moat_err_t moat_store_alert_resolve(moat_store_t *s, const char *id, const char *reason,
+				    moat_time_t at, moat_error_t *err) MOAT_MUST_CHECK;
+
+typedef struct moat_action_row {
+	int64_t id;
+	char principal[MOAT_ID_MAX + 1];
+	moat_detect_action_t action;
+	char alert_id[MOAT_DETECT_RULE_NAME_MAX + 24]; /* "" if set by hand */
+	moat_time_t applied_at;  /* wall-clock time it was applied */
+	moat_time_t lifted_at;   /* MOAT_TIME_NONE while active */
+	char lift_reason[MOAT_TEXT_MAX + 1];
+	int64_t ledger_index;    /* index of the ACTION entry that applied it, -1 if none */
+} moat_action_row_t;
+
+/* Records an active action; *id receives its id. */
+moat_err_t moat_store_action_put(moat_store_t *s, const char *principal, moat_detect_action_t action,
+				 const char *alert_id, moat_time_t applied_at, int64_t ledger_index,
+				 int64_t *id, moat_error_t *err) MOAT_MUST_CHECK;
+/* Lifts action id. MOAT_ENOTFOUND, or MOAT_ECONFLICT if already lifted. */
+moat_err_t moat_store_action_lift(moat_store_t *s, int64_t id, const char *reason, moat_time_t at,
+				  moat_error_t *err) MOAT_MUST_CHECK;
+moat_err_t moat_store_action_get(moat_store_t *s, int64_t id, moat_action_row_t *out,
+				 moat_error_t *err) MOAT_MUST_CHECK;
+/* Active actions (active_only) or all, newest first. */
+moat_err_t moat_store_action_list(moat_store_t *s, bool active_only,
+				  int (*fn)(void *ctx, const moat_action_row_t *row), void *ctx,
+				  moat_error_t *err) MOAT_MUST_CHECK;
+/* The strongest active action on principal (MOAT_ACTION_NONE if none): what the
+ * gateway consults before every request. */
+moat_err_t moat_store_action_for(moat_store_t *s, const char *principal, moat_detect_action_t *out,
+				 moat_error_t *err) MOAT_MUST_CHECK;
+
+/* Renders stored alerts (status -1 = any, newest first, at most limit; 0 = no
+ * limit) as {"alerts":[{…},…]} into out — the body of GET /v1/alerts and of
+ * `moat alerts --json`. */
+moat_err_t moat_detect_alerts_json(moat_store_t *s, int status, size_t limit, moat_buf_t *out,
+				   moat_error_t *err) MOAT_MUST_CHECK;
+/* One alert row as a JSON object. */
+moat_err_t moat_detect_alert_row_json(const moat_alert_row_t *r, moat_buf_t *out) MOAT_MUST_CHECK;
+
+#endif

@@ -1,0 +1,1197 @@
+/*
+ * The detector engine: features and rules over a stream of ledger entries.
+ *
+ * Everything runs on event time. A sliding window of length W is a ring of
+ * WIN_BUCKETS buckets of W / WIN_BUCKETS each; "in the window at time t" means in
+ * one of the last WIN_BUCKETS buckets up to t's, so a window covers between 15/16
+ * W and W of history. Counts per bucket are kept with a running total, so adding
+ * and reading are O(1) amortised.
+ *
+ * Distinct counts are exact: a per-group hash set maps each value's 64-bit hash to
+ * the bucket it was last seen in, and the window counts values by that bucket.
+ * Entries that fell out of the window are purged when the set fills; a set is
+ * capped at VSET_MAX values, past which new values are counted without being
+ * remembered (an overestimate that can only happen far above any threshold).
+ * Two different values colliding on 64 bits is ignored (probability ~ n^2 / 2^65).
+ *
+ * Rules are evaluated in file order on every entry; a rule "signals" on an entry
+ * when its filter passed and its condition held after the entry was counted.
+ * Temporal rules look at the signals of the rules they name, which are defined
+ * above them, so one pass in order is enough. Alerts of one rule and group are
+ * suppressed for `suppress` after each alert; signals are not.
+ *
+ * Peer and self rules count matching entries per principal per calendar period
+ * (period-aligned on event time). The peer score compares the count so far with
+ * the same-period counts of the other members of the principal's peer group
+ * (same role and party): robust z = (x - median) / max(1.4826 MAD, 1). The self
+ * score compares it with the principal's own last `history` completed periods
+ * (robust z, or the Poisson tail P(X >= x) with lambda = their mean). Both are
+ * checked when the count reaches `min` and then every max(1, min/8) entries, so
+ * their cost stays proportional to the entries rather than entries x peers.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "detect/detect_internal.h"
+
+#define WIN_BUCKETS 16
+#define VSET_MAX (1u << 16)
+#define EVID MOAT_DETECT_EVIDENCE_MAX
+/* A principal's first this-many entries never count as coming from a "new" ip or
+ * device: everything is new at first. */
+#define NEW_WARMUP 20
+#define KNOWN_MAX 16
+#define FEATURE_WINDOW_MS (24 * 3600000LL)
+#define LOCAL_OFFSET_MIN 480 /* shifts are in +08:00 */
+
+/* ---- hashing ------------------------------------------------------------------------ */
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x;
+}
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ULL;
+	}
+	h = mix64(h);
+	return h ? h : 1; /* 0 marks an empty slot */
+}
+
+/* Open-addressing map from a non-zero 64-bit key to a uint32 value. */
+typedef struct keymap {
+	uint64_t *keys;
+	uint32_t *vals;
+	size_t cap, n;
+} keymap_t;
+
+static bool keymap_get(const keymap_t *m, uint64_t key, uint32_t *val)
+{
+	if (!m->cap)
+		return false;
+	size_t mask = m->cap - 1;
+	for (size_t i = (size_t)key & mask;; i = (i + 1) & mask) {
+		if (m->keys[i] == key) {
+			*val = m->vals[i];
+			return true;
+		}
+		if (m->keys[i] == 0)
+			return false;
+	}
+}
+
+static bool keymap_put(keymap_t *m, uint64_t key, uint32_t val, size_t *mem)
+{
+	if ((m->n + 1) * 2 > m->cap) {
+		size_t ncap = m->cap ? m->cap * 2 : 16;
+		uint64_t *nk = calloc(ncap, sizeof *nk);
+		uint32_t *nv = calloc(ncap, sizeof *nv);
+		if (!nk || !nv) {
+			free(nk);
+			free(nv);
+			return false;
+		}
+		for (size_t i = 0; i < m->cap; i++) {
+			if (!m->keys[i])
+				continue;
+			size_t j = (size_t)m->keys[i] & (ncap - 1);
+			while (nk[j])
+				j = (j + 1) & (ncap - 1);
+			nk[j] = m->keys[i];
+			nv[j] = m->vals[i];
+		}
+		*mem += (ncap - m->cap) * (sizeof *nk + sizeof *nv);
+		free(m->keys);
+		free(m->vals);
+		m->keys = nk;
+		m->vals = nv;
+		m->cap = ncap;
+	}
+	size_t mask = m->cap - 1, i = (size_t)key & mask;
+	while (m->keys[i])
+		i = (i + 1) & mask;
+	m->keys[i] = key;
+	m->vals[i] = val;
+	m->n++;
+	return true;
+}
+
+static void keymap_free(keymap_t *m)
+{
+	free(m->keys);
+	free(m->vals);
+}
+
+/* ---- windows ------------------------------------------------------------------------ */
+
+typedef struct win {
+	int64_t head; /* absolute bucket index of the newest bucket */
+	uint64_t total;
+	uint32_t b[WIN_BUCKETS];
+} win_t;
+
+static int64_t floordiv(int64_t a, int64_t b)
+{
+	int64_t q = a / b;
+	return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+static size_t slot(int64_t idx)
+{
+	return (size_t)(((idx % WIN_BUCKETS) + WIN_BUCKETS) % WIN_BUCKETS);
+}
+
+static void win_advance(win_t *w, int64_t idx)
+{
+	if (idx <= w->head)
+		return;
+	if (idx - w->head >= WIN_BUCKETS) {
+		memset(w->b, 0, sizeof w->b);
+		w->total = 0;
+	} else {
+		for (int64_t i = w->head + 1; i <= idx; i++) {
+			w->total -= w->b[slot(i)];
+			w->b[slot(i)] = 0;
+		}
+	}
+	w->head = idx;
+}
+
+static bool win_in(const win_t *w, int64_t idx) { return idx > w->head - WIN_BUCKETS && idx <= w->head; }
+
+/* Adds n at bucket idx (after advancing to it); an entry older than the window is
+ * dropped. */
+static void win_add(win_t *w, int64_t idx, uint32_t n)
+{
+	win_advance(w, idx);
+	if (!win_in(w, idx))
+		return;
+	w->b[slot(idx)] += n;
+	w->total += n;
+}
+
+/* Sum over the window ending at bucket idx, without changing w. */
+static uint64_t win_sum_at(const win_t *w, int64_t idx)
+{
+	uint64_t s = 0;
+	for (int64_t i = idx - WIN_BUCKETS + 1; i <= idx; i++)
+		if (win_in(w, i))
+			s += w->b[slot(i)];
+	return s;
+}
+
+static void win_init(win_t *w)
+{
+	memset(w, 0, sizeof *w);
+	w->head = INT64_MIN / 2;
+}
+
+/* Distinct values by bucket last seen; counted in a window. */
+typedef struct vset_entry {
+	uint64_t h;
+	int64_t idx;
+} vset_entry_t;
+
+typedef struct vset {
+	vset_entry_t *e;
+	uint32_t cap, n;
+	int64_t rebuilt_at;
+} vset_t;
+
+static vset_entry_t *vset_find(vset_t *s, uint64_t h, bool *found)
+{
+	uint32_t mask = s->cap - 1;
+	for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
+		if (s->e[i].h == h) {
+			*found = true;
+			return &s->e[i];
+		}
+		if (s->e[i].h == 0) {
+			*found = false;
+			return &s->e[i];
+		}
+	}
+}
+
+/* Rebuilds s keeping only values still in w's window, at a capacity that leaves
+ * room to grow; false on OOM (s unchanged). */
+static bool vset_rebuild(vset_t *s, const win_t *w, size_t *mem)
+{
+	uint32_t live = 0;
+	for (uint32_t i = 0; i < s->cap; i++)
+		if (s->e[i].h && win_in(w, s->e[i].idx))
+			live++;
+	uint32_t ncap = 16;
+	while (ncap < VSET_MAX * 2 && (live + 1) * 4 > ncap)
+		ncap *= 2;
+	vset_entry_t *ne = calloc(ncap, sizeof *ne);
+	if (!ne)
+		return false;
+	vset_t n = {.e = ne, .cap = ncap, .n = 0, .rebuilt_at = s->rebuilt_at};
+	for (uint32_t i = 0; i < s->cap; i++) {
+		if (!s->e[i].h || !win_in(w, s->e[i].idx))
+			continue;
+		bool f;
+		*vset_find(&n, s->e[i].h, &f) = s->e[i];
+		n.n++;
+	}
+	*mem += (size_t)ncap * sizeof *ne;
+	*mem -= (size_t)s->cap * sizeof *ne;
+	free(s->e);
+	*s = n;
+	return true;
+}
+
+/* Counts value h seen at bucket idx in w (distinct by last-seen bucket). */
+static bool vset_add(vset_t *s, win_t *w, uint64_t h, int64_t idx, size_t *mem)
+{
+	win_advance(w, idx);
+	if (!win_in(w, idx))
+		return true;
+	if ((s->n + 1) * 2 > s->cap && (s->cap < VSET_MAX * 2 || s->rebuilt_at != w->head)) {
+		/* Grow, or at the cap drop expired values (once per bucket). */
+		if (!vset_rebuild(s, w, mem))
+			return false;
+		s->rebuilt_at = w->head;
+	}
+	if ((s->n + 1) * 2 > s->cap) {
+		/* Saturated: count without remembering. */
+		w->b[slot(idx)]++;
+		w->total++;
+		return true;
+	}
+	bool found;
+	vset_entry_t *e = vset_find(s, h, &found);
+	if (found) {
+		if (e->idx >= idx)
+			return true; /* already counted at this bucket or later */
+		if (win_in(w, e->idx)) {
+			w->b[slot(e->idx)]--;
+			w->total--;
+		}
+	} else {
+		e->h = h;
+		s->n++;
+	}
+	e->idx = idx;
+	w->b[slot(idx)]++;
+	w->total++;
+	return true;
+}
+
+/* ---- statistics --------------------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+void moat_detect_median_mad(double *v, size_t n, double *median, double *mad)
+{
+	if (n == 0) {
+		*median = *mad = 0;
+		return;
+	}
+	qsort(v, n, sizeof *v, cmp_double);
+	double m = (n % 2) ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	for (size_t i = 0; i < n; i++)
+		v[i] = fabs(v[i] - m);
+	qsort(v, n, sizeof *v, cmp_double);
+	*median = m;
+	*mad = (n % 2) ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+double moat_detect_poisson_tail(uint64_t k, double lambda)
+{
+	if (k == 0)
+		return 1.0;
+	if (lambda <= 0)
+		return 0.0;
+	if ((double)k <= lambda) {
+		/* Upper tail is large: 1 - P(X <= k-1), summed from 0. */
+		double term = exp(-lambda), cdf = term;
+		for (uint64_t i = 1; i < k; i++) {
+			term *= lambda / (double)i;
+			cdf += term;
+		}
+		double p = 1.0 - cdf;
+		return p < 0 ? 0 : p;
+	}
+	/* Sum P(X = i) for i >= k in log space, starting at the largest term. */
+	double lt = -lambda + (double)k * log(lambda) - lgamma((double)k + 1.0);
+	double term = 1.0, sum = 0.0;
+	for (uint64_t i = k; i < k + 100000; i++) {
+		sum += term;
+		term *= lambda / (double)(i + 1);
+		if (term < sum * 1e-17)
+			break;
+	}
+	double p = exp(lt + log(sum));
+	return p > 1 ? 1 : p;
+}
+
+/* ---- engine state ------------------------------------------------------------------- */
+
+enum {
+	F_READS,
+	F_DISTINCT,
+	F_PLAINTEXT,
+	F_NO_RELATION,
+	F_OFF_SHIFT,
+	F_NEW_IP,
+	F_NEW_DEVICE,
+	F_DENIALS,
+	F_EXPORT_ROWS,
+	F_LOGIN_FAILURES,
+	F_COUNT
+};
+
+typedef struct features {
+	win_t w[F_COUNT];
+	vset_t orders;
+} features_t;
+
+typedef struct principal {
+	uint64_t hash;
+	const char *name; /* arena */
+	bool known;
+	moat_detect_principal_t info;
+	int group;        /* peer group, -1 if unknown */
+	uint64_t entries; /* entries seen */
+	uint64_t ips[KNOWN_MAX], devices[KNOWN_MAX];
+	uint8_t n_ips, n_devices, ip_pos, device_pos;
+	features_t *feat; /* allocated on the first access/deny/export */
+} principal_t;
+
+typedef struct group {
+	const char *name; /* "role/party" (arena) */
+	uint32_t *members;
+	size_t n, cap;
+} group_t;
+
+typedef struct state {
+	uint64_t key;
+	const char *keystr;
+	moat_time_t last_alert;
+	uint64_t ev[EVID];
+	uint8_t ev_n, ev_pos;
+	union {
+		struct {
+			win_t a, b; /* event_count, value_count: a; ratio: a base, b numerator */
+			vset_t vs;
+		} w;
+		struct {
+			int64_t period;
+			uint64_t count;
+			uint32_t prin;
+			uint8_t nhist, hpos;
+			uint32_t hist[60];
+		} p;
+		struct {
+			int step;
+			moat_time_t t0;
+		} t;
+	} u;
+} state_t;
+
+typedef struct rule_rt {
+	keymap_t map;
+	state_t **states; /* stable pointers: states are allocated one by one */
+	size_t n, cap;
+	moat_time_t width; /* window bucket width */
+} rule_rt_t;
+
+struct moat_detect {
+	const moat_detect_rules_t *rules;
+	moat_detect_lookup_fn lookup;
+	void *lookup_ctx;
+	moat_detect_alert_fn on_alert;
+	void *alert_ctx;
+	moat_arena_t *arena;
+	keymap_t pmap;
+	principal_t *prins;
+	size_t n_prins, cap_prins;
+	keymap_t gmap;
+	group_t *groups;
+	size_t n_groups, cap_groups;
+	rule_rt_t rt[MOAT_DETECT_RULES_MAX];
+	uint64_t quiet;
+	uint64_t last_index;
+	bool any_index;
+	size_t mem;
+	double *scratch; /* peer/self statistics */
+	size_t scratch_cap;
+	/* Per-entry: which rules signalled and on which state. */
+	bool sig[MOAT_DETECT_RULES_MAX];
+	state_t *sig_state[MOAT_DETECT_RULES_MAX];
+};
+
+/* The current entry with what the engine derived about it. */
+typedef struct ev {
+	const moat_entry_t *e;
+	uint64_t index;
+	principal_t *p;
+	uint64_t phash;
+	uint32_t role_bit;
+	unsigned new_bits;
+	int plaintext, off_shift;
+} ev_t;
+
+static void *xcalloc(moat_detect_t *d, size_t n, size_t size)
+{
+	void *p = calloc(n, size);
+	if (p)
+		d->mem += n * size;
+	return p;
+}
+
+moat_err_t moat_detect_new(const moat_detect_rules_t *rules, moat_detect_lookup_fn lookup,
+			   void *lookup_ctx, moat_detect_alert_fn on_alert, void *alert_ctx,
+			   moat_detect_t **out, moat_error_t *err)
+{
+	*out = NULL;
+	moat_detect_t *d = calloc(1, sizeof *d);
+	if (!d)
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	d->mem = sizeof *d;
+	d->rules = rules;
+	d->lookup = lookup;
+	d->lookup_ctx = lookup_ctx;
+	d->on_alert = on_alert;
+	d->alert_ctx = alert_ctx;
+	d->arena = moat_arena_new(64 * 1024);
+	if (!d->arena) {
+		free(d);
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	}
+	for (size_t i = 0; i < rules->n; i++) {
+		const rule_t *r = &rules->rules[i];
+		moat_time_t span = r->timespan ? r->timespan : 60000;
+		d->rt[i].width = span / WIN_BUCKETS > 0 ? span / WIN_BUCKETS : 1;
+	}
+	*out = d;
+	return MOAT_OK;
+}
+
+static void features_free(features_t *f)
+{
+	if (!f)
+		return;
+	free(f->orders.e);
+	free(f);
+}
+
+void moat_detect_free(moat_detect_t *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->rules->n; i++) {
+		rule_rt_t *rt = &d->rt[i];
+		for (size_t j = 0; j < rt->n; j++) {
+			if (d->rules->rules[i].type == RULE_VALUE_COUNT)
+				free(rt->states[j]->u.w.vs.e);
+			free(rt->states[j]);
+		}
+		free(rt->states);
+		keymap_free(&rt->map);
+	}
+	for (size_t i = 0; i < d->n_prins; i++)
+		features_free(d->prins[i].feat);
+	free(d->prins);
+	keymap_free(&d->pmap);
+	for (size_t i = 0; i < d->n_groups; i++)
+		free(d->groups[i].members);
+	free(d->groups);
+	keymap_free(&d->gmap);
+	free(d->scratch);
+	moat_arena_free(d->arena);
+	free(d);
+}
+
+void moat_detect_set_quiet(moat_detect_t *d, uint64_t quiet) { d->quiet = quiet; }
+size_t moat_detect_principals(const moat_detect_t *d) { return d->n_prins; }
+size_t moat_detect_memory(const moat_detect_t *d) { return d->mem; }
+
+/* ---- principals and groups ---------------------------------------------------------- */
+
+static int group_of(moat_detect_t *d, const moat_detect_principal_t *info, uint32_t member)
+{
+	char name[MOAT_ID_MAX + 32];
+	snprintf(name, sizeof name, "%s/%s", moat_role_name(info->role), info->party);
+	uint64_t h = hash_str(name);
+	uint32_t g;
+	if (!keymap_get(&d->gmap, h, &g)) {
+		if (d->n_groups == d->cap_groups) {
+			size_t ncap = d->cap_groups ? d->cap_groups * 2 : 16;
+			group_t *ng = realloc(d->groups, ncap * sizeof *ng);
+			if (!ng)
+				return -2;
+			d->mem += (ncap - d->cap_groups) * sizeof *ng;
+			d->groups = ng;
+			d->cap_groups = ncap;
+		}
+		g = (uint32_t)d->n_groups;
+		group_t *gr = &d->groups[g];
+		memset(gr, 0, sizeof *gr);
+		gr->name = moat_arena_strdup(d->arena, name);
+		if (!gr->name || !keymap_put(&d->gmap, h, g, &d->mem))
+			return -2;
+		d->n_groups++;
+	}
+	group_t *gr = &d->groups[g];
+	if (gr->n == gr->cap) {
+		size_t ncap = gr->cap ? gr->cap * 2 : 8;
+		uint32_t *nm = realloc(gr->members, ncap * sizeof *nm);
+		if (!nm)
+			return -2;
+		d->mem += (ncap - gr->cap) * sizeof *nm;
+		gr->members = nm;
+		gr->cap = ncap;
+	}
+	gr->members[gr->n++] = member;
+	return (int)g;
+}
+
+/* Finds or creates the principal; NULL with *rc set on failure. */
+static principal_t *principal_get(moat_detect_t *d, const char *name, uint64_t h, moat_err_t *rc,
+				  moat_error_t *err)
+{
+	uint32_t i;
+	if (keymap_get(&d->pmap, h, &i))
+		return &d->prins[i];
+	if (d->n_prins == d->cap_prins) {
+		size_t ncap = d->cap_prins ? d->cap_prins * 2 : 64;
+		principal_t *np = realloc(d->prins, ncap * sizeof *np);
+		if (!np)
+			goto oom;
+		d->mem += (ncap - d->cap_prins) * sizeof *np;
+		d->prins = np;
+		d->cap_prins = ncap;
+	}
+	i = (uint32_t)d->n_prins;
+	principal_t *p = &d->prins[i];
+	memset(p, 0, sizeof *p);
+	p->hash = h;
+	p->group = -1;
+	p->info.shift_start = p->info.shift_end = -1;
+	p->name = moat_arena_strdup(d->arena, name);
+	if (!p->name)
+		goto oom;
+	if (d->lookup) {
+		int r = d->lookup(d->lookup_ctx, name, &p->info);
+		if (r < 0) {
+			*rc = moat_error_set(err, MOAT_EUNAVAIL, "principal",
+					     "could not look up principal %s", name);
+			return NULL;
+		}
+		p->known = r > 0;
+		if (!p->known)
+			p->info.shift_start = p->info.shift_end = -1;
+	}
+	if (!keymap_put(&d->pmap, h, i, &d->mem))
+		goto oom;
+	d->n_prins++;
+	if (p->known) {
+		int g = group_of(d, &p->info, i);
+		if (g == -2)
+			goto oom;
+		p->group = g;
+	}
+	return p;
+oom:
+	*rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	return NULL;
+}
+
+static bool is_off_shift(const principal_t *p, moat_time_t t)
+{
+	int s = p->info.shift_start, e = p->info.shift_end;
+	if (s < 0 || e < 0 || s == e)
+		return false;
+	int64_t m = floordiv(t, 60000) + LOCAL_OFFSET_MIN;
+	int minute = (int)(((m % 1440) + 1440) % 1440);
+	bool in = s < e ? (minute >= s && minute < e) : (minute >= s || minute < e);
+	return !in;
+}
+
+/* Returns true if h is new for the set (and remembers it, replacing the oldest). */
+static bool remember(uint64_t *set, uint8_t *n, uint8_t *pos, uint64_t h)
+{
+	for (uint8_t i = 0; i < *n; i++)
+		if (set[i] == h)
+			return false;
+	if (*n < KNOWN_MAX) {
+		set[(*n)++] = h;
+	} else {
+		set[*pos] = h;
+		*pos = (uint8_t)((*pos + 1) % KNOWN_MAX);
+	}
+	return true;
+}
+
+static bool update_features(moat_detect_t *d, ev_t *x)
+{
+	principal_t *p = x->p;
+	const moat_entry_t *e = x->e;
+	if (e->kind == MOAT_ENTRY_LOGIN && !p->feat)
+		return true; /* login-only names (stuffing guesses) get no feature block */
+	if (!p->feat) {
+		p->feat = xcalloc(d, 1, sizeof *p->feat);
+		if (!p->feat)
+			return false;
+		for (int i = 0; i < F_COUNT; i++)
+			win_init(&p->feat->w[i]);
+	}
+	features_t *f = p->feat;
+	int64_t idx = floordiv(e->time, FEATURE_WINDOW_MS / WIN_BUCKETS);
+	switch (e->kind) {
+	case MOAT_ENTRY_ACCESS:
+		win_add(&f->w[F_READS], idx, 1);
+		if (e->order_id && !vset_add(&f->orders, &f->w[F_DISTINCT], hash_str(e->order_id), idx,
+					     &d->mem))
+			return false;
+		if (x->plaintext)
+			win_add(&f->w[F_PLAINTEXT], idx, 1);
+		if (!e->relations)
+			win_add(&f->w[F_NO_RELATION], idx, 1);
+		if (x->off_shift)
+			win_add(&f->w[F_OFF_SHIFT], idx, 1);
+		break;
+	case MOAT_ENTRY_DENY:
+		win_add(&f->w[F_DENIALS], idx, 1);
+		break;
+	case MOAT_ENTRY_EXPORT:
+		win_add(&f->w[F_EXPORT_ROWS], idx, e->order_id ? 1 : (uint32_t)(e->rows > UINT32_MAX ? UINT32_MAX : e->rows));
+		break;
+	case MOAT_ENTRY_LOGIN:
+		if (e->result == MOAT_RESULT_FAILURE)
+			win_add(&f->w[F_LOGIN_FAILURES], idx, 1);
+		break;
+	default:
+		break;
+	}
+	if (x->new_bits & NEW_IP)
+		win_add(&f->w[F_NEW_IP], idx, 1);
+	if (x->new_bits & NEW_DEVICE)
+		win_add(&f->w[F_NEW_DEVICE], idx, 1);
+	return true;
+}
+
+moat_err_t moat_detect_features(moat_detect_t *d, const char *principal, moat_time_t at,
+				moat_detect_features_t *out)
+{
+	memset(out, 0, sizeof *out);
+	uint32_t i;
+	if (!keymap_get(&d->pmap, hash_str(principal), &i))
+		return MOAT_ENOTFOUND;
+	const features_t *f = d->prins[i].feat;
+	if (!f)
+		return MOAT_OK;
+	int64_t idx = floordiv(at, FEATURE_WINDOW_MS / WIN_BUCKETS);
+	uint64_t v[F_COUNT];
+	for (int k = 0; k < F_COUNT; k++)
+		v[k] = win_sum_at(&f->w[k], idx);
+	out->reads = v[F_READS];
+	out->distinct_orders = v[F_DISTINCT];
+	out->plaintext = v[F_PLAINTEXT];
+	out->no_relation = v[F_NO_RELATION];
+	out->off_shift = v[F_OFF_SHIFT];
+	out->new_ip = v[F_NEW_IP];
+	out->new_device = v[F_NEW_DEVICE];
+	out->denials = v[F_DENIALS];
+	out->export_rows = v[F_EXPORT_ROWS];
+	out->login_failures = v[F_LOGIN_FAILURES];
+	if (out->reads) {
+		out->no_relation_share = (double)out->no_relation / (double)out->reads;
+		out->off_shift_share = (double)out->off_shift / (double)out->reads;
+	}
+	return MOAT_OK;
+}
+
+/* ---- rules -------------------------------------------------------------------------- */
+
+static bool filter_pass(const rule_filter_t *f, const ev_t *x)
+{
+	const moat_entry_t *e = x->e;
+	if (!(f->kinds & (1u << e->kind)) || !(f->roles & x->role_bit))
+		return false;
+	if (e->has_purpose && e->kind != MOAT_ENTRY_LOGIN && !(f->purposes & (1u << e->purpose)))
+		return false;
+	if (f->relations) {
+		if (e->kind == MOAT_ENTRY_LOGIN)
+			return false;
+		unsigned bits = e->relations ? e->relations : REL_NONE;
+		if (!(bits & f->relations))
+			return false;
+	}
+	if (f->result != TRI_ANY && (int)e->result != f->result)
+		return false;
+	if (f->plaintext != TRI_ANY && x->plaintext != f->plaintext)
+		return false;
+	if (f->off_shift != TRI_ANY && x->off_shift != f->off_shift)
+		return false;
+	if (f->imported != TRI_ANY && (int)e->imported != f->imported)
+		return false;
+	if (f->new_mask && !(x->new_bits & f->new_mask))
+		return false;
+	return true;
+}
+
+/* The value of field f on the entry as a hash and a string; false if absent. */
+static bool field_of(moat_detect_t *d, const ev_t *x, rule_field_t f, uint64_t *h, const char **s)
+{
+	const moat_entry_t *e = x->e;
+	const char *v = NULL;
+	switch (f) {
+	case FIELD_PRINCIPAL:
+		if (!x->p)
+			return false;
+		*h = x->phash;
+		*s = x->p->name;
+		return true;
+	case FIELD_PEER:
+		if (!x->p || x->p->group < 0)
+			return false;
+		*h = mix64((uint64_t)x->p->group + 1) | 1;
+		*s = d->groups[x->p->group].name;
+		return true;
+	case FIELD_IP: v = e->ip; break;
+	case FIELD_DEVICE: v = e->device; break;
+	case FIELD_ORDER: v = e->order_id; break;
+	case FIELD_REF: v = e->ref; break;
+	default: break;
+	}
+	if (!v || !*v)
+		return false;
+	*h = hash_str(v);
+	*s = v;
+	return true;
+}
+
+static state_t *state_get(moat_detect_t *d, size_t ri, uint64_t key, const char *keystr,
+			  const ev_t *x)
+{
+	rule_rt_t *rt = &d->rt[ri];
+	uint32_t i;
+	if (keymap_get(&rt->map, key, &i))
+		return rt->states[i];
+	if (rt->n == rt->cap) {
+		size_t ncap = rt->cap ? rt->cap * 2 : 16;
+		state_t **ns = realloc(rt->states, ncap * sizeof *ns);
+		if (!ns)
+			return NULL;
+		d->mem += (ncap - rt->cap) * sizeof *ns;
+		rt->states = ns;
+		rt->cap = ncap;
+	}
+	state_t *st = xcalloc(d, 1, sizeof *st);
+	if (!st)
+		return NULL;
+	st->key = key;
+	/* Principal names and group names already live in the arena. */
+	if (x->p && keystr == x->p->name)
+		st->keystr = keystr;
+	else if (x->p && x->p->group >= 0 && keystr == d->groups[x->p->group].name)
+		st->keystr = keystr;
+	else
+		st->keystr = moat_arena_strdup(d->arena, keystr);
+	if (!st->keystr) {
+		free(st);
+		return NULL;
+	}
+	st->last_alert = MOAT_TIME_NONE;
+	win_init(&st->u.w.a);
+	win_init(&st->u.w.b);
+	const rule_t *r = &d->rules->rules[ri];
+	if (r->type == RULE_PEER || r->type == RULE_SELF) {
+		memset(&st->u.p, 0, sizeof st->u.p);
+		st->u.p.period = INT64_MIN;
+		st->u.p.prin = (uint32_t)(x->p - d->prins);
+	} else if (r->type == RULE_TEMPORAL) {
+		memset(&st->u.t, 0, sizeof st->u.t);
+	}
+	if (!keymap_put(&rt->map, key, (uint32_t)rt->n, &d->mem)) {
+		free(st);
+		return NULL;
+	}
+	rt->states[rt->n++] = st;
+	return st;
+}
+
+static void evidence_push(state_t *st, uint64_t index)
+{
+	if (st->ev_n && st->ev[(st->ev_pos + EVID - 1) % EVID] == index)
+		return;
+	st->ev[st->ev_pos] = index;
+	st->ev_pos = (uint8_t)((st->ev_pos + 1) % EVID);
+	if (st->ev_n < EVID)
+		st->ev_n++;
+}
+
+static void evidence_copy(state_t *st, const state_t *from)
+{
+	if (!from)
+		return;
+	size_t start = from->ev_n < EVID ? 0 : from->ev_pos;
+	for (size_t i = 0; i < from->ev_n; i++)
+		evidence_push(st, from->ev[(start + i) % EVID]);
+}
+
+static bool cond_holds(cond_op_t op, double v, double t)
+{
+	switch (op) {
+	case COND_GTE: return v >= t;
+	case COND_GT: return v > t;
+	case COND_LTE: return v <= t;
+	case COND_LT: return v < t;
+	}
+	return false;
+}
+
+static bool scratch_reserve(moat_detect_t *d, size_t n)
+{
+	if (n <= d->scratch_cap)
+		return true;
+	size_t ncap = d->scratch_cap ? d->scratch_cap : 64;
+	while (ncap < n)
+		ncap *= 2;
+	double *s = realloc(d->scratch, ncap * sizeof *s);
+	if (!s)
+		return false;
+	d->mem += (ncap - d->scratch_cap) * sizeof *s;
+	d->scratch = s;
+	d->scratch_cap = ncap;
+	return true;
+}
+
+/* Rolls a peer/self state into period pidx. */
+static void period_roll(const rule_t *r, state_t *st, int64_t pidx)
+{
+	if (st->u.p.period == INT64_MIN) {
+		st->u.p.period = pidx;
+		return;
+	}
+	if (pidx <= st->u.p.period)
+		return;
+	if (r->type == RULE_SELF) {
+		int64_t gap = pidx - st->u.p.period;
+		int64_t pushes = gap > r->history ? r->history : gap;
+		for (int64_t i = 0; i < pushes; i++) {
+			uint32_t v = i == 0 ? (uint32_t)(st->u.p.count > UINT32_MAX ? UINT32_MAX : st->u.p.count) : 0;
+			st->u.p.hist[st->u.p.hpos] = v;
+			st->u.p.hpos = (uint8_t)((st->u.p.hpos + 1) % r->history);
+			if (st->u.p.nhist < r->history)
+				st->u.p.nhist++;
+		}
+	}
+	st->u.p.period = pidx;
+	st->u.p.count = 0;
+}
+
+/* Scores a peer or self state; false if it cannot be scored (too few peers or too
+ * little history), else *value is the score. */
+static bool score_state(moat_detect_t *d, size_t ri, state_t *st, double *value, bool *oom)
+{
+	const rule_t *r = &d->rules->rules[ri];
+	double x = (double)st->u.p.count;
+	if (r->type == RULE_SELF) {
+		size_t n = st->u.p.nhist;
+		if ((int)n < r->min_history)
+			return false;
+		if (r->poisson) {
+			double mean = 0;
+			for (size_t i = 0; i < n; i++)
+				mean += st->u.p.hist[i];
+			mean /= (double)n;
+			*value = moat_detect_poisson_tail(st->u.p.count, mean < 0.1 ? 0.1 : mean);
+			return true;
+		}
+		if (!scratch_reserve(d, n)) {
+			*oom = true;
+			return false;
+		}
+		for (size_t i = 0; i < n; i++)
+			d->scratch[i] = st->u.p.hist[i];
+		double med, mad;
+		moat_detect_median_mad(d->scratch, n, &med, &mad);
+		double scale = 1.4826 * mad;
+		*value = (x - med) / (scale < 1 ? 1 : scale);
+		return true;
+	}
+	/* Peer: the same-period counts of the other members of the group. */
+	const principal_t *p = &d->prins[st->u.p.prin];
+	if (p->group < 0)
+		return false;
+	const group_t *g = &d->groups[p->group];
+	if ((int)g->n - 1 < r->min_peers)
+		return false;
+	if (!scratch_reserve(d, g->n)) {
+		*oom = true;
+		return false;
+	}
+	size_t n = 0;
+	rule_rt_t *rt = &d->rt[ri];
+	for (size_t i = 0; i < g->n; i++) {
+		const principal_t *m = &d->prins[g->members[i]];
+		if (m == p)
+			continue;
+		uint32_t si;
+		double c = 0;
+		if (keymap_get(&rt->map, m->hash, &si) && rt->states[si]->u.p.period == st->u.p.period)
+			c = (double)rt->states[si]->u.p.count;
+		d->scratch[n++] = c;
+	}
+	double med, mad;
+	moat_detect_median_mad(d->scratch, n, &med, &mad);
+	double scale = 1.4826 * mad;
+	*value = (x - med) / (scale < 1 ? 1 : scale);
+	return true;
+}
+
+static uint64_t entry_weight(const rule_t *r, const moat_entry_t *e)
+{
+	if (!r->sum_rows || e->kind != MOAT_ENTRY_EXPORT || e->order_id)
+		return 1;
+	return e->rows > UINT32_MAX ? UINT32_MAX : (e->rows ? e->rows : 1);
+}
+
+static moat_err_t emit(moat_detect_t *d, size_t ri, state_t *st, const ev_t *x, double value,
+		       uint64_t count, moat_error_t *err)
+{
+	const rule_t *r = &d->rules->rules[ri];
+	const moat_entry_t *e = x->e;
+	if (st->last_alert != MOAT_TIME_NONE && e->time - st->last_alert < r->suppress &&
+	    e->time >= st->last_alert)
+		return MOAT_OK;
+	st->last_alert = e->time;
+	moat_detect_alert_t a;
+	memset(&a, 0, sizeof a);
+	snprintf(a.id, sizeof a.id, "%s@%llu", r->name, (unsigned long long)x->index);
+	a.rule = r->name;
+	a.title = r->title ? r->title : r->name;
+	a.severity = r->severity;
+	a.action = r->action;
+	a.principal = x->p ? x->p->name : NULL;
+	a.group_by = rule_field_names[r->group_by];
+	a.key = st->keystr;
+	a.time = e->time;
+	a.trigger = x->index;
+	a.value = value;
+	a.threshold = r->threshold;
+	a.count = count;
+	size_t start = st->ev_n < EVID ? 0 : st->ev_pos;
+	for (size_t i = 0; i < st->ev_n; i++)
+		a.evidence[i] = st->ev[(start + i) % EVID];
+	a.n_evidence = st->ev_n;
+	a.replay = x->index < d->quiet;
+	if (d->on_alert && d->on_alert(d->alert_ctx, &a) != 0)
+		return moat_error_set(err, MOAT_EUNAVAIL, NULL, "could not record alert %s", a.id);
+	return MOAT_OK;
+}
+
+static moat_err_t run_rule(moat_detect_t *d, size_t ri, const ev_t *x, moat_error_t *err)
+{
+	const rule_t *r = &d->rules->rules[ri];
+	const moat_entry_t *e = x->e;
+	d->sig[ri] = false;
+	d->sig_state[ri] = NULL;
+	if (r->type != RULE_TEMPORAL && !filter_pass(&r->filter, x))
+		return MOAT_OK;
+	if (r->type == RULE_TEMPORAL) {
+		/* Does any step signal on this entry? */
+		bool any = false;
+		for (int i = 0; i < r->n_steps; i++)
+			any |= d->sig[r->steps[i]];
+		if (!any)
+			return MOAT_OK;
+	}
+	uint64_t key;
+	const char *keystr;
+	if (!field_of(d, x, r->group_by, &key, &keystr))
+		return MOAT_OK;
+	state_t *st = state_get(d, ri, key, keystr, x);
+	if (!st)
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	rule_rt_t *rt = &d->rt[ri];
+	int64_t idx = floordiv(e->time, rt->width);
+	double value = 0;
+	uint64_t count = 0;
+	bool holds = false;
+
+	switch (r->type) {
+	case RULE_MATCH:
+		evidence_push(st, x->index);
+		holds = true;
+		value = count = 1;
+		break;
+	case RULE_EVENT_COUNT:
+		evidence_push(st, x->index);
+		win_add(&st->u.w.a, idx, (uint32_t)entry_weight(r, e));
+		count = st->u.w.a.total;
+		value = (double)count;
+		holds = cond_holds(r->op, value, r->threshold);
+		break;
+	case RULE_VALUE_COUNT: {
+		uint64_t vh;
+		const char *vs;
+		if (!field_of(d, x, r->field, &vh, &vs))
+			return MOAT_OK;
+		evidence_push(st, x->index);
+		if (!vset_add(&st->u.w.vs, &st->u.w.a, vh, idx, &d->mem))
+			return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+		count = st->u.w.a.total;
+		value = (double)count;
+		holds = cond_holds(r->op, value, r->threshold);
+		break;
+	}
+	case RULE_RATIO: {
+		win_add(&st->u.w.a, idx, 1);
+		bool num = filter_pass(&r->numerator, x);
+		if (num) {
+			evidence_push(st, x->index);
+			win_add(&st->u.w.b, idx, 1);
+		} else {
+			win_advance(&st->u.w.b, idx);
+		}
+		count = st->u.w.a.total;
+		value = count ? (double)st->u.w.b.total / (double)count : 0;
+		holds = (double)count >= r->min && cond_holds(r->op, value, r->threshold);
+		break;
+	}
+	case RULE_PEER:
+	case RULE_SELF: {
+		int64_t pidx = floordiv(e->time, r->period);
+		period_roll(r, st, pidx);
+		if (pidx < st->u.p.period)
+			return MOAT_OK; /* late entry for a closed period */
+		st->u.p.count++;
+		evidence_push(st, x->index);
+		count = st->u.p.count;
+		uint64_t min = r->min > 1 ? (uint64_t)ceil(r->min) : 1;
+		uint64_t every = min / 8 ? min / 8 : 1;
+		if (count < min || (count - min) % every != 0)
+			break;
+		if (st->last_alert != MOAT_TIME_NONE && e->time - st->last_alert < r->suppress &&
+		    e->time >= st->last_alert)
+			break; /* would be suppressed anyway; skip the scoring cost */
+		bool oom = false;
+		if (score_state(d, ri, st, &value, &oom))
+			holds = cond_holds(r->op, value, r->threshold);
+		if (oom)
+			return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+		break;
+	}
+	case RULE_TEMPORAL: {
+		if (st->u.t.step > 0 && e->time - st->u.t.t0 > r->timespan)
+			st->u.t.step = 0;
+		int step = st->u.t.step;
+		if (step > 0 && d->sig[r->steps[step]]) {
+			evidence_copy(st, d->sig_state[r->steps[step]]);
+			evidence_push(st, x->index);
+			st->u.t.step = ++step;
+			if (step == r->n_steps) {
+				holds = true;
+				st->u.t.step = 0;
+			}
+		} else if (d->sig[r->steps[0]]) {
+			if (step <= 1) {
+				/* (Re)start at the most recent first step. */
+				st->ev_n = st->ev_pos = 0;
+				evidence_copy(st, d->sig_state[r->steps[0]]);
+				evidence_push(st, x->index);
+				st->u.t.step = 1;
+				st->u.t.t0 = e->time;
+			}
+		}
+		value = count = (uint64_t)st->u.t.step;
+		if (holds)
+			value = count = (uint64_t)r->n_steps;
+		break;
+	}
+	default:
+		break;
+	}
+	if (!holds)
+		return MOAT_OK;
+	d->sig[ri] = true;
+	d->sig_state[ri] = st;
+	if (!r->alert)
+		return MOAT_OK;
+	return emit(d, ri, st, x, value, count, err);
+}
+
+moat_err_t moat_detect_feed(moat_detect_t *d, uint64_t index, const moat_entry_t *e,
+			    moat_error_t *err)
+{
+	switch (e->kind) {
+	case MOAT_ENTRY_ACCESS:
+	case MOAT_ENTRY_DENY:
+	case MOAT_ENTRY_LOGIN:
+	case MOAT_ENTRY_EXPORT:
+		break;
+	default:
+		return MOAT_OK;
+	}
+	if (d->any_index && index <= d->last_index)
+		return moat_error_set(err, MOAT_EINVAL, "index",
+				      "entry index %llu is not after %llu (entries must come in "
+				      "ledger order)",
+				      (unsigned long long)index, (unsigned long long)d->last_index);
+	d->any_index = true;
+	d->last_index = index;
+
+	ev_t x = {.e = e, .index = index, .role_bit = 1u << MOAT_ROLE_COUNT};
+	if (e->principal && *e->principal) {
+		moat_err_t rc = MOAT_OK;
+		x.phash = hash_str(e->principal);
+		x.p = principal_get(d, e->principal, x.phash, &rc, err);
+		if (!x.p)
+			return rc;
+		if (x.p->known)
+			x.role_bit = 1u << x.p->info.role;
+		x.off_shift = e->kind != MOAT_ENTRY_LOGIN && is_off_shift(x.p, e->time);
+		/* New source or device: only once the principal has a history, and only
+		 * remembered on entries that are not failed logins (a stuffer's guesses
+		 * must not teach the account new "known" sources). */
+		bool learn = !(e->kind == MOAT_ENTRY_LOGIN && e->result != MOAT_RESULT_SUCCESS);
+		if (learn) {
+			bool warm = x.p->entries >= NEW_WARMUP;
+			if (e->ip && *e->ip &&
+			    remember(x.p->ips, &x.p->n_ips, &x.p->ip_pos, hash_str(e->ip)) && warm)
+				x.new_bits |= NEW_IP;
+			if (e->device && *e->device &&
+			    remember(x.p->devices, &x.p->n_devices, &x.p->device_pos,
+				     hash_str(e->device)) &&
+			    warm)
+				x.new_bits |= NEW_DEVICE;
+			x.p->entries++;
+		}
+	}
+	if (e->kind == MOAT_ENTRY_ACCESS || e->kind == MOAT_ENTRY_EXPORT) {
+		static const moat_field_t personal[] = {MOAT_FIELD_NAME, MOAT_FIELD_PHONE,
+							MOAT_FIELD_ADDRESS, MOAT_FIELD_ID_NUMBER};
+		for (size_t i = 0; i < MOAT_ARRAY_LEN(personal); i++)
+			if (e->views[personal[i]] == MOAT_VIEW_FULL ||
+			    e->views[personal[i]] == MOAT_VIEW_VIRTUAL)
+				x.plaintext = 1;
+	}
+	if (x.p && !update_features(d, &x))
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	for (size_t i = 0; i < d->rules->n; i++) {
+		moat_err_t rc = run_rule(d, i, &x, err);
+		if (rc != MOAT_OK)
+			return rc;
+	}
+	return MOAT_OK;
+}
