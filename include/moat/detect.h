@@ -247,6 +247,59 @@ moat_err_t moat_store_action_list(moat_store_t *s, bool active_only,
 moat_err_t moat_store_action_for(moat_store_t *s, const char *principal, moat_detect_action_t *out,
 				 moat_error_t *err) MOAT_MUST_CHECK;
 
+/* ---- running over a log, exactly once (src/detect/run.c) ------------------------- */
+
+/* Where entries come from and where ALERT / ACTION entries go: the ledger in
+ * production (moat_detect_catch_up), an in-memory array in tests. */
+typedef struct moat_detect_log {
+	/* Positions the reader at index `start`. */
+	moat_err_t (*seek)(void *ctx, uint64_t start, moat_error_t *err);
+	/* Next entry: MOAT_OK with *index and *e set (strings borrowed until the next
+	 * call), MOAT_ENOTFOUND at the end. */
+	moat_err_t (*next)(void *ctx, uint64_t *index, moat_entry_t *e, moat_error_t *err);
+	/* Appends n entries durably as consecutive indexes; *first receives the first.
+	 * NULL: alerts are stored with ledger_index -1 and nothing is appended. */
+	moat_err_t (*append)(void *ctx, const moat_entry_t *es, size_t n, uint64_t *first,
+			     moat_error_t *err);
+	void *ctx;
+} moat_detect_log_t;
+
+/* What one run did. */
+typedef struct moat_detect_stats {
+	uint64_t entries;   /* entries read (replayed and new) */
+	uint64_t processed; /* new entries judged (index >= the cursor it started from) */
+	uint64_t alerts;    /* new alerts stored */
+	uint64_t actions;   /* new actions applied */
+	uint64_t cursor;    /* cursor after the run */
+} moat_detect_stats_t;
+
+/* The meta key holding the cursor: every entry below it has been judged and its
+ * alerts stored. */
+#define MOAT_DETECT_CURSOR_KEY "detect.cursor"
+
+/*
+ * Judges every entry of the log from the persisted cursor to its end, exactly
+ * once: the engine replays the log from index 0 to rebuild its windows (alerts
+ * below the cursor are replays and are dropped), new alerts are appended as ALERT
+ * entries (with an ACTION entry for each alert that acts on a principal), then
+ * stored with the actions and the new cursor in one store transaction, every
+ * `batch` entries (0 = 4096) and at the end. A crash between the ledger append
+ * and the store commit is repaired on the next run: ALERT entries already on the
+ * log past the cursor are recognised by their alert id and not appended again.
+ * rules and lookup are as for moat_detect_new.
+ */
+moat_err_t moat_detect_run(moat_store_t *s, const moat_detect_rules_t *rules,
+			   moat_detect_lookup_fn lookup, void *lookup_ctx, const moat_detect_log_t *log,
+			   size_t batch, moat_detect_stats_t *stats, moat_error_t *err) MOAT_MUST_CHECK;
+
+/* Principal look-up backed by the store (ctx = moat_store_t *). */
+int moat_detect_store_lookup(void *ctx, const char *id, moat_detect_principal_t *out);
+
+/* Builds the ALERT ledger entry of an alert (detail: severity, action, value and
+ * evidence indexes). detail must hold MOAT_TEXT_MAX + 1 bytes; strings borrowed. */
+void moat_detect_alert_entry(const moat_detect_alert_t *a, moat_time_t now, char *detail,
+			     moat_entry_t *out);
+
 /* Renders stored alerts (status -1 = any, newest first, at most limit; 0 = no
  * limit) as {"alerts":[{…},…]} into out — the body of GET /v1/alerts and of
  * `moat alerts --json`. */

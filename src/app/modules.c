@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "app/app_internal.h"
+#include "moat/detect.h"
 #include "moat/policy.h"
 
 moat_err_t moat_app_init_modules(const char *data_dir, const char *origin, moat_error_t *err)
@@ -13,7 +14,13 @@ moat_err_t moat_app_init_modules(const char *data_dir, const char *origin, moat_
 	if (rc != MOAT_OK)
 		return moat_error_set(err, rc, NULL, "data directory path is too long");
 	const char *policy = moat_policy_default_text();
-	return moat_file_write_atomic(path, policy, strlen(policy), 0640, err);
+	rc = moat_file_write_atomic(path, policy, strlen(policy), 0640, err);
+	if (rc != MOAT_OK)
+		return rc;
+	if (moat_path_join(path, sizeof path, data_dir, "rules.conf") != MOAT_OK)
+		return moat_error_set(err, MOAT_ELIMIT, NULL, "data directory path is too long");
+	const char *rules = moat_detect_rules_default_text();
+	return moat_file_write_atomic(path, rules, strlen(rules), 0640, err);
 }
 
 moat_err_t moat_app_open_modules(moat_app_t *a, moat_error_t *err)

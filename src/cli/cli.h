@@ -44,6 +44,8 @@ int cli_bad_option(const char *cmd);
 
 /* Subcommands. argv[0] is the subcommand name. */
 int cmd_init(int argc, char **argv);
+int cmd_alerts(int argc, char **argv);
+int cmd_rules(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_principal(int argc, char **argv);
 int cmd_order(int argc, char **argv);

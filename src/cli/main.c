@@ -15,6 +15,7 @@ static int cmd_help(int argc, char **argv);
 
 /* Keep alphabetical; one line per subcommand. */
 static const command_t commands[] = {
+    {"alerts", cmd_alerts, "list and resolve detector alerts; list and lift actions"},
     {"help", cmd_help, "show this help, or `moat help CMD` for one command"},
     {"import", cmd_import, "import parties, principals, relations, orders (JSON Lines)"},
     {"init", cmd_init, "create a data directory: database, keys, ledger, default config"},
@@ -22,6 +23,7 @@ static const command_t commands[] = {
     {"order", cmd_order, "show an order as an operator sees it (masked)"},
     {"policy", cmd_policy, "check a policy file, explain a decision, print the default"},
     {"principal", cmd_principal, "add, list, suspend and resume principals"},
+    {"rules", cmd_rules, "check a detection rule file; print the default rules"},
 };
 
 static void usage(FILE *out)

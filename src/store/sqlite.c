@@ -48,6 +48,19 @@ static const char *const migrations[] = {
     "  updated_at INTEGER NOT NULL);"
     "CREATE INDEX orders_by_phone ON orders (phone_hash);"
     "CREATE INDEX orders_by_merchant ON orders (merchant, order_id);",
+    /* 2: detector alerts and actions (src/store/sqlite_detect.c) */
+    "CREATE TABLE detect_alerts (id TEXT PRIMARY KEY, rule TEXT NOT NULL, title TEXT NOT NULL,"
+    "  severity INTEGER NOT NULL, action INTEGER NOT NULL, principal TEXT NOT NULL,"
+    "  group_by TEXT NOT NULL, key TEXT NOT NULL, time INTEGER NOT NULL,"
+    "  trigger_index INTEGER NOT NULL, value REAL NOT NULL, threshold REAL NOT NULL,"
+    "  count INTEGER NOT NULL, evidence TEXT NOT NULL, ledger_index INTEGER NOT NULL,"
+    "  status INTEGER NOT NULL DEFAULT 0, resolved_at INTEGER,"
+    "  resolution TEXT NOT NULL DEFAULT '') WITHOUT ROWID;"
+    "CREATE INDEX detect_alerts_by_trigger ON detect_alerts (trigger_index);"
+    "CREATE TABLE detect_actions (id INTEGER PRIMARY KEY, principal TEXT NOT NULL,"
+    "  action INTEGER NOT NULL, alert_id TEXT NOT NULL, applied_at INTEGER NOT NULL,"
+    "  lifted_at INTEGER, lift_reason TEXT NOT NULL DEFAULT '', ledger_index INTEGER NOT NULL);"
+    "CREATE INDEX detect_actions_active ON detect_actions (principal) WHERE lifted_at IS NULL;",
 };
 
 static moat_err_t db_error(moat_store_t *s, moat_error_t *err, const char *what)

@@ -1,0 +1,419 @@
+/*
+ * Running the engine over a log exactly once, and rendering stored alerts.
+ *
+ * The engine's state is not persisted: it is a pure function of the log, so a run
+ * rebuilds it by replaying the log from index 0 with the persisted cursor as the
+ * quiet mark (alerts below it were stored by an earlier run). Replaying is cheap
+ * next to everything else moat does with an entry (the engine judges well over a
+ * million entries per second on one core); a state snapshot would make it
+ * incremental when logs grow to billions of entries.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "detect/detect_internal.h"
+
+/* ---- known alert ids on the log past the cursor ------------------------------------- */
+
+typedef struct known {
+	char (*ids)[MOAT_DETECT_RULE_NAME_MAX + 24];
+	uint64_t *index;
+	size_t n, cap;
+} known_t;
+
+static bool known_add(known_t *k, const char *id, uint64_t index)
+{
+	if (k->n == k->cap) {
+		size_t ncap = k->cap ? k->cap * 2 : 16;
+		void *ni = realloc(k->ids, ncap * sizeof *k->ids);
+		if (!ni)
+			return false;
+		k->ids = ni;
+		uint64_t *nx = realloc(k->index, ncap * sizeof *nx);
+		if (!nx)
+			return false;
+		k->index = nx;
+		k->cap = ncap;
+	}
+	snprintf(k->ids[k->n], sizeof k->ids[k->n], "%s", id);
+	k->index[k->n++] = index;
+	return true;
+}
+
+/* The few ALERT entries a crashed run left past the cursor: a linear scan is fine. */
+static bool known_find(const known_t *k, const char *id, uint64_t *index)
+{
+	for (size_t i = 0; i < k->n; i++)
+		if (strcmp(k->ids[i], id) == 0) {
+			*index = k->index[i];
+			return true;
+		}
+	return false;
+}
+
+/* ---- pending alerts ----------------------------------------------------------------- */
+
+typedef struct pending_alert {
+	moat_detect_alert_t a;
+	char rule[MOAT_DETECT_RULE_NAME_MAX + 1];
+	char title[MOAT_TEXT_MAX + 1];
+	char principal[MOAT_ID_MAX + 1];
+	char group_by[16];
+	char key[MOAT_TEXT_MAX + 1];
+} pending_alert_t;
+
+typedef struct run_ctx {
+	pending_alert_t *p;
+	size_t n, cap;
+	bool oom;
+} run_ctx_t;
+
+static int on_alert(void *ctx, const moat_detect_alert_t *a)
+{
+	run_ctx_t *r = ctx;
+	if (a->replay)
+		return 0;
+	if (r->n == r->cap) {
+		size_t ncap = r->cap ? r->cap * 2 : 16;
+		pending_alert_t *np = realloc(r->p, ncap * sizeof *np);
+		if (!np) {
+			r->oom = true;
+			return -1;
+		}
+		r->p = np;
+		r->cap = ncap;
+	}
+	pending_alert_t *p = &r->p[r->n++];
+	p->a = *a;
+	snprintf(p->rule, sizeof p->rule, "%s", a->rule);
+	snprintf(p->title, sizeof p->title, "%s", a->title ? a->title : a->rule);
+	snprintf(p->principal, sizeof p->principal, "%s", a->principal ? a->principal : "");
+	snprintf(p->group_by, sizeof p->group_by, "%s", a->group_by ? a->group_by : "");
+	snprintf(p->key, sizeof p->key, "%s", a->key ? a->key : "");
+	return 0;
+}
+
+/* Points the alert's strings at the copies (after the array last moved). */
+static void pending_fix(pending_alert_t *p)
+{
+	p->a.rule = p->rule;
+	p->a.title = p->title;
+	p->a.principal = p->principal[0] ? p->principal : NULL;
+	p->a.group_by = p->group_by;
+	p->a.key = p->key;
+}
+
+void moat_detect_alert_entry(const moat_detect_alert_t *a, moat_time_t now, char *detail,
+			     moat_entry_t *out)
+{
+	memset(out, 0, sizeof *out);
+	out->kind = MOAT_ENTRY_ALERT;
+	out->time = now;
+	out->principal = a->principal && *a->principal ? a->principal : NULL;
+	out->rule = a->rule;
+	out->ref = a->id;
+	out->rows = a->count;
+	/* "high suspend value=45 threshold=10 at=<trigger> evidence=1,2,3" — ids and
+	 * numbers only, never PII; evidence is cut to what fits. */
+	int n = snprintf(detail, MOAT_TEXT_MAX + 1, "%s %s value=%.6g threshold=%.6g trigger=%" PRIu64
+						    " evidence=",
+			 moat_detect_severity_name(a->severity), moat_detect_action_name(a->action),
+			 a->value, a->threshold, a->trigger);
+	for (size_t i = 0; i < a->n_evidence && n > 0 && n < MOAT_TEXT_MAX - 24; i++)
+		n += snprintf(detail + n, (size_t)(MOAT_TEXT_MAX + 1 - n), "%s%" PRIu64, i ? "," : "",
+			      a->evidence[i]);
+	out->detail = detail;
+}
+
+/* Appends the ALERT/ACTION entries of the pending alerts that are not on the log
+ * yet, then stores alerts, actions and the cursor in one transaction. */
+static moat_err_t flush(moat_store_t *s, const moat_detect_log_t *log, run_ctx_t *r,
+			const known_t *known, uint64_t cursor, moat_detect_stats_t *st,
+			moat_error_t *err)
+{
+	moat_time_t now = moat_now();
+	size_t n = r->n;
+	for (size_t i = 0; i < n; i++)
+		pending_fix(&r->p[i]);
+	moat_entry_t *es = NULL;
+	char (*details)[MOAT_TEXT_MAX + 1] = NULL;
+	int64_t *alert_idx = NULL, *action_idx = NULL;
+	moat_err_t rc = MOAT_OK;
+	if (n) {
+		es = calloc(2 * n, sizeof *es);
+		details = calloc(n, sizeof *details);
+		alert_idx = calloc(n, sizeof *alert_idx);
+		action_idx = calloc(n, sizeof *action_idx);
+		if (!es || !details || !alert_idx || !action_idx) {
+			rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+			goto out;
+		}
+	}
+	size_t m = 0;
+	size_t *pos_alert = (size_t *)calloc(n ? n : 1, sizeof(size_t));
+	size_t *pos_action = (size_t *)calloc(n ? n : 1, sizeof(size_t));
+	if (!pos_alert || !pos_action) {
+		free(pos_alert);
+		free(pos_action);
+		rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const moat_detect_alert_t *a = &r->p[i].a;
+		uint64_t at;
+		alert_idx[i] = action_idx[i] = -1;
+		if (known_find(known, a->id, &at)) {
+			alert_idx[i] = (int64_t)at;
+			pos_alert[i] = pos_action[i] = SIZE_MAX;
+			continue;
+		}
+		moat_detect_alert_entry(a, now, details[i], &es[m]);
+		pos_alert[i] = m++;
+		pos_action[i] = SIZE_MAX;
+		if (a->action != MOAT_ACTION_NONE && a->principal) {
+			moat_entry_t *x = &es[m];
+			x->kind = MOAT_ENTRY_ACTION;
+			x->time = now;
+			x->principal = a->principal;
+			x->ref = moat_detect_action_name(a->action);
+			x->rule = a->id;
+			x->detail = "apply";
+			pos_action[i] = m++;
+		}
+	}
+	if (m && log->append) {
+		uint64_t first;
+		rc = log->append(log->ctx, es, m, &first, err);
+		if (rc != MOAT_OK)
+			goto out2;
+		for (size_t i = 0; i < n; i++) {
+			if (pos_alert[i] != SIZE_MAX)
+				alert_idx[i] = (int64_t)(first + pos_alert[i]);
+			if (pos_action[i] != SIZE_MAX)
+				action_idx[i] = (int64_t)(first + pos_action[i]);
+		}
+	}
+	if ((rc = moat_store_begin(s, err)) != MOAT_OK)
+		goto out2;
+	for (size_t i = 0; i < n; i++) {
+		const moat_detect_alert_t *a = &r->p[i].a;
+		bool inserted;
+		rc = moat_store_alert_put(s, a, alert_idx[i], &inserted, err);
+		if (rc != MOAT_OK)
+			goto rollback;
+		if (!inserted)
+			continue;
+		st->alerts++;
+		if (a->action != MOAT_ACTION_NONE && a->principal) {
+			rc = moat_store_action_put(s, a->principal, a->action, a->id, now, action_idx[i],
+						   NULL, err);
+			if (rc != MOAT_OK)
+				goto rollback;
+			st->actions++;
+		}
+	}
+	char cur[32];
+	snprintf(cur, sizeof cur, "%" PRIu64, cursor);
+	if ((rc = moat_store_meta_set(s, MOAT_DETECT_CURSOR_KEY, cur, err)) != MOAT_OK)
+		goto rollback;
+	if ((rc = moat_store_commit(s, err)) != MOAT_OK)
+		goto rollback;
+	st->cursor = cursor;
+	r->n = 0;
+	goto out2;
+rollback:
+	moat_store_rollback(s);
+out2:
+	free(pos_alert);
+	free(pos_action);
+out:
+	free(es);
+	free(details);
+	free(alert_idx);
+	free(action_idx);
+	return rc;
+}
+
+moat_err_t moat_detect_run(moat_store_t *s, const moat_detect_rules_t *rules,
+			   moat_detect_lookup_fn lookup, void *lookup_ctx, const moat_detect_log_t *log,
+			   size_t batch, moat_detect_stats_t *stats, moat_error_t *err)
+{
+	moat_detect_stats_t st = {0};
+	known_t known = {0};
+	run_ctx_t r = {0};
+	moat_detect_t *d = NULL;
+	if (!batch)
+		batch = 4096;
+	uint64_t cursor = 0;
+	char buf[64];
+	moat_err_t rc = moat_store_meta_get(s, MOAT_DETECT_CURSOR_KEY, buf, sizeof buf, err);
+	if (rc == MOAT_OK) {
+		char *end;
+		cursor = strtoull(buf, &end, 10);
+		if (end == buf || *end) {
+			rc = moat_error_set(err, MOAT_ECORRUPT, MOAT_DETECT_CURSOR_KEY,
+					    "stored detector cursor \"%s\" is not a number", buf);
+			goto out;
+		}
+	} else if (rc != MOAT_ENOTFOUND) {
+		goto out;
+	}
+	moat_error_clear(err);
+	st.cursor = cursor;
+
+	/* ALERT entries past the cursor were appended by a run that crashed before it
+	 * could store them. */
+	uint64_t index;
+	moat_entry_t e;
+	if ((rc = log->seek(log->ctx, cursor, err)) != MOAT_OK)
+		goto out;
+	while ((rc = log->next(log->ctx, &index, &e, err)) == MOAT_OK)
+		if (e.kind == MOAT_ENTRY_ALERT && e.ref && !known_add(&known, e.ref, index)) {
+			rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+			goto out;
+		}
+	if (rc != MOAT_ENOTFOUND)
+		goto out;
+
+	if ((rc = moat_detect_new(rules, lookup, lookup_ctx, on_alert, &r, &d, err)) != MOAT_OK)
+		goto out;
+	moat_detect_set_quiet(d, cursor);
+	if ((rc = log->seek(log->ctx, 0, err)) != MOAT_OK)
+		goto out;
+	uint64_t next_cursor = cursor, since_flush = 0;
+	while ((rc = log->next(log->ctx, &index, &e, err)) == MOAT_OK) {
+		st.entries++;
+		rc = moat_detect_feed(d, index, &e, err);
+		if (rc != MOAT_OK) {
+			if (r.oom)
+				rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+			goto out;
+		}
+		if (index < cursor)
+			continue;
+		st.processed++;
+		next_cursor = index + 1;
+		if (++since_flush >= batch) {
+			if ((rc = flush(s, log, &r, &known, next_cursor, &st, err)) != MOAT_OK)
+				goto out;
+			since_flush = 0;
+		}
+	}
+	if (rc != MOAT_ENOTFOUND)
+		goto out;
+	moat_error_clear(err);
+	rc = MOAT_OK;
+	if (since_flush || r.n)
+		rc = flush(s, log, &r, &known, next_cursor, &st, err);
+out:
+	moat_detect_free(d);
+	free(r.p);
+	free(known.ids);
+	free(known.index);
+	if (stats)
+		*stats = st;
+	return rc;
+}
+
+int moat_detect_store_lookup(void *ctx, const char *id, moat_detect_principal_t *out)
+{
+	moat_store_t *s = ctx;
+	moat_principal_row_t row;
+	moat_error_t err = {0};
+	moat_err_t rc = moat_store_principal_get(s, id, &row, &err);
+	if (rc == MOAT_ENOTFOUND)
+		return 0;
+	if (rc != MOAT_OK)
+		return -1;
+	memset(out, 0, sizeof *out);
+	out->role = row.role;
+	snprintf(out->party, sizeof out->party, "%s", row.party);
+	out->shift_start = out->shift_end = -1;
+	if (row.shift[0] && !moat_detect_shift_parse(row.shift, &out->shift_start, &out->shift_end))
+		out->shift_start = out->shift_end = -1;
+	return 1;
+}
+
+/* ---- JSON --------------------------------------------------------------------------- */
+
+moat_err_t moat_detect_alert_row_json(const moat_alert_row_t *r, moat_buf_t *b)
+{
+	char t[32];
+	moat_err_t rc = MOAT_OK;
+#define PUT(x)                                 \
+	do {                                   \
+		if ((rc = (x)) != MOAT_OK)     \
+			return rc;             \
+	} while (0)
+	PUT(moat_buf_puts(b, "{\"id\":"));
+	PUT(moat_buf_json_str(b, r->id));
+	PUT(moat_buf_puts(b, ",\"rule\":"));
+	PUT(moat_buf_json_str(b, r->rule));
+	PUT(moat_buf_puts(b, ",\"title\":"));
+	PUT(moat_buf_json_str(b, r->title));
+	PUT(moat_buf_printf(b, ",\"severity\":\"%s\",\"action\":\"%s\",\"principal\":",
+			    moat_detect_severity_name(r->severity), moat_detect_action_name(r->action)));
+	if (r->principal[0])
+		PUT(moat_buf_json_str(b, r->principal));
+	else
+		PUT(moat_buf_puts(b, "null"));
+	PUT(moat_buf_puts(b, ",\"group_by\":"));
+	PUT(moat_buf_json_str(b, r->group_by));
+	PUT(moat_buf_puts(b, ",\"key\":"));
+	PUT(moat_buf_json_str(b, r->key));
+	moat_time_format(r->time, t);
+	PUT(moat_buf_printf(b, ",\"time\":\"%s\",\"trigger\":%" PRIu64 ",\"value\":%.6g,"
+			       "\"threshold\":%.6g,\"count\":%" PRIu64 ",\"evidence\":[",
+			    t, r->trigger, r->value, r->threshold, r->count));
+	for (size_t i = 0; i < r->n_evidence; i++)
+		PUT(moat_buf_printf(b, "%s%" PRIu64, i ? "," : "", r->evidence[i]));
+	PUT(moat_buf_puts(b, "],\"ledger_index\":"));
+	if (r->ledger_index >= 0)
+		PUT(moat_buf_printf(b, "%" PRId64, r->ledger_index));
+	else
+		PUT(moat_buf_puts(b, "null"));
+	PUT(moat_buf_printf(b, ",\"status\":\"%s\"",
+			    r->status == MOAT_ALERT_RESOLVED ? "resolved" : "open"));
+	if (r->status == MOAT_ALERT_RESOLVED) {
+		moat_time_format(r->resolved_at, t);
+		PUT(moat_buf_printf(b, ",\"resolved_at\":\"%s\",\"resolution\":", t));
+		PUT(moat_buf_json_str(b, r->resolution));
+	}
+	PUT(moat_buf_putc(b, '}'));
+#undef PUT
+	return MOAT_OK;
+}
+
+typedef struct json_ctx {
+	moat_buf_t *b;
+	bool first;
+	moat_err_t rc;
+} json_ctx_t;
+
+static int json_row(void *ctx, const moat_alert_row_t *row)
+{
+	json_ctx_t *j = ctx;
+	if (!j->first && (j->rc = moat_buf_putc(j->b, ',')) != MOAT_OK)
+		return 1;
+	j->first = false;
+	j->rc = moat_detect_alert_row_json(row, j->b);
+	return j->rc != MOAT_OK;
+}
+
+moat_err_t moat_detect_alerts_json(moat_store_t *s, int status, size_t limit, moat_buf_t *out,
+				   moat_error_t *err)
+{
+	json_ctx_t j = {.b = out, .first = true, .rc = MOAT_OK};
+	moat_err_t rc = moat_buf_puts(out, "{\"alerts\":[");
+	if (rc == MOAT_OK)
+		rc = moat_store_alert_list(s, status, limit, json_row, &j, err);
+	if (rc == MOAT_OK)
+		rc = j.rc;
+	if (rc == MOAT_OK)
+		rc = moat_buf_puts(out, "]}");
+	if (rc == MOAT_ELIMIT)
+		moat_error_set(err, rc, NULL, "alert list exceeds the response size limit");
+	return rc;
+}
