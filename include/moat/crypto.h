@@ -54,4 +54,14 @@ moat_err_t moat_api_key_new(char out[72], uint8_t hash[32]) MOAT_MUST_CHECK;
 /* Hash of a presented key; false if it is not well-formed. */
 bool moat_api_key_hash(const char *key, uint8_t hash[32]);
 
+/* Passwords (src/crypto/password.c): argon2id, PHC string form
+ * "$argon2id$v=19$m=…,t=…,p=…$salt$hash" (out >= MOAT_PHC_MAX). Passwords are
+ * 8..1024 bytes (MOAT_EINVAL otherwise). */
+#define MOAT_PHC_MAX 256
+moat_err_t moat_password_hash(const char *password, char out[MOAT_PHC_MAX],
+			      moat_error_t *err) MOAT_MUST_CHECK;
+/* True iff password matches phc. Spends the same work for a NULL/invalid phc (so
+ * an unknown username takes as long as a wrong password). */
+bool moat_password_verify(const char *phc, const char *password);
+
 #endif

@@ -22,10 +22,34 @@ moat_err_t moat_gateway_policy_request(moat_store_t *s, const moat_principal_row
 				       moat_error_t *err) MOAT_MUST_CHECK;
 
 typedef struct moat_gateway moat_gateway_t;
+struct moat_entry;
+
+/* Where the gateway's events go: the ledger (moat_gateway_ledger_sink) or, until a
+ * data directory has one, the journal below. append must be thread-safe and
+ * durable on return; MOAT_EUNAVAIL when the write fails (nothing appended). */
+typedef struct moat_gateway_sink {
+	void *ctx;
+	moat_err_t (*append)(void *ctx, const struct moat_entry *e, size_t n, uint64_t *first_index,
+			     moat_error_t *err);
+	uint64_t (*size)(void *ctx);
+	void (*fail_writes)(void *ctx, bool on); /* test hook; may be NULL */
+} moat_gateway_sink_t;
+
+/* A minimal durable event journal: one JSON line per entry in path, appended
+ * and fdatasync'd under a lock, with group commit. For data directories that have
+ * no ledger yet. */
+typedef struct moat_journal moat_journal_t;
+moat_err_t moat_journal_open(const char *path, moat_journal_t **out, moat_error_t *err) MOAT_MUST_CHECK;
+void moat_journal_close(moat_journal_t *j);
+void moat_journal_sink(moat_journal_t *j, moat_gateway_sink_t *out);
 
 typedef struct moat_gateway_opts {
 	const char *listen;  /* "HOST:PORT"; NULL = app config */
 	int threads;         /* 0 = app config */
+	moat_gateway_sink_t sink; /* required */
+	/* Test hook: while a file exists at this path, event writes fail as if the
+	 * disk were full. NULL = off. */
+	const char *fail_flag_path;
 } moat_gateway_opts_t;
 
 /* Starts serving app (borrowed; must outlive the gateway) on its own threads.

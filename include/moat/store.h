@@ -167,4 +167,38 @@ moat_err_t moat_store_order_count(moat_store_t *s, int64_t *n, moat_error_t *err
 moat_err_t moat_store_order_merchant(moat_store_t *s, const char *id, char *out, size_t cap,
 				     moat_error_t *err) MOAT_MUST_CHECK;
 
+/* ---- gateway state: virtual numbers and quotas (src/store/sqlite_gateway.c) ---- */
+
+/* A virtual phone number bound to (order, recipient principal). Bindings are never
+ * deleted or re-used: a call to an expired number still names its recipient. */
+typedef struct moat_vnum_row {
+	int64_t id;
+	char number[24];
+	char order_id[MOAT_ID_MAX + 1];
+	char principal[MOAT_ID_MAX + 1];
+	moat_time_t valid_from, valid_until, created_at;
+} moat_vnum_row_t;
+
+/* Returns the binding of (order_id, principal), creating it with a number drawn
+ * at random from the pool [pool_lo, pool_hi] that no binding ever had. An existing
+ * binding keeps its number; its window is widened to cover [from, until].
+ * MOAT_ELIMIT if no free number was found (pool exhausted). */
+moat_err_t moat_store_vnum_bind(moat_store_t *s, const char *order_id, const char *principal,
+				uint64_t pool_lo, uint64_t pool_hi, moat_time_t from,
+				moat_time_t until, moat_time_t now, moat_vnum_row_t *out,
+				moat_error_t *err) MOAT_MUST_CHECK;
+/* The binding that owns number; MOAT_ENOTFOUND if none ever did. */
+moat_err_t moat_store_vnum_find(moat_store_t *s, const char *number, moat_vnum_row_t *out,
+				moat_error_t *err) MOAT_MUST_CHECK;
+
+/* Counts one plaintext read of principal on day (a policy day number) if fewer
+ * than limit were counted so far: *used gets the new count. At the limit nothing
+ * is counted and MOAT_ELIMIT is returned with *used = limit. Atomic across
+ * handles. */
+moat_err_t moat_store_quota_take(moat_store_t *s, const char *principal, int64_t day,
+				 int64_t limit, int64_t *used, moat_error_t *err) MOAT_MUST_CHECK;
+/* Plaintext reads counted for principal on day (0 if none). */
+moat_err_t moat_store_quota_used(moat_store_t *s, const char *principal, int64_t day,
+				 int64_t *used, moat_error_t *err) MOAT_MUST_CHECK;
+
 #endif

@@ -53,6 +53,9 @@ int cmd_key(int argc, char **argv);
 int cmd_ledger(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
+/* `moat principal key|passwd ID` (cmd_principal_creds.c), dispatched from
+ * cmd_principal after option parsing; nargs counts arguments after the verb. */
+int cli_principal_creds(const cli_common_t *c, const char *verb, int nargs, const char *id);
 int cmd_simulate(int argc, char **argv);
 
 #endif

@@ -12,6 +12,8 @@ static void help(void)
 	       "       moat principal list\n"
 	       "       moat principal suspend ID\n"
 	       "       moat principal resume ID\n"
+	       "       moat principal key ID      (new API key, shown once; revokes the old one)\n"
+	       "       moat principal passwd ID   (set a password: prompted, or one line on stdin)\n"
 	       "options: --data DIR, --json\n\n"
 	       "`add` creates the principal and prints its new API key once; only the key's\n"
 	       "SHA-256 is stored, so a lost key cannot be shown again (issue a new one).\n"
@@ -78,6 +80,8 @@ int cmd_principal(int argc, char **argv)
 	const char *sub = argv[optind];
 	int nargs = argc - optind - 1;
 	const char *id = nargs > 0 ? argv[optind + 1] : NULL;
+	if (strcmp(sub, "key") == 0 || strcmp(sub, "passwd") == 0)
+		return cli_principal_creds(&c, sub, nargs, id);
 	bool is_add = strcmp(sub, "add") == 0, is_list = strcmp(sub, "list") == 0;
 	bool is_susp = strcmp(sub, "suspend") == 0, is_res = strcmp(sub, "resume") == 0;
 	if (!is_add && !is_list && !is_susp && !is_res)

@@ -24,6 +24,7 @@ static const command_t commands[] = {
     {"policy", cmd_policy, "check a policy file, explain a decision, print the default"},
     {"principal", cmd_principal, "add, list, suspend and resume principals"},
     {"rules", cmd_rules, "check a detection rule file; print the default rules"},
+    {"serve", cmd_serve, "run the HTTP gateway (policy, views, ledger, quotas)"},
 };
 
 static void usage(FILE *out)

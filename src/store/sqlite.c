@@ -61,6 +61,13 @@ static const char *const migrations[] = {
     "  action INTEGER NOT NULL, alert_id TEXT NOT NULL, applied_at INTEGER NOT NULL,"
     "  lifted_at INTEGER, lift_reason TEXT NOT NULL DEFAULT '', ledger_index INTEGER NOT NULL);"
     "CREATE INDEX detect_actions_active ON detect_actions (principal) WHERE lifted_at IS NULL;",
+    /* 3: gateway: virtual-number bindings (kept after expiry) and daily quotas */
+    "CREATE TABLE vnum_bindings (id INTEGER PRIMARY KEY, order_id TEXT NOT NULL,"
+    "  principal TEXT NOT NULL, number TEXT NOT NULL UNIQUE, valid_from INTEGER NOT NULL,"
+    "  valid_until INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+    "  UNIQUE (order_id, principal));"
+    "CREATE TABLE quota_use (principal TEXT NOT NULL, day INTEGER NOT NULL,"
+    "  used INTEGER NOT NULL, PRIMARY KEY (principal, day)) WITHOUT ROWID;",
 };
 
 static moat_err_t db_error(moat_store_t *s, moat_error_t *err, const char *what)

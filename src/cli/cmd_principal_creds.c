@@ -1,0 +1,86 @@
+/* moat principal key ID / moat principal passwd ID: credentials of a principal. */
+#include <stdio.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "moat/app.h"
+#include "moat/crypto.h"
+
+/* Reads one line (without the newline) from stdin, without echo on a terminal. */
+static bool read_password(const char *prompt, char *out, size_t cap)
+{
+	bool tty = isatty(STDIN_FILENO);
+	struct termios old, quiet;
+	if (tty) {
+		fprintf(stderr, "%s", prompt);
+		tcgetattr(STDIN_FILENO, &old);
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	bool ok = fgets(out, (int)cap, stdin) != NULL;
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fputc('\n', stderr);
+	}
+	if (!ok)
+		return false;
+	size_t n = strlen(out);
+	if (n && out[n - 1] == '\n')
+		out[--n] = '\0';
+	if (n && out[n - 1] == '\r')
+		out[--n] = '\0';
+	return true;
+}
+
+int cli_principal_creds(const cli_common_t *c, const char *verb, int nargs, const char *id)
+{
+	if (nargs != 1 || !id)
+		return cli_usage("principal", "%s expects one ID", verb);
+	if (!moat_id_valid(id))
+		return cli_usage("principal", "invalid principal id \"%s\"", id);
+	bool is_key = strcmp(verb, "key") == 0;
+	char pw[1100] = "", pw2[1100] = "";
+	if (!is_key) {
+		if (!read_password("new password: ", pw, sizeof pw))
+			return cli_usage("principal", "no password given on stdin");
+		if (isatty(STDIN_FILENO) && (!read_password("again: ", pw2, sizeof pw2) || strcmp(pw, pw2) != 0))
+			return cli_usage("principal", "the passwords differ");
+	}
+	moat_error_t e = {0};
+	moat_app_t *a = NULL;
+	if (moat_app_open(c->data_dir, MOAT_APP_NO_LEDGER, &a, &e) != MOAT_OK)
+		return cli_fail("principal", &e);
+	moat_principal_row_t row;
+	moat_err_t rc = moat_store_principal_get(a->store, id, &row, &e);
+	char key[72] = "";
+	if (rc == MOAT_OK && is_key) {
+		uint8_t hash[32];
+		rc = moat_api_key_new(key, hash);
+		if (rc != MOAT_OK)
+			moat_error_set(&e, rc, NULL, "no randomness available");
+		else
+			rc = moat_store_principal_set_key(a->store, id, hash, &e);
+		if (rc == MOAT_OK) {
+			if (c->json)
+				printf("{\"principal\":\"%s\",\"api_key\":\"%s\"}\n", id, key);
+			else
+				printf("new api key for %s (shown once; the previous key no longer works):\n%s\n",
+				       id, key);
+		}
+	} else if (rc == MOAT_OK) {
+		char phc[MOAT_PHC_MAX];
+		rc = moat_password_hash(pw, phc, &e);
+		if (rc == MOAT_OK)
+			rc = moat_store_principal_set_password(a->store, id, phc, &e);
+		if (rc == MOAT_OK)
+			printf("password set for %s\n", id);
+	}
+	memset(key, 0, sizeof key);
+	memset(pw, 0, sizeof pw);
+	memset(pw2, 0, sizeof pw2);
+	moat_app_close(a);
+	return rc == MOAT_OK ? CLI_OK : cli_fail("principal", &e);
+}

@@ -1,0 +1,136 @@
+/* Internals shared by the files of src/gateway/. Not a public header. */
+#ifndef MOAT_GATEWAY_INTERNAL_H
+#define MOAT_GATEWAY_INTERNAL_H
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "moat/entry.h"
+#include "moat/gateway.h"
+
+#define GW_MAX_URL 1024       /* path + query bytes */
+#define GW_MAX_QUERY_VALUE 256
+#define GW_MAX_BATCH 1000     /* records per ingest request */
+#define GW_LIST_MAX 100       /* orders per page */
+#define GW_SESSION_TTL_MS (15 * 60 * 1000)
+
+/* Routes, for metrics. */
+typedef enum gw_route {
+	R_NOT_FOUND = 0,
+	R_HEALTHZ,
+	R_METRICS,
+	R_OPENAPI,
+	R_SESSIONS,
+	R_INGEST,
+	R_ORDER_GET,
+	R_ORDER_LIST,
+	R_CALLS,
+	R_LEDGER,
+	R_COUNT
+} gw_route_t;
+
+#define GW_LAT_BUCKETS 12
+#define GW_STATUS_SLOTS 16 /* 200 201 400 401 403 404 405 409 413 414 415 422 429 500 503 other */
+
+typedef struct gw_metrics {
+	atomic_ullong requests[R_COUNT][GW_STATUS_SLOTS];
+	atomic_ullong lat_bucket[GW_LAT_BUCKETS + 1]; /* last = +Inf */
+	atomic_ullong lat_sum_us;
+	atomic_ullong lat_count;
+	atomic_ullong views[MOAT_FIELD_COUNT][MOAT_VIEW_COUNT];
+	atomic_ullong decisions_allow, decisions_deny;
+	atomic_ullong quota_refusals;
+	atomic_ullong ledger_failures;
+	atomic_ullong logins_ok, logins_failed;
+} gw_metrics_t;
+
+/* A pool of store handles: SQLite handles are single-threaded, so each request
+ * borrows one for its duration. */
+typedef struct gw_store_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	moat_store_t **free;
+	size_t n_free, n;
+	moat_store_t **all;
+} gw_store_pool_t;
+
+struct moat_gateway {
+	moat_app_t *app;
+	struct MHD_Daemon *mhd;
+	int port;
+	moat_gateway_sink_t sink;
+	const char *fail_flag_path;
+	pthread_rwlock_t policy_lock;
+	moat_policy_t *policy; /* guarded by policy_lock */
+	gw_store_pool_t pool;
+	uint8_t session_key[32];
+	uint64_t pool_lo, pool_hi; /* virtual-number pool */
+	int grace_days;
+	size_t max_body;
+	gw_metrics_t m;
+};
+
+/* Per-request state: the upload body and an arena. */
+typedef struct gw_req {
+	moat_buf_t body;
+	bool too_big;
+	moat_arena_t *arena;
+	uint64_t start_ns;
+} gw_req_t;
+
+/* What a handler produces. */
+typedef struct gw_resp {
+	unsigned status;
+	moat_buf_t body;
+	const char *content_type;
+	char ledger_index[32]; /* Moat-Ledger-Index header if set */
+	const char *allow;     /* Allow header for 405 */
+	bool www_auth;
+} gw_resp_t;
+
+/* The authenticated caller. */
+typedef struct gw_auth {
+	moat_principal_row_t p;
+	char ip[64];
+	const char *device; /* Moat-Device header or NULL */
+} gw_auth_t;
+
+/* Sets an error response {"error":{"code","message","field"}}. Returns status. */
+unsigned gw_error(gw_resp_t *r, unsigned status, const char *code, const char *field,
+		  const char *fmt, ...) MOAT_PRINTF(5, 6);
+/* Maps a moat error to a status and error response. */
+unsigned gw_error_from(gw_resp_t *r, const moat_error_t *e);
+
+/* Appends events through the sink, honouring the test fail flag. */
+moat_err_t gw_append(moat_gateway_t *g, const moat_entry_t *e, size_t n, uint64_t *first,
+		     moat_error_t *err) MOAT_MUST_CHECK;
+
+moat_store_t *gw_store_acquire(moat_gateway_t *g);
+void gw_store_release(moat_gateway_t *g, moat_store_t *s);
+
+/* The policy, read-locked until gw_policy_put. */
+const moat_policy_t *gw_policy_get(moat_gateway_t *g);
+void gw_policy_put(moat_gateway_t *g);
+
+/* Handlers. */
+void gw_order_get(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a,
+		  const char *order_id, gw_resp_t *r);
+void gw_order_list(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a,
+		   gw_resp_t *r);
+void gw_ingest(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a,
+	       moat_import_kind_t kind, gw_req_t *q, gw_resp_t *r);
+void gw_calls(moat_gateway_t *g, moat_store_t *s, const gw_auth_t *a, gw_req_t *q, gw_resp_t *r);
+void gw_sessions(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, gw_req_t *q,
+		 gw_resp_t *r);
+/* Checks a session token; on success fills principal id. */
+bool gw_session_check(moat_gateway_t *g, const char *token, char principal[MOAT_ID_MAX + 1]);
+
+/* Query helpers: fails (422) on unknown keys. allowed is NULL-terminated. */
+bool gw_query_only(struct MHD_Connection *c, const char *const *allowed, gw_resp_t *r);
+
+/* The OpenAPI description as JSON (static storage), built in at compile time. */
+extern const char moat_openapi_json[];
+extern const size_t moat_openapi_json_len;
+
+#endif

@@ -1,0 +1,774 @@
+/*
+ * The gateway's HTTP server on libmicrohttpd: connection handling, body caps,
+ * routing, authentication, errors, metrics, reload and shutdown. The handlers
+ * for each endpoint live in their own files.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "gateway/gateway_internal.h"
+
+/* ---- errors ---------------------------------------------------------------------- */
+
+unsigned gw_error(gw_resp_t *r, unsigned status, const char *code, const char *field,
+		  const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	moat_buf_reset(&r->body);
+	r->status = status;
+	r->content_type = "application/json";
+	moat_err_t rc = moat_buf_printf(&r->body, "{\"error\":{\"code\":\"%s\",\"message\":", code);
+	if (rc == MOAT_OK)
+		rc = moat_buf_json_str(&r->body, msg);
+	if (rc == MOAT_OK)
+		rc = moat_buf_puts(&r->body, ",\"field\":");
+	if (rc == MOAT_OK)
+		rc = field && field[0] ? moat_buf_json_str(&r->body, field) : moat_buf_puts(&r->body, "null");
+	if (rc == MOAT_OK)
+		rc = moat_buf_puts(&r->body, "}}");
+	return status;
+}
+
+unsigned gw_error_from(gw_resp_t *r, const moat_error_t *e)
+{
+	unsigned st;
+	const char *code;
+	switch (e->code) {
+	case MOAT_EINVAL:
+		st = 422, code = "invalid";
+		break;
+	case MOAT_ENOTFOUND:
+		st = 404, code = "not_found";
+		break;
+	case MOAT_EEXIST:
+	case MOAT_ECONFLICT:
+		st = 409, code = "conflict";
+		break;
+	case MOAT_EDENIED:
+		st = 403, code = "forbidden";
+		break;
+	case MOAT_ELIMIT:
+		st = 413, code = "too_large";
+		break;
+	case MOAT_EUNAVAIL:
+		st = 503, code = "unavailable";
+		break;
+	default:
+		st = 500, code = "internal";
+	}
+	char msg[420];
+	if (e->line > 0)
+		snprintf(msg, sizeof msg, "line %ld: %s", e->line, e->msg[0] ? e->msg : moat_err_name(e->code));
+	else
+		snprintf(msg, sizeof msg, "%s", e->msg[0] ? e->msg : moat_err_name(e->code));
+	return gw_error(r, st, code, e->field, "%s", msg);
+}
+
+/* ---- events ---------------------------------------------------------------------- */
+
+moat_err_t gw_append(moat_gateway_t *g, const moat_entry_t *e, size_t n, uint64_t *first,
+		     moat_error_t *err)
+{
+	if (g->fail_flag_path && g->sink.fail_writes) {
+		struct stat st;
+		g->sink.fail_writes(g->sink.ctx, stat(g->fail_flag_path, &st) == 0);
+	}
+	moat_err_t rc = g->sink.append(g->sink.ctx, e, n, first, err);
+	if (rc != MOAT_OK) {
+		atomic_fetch_add(&g->m.ledger_failures, 1);
+		moat_log(MOAT_LOG_ERROR, "ledger_append", "event append failed: %s", err ? err->msg : "");
+	}
+	return rc;
+}
+
+/* ---- store pool, policy ---------------------------------------------------------- */
+
+moat_store_t *gw_store_acquire(moat_gateway_t *g)
+{
+	gw_store_pool_t *p = &g->pool;
+	pthread_mutex_lock(&p->mu);
+	while (p->n_free == 0)
+		pthread_cond_wait(&p->cv, &p->mu);
+	moat_store_t *s = p->free[--p->n_free];
+	pthread_mutex_unlock(&p->mu);
+	return s;
+}
+
+void gw_store_release(moat_gateway_t *g, moat_store_t *s)
+{
+	gw_store_pool_t *p = &g->pool;
+	pthread_mutex_lock(&p->mu);
+	p->free[p->n_free++] = s;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+const moat_policy_t *gw_policy_get(moat_gateway_t *g)
+{
+	pthread_rwlock_rdlock(&g->policy_lock);
+	return g->policy;
+}
+
+void gw_policy_put(moat_gateway_t *g)
+{
+	pthread_rwlock_unlock(&g->policy_lock);
+}
+
+/* ---- query helpers --------------------------------------------------------------- */
+
+typedef struct query_check {
+	const char *const *allowed;
+	const char *bad;
+	bool utf8_bad, too_long;
+} query_check_t;
+
+static enum MHD_Result query_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+				  const char *value)
+{
+	(void)kind;
+	query_check_t *q = cls;
+	size_t kl = strlen(key), vl = value ? strlen(value) : 0;
+	if (kl > 64 || vl > GW_MAX_QUERY_VALUE) {
+		q->too_long = true;
+		q->bad = key;
+		return MHD_NO;
+	}
+	if (!moat_utf8_valid(key, kl) || (value && !moat_utf8_valid(value, vl))) {
+		q->utf8_bad = true;
+		q->bad = key;
+		return MHD_NO;
+	}
+	bool ok = false;
+	for (size_t i = 0; q->allowed && q->allowed[i]; i++)
+		if (strcmp(q->allowed[i], key) == 0)
+			ok = true;
+	if (!ok) {
+		q->bad = key;
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+bool gw_query_only(struct MHD_Connection *c, const char *const *allowed, gw_resp_t *r)
+{
+	query_check_t q = {allowed, NULL, false, false};
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_iter, &q);
+	if (!q.bad)
+		return true;
+	char field[72];
+	snprintf(field, sizeof field, "%.64s", moat_utf8_valid(q.bad, strlen(q.bad)) ? q.bad : "?");
+	if (q.too_long)
+		gw_error(r, 414, "uri_too_long", field, "query parameter is longer than %d bytes",
+			 GW_MAX_QUERY_VALUE);
+	else if (q.utf8_bad)
+		gw_error(r, 422, "invalid", field, "query parameter is not valid UTF-8");
+	else
+		gw_error(r, 422, "invalid", field, "unknown query parameter");
+	return false;
+}
+
+/* ---- metrics --------------------------------------------------------------------- */
+
+static const unsigned status_codes[GW_STATUS_SLOTS - 1] = {200, 201, 400, 401, 403, 404, 405,
+							    409, 413, 414, 415, 422, 429, 500, 503};
+static const char *const route_names[R_COUNT] = {"other",  "healthz",   "metrics",    "openapi",
+						 "sessions", "ingest", "order_get", "order_list",
+						 "calls",  "ledger"};
+static const double lat_bounds_ms[GW_LAT_BUCKETS] = {0.1, 0.25, 0.5, 1,   2,    5,
+						     10,  25,   50,  100, 500, 2500};
+
+static int status_slot(unsigned st)
+{
+	for (int i = 0; i < GW_STATUS_SLOTS - 1; i++)
+		if (status_codes[i] == st)
+			return i;
+	return GW_STATUS_SLOTS - 1;
+}
+
+static void metrics_observe(moat_gateway_t *g, gw_route_t route, unsigned status, uint64_t ns)
+{
+	atomic_fetch_add(&g->m.requests[route][status_slot(status)], 1);
+	double ms = (double)ns / 1e6;
+	int b = 0;
+	while (b < GW_LAT_BUCKETS && ms > lat_bounds_ms[b])
+		b++;
+	atomic_fetch_add(&g->m.lat_bucket[b], 1);
+	atomic_fetch_add(&g->m.lat_sum_us, ns / 1000);
+	atomic_fetch_add(&g->m.lat_count, 1);
+}
+
+static void metrics_render(moat_gateway_t *g, gw_resp_t *r)
+{
+	moat_buf_t *b = &r->body;
+	moat_err_t rc;
+	rc = moat_buf_puts(b, "# HELP moat_http_requests_total HTTP requests by route and status.\n"
+			      "# TYPE moat_http_requests_total counter\n");
+	for (int ro = 0; ro < R_COUNT && rc == MOAT_OK; ro++)
+		for (int s = 0; s < GW_STATUS_SLOTS && rc == MOAT_OK; s++) {
+			unsigned long long v = atomic_load(&g->m.requests[ro][s]);
+			if (!v)
+				continue;
+			if (s < GW_STATUS_SLOTS - 1)
+				rc = moat_buf_printf(b, "moat_http_requests_total{route=\"%s\",status=\"%u\"} %llu\n",
+						     route_names[ro], status_codes[s], v);
+			else
+				rc = moat_buf_printf(b, "moat_http_requests_total{route=\"%s\",status=\"other\"} %llu\n",
+						     route_names[ro], v);
+		}
+	if (rc == MOAT_OK)
+		rc = moat_buf_puts(b, "# HELP moat_http_request_duration_seconds Request latency.\n"
+				      "# TYPE moat_http_request_duration_seconds histogram\n");
+	unsigned long long cum = 0;
+	for (int i = 0; i <= GW_LAT_BUCKETS && rc == MOAT_OK; i++) {
+		cum += atomic_load(&g->m.lat_bucket[i]);
+		if (i < GW_LAT_BUCKETS)
+			rc = moat_buf_printf(b, "moat_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+					     lat_bounds_ms[i] / 1000.0, cum);
+		else
+			rc = moat_buf_printf(b, "moat_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+					     cum);
+	}
+	if (rc == MOAT_OK)
+		rc = moat_buf_printf(b,
+				     "moat_http_request_duration_seconds_sum %.6f\n"
+				     "moat_http_request_duration_seconds_count %llu\n",
+				     (double)atomic_load(&g->m.lat_sum_us) / 1e6,
+				     (unsigned long long)atomic_load(&g->m.lat_count));
+	if (rc == MOAT_OK)
+		rc = moat_buf_printf(b,
+				     "# HELP moat_decisions_total Policy decisions on order reads.\n"
+				     "# TYPE moat_decisions_total counter\n"
+				     "moat_decisions_total{decision=\"allow\"} %llu\n"
+				     "moat_decisions_total{decision=\"deny\"} %llu\n"
+				     "# HELP moat_field_views_total Fields served by view.\n"
+				     "# TYPE moat_field_views_total counter\n",
+				     (unsigned long long)atomic_load(&g->m.decisions_allow),
+				     (unsigned long long)atomic_load(&g->m.decisions_deny));
+	for (int f = 0; f < MOAT_FIELD_COUNT && rc == MOAT_OK; f++)
+		for (int v = 1; v < MOAT_VIEW_COUNT && rc == MOAT_OK; v++) {
+			unsigned long long n = atomic_load(&g->m.views[f][v]);
+			if (n)
+				rc = moat_buf_printf(b, "moat_field_views_total{field=\"%s\",view=\"%s\"} %llu\n",
+						     moat_field_name((moat_field_t)f),
+						     moat_view_name((moat_view_t)v), n);
+		}
+	if (rc == MOAT_OK)
+		rc = moat_buf_printf(
+		    b,
+		    "# HELP moat_quota_refusals_total Reads refused for a spent daily quota.\n"
+		    "# TYPE moat_quota_refusals_total counter\n"
+		    "moat_quota_refusals_total %llu\n"
+		    "# HELP moat_ledger_size Entries in the ledger.\n"
+		    "# TYPE moat_ledger_size gauge\n"
+		    "moat_ledger_size %llu\n"
+		    "# HELP moat_ledger_lag_entries Durable entries not yet in a signed checkpoint.\n"
+		    "# TYPE moat_ledger_lag_entries gauge\n"
+		    "moat_ledger_lag_entries 0\n"
+		    "# HELP moat_ledger_append_failures_total Event appends that failed.\n"
+		    "# TYPE moat_ledger_append_failures_total counter\n"
+		    "moat_ledger_append_failures_total %llu\n"
+		    "# HELP moat_logins_total Login attempts by result.\n"
+		    "# TYPE moat_logins_total counter\n"
+		    "moat_logins_total{result=\"success\"} %llu\n"
+		    "moat_logins_total{result=\"failure\"} %llu\n",
+		    (unsigned long long)atomic_load(&g->m.quota_refusals),
+		    (unsigned long long)g->sink.size(g->sink.ctx),
+		    (unsigned long long)atomic_load(&g->m.ledger_failures),
+		    (unsigned long long)atomic_load(&g->m.logins_ok),
+		    (unsigned long long)atomic_load(&g->m.logins_failed));
+	r->status = 200;
+	r->content_type = "text/plain; version=0.0.4";
+}
+
+/* ---- authentication -------------------------------------------------------------- */
+
+static void client_ip(struct MHD_Connection *c, char out[64])
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	out[0] = '\0';
+	if (!ci || !ci->client_addr)
+		return;
+	const struct sockaddr *sa = ci->client_addr;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, 64);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, 64);
+}
+
+static const char *device_header(struct MHD_Connection *c)
+{
+	const char *d = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Moat-Device");
+	if (!d || !moat_id_valid(d))
+		return NULL;
+	return d;
+}
+
+/* Authenticates the caller; on failure fills r (401/403) and returns false. */
+static bool authenticate(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, gw_auth_t *a,
+			 gw_resp_t *r)
+{
+	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	r->www_auth = true;
+	if (!h || strncmp(h, "Bearer ", 7) != 0) {
+		gw_error(r, 401, "unauthenticated", "Authorization",
+			 "send Authorization: Bearer <api key or session token>");
+		return false;
+	}
+	const char *tok = h + 7;
+	moat_error_t e = {0};
+	moat_err_t rc;
+	uint8_t hash[32];
+	char pid[MOAT_ID_MAX + 1];
+	if (strncmp(tok, "moat_", 5) == 0) {
+		if (!moat_api_key_hash(tok, hash)) {
+			gw_error(r, 401, "unauthenticated", "Authorization", "malformed API key");
+			return false;
+		}
+		rc = moat_store_principal_by_key(s, hash, &a->p, &e);
+	} else if (gw_session_check(g, tok, pid)) {
+		rc = moat_store_principal_get(s, pid, &a->p, &e);
+	} else {
+		gw_error(r, 401, "unauthenticated", "Authorization", "unknown or expired credentials");
+		return false;
+	}
+	if (rc == MOAT_EDENIED || rc == MOAT_ENOTFOUND) {
+		gw_error(r, 401, "unauthenticated", "Authorization", "unknown or expired credentials");
+		return false;
+	}
+	if (rc != MOAT_OK) {
+		gw_error_from(r, &e);
+		return false;
+	}
+	r->www_auth = false;
+	if (a->p.status == MOAT_PRINCIPAL_SUSPENDED) {
+		gw_error(r, 403, "suspended", NULL, "principal %s is suspended", a->p.principal);
+		return false;
+	}
+	client_ip(c, a->ip);
+	a->device = device_header(c);
+	return true;
+}
+
+/* ---- routing --------------------------------------------------------------------- */
+
+static bool method_is(const char *m, const char *want)
+{
+	return strcmp(m, want) == 0;
+}
+
+static bool content_type_json(struct MHD_Connection *c, bool allow_ndjson)
+{
+	const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (!ct)
+		return false;
+	if (strncasecmp(ct, "application/json", 16) == 0 && (ct[16] == '\0' || ct[16] == ';'))
+		return true;
+	if (allow_ndjson && strncasecmp(ct, "application/x-ndjson", 20) == 0 &&
+	    (ct[20] == '\0' || ct[20] == ';'))
+		return true;
+	return false;
+}
+
+static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const char *url,
+			   const char *method, gw_req_t *q, gw_resp_t *r)
+{
+	size_t ul = strlen(url);
+	if (ul > GW_MAX_URL) {
+		gw_error(r, 414, "uri_too_long", NULL, "path is longer than %d bytes", GW_MAX_URL);
+		return R_NOT_FOUND;
+	}
+	if (!moat_utf8_valid(url, ul)) {
+		gw_error(r, 400, "bad_request", NULL, "path is not valid UTF-8");
+		return R_NOT_FOUND;
+	}
+	bool get = method_is(method, "GET") || method_is(method, "HEAD");
+	bool post = method_is(method, "POST");
+
+	if (strcmp(url, "/healthz") == 0) {
+		if (!get)
+			return r->allow = "GET, HEAD", gw_error(r, 405, "method_not_allowed", NULL, "use GET"), R_HEALTHZ;
+		if (!gw_query_only(c, NULL, r))
+			return R_HEALTHZ;
+		r->status = 200;
+		if (moat_buf_puts(&r->body, "{\"status\":\"ok\"}") != MOAT_OK)
+		r->status = 500;
+		return R_HEALTHZ;
+	}
+	if (strcmp(url, "/metrics") == 0) {
+		if (!get)
+			return r->allow = "GET, HEAD", gw_error(r, 405, "method_not_allowed", NULL, "use GET"), R_METRICS;
+		metrics_render(g, r);
+		return R_METRICS;
+	}
+	if (strcmp(url, "/openapi.json") == 0) {
+		if (!get)
+			return r->allow = "GET, HEAD", gw_error(r, 405, "method_not_allowed", NULL, "use GET"), R_OPENAPI;
+		r->status = 200;
+		if (moat_buf_append(&r->body, moat_openapi_json, moat_openapi_json_len) != MOAT_OK)
+		r->status = 500;
+		return R_OPENAPI;
+	}
+
+	gw_route_t route = R_NOT_FOUND;
+	moat_import_kind_t ingest_kind = MOAT_IMPORT_PARTIES;
+	const char *order_id = NULL;
+	const char *allow = NULL;
+	bool want_post = false;
+	if (strcmp(url, "/v1/sessions") == 0) {
+		route = R_SESSIONS, want_post = true, allow = "POST";
+	} else if (strcmp(url, "/v1/parties") == 0) {
+		route = R_INGEST, ingest_kind = MOAT_IMPORT_PARTIES, want_post = true, allow = "POST";
+	} else if (strcmp(url, "/v1/principals") == 0) {
+		route = R_INGEST, ingest_kind = MOAT_IMPORT_PRINCIPALS, want_post = true, allow = "POST";
+	} else if (strcmp(url, "/v1/relations") == 0) {
+		route = R_INGEST, ingest_kind = MOAT_IMPORT_RELATIONS, want_post = true, allow = "POST";
+	} else if (strcmp(url, "/v1/orders") == 0) {
+		/* GET lists, POST ingests */
+		route = post ? R_INGEST : R_ORDER_LIST, ingest_kind = MOAT_IMPORT_ORDERS;
+		want_post = post, allow = "GET, HEAD, POST";
+		if (!get && !post)
+			return r->allow = allow, gw_error(r, 405, "method_not_allowed", NULL, "use GET or POST"), route;
+	} else if (strncmp(url, "/v1/orders/", 11) == 0 && url[11] && !strchr(url + 11, '/')) {
+		route = R_ORDER_GET, order_id = url + 11, allow = "GET, HEAD";
+	} else if (strcmp(url, "/v1/calls") == 0) {
+		route = R_CALLS, want_post = true, allow = "POST";
+	} else {
+		gw_error(r, 404, "not_found", NULL, "no such endpoint; see /openapi.json");
+		return R_NOT_FOUND;
+	}
+	if (route != R_INGEST || !post) {
+		if ((want_post && !post) || (!want_post && !get)) {
+			r->allow = allow;
+			gw_error(r, 405, "method_not_allowed", NULL, "use %s", allow);
+			return route;
+		}
+	}
+	if (want_post) {
+		if (q->too_big) {
+			gw_error(r, 413, "too_large", NULL, "request body is larger than %zu bytes", g->max_body);
+			return route;
+		}
+		if (!content_type_json(c, route == R_INGEST)) {
+			gw_error(r, 415, "unsupported_media_type", "Content-Type",
+				 route == R_INGEST ? "send application/json or application/x-ndjson"
+						   : "send application/json");
+			return route;
+		}
+		if (!moat_utf8_valid(q->body.data, q->body.len)) {
+			gw_error(r, 422, "invalid", NULL, "request body is not valid UTF-8");
+			return route;
+		}
+		if (!gw_query_only(c, NULL, r))
+			return route;
+	}
+	moat_store_t *s = gw_store_acquire(g);
+	if (route == R_SESSIONS) {
+		gw_sessions(g, c, s, q, r);
+		gw_store_release(g, s);
+		return route;
+	}
+	gw_auth_t a;
+	memset(&a, 0, sizeof a);
+	if (authenticate(g, c, s, &a, r)) {
+		switch (route) {
+		case R_INGEST:
+			gw_ingest(g, c, s, &a, ingest_kind, q, r);
+			break;
+		case R_ORDER_GET:
+			gw_order_get(g, c, s, &a, order_id, r);
+			break;
+		case R_ORDER_LIST:
+			gw_order_list(g, c, s, &a, r);
+			break;
+		case R_CALLS:
+			gw_calls(g, s, &a, q, r);
+			break;
+		default:
+			gw_error(r, 404, "not_found", NULL, "no such endpoint");
+		}
+	}
+	gw_store_release(g, s);
+	return route;
+}
+
+static enum MHD_Result send_response(struct MHD_Connection *c, gw_resp_t *r)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(r->body.len, r->body.data,
+								    MHD_RESPMEM_MUST_COPY);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				r->content_type ? r->content_type : "application/json");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (r->ledger_index[0])
+		MHD_add_response_header(resp, "Moat-Ledger-Index", r->ledger_index);
+	if (r->allow)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+	if (r->www_auth && r->status == 401)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"moat\"");
+	enum MHD_Result ret = MHD_queue_response(c, r->status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_size, void **con_cls)
+{
+	(void)version;
+	moat_gateway_t *g = cls;
+	gw_req_t *q = *con_cls;
+	if (!q) {
+		q = calloc(1, sizeof *q);
+		if (!q)
+			return MHD_NO;
+		moat_buf_init(&q->body, g->max_body);
+		q->start_ns = moat_mono_ns();
+		*con_cls = q;
+		/* Refuse an announced over-size body before reading any of it. */
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+							     MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl && strtoull(cl, NULL, 10) > g->max_body) {
+			gw_resp_t r = {0};
+			moat_buf_init(&r.body, 4096);
+			gw_error(&r, 413, "too_large", NULL, "request body is larger than %zu bytes",
+				 g->max_body);
+			enum MHD_Result ret = send_response(c, &r);
+			metrics_observe(g, R_NOT_FOUND, 413, moat_mono_ns() - q->start_ns);
+			moat_buf_free(&r.body);
+			q->too_big = true;
+			return ret;
+		}
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (!q->too_big && moat_buf_append(&q->body, upload, *upload_size) != MOAT_OK)
+			q->too_big = true;
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	gw_resp_t r = {0};
+	moat_buf_init(&r.body, 64u << 20);
+	r.status = 500;
+	gw_route_t route = dispatch(g, c, url, method, q, &r);
+	enum MHD_Result ret = send_response(c, &r);
+	metrics_observe(g, route, r.status, moat_mono_ns() - q->start_ns);
+	moat_buf_free(&r.body);
+	return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	(void)cls, (void)c, (void)toe;
+	gw_req_t *q = *con_cls;
+	if (!q)
+		return;
+	moat_buf_free(&q->body);
+	moat_arena_free(q->arena);
+	free(q);
+	*con_cls = NULL;
+}
+
+/* ---- life cycle ------------------------------------------------------------------ */
+
+static moat_err_t load_policy(moat_gateway_t *g, moat_error_t *err)
+{
+	char path[1200];
+	if (moat_path_join(path, sizeof path, g->app->data_dir, "policy.conf") != MOAT_OK)
+		return moat_error_set(err, MOAT_ELIMIT, NULL, "data directory path is too long");
+	moat_policy_t *p = NULL;
+	moat_err_t rc = moat_policy_load(path, &p, err);
+	if (rc != MOAT_OK) {
+		if (err && err->line > 0) {
+			char msg[sizeof err->msg];
+			snprintf(msg, sizeof msg, "%s", err->msg);
+			snprintf(err->msg, sizeof err->msg, "policy.conf line %ld: %.280s", err->line, msg);
+		}
+		return rc;
+	}
+	/* A policy the ledger has not seen yet is a policy change. */
+	moat_store_t *s = gw_store_acquire(g);
+	char prev[80] = "";
+	moat_error_t e2 = {0};
+	moat_err_t grc = moat_store_meta_get(s, "gateway.policy_hash", prev, sizeof prev, &e2);
+	if ((grc == MOAT_OK || grc == MOAT_ENOTFOUND) && strcmp(prev, moat_policy_hash(p)) != 0) {
+		moat_entry_t e = {0};
+		e.kind = MOAT_ENTRY_POLICY;
+		e.time = moat_now();
+		e.ref = moat_policy_hash(p);
+		e.detail = "policy.conf loaded";
+		rc = gw_append(g, &e, 1, NULL, err);
+		if (rc == MOAT_OK)
+			rc = moat_store_meta_set(s, "gateway.policy_hash", moat_policy_hash(p), err);
+	}
+	gw_store_release(g, s);
+	if (rc != MOAT_OK) {
+		moat_policy_free(p);
+		return rc;
+	}
+	pthread_rwlock_wrlock(&g->policy_lock);
+	moat_policy_t *old = g->policy;
+	g->policy = p;
+	pthread_rwlock_unlock(&g->policy_lock);
+	moat_policy_free(old);
+	moat_log(MOAT_LOG_INFO, "policy_loaded", "policy %s with %zu rules", moat_policy_hash(p),
+		 moat_policy_rule_count(p));
+	return MOAT_OK;
+}
+
+moat_err_t moat_gateway_reload(moat_gateway_t *g, moat_error_t *err)
+{
+	return load_policy(g, err);
+}
+
+static moat_err_t parse_listen(const char *listen, struct sockaddr_in *sa, moat_error_t *err)
+{
+	char host[64];
+	const char *colon = strrchr(listen, ':');
+	if (!colon || (size_t)(colon - listen) >= sizeof host)
+		return moat_error_set(err, MOAT_EINVAL, "listen", "listen must be HOST:PORT (IPv4)");
+	memcpy(host, listen, (size_t)(colon - listen));
+	host[colon - listen] = '\0';
+	char *end;
+	long port = strtol(colon + 1, &end, 10);
+	if (*end || port < 0 || port > 65535)
+		return moat_error_set(err, MOAT_EINVAL, "listen", "port must be 0..65535");
+	memset(sa, 0, sizeof *sa);
+	sa->sin_family = AF_INET;
+	sa->sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &sa->sin_addr) != 1)
+		return moat_error_set(err, MOAT_EINVAL, "listen", "host must be an IPv4 address");
+	return MOAT_OK;
+}
+
+static bool parse_pool(const char *s, uint64_t *lo, uint64_t *hi)
+{
+	unsigned long long a, b;
+	char tail;
+	if (sscanf(s, "%llu-%llu%c", &a, &b, &tail) != 2 || a > b)
+		return false;
+	*lo = a, *hi = b;
+	return true;
+}
+
+moat_err_t moat_gateway_start(moat_app_t *app, const moat_gateway_opts_t *opts,
+			      moat_gateway_t **out, moat_error_t *err)
+{
+	*out = NULL;
+	if (!opts || !opts->sink.append || !opts->sink.size)
+		return moat_error_set(err, MOAT_EINVAL, NULL, "gateway needs an event sink");
+	moat_gateway_t *g = calloc(1, sizeof *g);
+	if (!g)
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	moat_err_t rc = MOAT_OK;
+	g->app = app;
+	g->sink = opts->sink;
+	g->fail_flag_path = opts->fail_flag_path;
+	g->max_body = app->config.max_body ? app->config.max_body : (8u << 20);
+	g->grace_days = app->config.virtual_grace_days;
+	pthread_rwlock_init(&g->policy_lock, NULL);
+	pthread_mutex_init(&g->pool.mu, NULL);
+	pthread_cond_init(&g->pool.cv, NULL);
+	if (!parse_pool(app->config.virtual_pool, &g->pool_lo, &g->pool_hi)) {
+		rc = moat_error_set(err, MOAT_EINVAL, "virtual.pool", "pool must be FIRST-LAST, e.g. "
+								      "17100000000-17199999999");
+		goto fail;
+	}
+	if ((rc = moat_random(g->session_key, sizeof g->session_key)) != MOAT_OK) {
+		moat_error_set(err, rc, NULL, "no randomness for the session key");
+		goto fail;
+	}
+	int threads = opts->threads > 0 ? opts->threads : app->config.threads;
+	if (threads < 1)
+		threads = 1;
+	if (threads > 64)
+		threads = 64;
+	/* One store handle per server thread plus slack for reload. */
+	g->pool.n = (size_t)threads + 1;
+	g->pool.all = calloc(g->pool.n, sizeof *g->pool.all);
+	g->pool.free = calloc(g->pool.n, sizeof *g->pool.free);
+	if (!g->pool.all || !g->pool.free) {
+		rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+		goto fail;
+	}
+	char dbpath[1200];
+	if ((rc = moat_path_join(dbpath, sizeof dbpath, app->data_dir, "moat.db")) != MOAT_OK) {
+		moat_error_set(err, rc, NULL, "data directory path is too long");
+		goto fail;
+	}
+	for (size_t i = 0; i < g->pool.n; i++) {
+		if ((rc = moat_store_open_sqlite(dbpath, false, &g->pool.all[i], err)) != MOAT_OK)
+			goto fail;
+		g->pool.free[g->pool.n_free++] = g->pool.all[i];
+	}
+	if ((rc = load_policy(g, err)) != MOAT_OK)
+		goto fail;
+	struct sockaddr_in sa;
+	if ((rc = parse_listen(opts->listen ? opts->listen : app->config.listen, &sa, err)) != MOAT_OK)
+		goto fail;
+	unsigned timeout = app->config.request_timeout_s > 0 ? (unsigned)app->config.request_timeout_s : 10;
+	g->mhd = MHD_start_daemon(
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_TURBO,
+	    0, NULL, NULL, on_request, g, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED, on_completed, g,
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+	if (!g->mhd) {
+		rc = moat_error_set(err, MOAT_EIO, "listen", "cannot listen on %s (in use, or not a local address?)",
+				    opts->listen ? opts->listen : app->config.listen);
+		goto fail;
+	}
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(g->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	g->port = di ? di->port : ntohs(sa.sin_port);
+	*out = g;
+	return MOAT_OK;
+fail:
+	moat_gateway_stop(g);
+	return rc;
+}
+
+int moat_gateway_port(const moat_gateway_t *g)
+{
+	return g->port;
+}
+
+void moat_gateway_stop(moat_gateway_t *g)
+{
+	if (!g)
+		return;
+	if (g->mhd) {
+		/* Stop accepting, give in-flight requests up to 2 s, then stop. */
+		MHD_quiesce_daemon(g->mhd);
+		for (int i = 0; i < 200; i++) {
+			const union MHD_DaemonInfo *di =
+			    MHD_get_daemon_info(g->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+			if (!di || di->num_connections == 0)
+				break;
+			struct timespec ts = {0, 10 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+		MHD_stop_daemon(g->mhd);
+	}
+	for (size_t i = 0; i < g->pool.n; i++)
+		moat_store_close(g->pool.all ? g->pool.all[i] : NULL);
+	free(g->pool.all);
+	free(g->pool.free);
+	moat_policy_free(g->policy);
+	pthread_rwlock_destroy(&g->policy_lock);
+	pthread_mutex_destroy(&g->pool.mu);
+	pthread_cond_destroy(&g->pool.cv);
+	free(g);
+}
