@@ -1,0 +1,172 @@
+/*
+ * moat trace: from buyers' scam reports to the leaker.
+ *
+ * Three layers, usable separately:
+ *  1. statistics (moat_stats_*): the hypergeometric upper tail in log space and
+ *     multiple-testing corrections, pure functions;
+ *  2. the exposure index (moat_exposure_*): for each principal, each order and
+ *     each field, when the principal first received that field in plaintext. It
+ *     is fed ledger entries in ledger order (moat_exposure_add), persisted under
+ *     <data>/trace/, and rebuilt from the ledger by `moat trace reindex`;
+ *  3. scoring (moat_exposure_score): for a set of victims (order, first contact,
+ *     quoted fields) it ranks candidate principals and parties by an exact test,
+ *     Holm-corrected across every candidate of both levels, and explains away
+ *     the victims of each confirmed leaker before looking for the next one.
+ *
+ * "Plaintext" means the FULL view. A phone seen only as a virtual number does not
+ * expose the real phone: it is kept apart (MOAT_EXPOSURE_VIRTUAL_PHONE) for the
+ * virtual-number path and never counts for statistics.
+ */
+#ifndef MOAT_TRACE_H
+#define MOAT_TRACE_H
+
+#include "moat/base.h"
+#include "moat/entry.h"
+#include "moat/model.h"
+
+/* ---- statistics --------------------------------------------------------------------- */
+
+/* ln P(X = k) for X ~ Hypergeometric(N population, K successes, n draws);
+ * -INFINITY where the probability is 0. */
+double moat_stats_log_hypergeom_pmf(uint64_t N, uint64_t K, uint64_t n, uint64_t k);
+/* ln P(X >= k), summed exactly over the tail in log space: no underflow however
+ * small (values far below ln(1e-300) = -690.8 are returned as such). 0 when
+ * k is at most the smallest possible X, -INFINITY when k exceeds the largest,
+ * NAN when K > N or n > N. */
+double moat_stats_log_hypergeom_tail(uint64_t N, uint64_t K, uint64_t n, uint64_t k);
+/* Bonferroni on log p-values: log_adj[i] = min(0, log_p[i] + ln m), where m >= n is
+ * the number of hypotheses tested (the others had p = 1). */
+void moat_stats_bonferroni(const double *log_p, size_t n, size_t m, double *log_adj);
+/* Holm's step-down correction on log p-values (same m convention). log_adj may
+ * not alias log_p. MOAT_ENOMEM leaves log_adj unspecified. */
+moat_err_t moat_stats_holm(const double *log_p, size_t n, size_t m,
+			   double *log_adj) MOAT_MUST_CHECK;
+/* lift = (k/n) / (K/N) (0 if any denominator is 0); coverage = k/n. */
+double moat_stats_lift(uint64_t k, uint64_t n, uint64_t K, uint64_t N);
+double moat_stats_coverage(uint64_t k, uint64_t n);
+
+/* ---- exposure index ------------------------------------------------------------------ */
+
+/* Field bits: (1u << moat_field_t) for a field received in FULL, plus this bit
+ * for a phone received as a virtual number. */
+#define MOAT_EXPOSURE_VIRTUAL_PHONE (1u << 7)
+#define MOAT_EXPOSURE_FIELDS_ALL ((1u << MOAT_FIELD_COUNT) - 1u)
+/* Principals the index can hold (ids are 24-bit). */
+#define MOAT_EXPOSURE_MAX_PRINCIPALS (1u << 24)
+#define MOAT_EXPOSURE_MAX_ORDERS UINT32_MAX
+
+typedef struct moat_exposure moat_exposure_t;
+
+/* An empty index (cursor 0). NULL on out of memory. Free with moat_exposure_free. */
+moat_exposure_t *moat_exposure_new(void);
+void moat_exposure_free(moat_exposure_t *x);
+
+/* Feeds one ledger entry. Entries must come in ledger order: ledger_index must be
+ * >= the cursor (an older index is skipped as already applied, so a restart can
+ * replay safely). ACCESS and EXPORT entries with an order add what they revealed;
+ * DENY and other kinds only advance the cursor. Times are kept to the second,
+ * rounded up, so an exposure is never placed before it happened. */
+moat_err_t moat_exposure_add(moat_exposure_t *x, uint64_t ledger_index, const moat_entry_t *e,
+			     moat_error_t *err) MOAT_MUST_CHECK;
+/* The next ledger index the index expects (one past the last applied). */
+uint64_t moat_exposure_cursor(const moat_exposure_t *x);
+
+/* Sets the party of a principal (the index learns principals from entries, their
+ * parties from the store). Unknown principals are created. */
+moat_err_t moat_exposure_set_party(moat_exposure_t *x, const char *principal, const char *party,
+				   moat_error_t *err) MOAT_MUST_CHECK;
+/* Marks an order as a honey order: it is left out of the reference population and
+ * any report on it is direct evidence against whoever received it. */
+moat_err_t moat_exposure_set_honey(moat_exposure_t *x, const char *order_id,
+				   moat_error_t *err) MOAT_MUST_CHECK;
+bool moat_exposure_is_honey(const moat_exposure_t *x, const char *order_id);
+
+/* Query functions first fold pending entries into the compact form, which may
+ * allocate (MOAT_ENOMEM). */
+/* *fields = bits principal had received for order by time `at` (ms, inclusive);
+ * 0 if none or unknown. */
+moat_err_t moat_exposure_received(moat_exposure_t *x, const char *principal,
+				  const char *order_id, moat_time_t at, unsigned *fields,
+				  moat_error_t *err) MOAT_MUST_CHECK;
+/* Calls fn for every principal that received anything of order_id by `at`, with the
+ * field bits. fn returning non-zero stops. */
+moat_err_t moat_exposure_recipients(moat_exposure_t *x, const char *order_id, moat_time_t at,
+				    int (*fn)(void *ctx, const char *principal, const char *party,
+					      unsigned fields),
+				    void *ctx, moat_error_t *err) MOAT_MUST_CHECK;
+/* Calls fn for every order of which `who` (a principal, or with is_party every
+ * principal of that party) received in plaintext at least one of `fields` by
+ * `at`, in index order. This is the notification list of a confirmed leaker. */
+moat_err_t moat_exposure_orders_of(moat_exposure_t *x, const char *who, bool is_party,
+				   unsigned fields, moat_time_t at,
+				   int (*fn)(void *ctx, const char *order_id), void *ctx,
+				   moat_error_t *err) MOAT_MUST_CHECK;
+
+typedef struct moat_exposure_stats {
+	uint64_t entries;    /* ledger entries fed */
+	uint64_t exposures;  /* entries that revealed at least one field */
+	uint64_t records;    /* (principal, order, new fields, time) records kept */
+	uint64_t orders, principals, parties;
+	size_t bytes_records;    /* memory of the records and per-order offsets */
+	size_t bytes_dictionary; /* memory of the id dictionaries */
+} moat_exposure_stats_t;
+void moat_exposure_stats(const moat_exposure_t *x, moat_exposure_stats_t *out);
+
+/* Saves to path atomically (binary, checksummed) / loads a saved index.
+ * load: MOAT_ENOTFOUND if absent, MOAT_ECORRUPT if damaged. */
+moat_err_t moat_exposure_save(moat_exposure_t *x, const char *path,
+			      moat_error_t *err) MOAT_MUST_CHECK;
+moat_err_t moat_exposure_load(const char *path, moat_exposure_t **out,
+			      moat_error_t *err) MOAT_MUST_CHECK;
+
+/* ---- scoring ------------------------------------------------------------------------- */
+
+/* One victim: the order the scammer quoted, the first contact, the field bits
+ * quoted (name, phone, address, items …; at least one). Strings borrowed. */
+typedef struct moat_victim {
+	const char *order_id;
+	moat_time_t contact;
+	unsigned quoted;
+} moat_victim_t;
+
+typedef struct moat_score_params {
+	double alpha;          /* significance after correction; default 0.01 */
+	uint64_t population;   /* N; 0 = orders the index knows from before the last contact */
+	size_t max_rounds;     /* explain-away rounds; default 5 */
+	size_t max_suspects;   /* rows returned; default 20 */
+	size_t min_victims;    /* below this many victims nothing is significant; default 3 */
+} moat_score_params_t;
+void moat_score_params_default(moat_score_params_t *p);
+
+typedef struct moat_suspect {
+	char principal[MOAT_ID_MAX + 1]; /* "" for a party-level suspect */
+	char party[MOAT_ID_MAX + 1];     /* the principal's party, or the party suspected */
+	bool is_party;
+	uint64_t N, K, n, k;  /* the test: population, exposure, victims, covered */
+	double log_p;         /* ln of the uncorrected tail */
+	double log_p_adj;     /* ln of the Holm-corrected p */
+	bool significant;     /* p_adj < alpha, confirmed in an explain-away round */
+	int round;            /* 1-based explain-away round that confirmed it; 0 = not */
+	double lift, coverage;
+	size_t n_covered;     /* victims (indexes into the input) it explains */
+	size_t *covered;      /* malloc'd */
+} moat_suspect_t;
+
+typedef struct moat_score_result {
+	uint64_t N, n;
+	unsigned quoted;     /* field bits required for the population exposure K */
+	size_t tested;       /* hypotheses in the correction (principals + parties) */
+	size_t n_suspects;
+	moat_suspect_t *suspects; /* confirmed first (by round), then by corrected p */
+} moat_score_result_t;
+void moat_score_result_clear(moat_score_result_t *r);
+
+/* Scores the victims against the index. A victim counts as covered by c when c
+ * had received all its quoted fields before its contact; K_c counts the orders
+ * of the population for which c had all fields quoted by every victim before the
+ * last contact (a superset, which keeps p conservative). */
+moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims, size_t n_victims,
+			       const moat_score_params_t *params, moat_score_result_t *out,
+			       moat_error_t *err) MOAT_MUST_CHECK;
+
+#endif

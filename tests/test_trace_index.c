@@ -1,0 +1,232 @@
+/* Unit tests of the exposure index and case scoring on in-memory ledgers. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "moat/trace.h"
+
+#define T0 ((moat_time_t)1767225600000) /* 2026-01-01T00:00:00Z */
+#define HOUR ((moat_time_t)3600000)
+
+static uint64_t ledger_index;
+
+static void feed(moat_exposure_t *x, const char *principal, const char *order, moat_time_t t,
+		 moat_view_t name, moat_view_t phone, moat_view_t address)
+{
+	moat_entry_t e = {0};
+	e.kind = MOAT_ENTRY_ACCESS;
+	e.time = t;
+	e.principal = principal;
+	e.order_id = order;
+	e.views[MOAT_FIELD_NAME] = (uint8_t)name;
+	e.views[MOAT_FIELD_PHONE] = (uint8_t)phone;
+	e.views[MOAT_FIELD_ADDRESS] = (uint8_t)address;
+	e.views[MOAT_FIELD_ITEMS] = MOAT_VIEW_HIDDEN;
+	moat_error_t err;
+	CHECK(moat_exposure_add(x, ledger_index++, &e, &err) == MOAT_OK);
+}
+
+static const char *oid(int i)
+{
+	static char buf[32][16];
+	static int k;
+	k = (k + 1) % 32;
+	snprintf(buf[k], sizeof buf[k], "O%05d", i);
+	return buf[k];
+}
+
+/* 2,000 orders; a platform service sees every name and phone; 20 CS agents of
+ * merchant m1 see names; 10 couriers of l-sf see name, phone (virtual) and address
+ * of 200 orders each; courier cr-3 also reads phones in full (the leaker). */
+static moat_exposure_t *world(void)
+{
+	moat_exposure_t *x = moat_exposure_new();
+	moat_error_t err;
+	char p[32];
+	CHECK(moat_exposure_set_party(x, "svc", "platform", &err) == MOAT_OK);
+	for (int i = 0; i < 20; i++) {
+		snprintf(p, sizeof p, "cs-%d", i);
+		CHECK(moat_exposure_set_party(x, p, "m1", &err) == MOAT_OK);
+	}
+	for (int i = 0; i < 10; i++) {
+		snprintf(p, sizeof p, "cr-%d", i);
+		CHECK(moat_exposure_set_party(x, p, i < 5 ? "l-sf" : "l-zto", &err) == MOAT_OK);
+	}
+	ledger_index = 0;
+	for (int i = 0; i < 2000; i++) {
+		moat_time_t t = T0 + i * 60000;
+		feed(x, "svc", oid(i), t, MOAT_VIEW_FULL, MOAT_VIEW_FULL, MOAT_VIEW_COARSE);
+		snprintf(p, sizeof p, "cs-%d", i % 20);
+		feed(x, p, oid(i), t + HOUR, MOAT_VIEW_FULL, MOAT_VIEW_VIRTUAL, MOAT_VIEW_COARSE);
+		snprintf(p, sizeof p, "cr-%d", i % 10);
+		moat_view_t ph = (i % 10 == 3) ? MOAT_VIEW_FULL : MOAT_VIEW_VIRTUAL;
+		feed(x, p, oid(i), t + 2 * HOUR, MOAT_VIEW_MASK, ph, MOAT_VIEW_FULL);
+		/* Repeats add nothing. */
+		feed(x, p, oid(i), t + 3 * HOUR, MOAT_VIEW_MASK, ph, MOAT_VIEW_FULL);
+		/* A later full name: the courier has every field from then on. */
+		feed(x, p, oid(i), t + 4 * HOUR, MOAT_VIEW_FULL, MOAT_VIEW_MASK, MOAT_VIEW_HIDDEN);
+	}
+	return x;
+}
+
+static void test_index(void)
+{
+	moat_exposure_t *x = world();
+	moat_error_t err;
+	unsigned f;
+	CHECK(moat_exposure_cursor(x) == 10000);
+	moat_exposure_stats_t st;
+	moat_exposure_stats(x, &st);
+	CHECK(st.entries == 10000);
+	CHECK(st.orders == 2000);
+	CHECK(st.principals == 31);
+	CHECK(moat_exposure_received(x, "cr-3", oid(13), T0 + 13 * 60000 + 2 * HOUR, &f, &err) ==
+	      MOAT_OK);
+	CHECK(f == ((1u << MOAT_FIELD_PHONE) | (1u << MOAT_FIELD_ADDRESS)));
+	CHECK(moat_exposure_received(x, "cr-3", oid(13), T0 + 13 * 60000 + 2 * HOUR - 1000, &f,
+				     &err) == MOAT_OK);
+	CHECK(f == 0);
+	CHECK(moat_exposure_received(x, "cr-4", oid(14), T0 + 10 * 24 * HOUR, &f, &err) == MOAT_OK);
+	CHECK(f == ((1u << MOAT_FIELD_NAME) | (1u << MOAT_FIELD_ADDRESS) |
+		    MOAT_EXPOSURE_VIRTUAL_PHONE));
+	moat_exposure_stats(x, &st);
+	/* svc, cs, courier(first), courier(name later) = 4 records per order. */
+	CHECK(st.records == 8000);
+	/* Replaying an applied index is a no-op. */
+	moat_entry_t e = {.kind = MOAT_ENTRY_ACCESS, .principal = "zz", .order_id = "O00001"};
+	e.views[MOAT_FIELD_NAME] = MOAT_VIEW_FULL;
+	CHECK(moat_exposure_add(x, 5, &e, &err) == MOAT_OK);
+	CHECK(moat_exposure_received(x, "zz", "O00001", T0 + 1000 * HOUR, &f, &err) == MOAT_OK);
+	CHECK(f == 0);
+
+	/* Save, load, same answers; a flipped byte is caught. */
+	char path[] = "/tmp/moat-exposure-XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	close(fd);
+	CHECK(moat_exposure_save(x, path, &err) == MOAT_OK);
+	moat_exposure_t *y = NULL;
+	CHECK(moat_exposure_load(path, &y, &err) == MOAT_OK);
+	if (y) {
+		CHECK(moat_exposure_cursor(y) == 10000);
+		CHECK(moat_exposure_received(y, "cr-4", oid(14), T0 + 10 * 24 * HOUR, &f, &err) ==
+		      MOAT_OK);
+		CHECK(f == ((1u << MOAT_FIELD_NAME) | (1u << MOAT_FIELD_ADDRESS) |
+			    MOAT_EXPOSURE_VIRTUAL_PHONE));
+		moat_entry_t e2 = e;
+		e2.principal = "cr-1";
+		e2.order_id = "O09999";
+		CHECK(moat_exposure_add(y, 10000, &e2, &err) == MOAT_OK);
+		CHECK(moat_exposure_received(y, "cr-1", "O09999", T0 + 1000 * HOUR, &f, &err) ==
+		      MOAT_OK);
+		CHECK(f == 1u);
+	}
+	moat_exposure_free(y);
+	FILE *fp = fopen(path, "r+b");
+	CHECK(fp != NULL);
+	if (fp) {
+		fseek(fp, 100, SEEK_SET);
+		int c = fgetc(fp);
+		fseek(fp, 100, SEEK_SET);
+		fputc(c ^ 1, fp);
+		fclose(fp);
+	}
+	y = NULL;
+	CHECK(moat_exposure_load(path, &y, &err) == MOAT_ECORRUPT);
+	CHECK(y == NULL);
+	unlink(path);
+	moat_exposure_free(x);
+}
+
+static void test_score(void)
+{
+	moat_exposure_t *x = world();
+	moat_error_t err;
+	moat_score_result_t r;
+	moat_score_params_t prm;
+	moat_score_params_default(&prm);
+	unsigned np = (1u << MOAT_FIELD_NAME) | (1u << MOAT_FIELD_PHONE);
+
+	/* Eight victims of cr-3 quoting name and phone, contacted a day later, plus
+	 * two unrelated reports. */
+	moat_victim_t v[10];
+	for (int i = 0; i < 8; i++)
+		v[i] = (moat_victim_t){oid(3 + 10 * i * 7), T0 + (3 + 70 * i) * 60000 + 30 * HOUR, np};
+	v[8] = (moat_victim_t){oid(1001), T0 + 1001 * 60000 + 30 * HOUR, np};
+	v[9] = (moat_victim_t){oid(1502), T0 + 1502 * 60000 + 30 * HOUR, np};
+	CHECK(moat_exposure_score(x, v, 10, &prm, &r, &err) == MOAT_OK);
+	CHECK(r.n == 10);
+	CHECK(r.N == 2000);
+	CHECK(r.n_suspects > 0);
+	if (r.n_suspects) {
+		moat_suspect_t *s = &r.suspects[0];
+		CHECK_STR(s->principal, "cr-3");
+		CHECK_STR(s->party, "l-sf");
+		CHECK(s->significant);
+		CHECK(s->k == 8);
+		CHECK(s->K == 200);
+		/* p = P(X >= 8), X ~ Hyp(2000, 200, 10); corrected over 31 + 4 candidates. */
+		CHECK(fabs(s->log_p - moat_stats_log_hypergeom_tail(2000, 200, 10, 8)) < 1e-9);
+		CHECK(s->log_p_adj <= s->log_p + log(35.0) + 1e-9);
+		CHECK(fabs(s->lift - (8.0 / 10) / (200.0 / 2000)) < 1e-9);
+		CHECK(s->n_covered == 8);
+	}
+	/* Nobody else is confirmed: the platform service saw everything, cr-3's party
+	 * is explained by cr-3. */
+	for (size_t i = 1; i < r.n_suspects; i++)
+		CHECK_MSG(!r.suspects[i].significant, "%s/%s significant", r.suspects[i].principal,
+			  r.suspects[i].party);
+	moat_score_result_clear(&r);
+
+	/* A contact before the exposure does not count. */
+	for (int i = 0; i < 8; i++)
+		v[i].contact = T0;
+	CHECK(moat_exposure_score(x, v, 10, &prm, &r, &err) == MOAT_OK);
+	for (size_t i = 0; i < r.n_suspects; i++)
+		CHECK(!r.suspects[i].significant);
+	moat_score_result_clear(&r);
+
+	/* Virtual phone does not expose the phone: victims of cr-4 quoting the phone. */
+	for (int i = 0; i < 8; i++)
+		v[i] = (moat_victim_t){oid(4 + 10 * i * 7), T0 + (4 + 70 * i) * 60000 + 30 * HOUR, np};
+	CHECK(moat_exposure_score(x, v, 8, &prm, &r, &err) == MOAT_OK);
+	for (size_t i = 0; i < r.n_suspects; i++)
+		CHECK_MSG(strcmp(r.suspects[i].principal, "cr-4") != 0 || !r.suspects[i].significant,
+			  "virtual phone counted");
+	moat_score_result_clear(&r);
+
+	/* Two leakers: cr-3 (name+phone) and cs-7 (name only quoted). */
+	moat_victim_t w[14];
+	for (int i = 0; i < 7; i++)
+		w[i] = (moat_victim_t){oid(3 + 10 * i * 9), T0 + (3 + 90 * i) * 60000 + 30 * HOUR, np};
+	for (int i = 0; i < 7; i++)
+		w[7 + i] = (moat_victim_t){oid(7 + 20 * i * 9), T0 + (7 + 180 * i) * 60000 + 30 * HOUR,
+					   1u << MOAT_FIELD_NAME};
+	CHECK(moat_exposure_score(x, w, 14, &prm, &r, &err) == MOAT_OK);
+	int found = 0;
+	for (size_t i = 0; i < r.n_suspects; i++)
+		if (r.suspects[i].significant &&
+		    (strcmp(r.suspects[i].principal, "cr-3") == 0 ||
+		     strcmp(r.suspects[i].principal, "cs-7") == 0))
+			found++;
+	CHECK(found == 2);
+	moat_score_result_clear(&r);
+
+	/* Clean: victims spread over everyone. */
+	for (int i = 0; i < 10; i++)
+		v[i] = (moat_victim_t){oid(i * 197), T0 + i * 197 * 60000 + 30 * HOUR, np};
+	CHECK(moat_exposure_score(x, v, 10, &prm, &r, &err) == MOAT_OK);
+	for (size_t i = 0; i < r.n_suspects; i++)
+		CHECK_MSG(!r.suspects[i].significant, "clean case accused %s", r.suspects[i].principal);
+	moat_score_result_clear(&r);
+	moat_exposure_free(x);
+}
+
+int main(void)
+{
+	test_index();
+	test_score();
+	return check_done();
+}
