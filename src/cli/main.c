@@ -25,6 +25,7 @@ static const command_t commands[] = {
     {"principal", cmd_principal, "add, list, suspend and resume principals"},
     {"rules", cmd_rules, "check a detection rule file; print the default rules"},
     {"serve", cmd_serve, "run the HTTP gateway (policy, views, ledger, quotas)"},
+    {"simulate", cmd_simulate, "write a synthetic, labelled world (interchange files + truth)"},
 };
 
 static void usage(FILE *out)
