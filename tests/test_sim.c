@@ -86,11 +86,15 @@ static void set_add(strset_t *s, const char *x)
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static void set_sort(strset_t *s) { qsort(s->v, s->n, sizeof *s->v, cmp_str); }
+static void set_sort(strset_t *s)
+{
+	if (s->n)
+		qsort(s->v, s->n, sizeof *s->v, cmp_str);
+}
 
 static bool set_has(const strset_t *s, const char *x)
 {
-	return x && bsearch(&x, s->v, s->n, sizeof *s->v, cmp_str) != NULL;
+	return x && s->n && bsearch(&x, s->v, s->n, sizeof *s->v, cmp_str) != NULL;
 }
 
 static void set_free(strset_t *s)

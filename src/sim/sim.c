@@ -757,8 +757,15 @@ static const char *shift_of(const principal_t *p, char out[16])
 {
 	if (p->shift_start < 0)
 		return NULL;
-	snprintf(out, 16, "%02d:%02d-%02d:%02d", p->shift_start / 60, p->shift_start % 60,
-		 p->shift_end / 60, p->shift_end % 60);
+	unsigned a = (unsigned)p->shift_start % 1440, b = (unsigned)p->shift_end % 1440;
+	put_digits(out, a / 60, 2);
+	out[2] = ':';
+	put_digits(out + 3, a % 60, 2);
+	out[5] = '-';
+	put_digits(out + 6, b / 60, 2);
+	out[8] = ':';
+	put_digits(out + 9, b % 60, 2);
+	out[11] = '\0';
 	return out;
 }
 
@@ -1123,7 +1130,8 @@ static void write_event(sim_t *s, const ev_t *e, int64_t t)
 static void flush_day(sim_t *s, int d)
 {
 	bucket_t *b = &s->ring[d % RING_DAYS];
-	qsort(b->ev, b->n, sizeof *b->ev, cmp_ev);
+	if (b->n)
+		qsort(b->ev, b->n, sizeof *b->ev, cmp_ev);
 	for (size_t i = 0; i < b->n; i++) {
 		ev_t *e = &b->ev[i];
 		int64_t t = e->time > s->last_event_time ? e->time : s->last_event_time + 1;
@@ -1557,7 +1565,7 @@ static int cmp_u32(const void *a, const void *b)
 
 static bool already_read(const attack_t *at, uint32_t order)
 {
-	return bsearch(&order, at->read, at->n_read, sizeof *at->read, cmp_u32) != NULL;
+	return at->n_read && bsearch(&order, at->read, at->n_read, sizeof *at->read, cmp_u32) != NULL;
 }
 
 typedef enum cand_filter { CF_MERCHANT, CF_NOT_ISV, CF_ANY } cand_filter_t;
@@ -1599,6 +1607,8 @@ static uint32_t candidates(sim_t *s, const attack_t *at, int d, int64_t before, 
 
 static void mark_read(sim_t *s, attack_t *at, const uint32_t *orders, uint32_t n)
 {
+	if (n == 0)
+		return;
 	uint32_t *v = grow(at->read, &at->cap_read, at->n_read + n, sizeof *v, &s->oom);
 	if (!v)
 		return;
@@ -1872,6 +1882,8 @@ static int cmp_receipt(const void *a, const void *b)
  * Sorts and compacts at->rc in place. */
 static void dedupe_receipts(attack_t *at)
 {
+	if (at->n_rc == 0)
+		return;
 	qsort(at->rc, at->n_rc, sizeof *at->rc, cmp_receipt);
 	size_t n = 0;
 	for (size_t i = 0; i < at->n_rc; i++)
@@ -2089,7 +2101,8 @@ static moat_err_t write_reports_calls(sim_t *s, report_t *v, size_t n, moat_erro
 	rc = out_open(&oc, s->cfg->out_dir, "calls.jsonl", err);
 	if (rc != MOAT_OK)
 		goto fail;
-	qsort(v, n, sizeof *v, cmp_report);
+	if (n)
+		qsort(v, n, sizeof *v, cmp_report);
 	uint32_t seq = 0;
 	char buf[96], ext[8];
 	for (size_t i = 0; i < n; i++) {
