@@ -20,6 +20,7 @@ static const command_t commands[] = {
     {"import", cmd_import, "import parties, principals, relations, orders (JSON Lines)"},
     {"init", cmd_init, "create a data directory: database, keys, ledger, default config"},
     {"key", cmd_key, "rotate the data-encryption key and re-encrypt stored PII"},
+    {"ledger", cmd_ledger, "inspect and verify the access ledger: key, checkpoint, proofs"},
     {"order", cmd_order, "show an order as an operator sees it (masked)"},
     {"policy", cmd_policy, "check a policy file, explain a decision, print the default"},
     {"principal", cmd_principal, "add, list, suspend and resume principals"},
