@@ -260,6 +260,9 @@ static inline void out_mem(out_t *o, const char *s, size_t n)
 
 static inline void out_str(out_t *o, const char *s) { out_mem(o, s, strlen(s)); }
 
+/* A string literal, its length known at compile time. */
+#define out_lit(o, lit) out_mem((o), (lit), sizeof(lit) - 1)
+
 static inline void out_ch(out_t *o, char c)
 {
 	out_need(o, 1);
@@ -335,7 +338,7 @@ static inline void out_kv_time(out_t *o, const char *key, int64_t t)
 {
 	out_ch(o, '"');
 	out_str(o, key);
-	out_str(o, "\":\"");
+	out_lit(o, "\":\"");
 	out_time(o, t);
 	out_ch(o, '"');
 }
@@ -582,6 +585,7 @@ typedef struct sim {
 
 	/* days */
 	uint64_t *day_start; /* [days + 1] first order index of each day */
+	char (*day_prefix)[8]; /* [days] "O" + yymmdd of each day */
 	bucket_t ring[RING_DAYS];
 	uint32_t *recent_merchant[RECENT_DAYS];
 	int64_t *recent_placed[RECENT_DAYS];
@@ -597,6 +601,9 @@ typedef struct sim {
 	int64_t last_event_time;
 	moat_sim_stats_t st;
 	uint64_t principal_days;
+	uint64_t *order_buf, *order_tmp; /* radix sort keys of the day being written */
+	size_t order_cap, tmp_cap;
+	uint32_t radix_hist[1u << 16];
 	bool oom;
 } sim_t;
 
@@ -622,7 +629,18 @@ static uint32_t hash32(uint64_t a, uint64_t b) { return (uint32_t)(mix3(a, b, 0x
 
 static void fmt_ip(char *out, uint32_t ip)
 {
-	snprintf(out, 16, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+	char *p = out;
+	for (int i = 3; i >= 0; i--) {
+		unsigned b = (ip >> (8 * i)) & 255;
+		if (b >= 100)
+			*p++ = (char)('0' + b / 100);
+		if (b >= 10)
+			*p++ = (char)('0' + b / 10 % 10);
+		*p++ = (char)('0' + b % 10);
+		if (i)
+			*p++ = '.';
+	}
+	*p = '\0';
 }
 
 /* The order id encodes the local placement day: O + yymmdd + 6-digit sequence. */
@@ -636,12 +654,7 @@ static size_t fmt_order_id(const sim_t *s, uint32_t idx, char *p)
 		else
 			hi = mid - 1;
 	}
-	int y, m, d;
-	civil_from_days((s->start + TZ_OFFSET) / DAY + lo, &y, &m, &d);
-	p[0] = 'O';
-	put_digits(p + 1, (uint64_t)(y % 100), 2);
-	put_digits(p + 3, (uint64_t)m, 2);
-	put_digits(p + 5, (uint64_t)d, 2);
+	memcpy(p, s->day_prefix[lo], 7);
 	put_digits(p + 7, idx - s->day_start[lo], 6);
 	p[13] = '\0';
 	return 13;
@@ -834,42 +847,9 @@ static void build_world(sim_t *s, const scale_params_t *sp)
 		s->isv_app[i] = add_principal(s, &r, sim_isvs[i].app, isv_party[i], MOAT_ROLE_ISV_APP, NULL, name);
 	}
 
-	/* Couriers per (carrier, city): about 8 of our orders per courier per day. */
-	s->courier0 = calloc((size_t)sim_n_carriers * s->n_cities, sizeof *s->courier0);
-	s->n_courier = calloc((size_t)sim_n_carriers * s->n_cities, sizeof *s->n_courier);
-	if (!s->courier0 || !s->n_courier) {
-		s->oom = true;
-		return;
-	}
-	uint64_t carrier_total = 0, city_total = 0;
+	uint64_t carrier_total = 0;
 	for (uint32_t c = 0; c < sim_n_carriers; c++)
 		carrier_total += sim_carriers[c].weight;
-	for (uint32_t c = 0; c < s->n_cities; c++)
-		city_total += s->city_weight[c];
-	double per_day = (double)s->n_orders / s->days;
-	for (uint32_t c = 0; c < sim_n_carriers; c++) {
-		uint32_t party = add_party(s, sim_carriers[c].id, MOAT_PARTY_LOGISTICS, sim_carriers[c].name);
-		const char *tag = sim_carriers[c].id + 2;
-		s->wh0[c] = s->n_pr;
-		s->n_wh[c] = sp->wh_per_carrier;
-		for (uint32_t w = 0; w < sp->wh_per_carrier; w++) {
-			snprintf(id, sizeof id, "wh-%s-%02u", tag, w + 1);
-			add_principal(s, &r, id, party, MOAT_ROLE_WAREHOUSE,
-				      w < (sp->wh_per_carrier + 1) / 2 ? "08:00-20:00" : "20:00-08:00", NULL);
-		}
-		uint32_t seq = 0;
-		for (uint32_t city = 0; city < s->n_cities; city++) {
-			double daily = per_day * sim_carriers[c].weight / carrier_total *
-				       s->city_weight[city] / city_total;
-			uint32_t n = (uint32_t)(daily / 8.0) + 1;
-			s->courier0[c * s->n_cities + city] = s->n_pr;
-			s->n_courier[c * s->n_cities + city] = n;
-			for (uint32_t k = 0; k < n; k++) {
-				snprintf(id, sizeof id, "cr-%s-%05u", tag, ++seq);
-				add_principal(s, &r, id, party, MOAT_ROLE_COURIER, "07:00-21:00", NULL);
-			}
-		}
-	}
 
 	static const char *const cs_shifts[] = {"09:00-18:00", "13:00-22:00", "08:00-17:00"};
 	s->n_flagships = sp->flagships;
@@ -937,6 +917,50 @@ static void build_world(sim_t *s, const scale_params_t *sp)
 				      flag ? cs_shifts[k % 3] : "09:00-21:00", NULL);
 		}
 	}
+	/* Couriers per (carrier, city): about 8 of our orders per courier per day. */
+	s->courier0 = calloc((size_t)sim_n_carriers * s->n_cities, sizeof *s->courier0);
+	s->n_courier = calloc((size_t)sim_n_carriers * s->n_cities, sizeof *s->n_courier);
+	if (!s->courier0 || !s->n_courier) {
+		s->oom = true;
+		return;
+	}
+	/* Each carrier's share of the orders: the merchants' own carrier 85% of the time,
+	 * any carrier otherwise (see gen_order). */
+	double share[16] = {0};
+	for (uint32_t mi = 0; mi < s->n_merchants; mi++)
+		share[s->merchants[mi].carrier] +=
+		    0.85 * (double)(s->merchant_cum[mi] - (mi ? s->merchant_cum[mi - 1] : 0)) /
+		    (double)s->merchant_cum[s->n_merchants - 1];
+	for (uint32_t c = 0; c < sim_n_carriers; c++)
+		share[c] += 0.15 / sim_n_carriers;
+	uint64_t city_total = 0;
+	for (uint32_t c = 0; c < s->n_cities; c++)
+		city_total += s->city_weight[c];
+	double per_day = (double)s->n_orders / s->days;
+	for (uint32_t c = 0; c < sim_n_carriers; c++) {
+		uint32_t party = add_party(s, sim_carriers[c].id, MOAT_PARTY_LOGISTICS, sim_carriers[c].name);
+		const char *tag = sim_carriers[c].id + 2;
+		s->wh0[c] = s->n_pr;
+		s->n_wh[c] = sp->wh_per_carrier;
+		for (uint32_t w = 0; w < sp->wh_per_carrier; w++) {
+			snprintf(id, sizeof id, "wh-%s-%02u", tag, w + 1);
+			add_principal(s, &r, id, party, MOAT_ROLE_WAREHOUSE,
+				      w < (sp->wh_per_carrier + 1) / 2 ? "08:00-20:00" : "20:00-08:00", NULL);
+		}
+		uint32_t seq = 0;
+		for (uint32_t city = 0; city < s->n_cities; city++) {
+			double daily = per_day * share[c] *
+				       s->city_weight[city] / city_total;
+			uint32_t n = (uint32_t)(daily / 8.0) + 1;
+			s->courier0[c * s->n_cities + city] = s->n_pr;
+			s->n_courier[c * s->n_cities + city] = n;
+			for (uint32_t k = 0; k < n; k++) {
+				snprintf(id, sizeof id, "cr-%s-%05u", tag, ++seq);
+				add_principal(s, &r, id, party, MOAT_ROLE_COURIER, "07:00-21:00", NULL);
+			}
+		}
+	}
+
 	build_profiles(s);
 }
 
@@ -997,14 +1021,6 @@ static bool new_device_day(const sim_t *s, uint32_t p, int d)
 	return s->pr[p].human && hash32(s->seed ^ ((uint64_t)p << 20), (uint64_t)d + 7) % 100 == 0;
 }
 
-static int cmp_ev(const void *a, const void *b)
-{
-	const ev_t *x = a, *y = b;
-	if (x->time != y->time)
-		return x->time < y->time ? -1 : 1;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
 static void out_ip(out_t *o, uint32_t ip)
 {
 	char buf[16];
@@ -1029,11 +1045,11 @@ static void out_net(sim_t *s, out_t *o, const ev_t *e)
 	int net = e->net;
 	if (net == NET_HOME && new_device_day(s, p, d))
 		net = NET_NEWDEV;
-	out_str(o, "\"ip\":\"");
+	out_lit(o, "\"ip\":\"");
 	switch (net) {
 	case NET_ATTACKER:
 		out_ip(o, s->attacks[e->attack].attacker_ip[e->aux % N_ATTACKER_IPS]);
-		out_str(o, "\",\"device\":\"d-");
+		out_lit(o, "\",\"device\":\"d-");
 		out_hex32(o, hash32(s->seed ^ 0xbad, (uint64_t)e->attack * 8 + e->aux % N_ATTACKER_IPS));
 		break;
 	case NET_NEWDEV:
@@ -1041,7 +1057,7 @@ static void out_net(sim_t *s, out_t *o, const ev_t *e)
 		uint32_t salt = net == NET_NEWDEV ? (uint32_t)d : 0x7fff0000u;
 		uint32_t h = hash32(s->seed ^ ((uint64_t)p << 24), salt);
 		out_ip(o, (pp->role == MOAT_ROLE_COURIER ? 223u << 24 : 112u << 24) | (h & 0xffffff));
-		out_str(o, "\",\"device\":\"d-");
+		out_lit(o, "\",\"device\":\"d-");
 		out_hex32(o, hash32(h, p));
 		break;
 	}
@@ -1059,37 +1075,37 @@ static const char *const fake_usernames[] = {"admin", "test", "shop", "kefu", "m
 static void write_event(sim_t *s, const ev_t *e, int64_t t)
 {
 	out_t *o = &s->out_events;
-	out_str(o, "{\"time\":\"");
+	out_lit(o, "{\"time\":\"");
 	out_time(o, t);
 	if (e->kind == EV_ACCESS) {
-		out_str(o, "\",\"kind\":\"access\",\"principal\":\"");
+		out_lit(o, "\",\"kind\":\"access\",\"principal\":\"");
 		out_str(o, s->pr[e->principal].id);
-		out_str(o, "\",\"order_id\":\"");
+		out_lit(o, "\",\"order_id\":\"");
 		out_order_id(o, s, e->ref);
-		out_str(o, "\",\"purpose\":\"");
+		out_lit(o, "\",\"purpose\":\"");
 		out_str(o, moat_purpose_name((moat_purpose_t)e->purpose));
-		out_str(o, "\",\"fields\":");
+		out_lit(o, "\",\"fields\":");
 		out_mem(o, s->profiles[e->profile].json, s->profiles[e->profile].json_len);
 		out_str(o, (e->flags & EF_DENY) ? ",\"decision\":\"deny\"," : ",\"decision\":\"allow\",");
 		out_net(s, o, e);
-		out_str(o, "}\n");
+		out_lit(o, "}\n");
 		s->st.access_events++;
 	} else if (e->kind == EV_LOGIN) {
-		out_str(o, "\",\"kind\":\"login\",\"username\":\"");
+		out_lit(o, "\",\"kind\":\"login\",\"username\":\"");
 		if (e->principal == UINT32_MAX) {
 			out_str(o, fake_usernames[e->ref % MOAT_ARRAY_LEN(fake_usernames)]);
 			if (e->ref >= MOAT_ARRAY_LEN(fake_usernames))
 				out_u64(o, e->ref / MOAT_ARRAY_LEN(fake_usernames));
 			ev_t tmp = *e;
-			out_str(o, "\",");
-			out_str(o, "\"ip\":\"");
+			out_lit(o, "\",");
+			out_lit(o, "\"ip\":\"");
 			out_ip(o, s->attacks[tmp.attack].attacker_ip[tmp.aux % N_ATTACKER_IPS]);
-			out_str(o, "\",\"result\":\"failure\",\"device\":\"d-");
+			out_lit(o, "\",\"result\":\"failure\",\"device\":\"d-");
 			out_hex32(o, hash32(s->seed ^ 0xbad, (uint64_t)tmp.attack * 8 + tmp.aux % N_ATTACKER_IPS));
-			out_str(o, "\"}\n");
+			out_lit(o, "\"}\n");
 		} else {
 			out_str(o, s->pr[e->principal].id);
-			out_str(o, "\",");
+			out_lit(o, "\",");
 			/* ip and device first, then result: keep the documented key set */
 			out_net(s, o, e);
 			out_str(o, (e->flags & EF_FAIL) ? ",\"result\":\"failure\"}\n"
@@ -1098,15 +1114,15 @@ static void write_event(sim_t *s, const ev_t *e, int64_t t)
 		s->st.login_events++;
 	} else {
 		export_payload_t *pl = &s->payloads[e->ref];
-		out_str(o, "\",\"kind\":\"export\",\"principal\":\"");
+		out_lit(o, "\",\"kind\":\"export\",\"principal\":\"");
 		out_str(o, s->pr[e->principal].id);
-		out_str(o, "\",\"rows\":");
+		out_lit(o, "\",\"rows\":");
 		out_u64(o, pl->n);
-		out_str(o, ",\"fields\":");
+		out_lit(o, ",\"fields\":");
 		out_mem(o, s->profiles[e->profile].json, s->profiles[e->profile].json_len);
-		out_str(o, ",\"purpose\":\"");
+		out_lit(o, ",\"purpose\":\"");
 		out_str(o, moat_purpose_name((moat_purpose_t)e->purpose));
-		out_str(o, "\",\"order_ids\":[");
+		out_lit(o, "\",\"order_ids\":[");
 		for (uint32_t i = 0; i < pl->n; i++) {
 			if (i)
 				out_ch(o, ',');
@@ -1114,7 +1130,7 @@ static void write_event(sim_t *s, const ev_t *e, int64_t t)
 			out_order_id(o, s, pl->orders[i]);
 			out_ch(o, '"');
 		}
-		out_str(o, "]}\n");
+		out_lit(o, "]}\n");
 		if (e->flags & EF_LEAK)
 			for (uint32_t i = 0; i < pl->n; i++)
 				record_receipt(s, e->attack, pl->orders[i], t, e->profile);
@@ -1124,16 +1140,55 @@ static void write_event(sim_t *s, const ev_t *e, int64_t t)
 	}
 }
 
+/* Orders a day's events by (time, insertion order) with an LSD radix sort on the
+ * key (ms within the day << 32 | index): four passes of 16 bits, no comparisons.
+ * Leaves the sorted keys in s->order_buf. */
+static bool sort_bucket(sim_t *s, bucket_t *b, int64_t base)
+{
+	size_t n = b->n;
+	uint64_t *k = grow(s->order_buf, &s->order_cap, n + 1, sizeof *k, &s->oom);
+	if (!k)
+		return false;
+	s->order_buf = k;
+	uint64_t *tmp = grow(s->order_tmp, &s->tmp_cap, n + 1, sizeof *tmp, &s->oom);
+	if (!tmp)
+		return false;
+	s->order_tmp = tmp;
+	for (size_t i = 0; i < n; i++)
+		k[i] = ((uint64_t)(b->ev[i].time - base) << 32) | i;
+	uint32_t *hist = s->radix_hist;
+	uint64_t *src = k, *dst = tmp;
+	for (int pass = 0; pass < 4; pass++) {
+		int shift = pass * 16;
+		memset(hist, 0, sizeof s->radix_hist);
+		for (size_t i = 0; i < n; i++)
+			hist[(src[i] >> shift) & 0xffff]++;
+		uint32_t sum = 0;
+		for (uint32_t j = 0; j < (1u << 16); j++) {
+			uint32_t c = hist[j];
+			hist[j] = sum;
+			sum += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			dst[hist[(src[i] >> shift) & 0xffff]++] = src[i];
+		uint64_t *t = src;
+		src = dst;
+		dst = t;
+	}
+	/* after an even number of passes the result is back in k */
+	return true;
+}
+
 /* Sorts and writes the bucket of day d, then empties it. Times are made strictly
  * increasing (equal milliseconds are nudged by 1 ms) so every consumer sees one
  * unambiguous order. */
 static void flush_day(sim_t *s, int d)
 {
 	bucket_t *b = &s->ring[d % RING_DAYS];
-	if (b->n)
-		qsort(b->ev, b->n, sizeof *b->ev, cmp_ev);
+	if (!sort_bucket(s, b, day_base(s, d)))
+		return;
 	for (size_t i = 0; i < b->n; i++) {
-		ev_t *e = &b->ev[i];
+		ev_t *e = &b->ev[s->order_buf[i] & 0xffffffffu];
 		int64_t t = e->time > s->last_event_time ? e->time : s->last_event_time + 1;
 		s->last_event_time = t;
 		if (e->attack >= 0 && (e->flags & EF_MAL)) {
@@ -1188,15 +1243,15 @@ static void out_relation_assign(sim_t *s, uint32_t order, uint32_t p, int64_t fr
 	if (from >= s->end)
 		return;
 	out_t *o = &s->out_rel;
-	out_str(o, "{\"kind\":\"assign\",\"order_id\":\"");
+	out_lit(o, "{\"kind\":\"assign\",\"order_id\":\"");
 	out_order_id(o, s, order);
-	out_str(o, "\",\"principal\":\"");
+	out_lit(o, "\",\"principal\":\"");
 	out_str(o, s->pr[p].id);
-	out_str(o, "\",");
+	out_lit(o, "\",");
 	out_kv_time(o, "from", from);
 	out_ch(o, ',');
 	out_kv_time(o, "until", until);
-	out_str(o, "}\n");
+	out_lit(o, "}\n");
 	s->st.relations++;
 }
 
@@ -1214,21 +1269,21 @@ static int64_t gen_ticket(sim_t *s, rng_t *r, uint32_t order, uint32_t agent, in
 	int64_t closed = t + rng_range(r, 2 * MIN, 3 * HOUR);
 	if (opened < s->end) {
 		out_t *o = &s->out_rel;
-		out_str(o, "{\"kind\":\"ticket\",\"order_id\":\"");
+		out_lit(o, "{\"kind\":\"ticket\",\"order_id\":\"");
 		out_order_id(o, s, order);
-		out_str(o, "\",\"principal\":\"");
+		out_lit(o, "\",\"principal\":\"");
 		out_str(o, s->pr[agent].id);
-		out_str(o, "\",\"ticket\":\"T");
+		out_lit(o, "\",\"ticket\":\"T");
 		out_order_id(o, s, order);
 		out_ch(o, '-');
 		out_u64(o, (uint64_t)seq);
-		out_str(o, "\",");
+		out_lit(o, "\",");
 		out_kv_time(o, "opened", opened);
 		if (closed < s->end) {
 			out_ch(o, ',');
 			out_kv_time(o, "closed", closed);
 		}
-		out_str(o, "}\n");
+		out_lit(o, "}\n");
 		s->st.relations++;
 	}
 	return closed;
@@ -1306,51 +1361,51 @@ static void gen_order(sim_t *s, uint32_t idx, int64_t placed, uint32_t mi)
 
 	/* the order line */
 	out_t *o = &s->out_orders;
-	out_str(o, "{\"order_id\":\"");
+	out_lit(o, "{\"order_id\":\"");
 	out_order_id(o, s, idx);
-	out_str(o, "\",\"merchant\":\"");
+	out_lit(o, "\",\"merchant\":\"");
 	out_str(o, s->parties[m->party].id);
-	out_str(o, "\",");
+	out_lit(o, "\",");
 	out_kv_time(o, "placed_at", placed);
 	const char *status = refunded < s->end ? "refunded"
 			     : closed < s->end ? "closed"
 			     : delivered < s->end ? "delivered"
 			     : shipped < s->end ? "shipped"
 						 : "paid";
-	out_str(o, ",\"status\":\"");
+	out_lit(o, ",\"status\":\"");
 	out_str(o, status);
-	out_str(o, "\",\"buyer\":{\"name\":\"");
+	out_lit(o, "\",\"buyer\":{\"name\":\"");
 	char name[32];
 	random_name(&r, s, name, sizeof name);
 	out_str(o, name);
-	out_str(o, "\",\"phone\":\"");
+	out_lit(o, "\",\"phone\":\"");
 	out_phone(o, &r);
 	if (rng_chance(&r, 0.08)) {
-		out_str(o, "\",\"id_number\":\"");
+		out_lit(o, "\",\"id_number\":\"");
 		out_id_number(o, &r, rg->code, placed);
 	}
-	out_str(o, "\",\"address\":{\"province\":\"");
+	out_lit(o, "\",\"address\":{\"province\":\"");
 	out_str(o, rg->province);
-	out_str(o, "\",\"city\":\"");
+	out_lit(o, "\",\"city\":\"");
 	out_str(o, rg->city);
-	out_str(o, "\",\"district\":\"");
+	out_lit(o, "\",\"district\":\"");
 	out_str(o, rg->district);
-	out_str(o, "\",\"detail\":\"");
+	out_lit(o, "\",\"detail\":\"");
 	out_str(o, sim_roads[rng_below(&r, sim_n_roads)]);
 	out_u64(o, (uint64_t)rng_range(&r, 1, 999));
-	out_str(o, "号");
+	out_lit(o, "号");
 	const char *estate = sim_estates[rng_below(&r, sim_n_estates)];
 	out_str(o, estate);
 	if (*estate || rng_chance(&r, 0.5)) {
 		out_u64(o, (uint64_t)rng_range(&r, 1, 30));
-		out_str(o, "栋");
+		out_lit(o, "栋");
 		if (rng_chance(&r, 0.7)) {
 			out_u64(o, (uint64_t)rng_range(&r, 1, 4));
-			out_str(o, "单元");
+			out_lit(o, "单元");
 		}
 	}
 	out_u64(o, (uint64_t)(rng_range(&r, 1, 33) * 100 + rng_range(&r, 1, 6)));
-	out_str(o, "室\"}},\"items\":[");
+	out_lit(o, "室\"}},\"items\":[");
 	int n_items = rng_chance(&r, 0.7) ? 1 : rng_chance(&r, 0.67) ? 2 : 3;
 	for (int i = 0; i < n_items; i++) {
 		uint32_t pi = rng_below(&r, cat->n_products);
@@ -1364,24 +1419,24 @@ static void gen_order(sim_t *s, uint32_t idx, int64_t placed, uint32_t mi)
 		out_u64(o, pi + 1);
 		out_ch(o, '-');
 		out_u64(o, rng_below(&r, 6) + 1);
-		out_str(o, "\",\"title\":\"");
+		out_lit(o, "\",\"title\":\"");
 		out_str(o, pd->title);
-		out_str(o, "\",\"qty\":");
+		out_lit(o, "\",\"qty\":");
 		out_u64(o, rng_chance(&r, 0.85) ? 1 : (uint64_t)rng_range(&r, 2, 3));
-		out_str(o, ",\"price_cents\":");
+		out_lit(o, ",\"price_cents\":");
 		out_u64(o, price);
 		out_ch(o, '}');
 	}
 	out_ch(o, ']');
 	if (shipped < s->end) {
-		out_str(o, ",\"shipping\":{\"carrier\":\"");
+		out_lit(o, ",\"shipping\":{\"carrier\":\"");
 		out_str(o, sim_carriers[carrier].id);
-		out_str(o, "\",\"waybill\":\"");
+		out_lit(o, "\",\"waybill\":\"");
 		out_str(o, sim_carriers[carrier].waybill_prefix);
 		char wb[13];
 		put_digits(wb, mix3(s->seed, idx, 0x3a7b111) % 1000000000000ull, 12);
 		out_mem(o, wb, 12);
-		out_str(o, "\",");
+		out_lit(o, "\",");
 		out_kv_time(o, "shipped_at", shipped);
 		if (delivered < s->end) {
 			out_ch(o, ',');
@@ -1389,7 +1444,7 @@ static void gen_order(sim_t *s, uint32_t idx, int64_t placed, uint32_t mi)
 		}
 		out_ch(o, '}');
 	}
-	out_str(o, "}\n");
+	out_lit(o, "}\n");
 	s->st.orders++;
 
 	/* the reads of normal work */
@@ -2113,29 +2168,29 @@ static moat_err_t write_reports_calls(sim_t *s, report_t *v, size_t n, moat_erro
 			char num[24];
 			const attack_t *at = &s->attacks[rep->attack];
 			virtual_number(s, rep->order, at->principal, num, ext);
-			out_str(&oc, "{");
+			out_lit(&oc, "{");
 			out_kv_time(&oc, "time", rep->contact);
-			out_str(&oc, ",\"from\":\"");
+			out_lit(&oc, ",\"from\":\"");
 			out_str(&oc, buf);
-			out_str(&oc, "\",\"to\":\"");
+			out_lit(&oc, "\",\"to\":\"");
 			out_str(&oc, num);
-			out_str(&oc, "\",\"extension\":\"");
+			out_lit(&oc, "\",\"extension\":\"");
 			out_str(&oc, ext);
-			out_str(&oc, "\"}\n");
+			out_lit(&oc, "\"}\n");
 			s->st.calls++;
 		}
 		if (!rep->reported)
 			continue;
 		snprintf(rep->report_id, sizeof rep->report_id, "R%06u", ++seq);
-		out_str(&orp, "{\"report_id\":\"");
+		out_lit(&orp, "{\"report_id\":\"");
 		out_str(&orp, rep->report_id);
-		out_str(&orp, "\",\"order_id\":\"");
+		out_lit(&orp, "\",\"order_id\":\"");
 		out_order_id(&orp, s, rep->order);
-		out_str(&orp, "\",");
+		out_lit(&orp, "\",");
 		out_kv_time(&orp, "contact_time", rep->contact);
-		out_str(&orp, ",\"channel\":\"");
+		out_lit(&orp, ",\"channel\":\"");
 		out_str(&orp, channel_names[channel]);
-		out_str(&orp, "\",\"quoted_fields\":[");
+		out_lit(&orp, "\",\"quoted_fields\":[");
 		bool first = true;
 		for (int f = 0; f < MOAT_FIELD_COUNT; f++)
 			if (rep->quoted & (1u << f)) {
@@ -2144,11 +2199,11 @@ static moat_err_t write_reports_calls(sim_t *s, report_t *v, size_t n, moat_erro
 				out_ch(&orp, '"');
 				first = false;
 			}
-		out_str(&orp, "],\"scammer_contact\":\"");
+		out_lit(&orp, "],\"scammer_contact\":\"");
 		out_str(&orp, buf);
-		out_str(&orp, "\",\"loss_cents\":");
+		out_lit(&orp, "\",\"loss_cents\":");
 		out_u64(&orp, rep->loss);
-		out_str(&orp, "}\n");
+		out_lit(&orp, "}\n");
 		s->st.reports++;
 	}
 	s->st.bytes += orp.total + orp.len + oc.total + oc.len;
@@ -2370,13 +2425,13 @@ static moat_err_t write_world(sim_t *s, moat_error_t *err)
 	out_t o;
 	moat_err_t rc = out_open(&o, s->cfg->out_dir, "parties.jsonl", err);
 	for (uint32_t i = 0; rc == MOAT_OK && i < s->n_parties; i++) {
-		out_str(&o, "{\"party\":\"");
+		out_lit(&o, "{\"party\":\"");
 		out_str(&o, s->parties[i].id);
-		out_str(&o, "\",\"kind\":\"");
+		out_lit(&o, "\",\"kind\":\"");
 		out_str(&o, moat_party_kind_name((moat_party_kind_t)s->parties[i].kind));
-		out_str(&o, "\",\"name\":\"");
+		out_lit(&o, "\",\"name\":\"");
 		out_str(&o, s->parties[i].name);
-		out_str(&o, "\"}\n");
+		out_lit(&o, "\"}\n");
 		s->st.parties++;
 	}
 	s->st.bytes += o.total + o.len;
@@ -2387,21 +2442,21 @@ static moat_err_t write_world(sim_t *s, moat_error_t *err)
 	char shift[16];
 	for (uint32_t i = 0; rc == MOAT_OK && i < s->n_pr; i++) {
 		const principal_t *p = &s->pr[i];
-		out_str(&o, "{\"principal\":\"");
+		out_lit(&o, "{\"principal\":\"");
 		out_str(&o, p->id);
-		out_str(&o, "\",\"party\":\"");
+		out_lit(&o, "\",\"party\":\"");
 		out_str(&o, s->parties[p->party].id);
-		out_str(&o, "\",\"role\":\"");
+		out_lit(&o, "\",\"role\":\"");
 		out_str(&o, moat_role_name((moat_role_t)p->role));
-		out_str(&o, "\",\"name\":\"");
+		out_lit(&o, "\",\"name\":\"");
 		out_str(&o, p->name);
 		out_ch(&o, '"');
 		if (shift_of(p, shift)) {
-			out_str(&o, ",\"shift\":\"");
+			out_lit(&o, ",\"shift\":\"");
 			out_str(&o, shift);
 			out_ch(&o, '"');
 		}
-		out_str(&o, "}\n");
+		out_lit(&o, "}\n");
 		s->st.principals++;
 	}
 	s->st.bytes += o.total + o.len;
@@ -2428,8 +2483,19 @@ static bool plan_days(sim_t *s)
 			w[d] = 2.5;
 		total += w[d];
 	}
+	s->day_prefix = calloc((size_t)s->days, sizeof *s->day_prefix);
+	if (!s->day_prefix) {
+		free(w);
+		return false;
+	}
 	uint64_t acc = 0;
 	for (int d = 0; d < s->days; d++) {
+		int y, m, dd;
+		civil_from_days(first + d, &y, &m, &dd);
+		s->day_prefix[d][0] = 'O';
+		put_digits(s->day_prefix[d] + 1, (uint64_t)(y % 100), 2);
+		put_digits(s->day_prefix[d] + 3, (uint64_t)m, 2);
+		put_digits(s->day_prefix[d] + 5, (uint64_t)dd, 2);
 		s->day_start[d] = acc;
 		acc += (uint64_t)((double)s->n_orders * w[d] / total);
 	}
@@ -2491,6 +2557,9 @@ static void sim_free(sim_t *s)
 	free(s->courier0);
 	free(s->n_courier);
 	free(s->day_start);
+	free(s->day_prefix);
+	free(s->order_buf);
+	free(s->order_tmp);
 	for (int i = 0; i < RING_DAYS; i++)
 		free(s->ring[i].ev);
 	for (int i = 0; i < RECENT_DAYS; i++) {
@@ -2559,15 +2628,15 @@ moat_err_t moat_sim_run(const moat_sim_config_t *cfg, moat_sim_stats_t *stats, m
 		if (m->isv < 0)
 			continue;
 		out_t *o = &s->out_rel;
-		out_str(o, "{\"kind\":\"authorize\",\"merchant\":\"");
+		out_lit(o, "{\"kind\":\"authorize\",\"merchant\":\"");
 		out_str(o, s->parties[m->party].id);
-		out_str(o, "\",\"principal\":\"");
+		out_lit(o, "\",\"principal\":\"");
 		out_str(o, s->pr[s->isv_app[m->isv]].id);
-		out_str(o, "\",");
+		out_lit(o, "\",");
 		out_kv_time(o, "from", s->start - 90 * DAY);
 		out_ch(o, ',');
 		out_kv_time(o, "until", s->end + 365 * DAY);
-		out_str(o, "}\n");
+		out_lit(o, "}\n");
 		s->st.relations++;
 	}
 	for (int d = 0; d < s->days; d++) {
