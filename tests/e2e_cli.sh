@@ -126,6 +126,26 @@ expect 1 "ticket without ticket id" "$MOAT" import relations "$T/r.jsonl" --data
 contains "$T/err" "field ticket" "relation message"
 expect 1 "missing file" "$MOAT" import orders "$T/nope.jsonl" --data "$D"
 
+# ---- events onto the ledger ----
+ledger_size() { "$MOAT" ledger checkpoint --data "$D" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["size"])'; }
+expect 0 "import events" "$MOAT" import events "$SRC/examples/events.jsonl" --data "$D"
+contains "$T/out" "imported 4 events as ledger entries 0..4" "events become 5 entries (export lists 2 orders)"
+"$MOAT" ledger show 0 --data "$D" --json >"$T/out"
+contains "$T/out" '"imported":true' "imported mark"
+contains "$T/out" '"relations":\["ticket"\]' "relation computed at event time"
+size0=$(ledger_size)
+printf '%s\n%s\n' "$(head -1 "$SRC/examples/events.jsonl")" '{"time":"2026-03-04T10:05:00+08:00","kind":"access","principal":"cs-017","order_id":"O1","purpose":"customer_care","fields":{"name":"x-ray"},"decision":"allow"}' >"$T/ev.jsonl"
+expect 1 "event with bad view" "$MOAT" import events "$T/ev.jsonl" --data "$D"
+contains "$T/err" "line 2, field fields.name: must be a view" "bad view names line and field"
+printf '%s\n' '{"time":"2026-03-04T10:05:00+08:00","kind":"login","username":"x","ip":"1.2.3.4","result":"success","password":"hunter2"}' >"$T/ev.jsonl"
+expect 1 "event with unknown key" "$MOAT" import events "$T/ev.jsonl" --data "$D"
+contains "$T/err" "field password: unknown key" "unknown event key"
+printf '%s\n' '{"time":"2026-03-04T10:05:00+08:00","kind":"export","principal":"admin-zara","rows":1,"fields":{"name":"full"},"purpose":"launder"}' >"$T/ev.jsonl"
+expect 1 "event with unknown purpose" "$MOAT" import events "$T/ev.jsonl" --data "$D"
+contains "$T/err" "field purpose: must be one of" "unknown purpose"
+[ "$(ledger_size)" = "$size0" ] && ok || bad "rejected event files appended to the ledger"
+expect 0 "ledger verify" "$MOAT" ledger verify --data "$D"
+
 # ---- principals ----
 expect 0 "principal add" "$MOAT" principal add u-new --party m-zara --role cs_agent --shift 09:00-18:00 --data "$D"
 key=$(grep -o 'moat_[0-9a-f]*' "$T/out")
