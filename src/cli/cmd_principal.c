@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "moat/app.h"
 #include "moat/json.h"
+#include "moat/ledger.h"
 
 static void help(void)
 {
@@ -48,6 +49,14 @@ static int print_row(void *ctx, const moat_principal_row_t *r)
 	}
 	x->first = false;
 	return 0;
+}
+
+/* Every principal change is a ledger event, durable before the change commits. */
+static moat_err_t log_change(moat_app_t *a, const char *id, const char *what, moat_error_t *e)
+{
+	moat_entry_t en = {.kind = MOAT_ENTRY_PRINCIPAL, .time = moat_now(), .principal = id,
+			   .ref = what, .detail = "cli"};
+	return moat_ledger_append(a->ledger, &en, 1, NULL, e);
 }
 
 int cmd_principal(int argc, char **argv)
@@ -110,7 +119,7 @@ int cmd_principal(int argc, char **argv)
 
 	moat_error_t e = {0};
 	moat_app_t *a = NULL;
-	if (moat_app_open(c.data_dir, MOAT_APP_NO_LEDGER, &a, &e) != MOAT_OK)
+	if (moat_app_open(c.data_dir, is_list ? MOAT_APP_NO_LEDGER : 0, &a, &e) != MOAT_OK)
 		return cli_fail("principal", &e);
 	moat_err_t rc = MOAT_OK;
 	if (is_list) {
@@ -130,6 +139,8 @@ int cmd_principal(int argc, char **argv)
 			if (rc == MOAT_OK)
 				rc = moat_store_principal_set_key(a->store, id, hash, &e);
 			if (rc == MOAT_OK)
+				rc = log_change(a, id, "add", &e);
+			if (rc == MOAT_OK)
 				rc = moat_store_commit(a->store, &e);
 			if (rc != MOAT_OK)
 				moat_store_rollback(a->store);
@@ -142,8 +153,16 @@ int cmd_principal(int argc, char **argv)
 		}
 		memset(key, 0, sizeof key);
 	} else {
-		rc = moat_store_principal_set_status(a->store, id,
-						     is_susp ? MOAT_PRINCIPAL_SUSPENDED : MOAT_PRINCIPAL_ACTIVE, &e);
+		rc = moat_store_begin(a->store, &e);
+		if (rc == MOAT_OK)
+			rc = moat_store_principal_set_status(a->store, id,
+							     is_susp ? MOAT_PRINCIPAL_SUSPENDED : MOAT_PRINCIPAL_ACTIVE, &e);
+		if (rc == MOAT_OK)
+			rc = log_change(a, id, is_susp ? "suspend" : "resume", &e);
+		if (rc == MOAT_OK)
+			rc = moat_store_commit(a->store, &e);
+		if (rc != MOAT_OK)
+			moat_store_rollback(a->store);
 		if (rc == MOAT_OK) {
 			if (c.json)
 				printf("{\"principal\":\"%s\",\"status\":\"%s\"}\n", id, is_susp ? "suspended" : "active");
