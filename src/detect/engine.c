@@ -30,6 +30,7 @@
  * their cost stays proportional to the entries rather than entries x peers.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,7 +42,7 @@
 /* A principal's first this-many entries never count as coming from a "new" ip or
  * device: everything is new at first. */
 #define NEW_WARMUP 20
-#define KNOWN_MAX 16
+#define KNOWN_MAX 8
 #define FEATURE_WINDOW_MS (24 * 3600000LL)
 #define LOCAL_OFFSET_MIN 480 /* shifts are in +08:00 */
 
@@ -197,52 +198,67 @@ static void win_init(win_t *w)
 }
 
 /* Distinct values by bucket last seen; counted in a window. */
-typedef struct vset_entry {
-	uint64_t h;
-	int64_t idx;
-} vset_entry_t;
+/* A set entry packs 40 bits of the value's hash over the low 24 bits of the
+ * bucket it was last seen in (0 = empty slot): 8 bytes per value. The full bucket
+ * index is the latest one at or before the window's head with those low bits, so
+ * an entry is read correctly for 2^24 buckets (years even for one-minute
+ * windows); expired entries are dropped whenever the set is rebuilt. */
+#define VS_IDX_MASK ((UINT64_C(1) << 24) - 1)
 
 typedef struct vset {
-	vset_entry_t *e;
+	uint64_t *e;
 	uint32_t cap, n;
 	int64_t rebuilt_at;
 } vset_t;
 
-static vset_entry_t *vset_find(vset_t *s, uint64_t h, bool *found)
+static uint64_t vs_tag(uint64_t h)
+{
+	uint64_t t = h >> 24;
+	return t ? t : 1;
+}
+
+static int64_t vs_idx(uint64_t e, int64_t head)
+{
+	return head - (int64_t)(((uint64_t)head - (e & VS_IDX_MASK)) & VS_IDX_MASK);
+}
+
+static uint64_t *vset_find(vset_t *s, uint64_t tag, bool *found)
 {
 	uint32_t mask = s->cap - 1;
-	for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
-		if (s->e[i].h == h) {
-			*found = true;
+	for (uint32_t i = (uint32_t)mix64(tag) & mask;; i = (i + 1) & mask) {
+		if (s->e[i] == 0) {
+			*found = false;
 			return &s->e[i];
 		}
-		if (s->e[i].h == 0) {
-			*found = false;
+		if ((s->e[i] >> 24) == tag) {
+			*found = true;
 			return &s->e[i];
 		}
 	}
 }
 
-/* Rebuilds s keeping only values still in w's window, at a capacity that leaves
- * room to grow; false on OOM (s unchanged). */
+static bool vset_full(const vset_t *s) { return (uint64_t)(s->n + 1) * 4 > (uint64_t)s->cap * 3; }
+
+/* Rebuilds s keeping only values still in w's window, at most half full; false
+ * on OOM (s unchanged). */
 static bool vset_rebuild(vset_t *s, const win_t *w, size_t *mem)
 {
 	uint32_t live = 0;
 	for (uint32_t i = 0; i < s->cap; i++)
-		if (s->e[i].h && win_in(w, s->e[i].idx))
+		if (s->e[i] && win_in(w, vs_idx(s->e[i], w->head)))
 			live++;
-	uint32_t ncap = 16;
-	while (ncap < VSET_MAX * 2 && (live + 1) * 4 > ncap)
+	uint32_t ncap = 8;
+	while (ncap < VSET_MAX * 2 && (live + 1) * 2 > ncap)
 		ncap *= 2;
-	vset_entry_t *ne = calloc(ncap, sizeof *ne);
+	uint64_t *ne = calloc(ncap, sizeof *ne);
 	if (!ne)
 		return false;
 	vset_t n = {.e = ne, .cap = ncap, .n = 0, .rebuilt_at = s->rebuilt_at};
 	for (uint32_t i = 0; i < s->cap; i++) {
-		if (!s->e[i].h || !win_in(w, s->e[i].idx))
+		if (!s->e[i] || !win_in(w, vs_idx(s->e[i], w->head)))
 			continue;
 		bool f;
-		*vset_find(&n, s->e[i].h, &f) = s->e[i];
+		*vset_find(&n, s->e[i] >> 24, &f) = s->e[i];
 		n.n++;
 	}
 	*mem += (size_t)ncap * sizeof *ne;
@@ -258,32 +274,33 @@ static bool vset_add(vset_t *s, win_t *w, uint64_t h, int64_t idx, size_t *mem)
 	win_advance(w, idx);
 	if (!win_in(w, idx))
 		return true;
-	if ((s->n + 1) * 2 > s->cap && (s->cap < VSET_MAX * 2 || s->rebuilt_at != w->head)) {
+	if (vset_full(s) && (s->cap < VSET_MAX * 2 || s->rebuilt_at != w->head)) {
 		/* Grow, or at the cap drop expired values (once per bucket). */
 		if (!vset_rebuild(s, w, mem))
 			return false;
 		s->rebuilt_at = w->head;
 	}
-	if ((s->n + 1) * 2 > s->cap) {
+	if (vset_full(s)) {
 		/* Saturated: count without remembering. */
 		w->b[slot(idx)]++;
 		w->total++;
 		return true;
 	}
 	bool found;
-	vset_entry_t *e = vset_find(s, h, &found);
+	uint64_t tag = vs_tag(h);
+	uint64_t *e = vset_find(s, tag, &found);
 	if (found) {
-		if (e->idx >= idx)
+		int64_t old = vs_idx(*e, w->head);
+		if (old >= idx)
 			return true; /* already counted at this bucket or later */
-		if (win_in(w, e->idx)) {
-			w->b[slot(e->idx)]--;
+		if (win_in(w, old)) {
+			w->b[slot(old)]--;
 			w->total--;
 		}
 	} else {
-		e->h = h;
 		s->n++;
 	}
-	e->idx = idx;
+	*e = tag << 24 | ((uint64_t)idx & VS_IDX_MASK);
 	w->b[slot(idx)]++;
 	w->total++;
 	return true;
@@ -357,10 +374,34 @@ enum {
 	F_COUNT
 };
 
+/* One ring of buckets for all feature counters (one head to advance per entry);
+ * distinct orders use their own window, counted by the order set. */
 typedef struct features {
-	win_t w[F_COUNT];
+	int64_t head;
+	uint32_t b[WIN_BUCKETS][F_COUNT];
+	win_t distinct;
 	vset_t orders;
 } features_t;
+
+static void feat_advance(features_t *f, int64_t idx)
+{
+	if (idx <= f->head)
+		return;
+	if (idx - f->head >= WIN_BUCKETS)
+		memset(f->b, 0, sizeof f->b);
+	else
+		for (int64_t i = f->head + 1; i <= idx; i++)
+			memset(f->b[slot(i)], 0, sizeof f->b[0]);
+	f->head = idx;
+}
+
+static void feat_add(features_t *f, int64_t idx, int k, uint64_t n)
+{
+	if (idx > f->head - WIN_BUCKETS && idx <= f->head) {
+		uint64_t v = f->b[slot(idx)][k] + n;
+		f->b[slot(idx)][k] = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+	}
+}
 
 typedef struct principal {
 	uint64_t hash;
@@ -372,6 +413,7 @@ typedef struct principal {
 	uint64_t ips[KNOWN_MAX], devices[KNOWN_MAX];
 	uint8_t n_ips, n_devices, ip_pos, device_pos;
 	features_t *feat; /* allocated on the first access/deny/export */
+	struct state **st; /* per rule grouped by principal: its state (or NULL) */
 } principal_t;
 
 typedef struct group {
@@ -387,16 +429,19 @@ typedef struct state {
 	uint64_t ev[EVID];
 	uint8_t ev_n, ev_pos;
 	union {
-		struct {
-			win_t a, b; /* event_count, value_count: a; ratio: a base, b numerator */
-			vset_t vs;
+		/* Ordered so that each type's state is a prefix: event_count uses a,
+		 * value_count a and vs, ratio a, vs (unused) and b. */
+		struct state_w {
+			win_t a;   /* counts; ratio: base */
+			vset_t vs; /* value_count */
+			win_t b;   /* ratio: numerator */
 		} w;
 		struct {
 			int64_t period;
 			uint64_t count;
 			uint32_t prin;
 			uint8_t nhist, hpos;
-			uint32_t hist[60];
+			uint32_t *hist; /* self: `history` counts */
 		} p;
 		struct {
 			int step;
@@ -404,6 +449,8 @@ typedef struct state {
 		} t;
 	} u;
 } state_t;
+
+static const state_t st_proto; /* for sizeof of union members */
 
 typedef struct rule_rt {
 	keymap_t map;
@@ -446,7 +493,16 @@ typedef struct ev {
 	uint32_t role_bit;
 	unsigned new_bits;
 	int plaintext, off_shift;
+	uint64_t order_h; /* hash of order_id, 0 until computed */
 } ev_t;
+
+static uint64_t hash_str(const char *s);
+static uint64_t ev_order_hash(ev_t *x)
+{
+	if (!x->order_h)
+		x->order_h = hash_str(x->e->order_id);
+	return x->order_h;
+}
 
 static void *xcalloc(moat_detect_t *d, size_t n, size_t size)
 {
@@ -501,13 +557,17 @@ void moat_detect_free(moat_detect_t *d)
 		for (size_t j = 0; j < rt->n; j++) {
 			if (d->rules->rules[i].type == RULE_VALUE_COUNT)
 				free(rt->states[j]->u.w.vs.e);
+			if (d->rules->rules[i].type == RULE_SELF)
+				free(rt->states[j]->u.p.hist);
 			free(rt->states[j]);
 		}
 		free(rt->states);
 		keymap_free(&rt->map);
 	}
-	for (size_t i = 0; i < d->n_prins; i++)
+	for (size_t i = 0; i < d->n_prins; i++) {
 		features_free(d->prins[i].feat);
+		free(d->prins[i].st);
+	}
 	free(d->prins);
 	keymap_free(&d->pmap);
 	for (size_t i = 0; i < d->n_groups; i++)
@@ -650,41 +710,41 @@ static bool update_features(moat_detect_t *d, ev_t *x)
 		p->feat = xcalloc(d, 1, sizeof *p->feat);
 		if (!p->feat)
 			return false;
-		for (int i = 0; i < F_COUNT; i++)
-			win_init(&p->feat->w[i]);
+		p->feat->head = INT64_MIN / 2;
+		win_init(&p->feat->distinct);
 	}
 	features_t *f = p->feat;
 	int64_t idx = floordiv(e->time, FEATURE_WINDOW_MS / WIN_BUCKETS);
+	feat_advance(f, idx);
 	switch (e->kind) {
 	case MOAT_ENTRY_ACCESS:
-		win_add(&f->w[F_READS], idx, 1);
-		if (e->order_id && !vset_add(&f->orders, &f->w[F_DISTINCT], hash_str(e->order_id), idx,
-					     &d->mem))
+		feat_add(f, idx, F_READS, 1);
+		if (e->order_id && !vset_add(&f->orders, &f->distinct, ev_order_hash(x), idx, &d->mem))
 			return false;
 		if (x->plaintext)
-			win_add(&f->w[F_PLAINTEXT], idx, 1);
+			feat_add(f, idx, F_PLAINTEXT, 1);
 		if (!e->relations)
-			win_add(&f->w[F_NO_RELATION], idx, 1);
+			feat_add(f, idx, F_NO_RELATION, 1);
 		if (x->off_shift)
-			win_add(&f->w[F_OFF_SHIFT], idx, 1);
+			feat_add(f, idx, F_OFF_SHIFT, 1);
 		break;
 	case MOAT_ENTRY_DENY:
-		win_add(&f->w[F_DENIALS], idx, 1);
+		feat_add(f, idx, F_DENIALS, 1);
 		break;
 	case MOAT_ENTRY_EXPORT:
-		win_add(&f->w[F_EXPORT_ROWS], idx, e->order_id ? 1 : (uint32_t)(e->rows > UINT32_MAX ? UINT32_MAX : e->rows));
+		feat_add(f, idx, F_EXPORT_ROWS, e->order_id ? 1 : e->rows);
 		break;
 	case MOAT_ENTRY_LOGIN:
 		if (e->result == MOAT_RESULT_FAILURE)
-			win_add(&f->w[F_LOGIN_FAILURES], idx, 1);
+			feat_add(f, idx, F_LOGIN_FAILURES, 1);
 		break;
 	default:
 		break;
 	}
 	if (x->new_bits & NEW_IP)
-		win_add(&f->w[F_NEW_IP], idx, 1);
+		feat_add(f, idx, F_NEW_IP, 1);
 	if (x->new_bits & NEW_DEVICE)
-		win_add(&f->w[F_NEW_DEVICE], idx, 1);
+		feat_add(f, idx, F_NEW_DEVICE, 1);
 	return true;
 }
 
@@ -699,9 +759,12 @@ moat_err_t moat_detect_features(moat_detect_t *d, const char *principal, moat_ti
 	if (!f)
 		return MOAT_OK;
 	int64_t idx = floordiv(at, FEATURE_WINDOW_MS / WIN_BUCKETS);
-	uint64_t v[F_COUNT];
-	for (int k = 0; k < F_COUNT; k++)
-		v[k] = win_sum_at(&f->w[k], idx);
+	uint64_t v[F_COUNT] = {0};
+	for (int64_t b = idx - WIN_BUCKETS + 1; b <= idx; b++)
+		if (b > f->head - WIN_BUCKETS && b <= f->head)
+			for (int k = 0; k < F_COUNT; k++)
+				v[k] += f->b[slot(b)][k];
+	v[F_DISTINCT] = win_sum_at(&f->distinct, idx);
 	out->reads = v[F_READS];
 	out->distinct_orders = v[F_DISTINCT];
 	out->plaintext = v[F_PLAINTEXT];
@@ -749,7 +812,7 @@ static bool filter_pass(const rule_filter_t *f, const ev_t *x)
 }
 
 /* The value of field f on the entry as a hash and a string; false if absent. */
-static bool field_of(moat_detect_t *d, const ev_t *x, rule_field_t f, uint64_t *h, const char **s)
+static bool field_of(moat_detect_t *d, ev_t *x, rule_field_t f, uint64_t *h, const char **s)
 {
 	const moat_entry_t *e = x->e;
 	const char *v = NULL;
@@ -768,7 +831,12 @@ static bool field_of(moat_detect_t *d, const ev_t *x, rule_field_t f, uint64_t *
 		return true;
 	case FIELD_IP: v = e->ip; break;
 	case FIELD_DEVICE: v = e->device; break;
-	case FIELD_ORDER: v = e->order_id; break;
+	case FIELD_ORDER:
+		if (!e->order_id || !*e->order_id)
+			return false;
+		*h = ev_order_hash(x);
+		*s = e->order_id;
+		return true;
 	case FIELD_REF: v = e->ref; break;
 	default: break;
 	}
@@ -783,9 +851,21 @@ static state_t *state_get(moat_detect_t *d, size_t ri, uint64_t key, const char 
 			  const ev_t *x)
 {
 	rule_rt_t *rt = &d->rt[ri];
+	const rule_t *r = &d->rules->rules[ri];
+	/* States grouped by principal hang off the principal: no hash look-up. */
+	bool by_prin = r->group_by == FIELD_PRINCIPAL && x->p;
 	uint32_t i;
-	if (keymap_get(&rt->map, key, &i))
+	if (by_prin) {
+		if (!x->p->st) {
+			x->p->st = xcalloc(d, d->rules->n, sizeof *x->p->st);
+			if (!x->p->st)
+				return NULL;
+		}
+		if (x->p->st[ri])
+			return x->p->st[ri];
+	} else if (keymap_get(&rt->map, key, &i)) {
 		return rt->states[i];
+	}
 	if (rt->n == rt->cap) {
 		size_t ncap = rt->cap ? rt->cap * 2 : 16;
 		state_t **ns = realloc(rt->states, ncap * sizeof *ns);
@@ -795,7 +875,18 @@ static state_t *state_get(moat_detect_t *d, size_t ri, uint64_t key, const char 
 		rt->states = ns;
 		rt->cap = ncap;
 	}
-	state_t *st = xcalloc(d, 1, sizeof *st);
+	/* Each state is allocated as large as its rule type needs (the union member
+	 * it uses is a prefix of the allocation): most principals carry several. */
+	size_t size = offsetof(state_t, u);
+	switch (r->type) {
+	case RULE_EVENT_COUNT: size += sizeof st_proto.u.w.a; break;
+	case RULE_VALUE_COUNT: size += offsetof(struct state_w, b); break;
+	case RULE_RATIO: size += sizeof st_proto.u.w; break;
+	case RULE_PEER:
+	case RULE_SELF: size += sizeof st_proto.u.p; break;
+	default: size += sizeof st_proto.u.t; break;
+	}
+	state_t *st = xcalloc(d, 1, size);
 	if (!st)
 		return NULL;
 	st->key = key;
@@ -811,22 +902,39 @@ static state_t *state_get(moat_detect_t *d, size_t ri, uint64_t key, const char 
 		return NULL;
 	}
 	st->last_alert = MOAT_TIME_NONE;
-	win_init(&st->u.w.a);
-	win_init(&st->u.w.b);
-	const rule_t *r = &d->rules->rules[ri];
+	if (r->type == RULE_EVENT_COUNT || r->type == RULE_VALUE_COUNT || r->type == RULE_RATIO)
+		win_init(&st->u.w.a);
+	if (r->type == RULE_RATIO)
+		win_init(&st->u.w.b);
 	if (r->type == RULE_PEER || r->type == RULE_SELF) {
-		memset(&st->u.p, 0, sizeof st->u.p);
 		st->u.p.period = INT64_MIN;
 		st->u.p.prin = (uint32_t)(x->p - d->prins);
-	} else if (r->type == RULE_TEMPORAL) {
-		memset(&st->u.t, 0, sizeof st->u.t);
+		if (r->type == RULE_SELF) {
+			st->u.p.hist = xcalloc(d, (size_t)r->history, sizeof *st->u.p.hist);
+			if (!st->u.p.hist) {
+				free(st);
+				return NULL;
+			}
+		}
 	}
-	if (!keymap_put(&rt->map, key, (uint32_t)rt->n, &d->mem)) {
+	if (by_prin) {
+		x->p->st[ri] = st;
+	} else if (!keymap_put(&rt->map, key, (uint32_t)rt->n, &d->mem)) {
 		free(st);
 		return NULL;
 	}
 	rt->states[rt->n++] = st;
 	return st;
+}
+
+/* The existing state of a group, or NULL. */
+static state_t *state_find(moat_detect_t *d, size_t ri, uint64_t key, const ev_t *x)
+{
+	const rule_t *r = &d->rules->rules[ri];
+	if (r->group_by == FIELD_PRINCIPAL && x->p)
+		return x->p->st ? x->p->st[ri] : NULL;
+	uint32_t i;
+	return keymap_get(&d->rt[ri].map, key, &i) ? d->rt[ri].states[i] : NULL;
 }
 
 static void evidence_push(state_t *st, uint64_t index)
@@ -941,15 +1049,14 @@ static bool score_state(moat_detect_t *d, size_t ri, state_t *st, double *value,
 		return false;
 	}
 	size_t n = 0;
-	rule_rt_t *rt = &d->rt[ri];
 	for (size_t i = 0; i < g->n; i++) {
 		const principal_t *m = &d->prins[g->members[i]];
 		if (m == p)
 			continue;
-		uint32_t si;
+		const state_t *ms = m->st ? m->st[ri] : NULL;
 		double c = 0;
-		if (keymap_get(&rt->map, m->hash, &si) && rt->states[si]->u.p.period == st->u.p.period)
-			c = (double)rt->states[si]->u.p.count;
+		if (ms && ms->u.p.period == st->u.p.period)
+			c = (double)ms->u.p.count;
 		d->scratch[n++] = c;
 	}
 	double med, mad;
@@ -1000,7 +1107,7 @@ static moat_err_t emit(moat_detect_t *d, size_t ri, state_t *st, const ev_t *x, 
 	return MOAT_OK;
 }
 
-static moat_err_t run_rule(moat_detect_t *d, size_t ri, const ev_t *x, moat_error_t *err)
+static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *err)
 {
 	const rule_t *r = &d->rules->rules[ri];
 	const moat_entry_t *e = x->e;
@@ -1016,10 +1123,17 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, const ev_t *x, moat_erro
 		if (!any)
 			return MOAT_OK;
 	}
+	if (r->type == RULE_MATCH && !r->alert) {
+		/* A building block: it signals, it keeps nothing. */
+		d->sig[ri] = true;
+		return MOAT_OK;
+	}
 	uint64_t key;
 	const char *keystr;
 	if (!field_of(d, x, r->group_by, &key, &keystr))
 		return MOAT_OK;
+	if (r->type == RULE_TEMPORAL && !d->sig[r->steps[0]] && !state_find(d, ri, key, x))
+		return MOAT_OK; /* no sequence under way for this group */
 	state_t *st = state_get(d, ri, key, keystr, x);
 	if (!st)
 		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
