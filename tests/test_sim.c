@@ -398,6 +398,104 @@ static void t_event(json_t *o, long line, void *ctx)
 	(void)line;
 }
 
+/* What the relations and orders say about one leaker: its assignments, the
+ * merchants that authorised it, and each order's merchant. */
+typedef struct rel_ctx {
+	const char *leaker;
+	strset_t assigned;   /* "order_id|from|until" */
+	strset_t authorised; /* merchants */
+	strset_t order_merchant; /* "order_id|merchant" */
+} rel_ctx_t;
+
+static void r_relation(json_t *o, long line, void *ctx)
+{
+	rel_ctx_t *c = ctx;
+	(void)line;
+	if (strcmp(str(o, "principal"), c->leaker) != 0)
+		return;
+	char buf[160];
+	if (strcmp(str(o, "kind"), "assign") == 0) {
+		moat_time_t from = 0, until = 0;
+		(void)time_ok(o, "from", &from);
+		(void)time_ok(o, "until", &until);
+		snprintf(buf, sizeof buf, "%s|%lld|%lld", str(o, "order_id"), (long long)from, (long long)until);
+		set_add(&c->assigned, buf);
+	} else if (strcmp(str(o, "kind"), "authorize") == 0) {
+		set_add(&c->authorised, str(o, "merchant"));
+	}
+}
+
+static void r_order(json_t *o, long line, void *ctx)
+{
+	rel_ctx_t *c = ctx;
+	(void)line;
+	char buf[160];
+	snprintf(buf, sizeof buf, "%s|%s", str(o, "order_id"), str(o, "merchant"));
+	set_add(&c->order_merchant, buf);
+}
+
+/* The merchant of an order (a prefix search in the sorted "order|merchant" set). */
+static const char *merchant_of(const rel_ctx_t *c, const char *order)
+{
+	size_t lo = 0, hi = c->order_merchant.n, n = strlen(order);
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int r = strncmp(c->order_merchant.v[mid], order, n);
+		if (r == 0 && c->order_merchant.v[mid][n] == '|')
+			return c->order_merchant.v[mid] + n + 1;
+		if (r < 0 || (r == 0 && c->order_merchant.v[mid][n] < '|'))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Kind-specific truths: the courier read only what it was assigned, while assigned;
+ * the ISV app's leaked orders belong to merchants that never authorised it; the CS
+ * insider's plaintext phone reads all happened off shift, at night. */
+static void check_kind(const char *dir, json_t *at, const truth_ctx_t *c)
+{
+	const char *kind = str(at, "kind");
+	rel_ctx_t rc = {0};
+	rc.leaker = c->leaker;
+	each_line(dir, "relations.jsonl", r_relation, &rc);
+	each_line(dir, "orders.jsonl", r_order, &rc);
+	set_sort(&rc.order_merchant);
+	set_sort(&rc.authorised);
+	for (size_t k = 0; k < c->n; k++) {
+		const seen_t *sn = &c->v[k];
+		if (strcmp(kind, "courier_leak") == 0) {
+			bool inside = false;
+			size_t n = strlen(sn->order);
+			for (size_t j = 0; j < rc.assigned.n && !inside; j++) {
+				const char *a = rc.assigned.v[j];
+				long long from, until;
+				if (strncmp(a, sn->order, n) == 0 && a[n] == '|' &&
+				    sscanf(a + n + 1, "%lld|%lld", &from, &until) == 2)
+					inside = sn->time >= from && sn->time <= until;
+			}
+			CHECK_MSG(inside, "courier %s read %s outside an assignment", c->leaker, sn->order);
+		} else if (strcmp(kind, "cs_insider") == 0 && (sn->full & (1u << MOAT_FIELD_PHONE))) {
+			long long tod = ((long long)sn->time / 1000 + 8 * 3600) % 86400;
+			CHECK_MSG(tod >= 22 * 3600 || tod < 5 * 3600, "insider read %s in the daytime", sn->order);
+		}
+	}
+	if (strcmp(kind, "isv_overpull") == 0) {
+		size_t i;
+		json_t *x;
+		json_array_foreach(json_object_get(at, "leaked_orders"), i, x)
+		{
+			const char *m = merchant_of(&rc, json_string_value(x));
+			CHECK_MSG(m && !set_has(&rc.authorised, m), "ISV leaked %s of authorising merchant %s",
+				  json_string_value(x), m ? m : "?");
+		}
+	}
+	set_free(&rc.assigned);
+	set_free(&rc.authorised);
+	set_free(&rc.order_merchant);
+}
+
 static void check_attack(const char *dir, json_t *at, strset_t *report_ids)
 {
 	truth_ctx_t c = {0};
@@ -452,6 +550,7 @@ static void check_attack(const char *dir, json_t *at, strset_t *report_ids)
 		}
 	}
 	CHECK_MSG(reported >= 5, "%s: only %zu reports", c.leaker, reported);
+	check_kind(dir, at, &c);
 	free(c.v);
 }
 

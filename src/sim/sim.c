@@ -422,7 +422,7 @@ static const struct {
     {PR_WAREHOUSE, {M, V, FU, NO, FU, NO, FU}},  {PR_COURIER, {M, V, FU, NO, H, NO, FU}},
     {PR_CS, {M, V, C, NO, FU, FU, NO}},          {PR_CS_REFUND, {M, V, C, NO, FU, FU, FU}},
     {PR_ADMIN, {FU, M, FU, NO, FU, FU, FU}},     {PR_AUDIT, {M, M, C, M, G, FU, NO}},
-    {PR_EXPORT, {FU, FU, FU, NO, FU, FU, FU}},   {PR_FULL, {FU, FU, FU, NO, FU, FU, NO}},
+    {PR_EXPORT, {FU, FU, FU, NO, FU, FU, NO}},   {PR_FULL, {FU, FU, FU, NO, FU, FU, NO}},
     {PR_DENY, {H, H, H, NO, H, NO, NO}},
 #undef H
 #undef M
@@ -1576,6 +1576,23 @@ static void add_export(sim_t *s, int64_t t, uint32_t admin, const uint32_t *orde
 	}
 }
 
+/* Auditors sample about 20 orders of the last week each working day, masked. */
+static void gen_audits(sim_t *s, int d)
+{
+	rng_t r;
+	rng_seed(&r, s->seed, ST_DAY, (uint64_t)d * 2 + 0x10000000ull);
+	uint64_t lo = s->day_start[d >= 7 ? d - 7 : 0], hi = s->day_start[d];
+	if (hi <= lo)
+		return;
+	for (uint32_t i = 0; i < s->n_aud; i++) {
+		uint32_t p = s->aud0 + i;
+		uint32_t k = (uint32_t)rng_range(&r, 10, 30);
+		for (uint32_t j = 0; j < k; j++)
+			add_access(s, in_shift(s, &r, p, d), p, (uint32_t)(lo + rng_below64(&r, hi - lo)),
+				   MOAT_PURPOSE_AUDIT, PR_AUDIT);
+	}
+}
+
 /* Each exporting merchant's first admin exports yesterday's orders the next morning. */
 static void gen_exports(sim_t *s, int d)
 {
@@ -2649,6 +2666,7 @@ moat_err_t moat_sim_run(const moat_sim_config_t *cfg, moat_sim_stats_t *stats, m
 				  s->recent_merchant[slot][i]);
 		gen_logins(s, d);
 		gen_exports(s, d);
+		gen_audits(s, d);
 		for (int a = 0; a < s->n_attacks; a++)
 			run_attack_day(s, a, d);
 		flush_day(s, d);
