@@ -173,8 +173,8 @@ static int do_show(const opts_t *o, moat_ledger_t *l, const char *arg)
 	bool ok = moat_buf_printf(&j, "{\"index\":%" PRIu64 ",\"leaf_hash\":\"%s\",\"entry\":", index,
 				  lb) == MOAT_OK &&
 		  moat_entry_to_json(&e, &j) == MOAT_OK && moat_buf_puts(&j, "}") == MOAT_OK;
-	free(scratch);
 	if (!ok) {
+		free(scratch);
 		rc = fail_msg("entry does not fit the output buffer");
 		goto out;
 	}
@@ -184,11 +184,13 @@ static int do_show(const opts_t *o, moat_ledger_t *l, const char *arg)
 		/* Human form: index and leaf hash, then the entry. */
 		moat_buf_reset(&j);
 		if (moat_entry_to_json(&e, &j) != MOAT_OK) {
+			free(scratch);
 			rc = fail_msg("entry does not fit the output buffer");
 			goto out;
 		}
 		printf("index %" PRIu64 "\nleaf-hash %s\n%s\n", index, lb, j.data);
 	}
+	free(scratch); /* e's strings point into scratch: free it only after the last use */
 out:
 	moat_buf_free(&b);
 	moat_buf_free(&j);
