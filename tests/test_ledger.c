@@ -30,7 +30,8 @@ static json_t *parse_vectors(const char *path)
 		while (j < len && text[j] >= '0' && text[j] <= '9')
 			j++;
 		if (j - i >= 16 && i >= 2 && text[i - 1] == ' ' && text[i - 2] == ':') {
-			ok = moat_buf_putc(&b, '"') == MOAT_OK && moat_buf_append(&b, text + i, j - i) == MOAT_OK &&
+			ok = moat_buf_putc(&b, '"') == MOAT_OK &&
+			     moat_buf_append(&b, text + i, j - i) == MOAT_OK &&
 			     moat_buf_putc(&b, '"') == MOAT_OK;
 			i = j;
 		} else if (j > i) {
@@ -109,7 +110,8 @@ static void test_inclusion_vectors(void)
 	json_array_foreach(json_object_get(j, "vectors"), i, v)
 	{
 		uint8_t leaf[256], root[256], proof[8192];
-		size_t ll = hexbuf(json_string_value(json_object_get(v, "leaf_hash_hex")), leaf, 256);
+		size_t ll =
+		    hexbuf(json_string_value(json_object_get(v, "leaf_hash_hex")), leaf, 256);
 		size_t rl = hexbuf(json_string_value(json_object_get(v, "root_hex")), root, 256);
 		bool all32;
 		size_t pl = proofbuf(json_object_get(v, "proof_hex"), proof, sizeof proof, &all32);
@@ -119,13 +121,13 @@ static void test_inclusion_vectors(void)
 		bool got = ll != SIZE_MAX && rl != SIZE_MAX && pl != SIZE_MAX && all32 &&
 			   moat_ledger_verify_inclusion(
 			       leaf, ll, u64(json_object_get(v, "leaf_index")),
-			       (uint64_t)json_integer_value(json_object_get(v, "tree_size")), proof, pl,
-			       root, rl);
+			       (uint64_t)json_integer_value(json_object_get(v, "tree_size")), proof,
+			       pl, root, rl);
 		if (pl != SIZE_MAX && !all32)
 			(void)moat_ledger_verify_inclusion(
 			    leaf, ll, u64(json_object_get(v, "leaf_index")),
-			    (uint64_t)json_integer_value(json_object_get(v, "tree_size")), proof, pl, root,
-			    rl);
+			    (uint64_t)json_integer_value(json_object_get(v, "tree_size")), proof,
+			    pl, root, rl);
 		CHECK_MSG(got == expect, "%s", json_string_value(json_object_get(v, "file")));
 		count++;
 	}
@@ -152,8 +154,8 @@ static void test_consistency_vectors(void)
 		bool got = l1 != SIZE_MAX && l2 != SIZE_MAX && pl != SIZE_MAX && all32 &&
 			   moat_ledger_verify_consistency(
 			       (uint64_t)json_integer_value(json_object_get(v, "size1")),
-			       (uint64_t)json_integer_value(json_object_get(v, "size2")), r1, l1, r2, l2,
-			       proof, pl);
+			       (uint64_t)json_integer_value(json_object_get(v, "size2")), r1, l1,
+			       r2, l2, proof, pl);
 		CHECK_MSG(got == expect, "%s", json_string_value(json_object_get(v, "file")));
 		count++;
 	}
@@ -179,8 +181,8 @@ static void test_tree_and_generated(void)
 		size_t n = hexbuf(json_string_value(v), data, sizeof data);
 		moat_ledger_leaf_hash(data, n, leaves[i]);
 		uint8_t want[32];
-		hexbuf(json_string_value(json_array_get(json_object_get(t, "leaf_hashes_hex"), i)), want,
-		       32);
+		hexbuf(json_string_value(json_array_get(json_object_get(t, "leaf_hashes_hex"), i)),
+		       want, 32);
 		CHECK(memcmp(want, leaves[i], 32) == 0);
 	}
 	json_array_foreach(json_object_get(t, "roots_by_size_hex"), i, v)
@@ -219,8 +221,9 @@ static void test_tree_and_generated(void)
 	if (ro) {
 		uint8_t r0[32], want0[32];
 		CHECK_INT(moat_ledger_root(ro, 0, r0, &err), MOAT_OK);
-		hexbuf(json_string_value(json_array_get(json_object_get(t, "roots_by_size_hex"), 0)),
-		       want0, 32);
+		hexbuf(
+		    json_string_value(json_array_get(json_object_get(t, "roots_by_size_hex"), 0)),
+		    want0, 32);
 		CHECK(memcmp(r0, want0, 32) == 0);
 		moat_ledger_close(ro);
 		ro = NULL;
@@ -255,7 +258,8 @@ static void test_tree_and_generated(void)
 	{
 		uint64_t m = u64(json_object_get(v, "leaf_index"));
 		uint64_t n = (uint64_t)json_integer_value(json_object_get(v, "tree_size"));
-		uint8_t proof[MOAT_LEDGER_PROOF_MAX][32], want[4096], leaf[32], root[32], wantroot[32];
+		uint8_t proof[MOAT_LEDGER_PROOF_MAX][32], want[4096], leaf[32], root[32],
+		    wantroot[32];
 		size_t np = 0;
 		bool all32;
 		size_t wl = proofbuf(json_object_get(v, "proof_hex"), want, sizeof want, &all32);
@@ -265,7 +269,8 @@ static void test_tree_and_generated(void)
 		CHECK_INT(moat_ledger_root(ro, n, root, &err), MOAT_OK);
 		hexbuf(json_string_value(json_object_get(v, "root_hex")), wantroot, 32);
 		CHECK(memcmp(root, wantroot, 32) == 0);
-		CHECK(moat_ledger_verify_inclusion(leaf, 32, m, n, (uint8_t *)proof, np * 32, root, 32));
+		CHECK(moat_ledger_verify_inclusion(leaf, 32, m, n, (uint8_t *)proof, np * 32, root,
+						   32));
 		n_incl++;
 	}
 	json_array_foreach(json_object_get(g, "consistency"), i, v)
@@ -281,7 +286,8 @@ static void test_tree_and_generated(void)
 			  (unsigned long long)m, (unsigned long long)n);
 		hexbuf(json_string_value(json_object_get(v, "root1_hex")), r1, 32);
 		hexbuf(json_string_value(json_object_get(v, "root2_hex")), r2, 32);
-		CHECK(moat_ledger_verify_consistency(m, n, r1, 32, r2, 32, (uint8_t *)proof, np * 32));
+		CHECK(moat_ledger_verify_consistency(m, n, r1, 32, r2, 32, (uint8_t *)proof,
+						     np * 32));
 		n_cons++;
 	}
 	CHECK_INT(n_incl, 36);
@@ -313,11 +319,11 @@ static void test_signed_notes(void)
 		json_array_foreach(json_object_get(v, "verifier_keys"), ki, key)
 		{
 			size_t tl = 0;
-			moat_err_t rc = moat_ledger_note_verify(text, strlen(text), json_string_value(key),
-								&tl, &err);
+			moat_err_t rc = moat_ledger_note_verify(text, strlen(text),
+								json_string_value(key), &tl, &err);
 			CHECK_MSG((rc == MOAT_OK) == expect, "%s with %s: %s",
-				  json_string_value(json_object_get(v, "desc")), json_string_value(key),
-				  err.msg);
+				  json_string_value(json_object_get(v, "desc")),
+				  json_string_value(key), err.msg);
 			if (rc == MOAT_OK)
 				CHECK(tl == ml && memcmp(text, msg, ml) == 0);
 		}
@@ -327,7 +333,8 @@ static void test_signed_notes(void)
 			/* its origin differs from the key name, which moat requires */
 			CHECK(moat_ledger_checkpoint_verify(
 				  text, strlen(text),
-				  json_string_value(json_array_get(json_object_get(v, "verifier_keys"), 0)),
+				  json_string_value(
+				      json_array_get(json_object_get(v, "verifier_keys"), 0)),
 				  &cp, &err) == MOAT_EDENIED);
 		}
 	}
@@ -352,17 +359,21 @@ static void test_signed_notes(void)
 		/* No public key exists: any key must fail, without crashing. */
 		CHECK(moat_ledger_checkpoint_verify(
 			  text, strlen(text),
-			  "example.com/behind-the-sofa+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8",
+			  "example.com/"
+			  "behind-the-sofa+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8",
 			  &cp, &err) != MOAT_OK);
 	}
 	/* Malformed notes and keys. */
-	const char *good = json_string_value(json_object_get(json_array_get(json_object_get(j, "notes"), 0),
-							      "note_text_utf8"));
+	const char *good = json_string_value(
+	    json_object_get(json_array_get(json_object_get(j, "notes"), 0), "note_text_utf8"));
 	const char *gkey = "example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k";
 	CHECK(moat_ledger_note_verify(good, strlen(good) - 1, gkey, NULL, &err) != MOAT_OK);
 	CHECK(moat_ledger_note_verify("", 0, gkey, NULL, &err) != MOAT_OK);
 	CHECK(moat_ledger_note_verify("a\n\n", 3, gkey, NULL, &err) != MOAT_OK);
-	CHECK(moat_ledger_note_verify(good, strlen(good), "example.com/foo+530d903b+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k", NULL, &err) != MOAT_OK);
+	CHECK(moat_ledger_note_verify(
+		  good, strlen(good),
+		  "example.com/foo+530d903b+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k", NULL,
+		  &err) != MOAT_OK);
 	CHECK(moat_ledger_note_verify(good, strlen(good), "garbage", NULL, &err) != MOAT_OK);
 	json_decref(j);
 }
@@ -378,8 +389,8 @@ static void test_tile_paths(void)
 	char p[128], want[160];
 	json_array_foreach(json_object_get(j, "index_encoding"), i, v)
 	{
-		moat_ledger_tile_path(0, (uint64_t)json_integer_value(json_object_get(v, "n")), 0, p,
-				      sizeof p);
+		moat_ledger_tile_path(0, (uint64_t)json_integer_value(json_object_get(v, "n")), 0,
+				      p, sizeof p);
 		snprintf(want, sizeof want, "tile/0/%s",
 			 json_string_value(json_object_get(v, "path_component")));
 		CHECK_STR(p, want);
@@ -392,8 +403,10 @@ static void test_tile_paths(void)
 		json_array_foreach(tiles, i, v)
 		{
 			int level = (int)json_integer_value(json_object_get(v, "level"));
-			uint64_t full = (uint64_t)json_integer_value(json_object_get(v, "full_tiles"));
-			unsigned pw = (unsigned)json_integer_value(json_object_get(v, "partial_width"));
+			uint64_t full =
+			    (uint64_t)json_integer_value(json_object_get(v, "full_tiles"));
+			unsigned pw =
+			    (unsigned)json_integer_value(json_object_get(v, "partial_width"));
 			for (uint64_t t = 0; t < full; t++)
 				CHECK(tile_width_at(level, t, size) == TILE_W);
 			CHECK_INT(tile_width_at(level, full, size), pw);
@@ -443,7 +456,8 @@ static void test_entry_codec(void)
 	json_t *parsed = NULL;
 	CHECK_INT(moat_json_parse(js.data, js.len, 8, &parsed, &err), MOAT_OK);
 	CHECK_STR(json_string_value(json_object_get(parsed, "kind")), "export");
-	CHECK_STR(json_string_value(json_object_get(json_object_get(parsed, "views"), "phone")), "mask");
+	CHECK_STR(json_string_value(json_object_get(json_object_get(parsed, "views"), "phone")),
+		  "mask");
 	json_decref(parsed);
 	moat_buf_free(&js);
 	/* Every single-byte change and every truncation is either rejected or decodes
@@ -454,16 +468,18 @@ static void test_entry_codec(void)
 			uint8_t m[512];
 			memcpy(m, b.data, b.len);
 			m[i] ^= (uint8_t)(1u << bit);
-			if (moat_entry_decode(m, b.len, &d, scratch, sizeof scratch, &err) == MOAT_OK) {
+			if (moat_entry_decode(m, b.len, &d, scratch, sizeof scratch, &err) ==
+			    MOAT_OK) {
 				moat_buf_reset(&b2);
-				CHECK(moat_entry_encode(&d, &b2, &err) == MOAT_OK && b2.len == b.len &&
-				      memcmp(b2.data, m, b.len) == 0);
+				CHECK(moat_entry_encode(&d, &b2, &err) == MOAT_OK &&
+				      b2.len == b.len && memcmp(b2.data, m, b.len) == 0);
 				accepted_changes++;
 			}
 		}
 	CHECK(accepted_changes > 0);
 	for (size_t n = 0; n < b.len; n++)
-		CHECK(moat_entry_decode((uint8_t *)b.data, n, &d, scratch, sizeof scratch, &err) != MOAT_OK);
+		CHECK(moat_entry_decode((uint8_t *)b.data, n, &d, scratch, sizeof scratch, &err) !=
+		      MOAT_OK);
 	uint8_t longer[600];
 	memcpy(longer, b.data, b.len);
 	longer[b.len] = 0;
@@ -558,7 +574,10 @@ static void test_ledger_roundtrip(void)
 	pthread_t th[THREADS];
 	appender_t ap[THREADS];
 	for (int t = 0; t < THREADS; t++) {
-		ap[t] = (appender_t){.l = l, .id = t, .rounds = ROUNDS, .batch = BATCH,
+		ap[t] = (appender_t){.l = l,
+				     .id = t,
+				     .rounds = ROUNDS,
+				     .batch = BATCH,
 				     .firsts = calloc(ROUNDS, sizeof(uint64_t))};
 		pthread_create(&th[t], NULL, append_thread, &ap[t]);
 	}
@@ -610,24 +629,27 @@ static void test_ledger_roundtrip(void)
 			uint8_t r2[32], proof[MOAT_LEDGER_PROOF_MAX][32], leaf[32];
 			size_t np;
 			ref_mth(leaves, sizes[bb], r2);
-			CHECK_INT(moat_ledger_prove_consistency(l, sizes[a], sizes[bb], proof, &np, &err),
-				  MOAT_OK);
+			CHECK_INT(
+			    moat_ledger_prove_consistency(l, sizes[a], sizes[bb], proof, &np, &err),
+			    MOAT_OK);
 			CHECK(moat_ledger_verify_consistency(sizes[a], sizes[bb], want, 32, r2, 32,
 							     (uint8_t *)proof, np * 32));
 			uint64_t m = (sizes[a] * 7919) % sizes[bb];
-			CHECK_INT(moat_ledger_prove_inclusion(l, m, sizes[bb], leaf, proof, &np, &err),
-				  MOAT_OK);
+			CHECK_INT(
+			    moat_ledger_prove_inclusion(l, m, sizes[bb], leaf, proof, &np, &err),
+			    MOAT_OK);
 			CHECK(memcmp(leaf, leaves[m], 32) == 0);
-			CHECK(moat_ledger_verify_inclusion(leaf, 32, m, sizes[bb], (uint8_t *)proof, np * 32,
-							   r2, 32));
-			CHECK(!moat_ledger_verify_inclusion(leaf, 32, m ^ 1, sizes[bb], (uint8_t *)proof,
-							    np * 32, r2, 32) ||
+			CHECK(moat_ledger_verify_inclusion(leaf, 32, m, sizes[bb], (uint8_t *)proof,
+							   np * 32, r2, 32));
+			CHECK(!moat_ledger_verify_inclusion(leaf, 32, m ^ 1, sizes[bb],
+							    (uint8_t *)proof, np * 32, r2, 32) ||
 			      sizes[bb] == 1);
 		}
 	}
 	uint8_t proof[MOAT_LEDGER_PROOF_MAX][32];
 	size_t np;
-	CHECK_INT(moat_ledger_prove_inclusion(l, 5, total + 1, NULL, proof, &np, &err), MOAT_ENOTFOUND);
+	CHECK_INT(moat_ledger_prove_inclusion(l, 5, total + 1, NULL, proof, &np, &err),
+		  MOAT_ENOTFOUND);
 	CHECK_INT(moat_ledger_prove_consistency(l, 0, 5, proof, &np, &err), MOAT_EINVAL);
 
 	/* Checkpoint note verifies with the verifier key. */
@@ -682,7 +704,7 @@ static void test_ledger_roundtrip(void)
 		long off;
 		uint64_t want_bad;
 	} cases[] = {
-	    {"tile/entries/001", 2 + 10, 256},      /* entry 256's kind byte */
+	    {"tile/entries/001", 2 + 10, 256},	    /* entry 256's kind byte */
 	    {"tile/entries/x0" /* unused */, 0, 0}, /* placeholder replaced below */
 	    {"tile/0/002", 32 * 5 + 3, 512 + 5},
 	    {"tile/1/000.p/62", 32 * 3, 3 * 256},
@@ -697,8 +719,8 @@ static void test_ledger_roundtrip(void)
 		snprintf(path, sizeof path, "%s/%s", ldir, cases[c].rel);
 		CHECK_MSG(flip_byte(path, cases[c].off) == 0, "flip %s", path);
 		moat_err_t rc = moat_ledger_verify(ro, NULL, &bad, &err);
-		CHECK_MSG(rc == MOAT_ECORRUPT && bad == cases[c].want_bad, "%s: bad %llu: %s", cases[c].rel,
-			  (unsigned long long)bad, err.msg);
+		CHECK_MSG(rc == MOAT_ECORRUPT && bad == cases[c].want_bad, "%s: bad %llu: %s",
+			  cases[c].rel, (unsigned long long)bad, err.msg);
 		CHECK(flip_byte(path, cases[c].off) == 0);
 		CHECK_INT(moat_ledger_verify(ro, NULL, &bad, &err), MOAT_OK);
 	}

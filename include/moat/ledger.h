@@ -81,8 +81,8 @@ moat_err_t moat_ledger_append(moat_ledger_t *l, const moat_entry_t *entries, siz
 
 /* Same for already-encoded entries: data[i] of len[i] bytes (1..MOAT_ENTRY_MAX).
  * The bytes are logged as given (moat_ledger_verify later checks they decode). */
-moat_err_t moat_ledger_append_raw(moat_ledger_t *l, const uint8_t *const *data,
-				  const size_t *len, size_t n, uint64_t *first_index,
+moat_err_t moat_ledger_append_raw(moat_ledger_t *l, const uint8_t *const *data, const size_t *len,
+				  size_t n, uint64_t *first_index,
 				  moat_error_t *err) MOAT_MUST_CHECK;
 
 /* Test hook: while on, every write-ahead write fails as if the disk were full
@@ -184,8 +184,8 @@ typedef struct moat_checkpoint {
  * ("name+keyid+base64(0x01||pubkey)"); other signatures are ignored. On success
  * *text_len (may be NULL) receives the length of the signed text. MOAT_EINVAL for
  * a malformed note or key, MOAT_EDENIED if no valid signature by vkey. */
-moat_err_t moat_ledger_note_verify(const char *note, size_t len, const char *vkey,
-				   size_t *text_len, moat_error_t *err) MOAT_MUST_CHECK;
+moat_err_t moat_ledger_note_verify(const char *note, size_t len, const char *vkey, size_t *text_len,
+				   moat_error_t *err) MOAT_MUST_CHECK;
 /* Verifies a checkpoint note with vkey and parses its body (origin must equal the
  * key name; extension lines are allowed and ignored). */
 moat_err_t moat_ledger_checkpoint_verify(const char *note, size_t len, const char *vkey,

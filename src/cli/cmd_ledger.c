@@ -154,15 +154,15 @@ static int do_show(const opts_t *o, moat_ledger_t *l, const char *arg)
 	moat_buf_init(&b, MOAT_ENTRY_MAX);
 	moat_buf_init(&j, 1 << 20);
 	int rc = CLI_OK;
+	char *scratch = NULL;
 	if (moat_ledger_read(l, index, &b, &err) != MOAT_OK) {
 		rc = cli_fail("ledger", &err);
 		goto out;
 	}
 	moat_entry_t e;
-	char *scratch = malloc(MOAT_ENTRY_MAX + 64);
+	scratch = malloc(MOAT_ENTRY_MAX + 64);
 	if (!scratch || moat_entry_decode((const uint8_t *)b.data, b.len, &e, scratch,
 					  MOAT_ENTRY_MAX + 64, &err) != MOAT_OK) {
-		free(scratch);
 		rc = cli_fail("ledger", &err);
 		goto out;
 	}
@@ -170,11 +170,11 @@ static int do_show(const opts_t *o, moat_ledger_t *l, const char *arg)
 	char lb[48];
 	moat_ledger_leaf_hash(b.data, b.len, leaf);
 	b64(leaf, lb);
-	bool ok = moat_buf_printf(&j, "{\"index\":%" PRIu64 ",\"leaf_hash\":\"%s\",\"entry\":", index,
-				  lb) == MOAT_OK &&
-		  moat_entry_to_json(&e, &j) == MOAT_OK && moat_buf_puts(&j, "}") == MOAT_OK;
+	bool ok =
+	    moat_buf_printf(&j, "{\"index\":%" PRIu64 ",\"leaf_hash\":\"%s\",\"entry\":", index,
+			    lb) == MOAT_OK &&
+	    moat_entry_to_json(&e, &j) == MOAT_OK && moat_buf_puts(&j, "}") == MOAT_OK;
 	if (!ok) {
-		free(scratch);
 		rc = fail_msg("entry does not fit the output buffer");
 		goto out;
 	}
@@ -184,14 +184,13 @@ static int do_show(const opts_t *o, moat_ledger_t *l, const char *arg)
 		/* Human form: index and leaf hash, then the entry. */
 		moat_buf_reset(&j);
 		if (moat_entry_to_json(&e, &j) != MOAT_OK) {
-			free(scratch);
 			rc = fail_msg("entry does not fit the output buffer");
 			goto out;
 		}
 		printf("index %" PRIu64 "\nleaf-hash %s\n%s\n", index, lb, j.data);
 	}
-	free(scratch); /* e's strings point into scratch: free it only after the last use */
 out:
+	free(scratch);
 	moat_buf_free(&b);
 	moat_buf_free(&j);
 	return rc;
@@ -221,7 +220,8 @@ static int do_proof(const opts_t *o, moat_ledger_t *l, int argc, char **argv)
 	size_t n = 0;
 	moat_error_t err = {0};
 	if (argc < 1)
-		return cli_usage("ledger", "proof needs \"inclusion INDEX\" or \"consistency OLD NEW\"");
+		return cli_usage("ledger",
+				 "proof needs \"inclusion INDEX\" or \"consistency OLD NEW\"");
 	if (strcmp(argv[0], "inclusion") == 0) {
 		uint64_t index, size = moat_ledger_checkpoint_size(l);
 		if (argc != 2 || !parse_u64(argv[1], &index))
@@ -238,8 +238,9 @@ static int do_proof(const opts_t *o, moat_ledger_t *l, int argc, char **argv)
 			       ",\"leaf_hash\":\"%s\"",
 			       index, size, lb);
 		else
-			printf("inclusion-proof\nindex %" PRIu64 "\nsize %" PRIu64 "\nleaf-hash %s\n", index,
-			       size, lb);
+			printf("inclusion-proof\nindex %" PRIu64 "\nsize %" PRIu64
+			       "\nleaf-hash %s\n",
+			       index, size, lb);
 		print_hashes(o->c.json, (const uint8_t(*)[MOAT_HASH_LEN])proof, n);
 		return CLI_OK;
 	}
@@ -250,10 +251,12 @@ static int do_proof(const opts_t *o, moat_ledger_t *l, int argc, char **argv)
 		if (moat_ledger_prove_consistency(l, a, b, proof, &n, &err) != MOAT_OK)
 			return cli_fail("ledger", &err);
 		if (o->c.json)
-			printf("{\"type\":\"consistency\",\"old_size\":%" PRIu64 ",\"new_size\":%" PRIu64,
+			printf("{\"type\":\"consistency\",\"old_size\":%" PRIu64
+			       ",\"new_size\":%" PRIu64,
 			       a, b);
 		else
-			printf("consistency-proof\nold-size %" PRIu64 "\nnew-size %" PRIu64 "\n", a, b);
+			printf("consistency-proof\nold-size %" PRIu64 "\nnew-size %" PRIu64 "\n", a,
+			       b);
 		print_hashes(o->c.json, (const uint8_t(*)[MOAT_HASH_LEN])proof, n);
 		return CLI_OK;
 	}
@@ -272,8 +275,8 @@ static int do_verify(const opts_t *o, moat_ledger_t *l)
 			if (moat_buf_puts(&b, "{\"ok\":false,\"error\":") == MOAT_OK &&
 			    moat_buf_json_str(&b, err.msg) == MOAT_OK &&
 			    (bad == UINT64_MAX ? moat_buf_puts(&b, "}")
-					       : moat_buf_printf(&b, ",\"bad_index\":%" PRIu64 "}", bad)) ==
-				MOAT_OK)
+					       : moat_buf_printf(&b, ",\"bad_index\":%" PRIu64 "}",
+								 bad)) == MOAT_OK)
 				printf("%s\n", b.data);
 			moat_buf_free(&b);
 		}
@@ -321,18 +324,22 @@ static bool parse_proof_json(const char *text, size_t len, proof_t *p, moat_erro
 	bool ok = moat_json_get_str(j, "type", "type", true, 16, &type, err) == MOAT_OK;
 	if (ok && strcmp(type, "inclusion") == 0) {
 		p->inclusion = true;
-		ok = moat_json_get_int(j, "index", "index", true, 0, INT64_MAX, &a, err) == MOAT_OK &&
-		     moat_json_get_int(j, "size", "size", true, 1, INT64_MAX, &b, err) == MOAT_OK &&
-		     moat_json_get_str(j, "leaf_hash", "leaf_hash", true, 64, &leaf, err) == MOAT_OK;
+		ok =
+		    moat_json_get_int(j, "index", "index", true, 0, INT64_MAX, &a, err) ==
+			MOAT_OK &&
+		    moat_json_get_int(j, "size", "size", true, 1, INT64_MAX, &b, err) == MOAT_OK &&
+		    moat_json_get_str(j, "leaf_hash", "leaf_hash", true, 64, &leaf, err) == MOAT_OK;
 		p->index = (uint64_t)a;
 		p->size = (uint64_t)b;
 		if (ok && !(ok = dec_hash(leaf, strlen(leaf), p->leaf)))
-			moat_error_set(err, MOAT_EINVAL, "leaf_hash", "not base64 of a 32-byte hash");
+			moat_error_set(err, MOAT_EINVAL, "leaf_hash",
+				       "not base64 of a 32-byte hash");
 		p->has_leaf = ok;
 	} else if (ok && strcmp(type, "consistency") == 0) {
 		ok = moat_json_get_int(j, "old_size", "old_size", true, 0, INT64_MAX, &a, err) ==
 			 MOAT_OK &&
-		     moat_json_get_int(j, "new_size", "new_size", true, 0, INT64_MAX, &b, err) == MOAT_OK;
+		     moat_json_get_int(j, "new_size", "new_size", true, 0, INT64_MAX, &b, err) ==
+			 MOAT_OK;
 		p->old_size = (uint64_t)a;
 		p->new_size = (uint64_t)b;
 	} else if (ok) {
@@ -340,8 +347,8 @@ static bool parse_proof_json(const char *text, size_t len, proof_t *p, moat_erro
 		moat_error_set(err, MOAT_EINVAL, "type", "type must be inclusion or consistency");
 	}
 	if (ok)
-		ok = moat_json_get_arr(j, "proof", "proof", true, MOAT_LEDGER_PROOF_MAX, &arr, err) ==
-		     MOAT_OK;
+		ok = moat_json_get_arr(j, "proof", "proof", true, MOAT_LEDGER_PROOF_MAX, &arr,
+				       err) == MOAT_OK;
 	size_t i;
 	json_t *v;
 	if (ok)
@@ -350,7 +357,8 @@ static bool parse_proof_json(const char *text, size_t len, proof_t *p, moat_erro
 			const char *s = json_string_value(v);
 			if (!s || !dec_hash(s, strlen(s), p->h[p->n])) {
 				ok = false;
-				moat_error_set(err, MOAT_EINVAL, "proof", "proof hash %zu is not base64 of 32 bytes", i);
+				moat_error_set(err, MOAT_EINVAL, "proof",
+					       "proof hash %zu is not base64 of 32 bytes", i);
 				break;
 			}
 			p->n++;
@@ -363,7 +371,8 @@ static bool parse_proof_text(char *text, proof_t *p, moat_error_t *err)
 {
 	char *save = NULL;
 	char *line = strtok_r(text, "\n", &save);
-	if (!line || (strcmp(line, "inclusion-proof") != 0 && strcmp(line, "consistency-proof") != 0)) {
+	if (!line ||
+	    (strcmp(line, "inclusion-proof") != 0 && strcmp(line, "consistency-proof") != 0)) {
 		moat_error_set(err, MOAT_EINVAL, NULL,
 			       "proof file must start with inclusion-proof or consistency-proof");
 		return false;
@@ -375,7 +384,8 @@ static bool parse_proof_text(char *text, proof_t *p, moat_error_t *err)
 		lineno++;
 		char *sp = strchr(line, ' ');
 		if (!sp) {
-			moat_error_set(err, MOAT_EINVAL, NULL, "line %ld: expected \"key value\"", lineno);
+			moat_error_set(err, MOAT_EINVAL, NULL, "line %ld: expected \"key value\"",
+				       lineno);
 			return false;
 		}
 		*sp = '\0';
@@ -392,11 +402,13 @@ static bool parse_proof_text(char *text, proof_t *p, moat_error_t *err)
 		else if (!p->inclusion && strcmp(k, "new-size") == 0)
 			ok = parse_u64(val, &p->new_size) && (have[1] = true);
 		else if (strcmp(k, "hash") == 0)
-			ok = p->n < MOAT_LEDGER_PROOF_MAX && dec_hash(val, strlen(val), p->h[p->n++]);
+			ok = p->n < MOAT_LEDGER_PROOF_MAX &&
+			     dec_hash(val, strlen(val), p->h[p->n++]);
 		else
 			ok = false;
 		if (!ok) {
-			moat_error_set(err, MOAT_EINVAL, k, "line %ld: bad or unknown \"%s\"", lineno, k);
+			moat_error_set(err, MOAT_EINVAL, k, "line %ld: bad or unknown \"%s\"",
+				       lineno, k);
 			return false;
 		}
 	}
@@ -430,7 +442,8 @@ static int do_verify_proof(const opts_t *o, int argc, char **argv)
 	if (!o->checkpoint)
 		return cli_usage("ledger", "verify-proof needs --checkpoint FILE");
 	if (!o->vkey == !o->vkey_file)
-		return cli_usage("ledger", "verify-proof needs one of --vkey KEY or --vkey-file FILE");
+		return cli_usage("ledger",
+				 "verify-proof needs one of --vkey KEY or --vkey-file FILE");
 	moat_error_t err = {0};
 	char *vkeybuf = NULL, *text = NULL;
 	size_t len;
@@ -450,8 +463,8 @@ static int do_verify_proof(const opts_t *o, int argc, char **argv)
 		goto out;
 	}
 	size_t s = strspn(text, " \t\r\n");
-	bool parsed = text[s] == '{' ? parse_proof_json(text, len, p, &err)
-				     : parse_proof_text(text, p, &err);
+	bool parsed =
+	    text[s] == '{' ? parse_proof_json(text, len, p, &err) : parse_proof_text(text, p, &err);
 	if (!parsed) {
 		rc = cli_fail("ledger", &err);
 		goto out;
@@ -479,21 +492,23 @@ static int do_verify_proof(const opts_t *o, int argc, char **argv)
 			moat_ledger_leaf_hash(ent, el, lh);
 			free(ent);
 			if (memcmp(lh, p->leaf, MOAT_HASH_LEN) != 0) {
-				fprintf(stderr, "moat ledger: error: the entry file's leaf hash is not the "
-						"proof's leaf hash\n");
+				fprintf(stderr,
+					"moat ledger: error: the entry file's leaf hash is not the "
+					"proof's leaf hash\n");
 				goto out;
 			}
 		}
 		if (!moat_ledger_verify_inclusion(p->leaf, MOAT_HASH_LEN, p->index, p->size,
-						  (const uint8_t *)p->h, p->n * MOAT_HASH_LEN, cp.root,
-						  MOAT_HASH_LEN)) {
-			fprintf(stderr, "moat ledger: error: inclusion proof of entry %" PRIu64
-					" does NOT verify against the checkpoint\n",
+						  (const uint8_t *)p->h, p->n * MOAT_HASH_LEN,
+						  cp.root, MOAT_HASH_LEN)) {
+			fprintf(stderr,
+				"moat ledger: error: inclusion proof of entry %" PRIu64
+				" does NOT verify against the checkpoint\n",
 				p->index);
 			goto out;
 		}
-		printf("ok: entry %" PRIu64 " is included in %s at tree size %" PRIu64 "\n", p->index,
-		       cp.origin, cp.size);
+		printf("ok: entry %" PRIu64 " is included in %s at tree size %" PRIu64 "\n",
+		       p->index, cp.origin, cp.size);
 		rc = CLI_OK;
 		goto out;
 	}
@@ -512,9 +527,11 @@ static int do_verify_proof(const opts_t *o, int argc, char **argv)
 		goto out;
 	}
 	if (!moat_ledger_verify_consistency(old.size, cp.size, old.root, MOAT_HASH_LEN, cp.root,
-					    MOAT_HASH_LEN, (const uint8_t *)p->h, p->n * MOAT_HASH_LEN)) {
-		fprintf(stderr, "moat ledger: error: consistency proof does NOT verify: the log at "
-				"size %" PRIu64 " is not an extension of size %" PRIu64 "\n",
+					    MOAT_HASH_LEN, (const uint8_t *)p->h,
+					    p->n * MOAT_HASH_LEN)) {
+		fprintf(stderr,
+			"moat ledger: error: consistency proof does NOT verify: the log at "
+			"size %" PRIu64 " is not an extension of size %" PRIu64 "\n",
 			cp.size, old.size);
 		goto out;
 	}
@@ -574,8 +591,9 @@ int cmd_ledger(int argc, char **argv)
 	int nargs = argc - optind;
 	char **args = argv + optind;
 	if (nargs < 1)
-		return cli_usage("ledger", "missing subcommand (key, checkpoint, show, proof, verify, "
-					   "verify-proof)");
+		return cli_usage("ledger",
+				 "missing subcommand (key, checkpoint, show, proof, verify, "
+				 "verify-proof)");
 	const char *sub = args[0];
 	if (strcmp(sub, "verify-proof") == 0)
 		return do_verify_proof(&o, nargs - 1, args + 1);
@@ -585,7 +603,8 @@ int cmd_ledger(int argc, char **argv)
 		ok = ok || strcmp(sub, known[i]) == 0;
 	if (!ok)
 		return cli_usage("ledger", "unknown subcommand \"%s\"", sub);
-	if ((strcmp(sub, "key") == 0 || strcmp(sub, "checkpoint") == 0 || strcmp(sub, "verify") == 0) &&
+	if ((strcmp(sub, "key") == 0 || strcmp(sub, "checkpoint") == 0 ||
+	     strcmp(sub, "verify") == 0) &&
 	    nargs != 1)
 		return cli_usage("ledger", "%s takes no arguments", sub);
 	if (strcmp(sub, "show") == 0 && nargs != 2)

@@ -29,8 +29,9 @@
 
 _Static_assert(MOAT_FIELD_COUNT == 7, "the v1 entry encoding has 7 view bytes");
 
-static const char *const kind_names[] = {NULL,     "access", "deny",  "login",  "export", "policy",
-					 "principal", "alert", "action", "report", "call"};
+static const char *const kind_names[] = {NULL,	   "access", "deny",	  "login",
+					 "export", "policy", "principal", "alert",
+					 "action", "report", "call"};
 
 const char *moat_entry_kind_name(moat_entry_kind_t k)
 {
@@ -46,7 +47,7 @@ int moat_entry_kind_parse(const char *s)
 }
 
 static const char *const string_names[N_STRINGS] = {"principal", "order_id", "rule",  "ip",
-						      "device",    "ref",      "detail"};
+						    "device",	 "ref",	     "detail"};
 
 /* UTF-8 without C0, DEL or C1 control characters. */
 static bool text_ok(const uint8_t *s, size_t n)
@@ -87,12 +88,14 @@ static uint64_t get_u64(const uint8_t *p)
 moat_err_t moat_entry_encode(const moat_entry_t *e, moat_buf_t *b, moat_error_t *err)
 {
 	if (e->kind < 1 || e->kind > MOAT_ENTRY_KIND_MAX)
-		return moat_error_set(err, MOAT_EINVAL, "kind", "unknown entry kind %d", (int)e->kind);
+		return moat_error_set(err, MOAT_EINVAL, "kind", "unknown entry kind %d",
+				      (int)e->kind);
 	if (e->has_purpose && ((int)e->purpose < 0 || e->purpose >= MOAT_PURPOSE_COUNT))
 		return moat_error_set(err, MOAT_EINVAL, "purpose", "unknown purpose %d",
 				      (int)e->purpose);
 	if ((int)e->result < MOAT_RESULT_NONE || e->result > MOAT_RESULT_FAILURE)
-		return moat_error_set(err, MOAT_EINVAL, "result", "unknown result %d", (int)e->result);
+		return moat_error_set(err, MOAT_EINVAL, "result", "unknown result %d",
+				      (int)e->result);
 	uint8_t hdr[HDR_LEN];
 	hdr[0] = MOAT_ENTRY_VERSION;
 	hdr[1] = (uint8_t)e->kind;
@@ -104,14 +107,14 @@ moat_err_t moat_entry_encode(const moat_entry_t *e, moat_buf_t *b, moat_error_t 
 	hdr[5] = e->relations;
 	for (int f = 0; f < MOAT_FIELD_COUNT; f++) {
 		if (e->views[f] >= MOAT_VIEW_COUNT)
-			return moat_error_set(err, MOAT_EINVAL, "views", "unknown view %u for field %d",
-					      e->views[f], f);
+			return moat_error_set(err, MOAT_EINVAL, "views",
+					      "unknown view %u for field %d", e->views[f], f);
 		hdr[6 + f] = e->views[f];
 	}
 	put_u64(hdr + 13, (uint64_t)e->time);
 	put_u64(hdr + 21, e->rows);
 	const char *strs[N_STRINGS] = {e->principal, e->order_id, e->rule,  e->ip,
-				       e->device,    e->ref,      e->detail};
+				       e->device,    e->ref,	  e->detail};
 	size_t total = HDR_LEN;
 	hdr[29] = 0;
 	for (int i = 0; i < N_STRINGS; i++) {
@@ -160,7 +163,8 @@ moat_err_t moat_entry_decode(const uint8_t *d, size_t len, moat_entry_t *out, ch
 	if (scratch_len < len + 64)
 		return moat_error_set(err, MOAT_ELIMIT, NULL, "decode scratch too small");
 	if (d[0] != MOAT_ENTRY_VERSION)
-		return moat_error_set(err, MOAT_ECORRUPT, "version", "unknown entry version %u", d[0]);
+		return moat_error_set(err, MOAT_ECORRUPT, "version", "unknown entry version %u",
+				      d[0]);
 	if (d[1] < 1 || d[1] > MOAT_ENTRY_KIND_MAX)
 		return moat_error_set(err, MOAT_ECORRUPT, "kind", "unknown entry kind %u", d[1]);
 	if (d[2] & ~3u)
@@ -189,17 +193,19 @@ moat_err_t moat_entry_decode(const uint8_t *d, size_t len, moat_entry_t *out, ch
 	out->time = (moat_time_t)get_u64(d + 13);
 	out->rows = get_u64(d + 21);
 	const char **strs[N_STRINGS] = {&out->principal, &out->order_id, &out->rule,  &out->ip,
-					&out->device,    &out->ref,      &out->detail};
+					&out->device,	 &out->ref,	 &out->detail};
 	size_t pos = HDR_LEN, sp = 0;
 	for (int i = 0; i < N_STRINGS; i++) {
 		if (!(d[29] & (1u << i)))
 			continue;
 		if (len - pos < 2)
-			return moat_error_set(err, MOAT_ECORRUPT, string_names[i], "entry truncated");
+			return moat_error_set(err, MOAT_ECORRUPT, string_names[i],
+					      "entry truncated");
 		size_t n = ((size_t)d[pos] << 8) | d[pos + 1];
 		pos += 2;
 		if (n > MOAT_TEXT_MAX || len - pos < n)
-			return moat_error_set(err, MOAT_ECORRUPT, string_names[i], "bad string length");
+			return moat_error_set(err, MOAT_ECORRUPT, string_names[i],
+					      "bad string length");
 		if (!text_ok(d + pos, n))
 			return moat_error_set(err, MOAT_ECORRUPT, string_names[i], "bad text");
 		memcpy(scratch + sp, d + pos, n);
@@ -224,8 +230,9 @@ static moat_err_t kv_str(moat_buf_t *b, const char *k, const char *v)
 moat_err_t moat_entry_to_json(const moat_entry_t *e, moat_buf_t *b)
 {
 	char ts[32];
-	moat_err_t rc = moat_buf_printf(b, "{\"kind\":\"%s\",\"imported\":%s",
-					moat_entry_kind_name(e->kind), e->imported ? "true" : "false");
+	moat_err_t rc =
+	    moat_buf_printf(b, "{\"kind\":\"%s\",\"imported\":%s", moat_entry_kind_name(e->kind),
+			    e->imported ? "true" : "false");
 	if (rc == MOAT_OK && e->time != MOAT_TIME_NONE) {
 		moat_time_format(e->time, ts);
 		rc = moat_buf_printf(b, ",\"time\":\"%s\"", ts);
@@ -252,8 +259,9 @@ moat_err_t moat_entry_to_json(const moat_entry_t *e, moat_buf_t *b)
 		bool first = true;
 		for (int k = 0; k < MOAT_REL_KIND_COUNT && rc == MOAT_OK; k++)
 			if (e->relations & (1u << k)) {
-				rc = moat_buf_printf(b, "%s\"%s\"", first ? "" : ",",
-						     moat_relation_kind_name((moat_relation_kind_t)k));
+				rc = moat_buf_printf(
+				    b, "%s\"%s\"", first ? "" : ",",
+				    moat_relation_kind_name((moat_relation_kind_t)k));
 				first = false;
 			}
 		if (rc == MOAT_OK)

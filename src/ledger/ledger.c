@@ -41,7 +41,7 @@
 
 #include "ledger/tiles.h"
 
-#define LEVELS 8 /* 256^8 = 2^64 entries */
+#define LEVELS 8   /* 256^8 = 2^64 entries */
 #define WAL_HDR 34 /* u16 length + 32-byte leaf hash */
 #define WALRD_BUF (1u << 20)
 #define DEFAULT_INTERVAL_MS 1000
@@ -49,14 +49,14 @@
 /* ---- tile builder: the right edge of the tree, one partial tile per level -------- */
 
 typedef struct builder_level {
-	uint64_t index;  /* tile index at this level */
-	unsigned width;  /* hashes held */
-	bool dirty;      /* grew since its partial tile was last written */
+	uint64_t index; /* tile index at this level */
+	unsigned width; /* hashes held */
+	bool dirty;	/* grew since its partial tile was last written */
 	uint8_t h[TILE_W][MOAT_HASH_LEN];
 } builder_level_t;
 
-typedef moat_err_t (*on_full_fn)(void *ctx, int level, uint64_t index,
-				 uint8_t (*h)[MOAT_HASH_LEN], moat_error_t *err);
+typedef moat_err_t (*on_full_fn)(void *ctx, int level, uint64_t index, uint8_t (*h)[MOAT_HASH_LEN],
+				 moat_error_t *err);
 
 typedef struct builder {
 	lhash_t *h;
@@ -123,7 +123,8 @@ static moat_err_t builder_load(builder_t *b, const char *dir, uint64_t size, moa
 		lv->width = (unsigned)(count % TILE_W);
 		lv->dirty = false;
 		if (lv->width > 0) {
-			moat_err_t rc = tile_read_hashes(dir, level, lv->index, lv->width, lv->h, err);
+			moat_err_t rc =
+			    tile_read_hashes(dir, level, lv->index, lv->width, lv->h, err);
 			if (rc != MOAT_OK)
 				return rc;
 		}
@@ -136,8 +137,8 @@ static moat_err_t builder_load(builder_t *b, const char *dir, uint64_t size, moa
 typedef struct walrd {
 	int fd;
 	uint64_t first; /* first index of the open file */
-	uint64_t next;  /* index of the next record */
-	off_t boff;     /* file offset of buf[0] */
+	uint64_t next;	/* index of the next record */
+	off_t boff;	/* file offset of buf[0] */
 	uint8_t *buf;
 	size_t len, pos;
 } walrd_t;
@@ -158,8 +159,8 @@ static moat_err_t walrd_open(walrd_t *r, const char *waldir, uint64_t first, moa
 	snprintf(path, sizeof path, "%s/%020" PRIu64, waldir, first);
 	r->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (r->fd < 0)
-		return moat_error_set(err, MOAT_EIO, NULL, "cannot open write-ahead file %s: %s", path,
-				      strerror(errno));
+		return moat_error_set(err, MOAT_EIO, NULL, "cannot open write-ahead file %s: %s",
+				      path, strerror(errno));
 	r->first = first;
 	r->next = first;
 	r->boff = 0;
@@ -245,13 +246,14 @@ struct moat_ledger {
 	pthread_mutex_t wal_mu;
 	pthread_cond_t wal_cv;
 	batch_t *cur;
+	batch_t *spare; /* a finished batch kept to reuse its buffer's pages */
 	bool flushing, rotate;
 	atomic_bool broken;
 	atomic_bool fail_writes;
 	uint64_t durable;
-	int wal_fd;        /* leader only */
-	uint64_t wal_first; /* leader only */
-	off_t wal_off;     /* leader only */
+	int wal_fd;	     /* leader only */
+	uint64_t wal_first;  /* leader only */
+	off_t wal_off;	     /* leader only */
 	uint64_t *wal_files; /* first index of each write-ahead file, ascending */
 	size_t n_wal_files, cap_wal_files;
 
@@ -281,13 +283,17 @@ struct moat_ledger {
 	bool thr_started;
 };
 
+/* Writes a tile or bundle under its final name via a temporary file and rename,
+ * so a reader (or a recovery after a kill) never sees a half-written tile. Not
+ * synced here: integrate_locked syncs the whole file system once per round. */
 static moat_err_t write_rel(moat_ledger_t *l, const char *rel, const void *data, size_t len,
 			    moat_error_t *err)
 {
-	char path[4096];
+	char path[4096], tmp[4200];
 	if (snprintf(path, sizeof path, "%s/%s", l->dir, rel) >= (int)sizeof path)
 		return moat_error_set(err, MOAT_ELIMIT, NULL, "path too long");
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0 && errno == ENOENT) {
 		char parent[4096];
 		snprintf(parent, sizeof parent, "%s", path);
@@ -295,10 +301,11 @@ static moat_err_t write_rel(moat_ledger_t *l, const char *rel, const void *data,
 		moat_err_t rc = moat_mkdirs(parent, 0755, err);
 		if (rc != MOAT_OK)
 			return rc;
-		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	}
 	if (fd < 0)
-		return moat_error_set(err, MOAT_EIO, NULL, "cannot create %s: %s", path, strerror(errno));
+		return moat_error_set(err, MOAT_EIO, NULL, "cannot create %s: %s", tmp,
+				      strerror(errno));
 	const char *p = data;
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
@@ -307,14 +314,19 @@ static moat_err_t write_rel(moat_ledger_t *l, const char *rel, const void *data,
 		if (n < 0) {
 			int e = errno;
 			close(fd);
+			unlink(tmp);
 			return moat_error_set(err, MOAT_EIO, NULL, "cannot write %s: %s", path,
 					      strerror(e));
 		}
 		p += n;
 		len -= (size_t)n;
 	}
-	if (close(fd) != 0)
-		return moat_error_set(err, MOAT_EIO, NULL, "cannot write %s: %s", path, strerror(errno));
+	if (close(fd) != 0 || rename(tmp, path) != 0) {
+		int e = errno;
+		unlink(tmp);
+		return moat_error_set(err, MOAT_EIO, NULL, "cannot write %s: %s", path,
+				      strerror(e));
+	}
 	return MOAT_OK;
 }
 
@@ -346,8 +358,9 @@ static moat_err_t on_full_write(void *ctx, int level, uint64_t index, uint8_t (*
 	return rc == MOAT_OK ? note_full(l, level, index, err) : rc;
 }
 
-/* Removes the partial versions of a tile that is now full. */
-static void remove_partials(moat_ledger_t *l, int level, uint64_t index)
+/* Removes the partial versions of a tile wider than keep (0: all of them, once
+ * the tile is full). */
+static void remove_partials_above(moat_ledger_t *l, int level, uint64_t index, unsigned keep)
 {
 	char rel[128], path[4096];
 	moat_ledger_tile_path(level, index, TILE_W, rel, sizeof rel);
@@ -357,14 +370,15 @@ static void remove_partials(moat_ledger_t *l, int level, uint64_t index)
 		return;
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
+		if (de->d_name[0] == '.' || strtoul(de->d_name, NULL, 10) <= keep)
 			continue;
 		char f[4400];
 		snprintf(f, sizeof f, "%s/%s", path, de->d_name);
 		unlink(f);
 	}
 	closedir(d);
-	rmdir(path);
+	if (keep == 0)
+		rmdir(path);
 }
 
 static moat_err_t bundle_add(moat_ledger_t *l, const uint8_t *data, size_t len, moat_error_t *err)
@@ -452,9 +466,9 @@ static moat_err_t integrate_locked(moat_ledger_t *l, bool force_publish, moat_er
 		uint64_t idx = l->rd.next;
 		int r = walrd_record(&l->rd, &data, &len, &hash, &at);
 		if (r != REC_OK) {
-			rc = moat_error_set(err, MOAT_EIO, NULL,
-					    "cannot read entry %" PRIu64 " from the write-ahead file",
-					    idx);
+			rc = moat_error_set(
+			    err, MOAT_EIO, NULL,
+			    "cannot read entry %" PRIu64 " from the write-ahead file", idx);
 			goto fail;
 		}
 		if (idx < l->integrated)
@@ -471,7 +485,8 @@ static moat_err_t integrate_locked(moat_ledger_t *l, bool force_publish, moat_er
 			continue;
 		char rel[128];
 		moat_ledger_tile_path(level, lv->index, lv->width, rel, sizeof rel);
-		if ((rc = write_rel(l, rel, lv->h, (size_t)lv->width * MOAT_HASH_LEN, err)) != MOAT_OK)
+		if ((rc = write_rel(l, rel, lv->h, (size_t)lv->width * MOAT_HASH_LEN, err)) !=
+		    MOAT_OK)
 			goto fail;
 		lv->dirty = false;
 	}
@@ -509,7 +524,7 @@ static moat_err_t integrate_locked(moat_ledger_t *l, bool force_publish, moat_er
 		unlink(path);
 	}
 	for (size_t i = 0; i < l->n_full_done; i++)
-		remove_partials(l, (int)l->full_done[i][0] - 1, l->full_done[i][1]);
+		remove_partials_above(l, (int)l->full_done[i][0] - 1, l->full_done[i][1], 0);
 	l->n_full_done = 0;
 	return MOAT_OK;
 fail:
@@ -660,11 +675,12 @@ static moat_err_t wal_create(moat_ledger_t *l, uint64_t first, moat_error_t *err
 	snprintf(path, sizeof path, "%s/%020" PRIu64, l->waldir, first);
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return moat_error_set(err, MOAT_EUNAVAIL, NULL, "cannot create write-ahead file: %s",
-				      strerror(errno));
+		return moat_error_set(err, MOAT_EUNAVAIL, NULL,
+				      "cannot create write-ahead file: %s", strerror(errno));
 	if (moat_fsync_dir(l->waldir) != MOAT_OK) {
 		close(fd);
-		return moat_error_set(err, MOAT_EUNAVAIL, NULL, "cannot sync the write-ahead directory");
+		return moat_error_set(err, MOAT_EUNAVAIL, NULL,
+				      "cannot sync the write-ahead directory");
 	}
 	if (l->wal_fd >= 0)
 		close(l->wal_fd);
@@ -728,7 +744,8 @@ static moat_err_t recover_wal(moat_ledger_t *l, moat_error_t *err)
 		bool last = f + 1 == l->n_wal_files;
 		if (l->wal_files[f] != idx) {
 			rc = moat_error_set(err, MOAT_ECORRUPT, NULL,
-					    "write-ahead file %020" PRIu64 " does not follow entry %" PRIu64,
+					    "write-ahead file %020" PRIu64
+					    " does not follow entry %" PRIu64,
 					    l->wal_files[f], idx);
 			goto out;
 		}
@@ -747,7 +764,8 @@ static moat_err_t recover_wal(moat_ledger_t *l, moat_error_t *err)
 				bad = memcmp(hh, hash, MOAT_HASH_LEN) != 0;
 			}
 			if (res == REC_IOERR) {
-				rc = moat_error_set(err, MOAT_EIO, NULL, "cannot read write-ahead file");
+				rc = moat_error_set(err, MOAT_EIO, NULL,
+						    "cannot read write-ahead file");
 				goto out;
 			}
 			if (res == REC_EOF) {
@@ -766,7 +784,8 @@ static moat_err_t recover_wal(moat_ledger_t *l, moat_error_t *err)
 				moat_log(MOAT_LOG_WARN, "ledger_recover",
 					 "cut a torn write-ahead tail at entry %" PRIu64, idx);
 				char path[4096];
-				snprintf(path, sizeof path, "%s/%020" PRIu64, l->waldir, l->wal_files[f]);
+				snprintf(path, sizeof path, "%s/%020" PRIu64, l->waldir,
+					 l->wal_files[f]);
 				int fd = open(path, O_RDWR | O_CLOEXEC);
 				if (fd < 0 || ftruncate(fd, at) != 0 || fsync(fd) != 0) {
 					if (fd >= 0)
@@ -821,10 +840,12 @@ static void ledger_free(moat_ledger_t *l)
 		close(l->dir_fd);
 	walrd_close(&l->rd);
 	free(l->rd.buf);
-	if (l->cur) {
-		moat_buf_free(&l->cur->buf);
-		free(l->cur);
-	}
+	batch_t *bs[2] = {l->cur, l->spare};
+	for (int i = 0; i < 2; i++)
+		if (bs[i]) {
+			moat_buf_free(&bs[i]->buf);
+			free(bs[i]);
+		}
 	free(l->wal_files);
 	free(l->full_done);
 	free(l->cp_text);
@@ -860,7 +881,7 @@ moat_err_t moat_ledger_open(const char *dir, const moat_ledger_opts_t *opts, moa
 	snprintf(l->waldir, sizeof l->waldir, "%s/wal", dir);
 	l->readonly = opts && opts->readonly;
 	l->interval_ms = opts && opts->checkpoint_interval_ms > 0 ? opts->checkpoint_interval_ms
-								   : DEFAULT_INTERVAL_MS;
+								  : DEFAULT_INTERVAL_MS;
 	moat_buf_init(&l->bundle, TILE_BUNDLE_MAX);
 	moat_err_t rc;
 	char path[4096], *text = NULL;
@@ -928,13 +949,18 @@ moat_err_t moat_ledger_open(const char *dir, const moat_ledger_opts_t *opts, moa
 				    "stored tiles do not match the signed checkpoint root");
 		goto fail;
 	}
+	/* A round interrupted by a crash may have left partial tiles wider than the
+	 * checkpoint; they are rewritten from the write-ahead files, never trusted. */
+	for (int level = 0; level < LEVELS; level++)
+		remove_partials_above(l, level, l->b.lv[level].index, l->b.lv[level].width);
+	remove_partials_above(l, -1, l->cp_size / TILE_W, (unsigned)(l->cp_size % TILE_W));
 	l->integrated = l->cp_size;
 	l->bundle_index = l->cp_size / TILE_W;
 	l->bundle_n = (unsigned)(l->cp_size % TILE_W);
 	if (l->bundle_n > 0) {
 		uint32_t offs[TILE_W + 1];
-		if ((rc = tile_read_bundle(dir, l->bundle_index, l->bundle_n, &l->bundle, offs, err)) !=
-		    MOAT_OK)
+		if ((rc = tile_read_bundle(dir, l->bundle_index, l->bundle_n, &l->bundle, offs,
+					   err)) != MOAT_OK)
 			goto fail;
 		l->bundle.len = offs[l->bundle_n]; /* drop entries beyond the checkpoint */
 	}
@@ -974,7 +1000,8 @@ void moat_ledger_close(moat_ledger_t *l)
 		moat_error_t e;
 		pthread_mutex_lock(&l->integ_mu);
 		if (!l->integ_failed && integrate_locked(l, false, &e) != MOAT_OK)
-			moat_log(MOAT_LOG_ERROR, "ledger_close", "final integration failed: %s", e.msg);
+			moat_log(MOAT_LOG_ERROR, "ledger_close", "final integration failed: %s",
+				 e.msg);
 		pthread_mutex_unlock(&l->integ_mu);
 	}
 	ledger_free(l);
@@ -1020,7 +1047,8 @@ static moat_err_t flush_batch(moat_ledger_t *l, batch_t *b, uint64_t base, bool 
 	}
 	if (fdatasync(l->wal_fd) != 0) {
 		/* After a failed fsync the page cache state is unknown: stop appending. */
-		moat_log(MOAT_LOG_ERROR, "ledger_wal", "write-ahead sync failed: %s", strerror(errno));
+		moat_log(MOAT_LOG_ERROR, "ledger_wal", "write-ahead sync failed: %s",
+			 strerror(errno));
 		l->broken = true;
 		return MOAT_EUNAVAIL;
 	}
@@ -1028,13 +1056,17 @@ static moat_err_t flush_batch(moat_ledger_t *l, batch_t *b, uint64_t base, bool 
 	return MOAT_OK;
 }
 
-static moat_err_t append_records(moat_ledger_t *l, const moat_buf_t *recs, size_t n,
+static moat_err_t append_records(moat_ledger_t *l, const uint8_t *recs, size_t recs_len, size_t n,
 				 uint64_t *first_index, moat_error_t *err)
 {
 	pthread_mutex_lock(&l->wal_mu);
 	if (l->broken) {
 		pthread_mutex_unlock(&l->wal_mu);
 		return moat_error_set(err, MOAT_EUNAVAIL, NULL, "the ledger is unavailable");
+	}
+	if (!l->cur && l->spare) {
+		l->cur = l->spare;
+		l->spare = NULL;
 	}
 	if (!l->cur) {
 		l->cur = calloc(1, sizeof *l->cur);
@@ -1045,7 +1077,7 @@ static moat_err_t append_records(moat_ledger_t *l, const moat_buf_t *recs, size_
 		moat_buf_init(&l->cur->buf, SIZE_MAX / 2);
 	}
 	batch_t *b = l->cur;
-	if (moat_buf_append(&b->buf, recs->data, recs->len) != MOAT_OK) {
+	if (moat_buf_append(&b->buf, recs, recs_len) != MOAT_OK) {
 		pthread_mutex_unlock(&l->wal_mu);
 		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
 	}
@@ -1082,8 +1114,16 @@ static moat_err_t append_records(moat_ledger_t *l, const moat_buf_t *recs, size_
 	moat_err_t st = b->status;
 	uint64_t first = b->first + pos;
 	if (--b->refs == 0) {
-		moat_buf_free(&b->buf);
-		free(b);
+		if (!l->spare && b->buf.cap <= (64u << 20)) {
+			moat_buf_reset(&b->buf);
+			b->count = 0;
+			b->done = false;
+			b->status = MOAT_OK;
+			l->spare = b;
+		} else {
+			moat_buf_free(&b->buf);
+			free(b);
+		}
 	}
 	pthread_mutex_unlock(&l->wal_mu);
 	if (st != MOAT_OK)
@@ -1094,15 +1134,13 @@ static moat_err_t append_records(moat_ledger_t *l, const moat_buf_t *recs, size_
 	return MOAT_OK;
 }
 
-static moat_err_t add_record(lhash_t *h, moat_buf_t *recs, const uint8_t *data, size_t len)
+/* Writes one write-ahead record at out (WAL_HDR + len bytes). */
+static void put_record(lhash_t *h, uint8_t *out, const uint8_t *data, size_t len)
 {
-	uint8_t hdr[WAL_HDR];
-	hdr[0] = (uint8_t)(len >> 8);
-	hdr[1] = (uint8_t)len;
-	lhash_leaf(h, data, len, hdr + 2);
-	if (moat_buf_append(recs, hdr, WAL_HDR) != MOAT_OK || moat_buf_append(recs, data, len) != MOAT_OK)
-		return MOAT_ENOMEM;
-	return MOAT_OK;
+	out[0] = (uint8_t)(len >> 8);
+	out[1] = (uint8_t)len;
+	lhash_leaf(h, data, len, out + 2);
+	memcpy(out + WAL_HDR, data, len);
 }
 
 static moat_err_t hasher_for(moat_ledger_t *l, lhash_t *h, moat_error_t *err)
@@ -1129,20 +1167,27 @@ moat_err_t moat_ledger_append_raw(moat_ledger_t *l, const uint8_t *const *data, 
 			return moat_error_set(err, MOAT_ELIMIT, NULL,
 					      "entry %zu has %zu bytes (1..%d allowed)", i, len[i],
 					      MOAT_ENTRY_MAX);
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += WAL_HDR + len[i];
 	lhash_t h;
 	moat_err_t rc = hasher_for(l, &h, err);
 	if (rc != MOAT_OK)
 		return rc;
-	moat_buf_t recs;
-	moat_buf_init(&recs, SIZE_MAX / 2);
-	for (size_t i = 0; i < n && rc == MOAT_OK; i++)
-		rc = add_record(&h, &recs, data[i], len[i]);
+	/* Leaf hashes are computed here, in the appending threads, in parallel. */
+	uint8_t *recs = malloc(total);
+	if (!recs) {
+		lhash_free(&h);
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	}
+	size_t pos = 0;
+	for (size_t i = 0; i < n; i++) {
+		put_record(&h, recs + pos, data[i], len[i]);
+		pos += WAL_HDR + len[i];
+	}
 	lhash_free(&h);
-	if (rc == MOAT_OK)
-		rc = append_records(l, &recs, n, first_index, err);
-	else
-		moat_error_set(err, rc, NULL, "out of memory");
-	moat_buf_free(&recs);
+	rc = append_records(l, recs, total, n, first_index, err);
+	free(recs);
 	return rc;
 }
 
@@ -1154,24 +1199,33 @@ moat_err_t moat_ledger_append(moat_ledger_t *l, const moat_entry_t *entries, siz
 	if (n == 0 || n > MOAT_LEDGER_BATCH_MAX)
 		return moat_error_set(err, MOAT_ELIMIT, NULL, "append 1..%d entries at a time",
 				      MOAT_LEDGER_BATCH_MAX);
-	lhash_t h;
-	moat_err_t rc = hasher_for(l, &h, err);
-	if (rc != MOAT_OK)
-		return rc;
-	moat_buf_t recs, one;
-	moat_buf_init(&recs, SIZE_MAX / 2);
-	moat_buf_init(&one, MOAT_ENTRY_MAX);
+	/* Encode all first (an invalid entry appends nothing), then log the bytes. */
+	moat_buf_t enc;
+	moat_buf_init(&enc, (size_t)MOAT_LEDGER_BATCH_MAX * MOAT_ENTRY_MAX);
+	size_t *offs = malloc((n + 1) * sizeof *offs);
+	const uint8_t **ptrs = malloc(n * sizeof *ptrs);
+	size_t *lens = malloc(n * sizeof *lens);
+	moat_err_t rc = MOAT_OK;
+	if (!offs || !ptrs || !lens)
+		rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
 	for (size_t i = 0; i < n && rc == MOAT_OK; i++) {
-		moat_buf_reset(&one);
-		rc = moat_entry_encode(&entries[i], &one, err);
-		if (rc == MOAT_OK && add_record(&h, &recs, (const uint8_t *)one.data, one.len) != MOAT_OK)
-			rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+		offs[i] = enc.len;
+		rc = moat_entry_encode(&entries[i], &enc, err);
+		if (rc == MOAT_OK && enc.len - offs[i] > MOAT_ENTRY_MAX)
+			rc = moat_error_set(err, MOAT_ELIMIT, NULL, "entry too long");
 	}
-	lhash_free(&h);
-	moat_buf_free(&one);
-	if (rc == MOAT_OK)
-		rc = append_records(l, &recs, n, first_index, err);
-	moat_buf_free(&recs);
+	if (rc == MOAT_OK) {
+		offs[n] = enc.len;
+		for (size_t i = 0; i < n; i++) {
+			ptrs[i] = (const uint8_t *)enc.data + offs[i];
+			lens[i] = offs[i + 1] - offs[i];
+		}
+		rc = moat_ledger_append_raw(l, ptrs, lens, n, first_index, err);
+	}
+	free(offs);
+	free(ptrs);
+	free(lens);
+	moat_buf_free(&enc);
 	return rc;
 }
 
@@ -1252,9 +1306,9 @@ static moat_err_t covered(moat_ledger_t *l, uint64_t size, uint64_t *cp, moat_er
 		if (size <= *cp)
 			return MOAT_OK;
 	}
-	return moat_error_set(err, MOAT_ENOTFOUND, NULL,
-			      "the ledger has %" PRIu64 " checkpointed entries, %" PRIu64 " asked for",
-			      *cp, size);
+	return moat_error_set(
+	    err, MOAT_ENOTFOUND, NULL,
+	    "the ledger has %" PRIu64 " checkpointed entries, %" PRIu64 " asked for", *cp, size);
 }
 
 moat_err_t moat_ledger_read(moat_ledger_t *l, uint64_t index, moat_buf_t *out, moat_error_t *err)
@@ -1284,8 +1338,8 @@ moat_err_t moat_ledger_read(moat_ledger_t *l, uint64_t index, moat_buf_t *out, m
 struct moat_ledger_iter {
 	moat_ledger_t *l;
 	uint64_t next;
-	uint64_t tile;     /* loaded bundle */
-	unsigned width;    /* entries usable in it (0 = none loaded) */
+	uint64_t tile;	/* loaded bundle */
+	unsigned width; /* entries usable in it (0 = none loaded) */
 	moat_buf_t data;
 	uint32_t offs[TILE_W + 1];
 };
@@ -1364,7 +1418,8 @@ moat_err_t moat_ledger_prove_inclusion(moat_ledger_t *l, uint64_t index, uint64_
 {
 	if (index >= size)
 		return moat_error_set(err, MOAT_EINVAL, NULL,
-				      "index %" PRIu64 " is not below tree size %" PRIu64, index, size);
+				      "index %" PRIu64 " is not below tree size %" PRIu64, index,
+				      size);
 	uint64_t cp;
 	moat_err_t rc = covered(l, size, &cp, err);
 	if (rc != MOAT_OK)
@@ -1388,11 +1443,13 @@ moat_err_t moat_ledger_prove_inclusion(moat_ledger_t *l, uint64_t index, uint64_
 }
 
 moat_err_t moat_ledger_prove_consistency(moat_ledger_t *l, uint64_t old_size, uint64_t new_size,
-					 uint8_t proof[][MOAT_HASH_LEN], size_t *n, moat_error_t *err)
+					 uint8_t proof[][MOAT_HASH_LEN], size_t *n,
+					 moat_error_t *err)
 {
 	if (old_size == 0 || old_size > new_size)
 		return moat_error_set(err, MOAT_EINVAL, NULL,
-				      "need 1 <= old size <= new size (got %" PRIu64 ", %" PRIu64 ")",
+				      "need 1 <= old size <= new size (got %" PRIu64 ", %" PRIu64
+				      ")",
 				      old_size, new_size);
 	uint64_t cp;
 	moat_err_t rc = covered(l, new_size, &cp, err);
@@ -1505,11 +1562,12 @@ moat_err_t moat_ledger_verify(moat_ledger_t *l, const char *vkey, uint64_t *bad_
 			const uint8_t *ed = (const uint8_t *)data.data + offs[i] + 2;
 			size_t el = offs[i + 1] - offs[i] - 2;
 			moat_entry_t ent;
-			if (moat_entry_decode(ed, el, &ent, scratch, MOAT_ENTRY_MAX + 64, &e) != MOAT_OK) {
+			if (moat_entry_decode(ed, el, &ent, scratch, MOAT_ENTRY_MAX + 64, &e) !=
+			    MOAT_OK) {
 				*bad = tile * TILE_W + i;
 				rc = moat_error_set(err, MOAT_ECORRUPT, NULL,
-						    "entry %" PRIu64 " is not a valid entry: %s", *bad,
-						    e.msg);
+						    "entry %" PRIu64 " is not a valid entry: %s",
+						    *bad, e.msg);
 				goto out;
 			}
 			uint8_t leaf[MOAT_HASH_LEN];
@@ -1520,8 +1578,8 @@ moat_err_t moat_ledger_verify(moat_ledger_t *l, const char *vkey, uint64_t *bad_
 	}
 	for (int level = 0; level < LEVELS; level++)
 		if (b->lv[level].width > 0 &&
-		    (rc = compare_tile(&v, level, b->lv[level].index, b->lv[level].width, b->lv[level].h,
-				       err)) != MOAT_OK)
+		    (rc = compare_tile(&v, level, b->lv[level].index, b->lv[level].width,
+				       b->lv[level].h, err)) != MOAT_OK)
 			goto out;
 	uint8_t root[MOAT_HASH_LEN];
 	builder_root(b, root);

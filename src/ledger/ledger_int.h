@@ -34,7 +34,8 @@ typedef struct lkey {
 
 bool lkey_name_valid(const char *name);
 /* Generates a new key; fills the private key file text (caller frees). */
-moat_err_t lkey_generate(const char *name, lkey_t *k, char **keyfile, moat_error_t *err) MOAT_MUST_CHECK;
+moat_err_t lkey_generate(const char *name, lkey_t *k, char **keyfile,
+			 moat_error_t *err) MOAT_MUST_CHECK;
 moat_err_t lkey_parse_private(const char *text, size_t len, lkey_t *k,
 			      moat_error_t *err) MOAT_MUST_CHECK;
 moat_err_t lkey_parse_vkey(const char *vkey, lkey_t *k, moat_error_t *err) MOAT_MUST_CHECK;

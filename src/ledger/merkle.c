@@ -34,8 +34,9 @@ static void digest2(lhash_t *h, uint8_t prefix, const void *a, size_t alen, cons
 		    size_t blen, uint8_t out[MOAT_HASH_LEN])
 {
 	unsigned int n = 0;
-	if (EVP_DigestInit_ex2(h->ctx, h->md, NULL) != 1 || EVP_DigestUpdate(h->ctx, &prefix, 1) != 1 ||
-	    EVP_DigestUpdate(h->ctx, a, alen) != 1 || (blen && EVP_DigestUpdate(h->ctx, b, blen) != 1) ||
+	if (EVP_DigestInit_ex2(h->ctx, h->md, NULL) != 1 ||
+	    EVP_DigestUpdate(h->ctx, &prefix, 1) != 1 || EVP_DigestUpdate(h->ctx, a, alen) != 1 ||
+	    (blen && EVP_DigestUpdate(h->ctx, b, blen) != 1) ||
 	    EVP_DigestFinal_ex(h->ctx, out, &n) != 1 || n != MOAT_HASH_LEN)
 		memset(out, 0, MOAT_HASH_LEN);
 }
@@ -204,11 +205,12 @@ void moat_ledger_tile_path(int level, uint64_t index, unsigned width, char *out,
 		index /= 1000;
 	} while (index > 0 && ng < 8);
 	size_t pos = 0;
-	int n = level < 0 ? snprintf(out, cap, "tile/entries/") : snprintf(out, cap, "tile/%d/", level);
+	int n =
+	    level < 0 ? snprintf(out, cap, "tile/entries/") : snprintf(out, cap, "tile/%d/", level);
 	pos = n > 0 ? (size_t)n : 0;
 	for (int g = ng - 1; g >= 0 && pos < cap; g--) {
-		n = snprintf(out + pos, cap - pos, "%s%s%s", g == ng - 1 ? "" : "/", g > 0 ? "x" : "",
-			     groups[g]);
+		n = snprintf(out + pos, cap - pos, "%s%s%s", g == ng - 1 ? "" : "/",
+			     g > 0 ? "x" : "", groups[g]);
 		pos += n > 0 ? (size_t)n : 0;
 	}
 	if (width > 0 && width < MOAT_LEDGER_TILE_WIDTH && pos < cap)

@@ -65,9 +65,11 @@ static moat_err_t key_from_seed(const char *name, const uint8_t seed[32], lkey_t
 	snprintf(k->name, sizeof k->name, "%s", name);
 	k->pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32);
 	size_t publen = 32;
-	if (!k->pkey || EVP_PKEY_get_raw_public_key(k->pkey, k->pub, &publen) != 1 || publen != 32) {
+	if (!k->pkey || EVP_PKEY_get_raw_public_key(k->pkey, k->pub, &publen) != 1 ||
+	    publen != 32) {
 		lkey_free(k);
-		return moat_error_set(err, MOAT_ECRYPTO, NULL, "cannot load the ledger signing key");
+		return moat_error_set(err, MOAT_ECRYPTO, NULL,
+				      "cannot load the ledger signing key");
 	}
 	moat_ledger_key_id(k->name, k->pub, k->id);
 	make_vkey(k);
@@ -170,10 +172,10 @@ moat_err_t lkey_parse_vkey(const char *vkey, lkey_t *k, moat_error_t *err)
 	size_t n = strlen(vkey);
 	while (n > 0 && (vkey[n - 1] == '\n' || vkey[n - 1] == '\r'))
 		n--;
-	if (n > MOAT_LEDGER_VKEY_MAX ||
-	    !split_key(vkey, n, k->name, sizeof k->name, id, raw))
-		return moat_error_set(err, MOAT_EINVAL, "vkey",
-				      "not a verifier key (expected name+keyid+base64 Ed25519 key)");
+	if (n > MOAT_LEDGER_VKEY_MAX || !split_key(vkey, n, k->name, sizeof k->name, id, raw))
+		return moat_error_set(
+		    err, MOAT_EINVAL, "vkey",
+		    "not a verifier key (expected name+keyid+base64 Ed25519 key)");
 	memcpy(k->pub, raw + 1, 32);
 	moat_ledger_key_id(k->name, k->pub, k->id);
 	if (memcmp(id, k->id, 4) != 0)
@@ -209,8 +211,8 @@ static bool note_text_ok(const char *s, size_t n)
 	return true;
 }
 
-moat_err_t moat_ledger_note_verify(const char *note, size_t len, const char *vkey,
-				   size_t *text_len, moat_error_t *err)
+moat_err_t moat_ledger_note_verify(const char *note, size_t len, const char *vkey, size_t *text_len,
+				   moat_error_t *err)
 {
 	lkey_t k;
 	moat_err_t rc = lkey_parse_vkey(vkey, &k, err);
@@ -218,8 +220,9 @@ moat_err_t moat_ledger_note_verify(const char *note, size_t len, const char *vke
 		return rc;
 	if (len == 0 || len > MOAT_LEDGER_NOTE_MAX || !note_text_ok(note, len) ||
 	    note[len - 1] != '\n')
-		return moat_error_set(err, MOAT_EINVAL, "note",
-				      "not a signed note (bad characters, too long or no final newline)");
+		return moat_error_set(
+		    err, MOAT_EINVAL, "note",
+		    "not a signed note (bad characters, too long or no final newline)");
 	/* The signature block starts after the last blank line. */
 	size_t split = 0;
 	bool found = false;
@@ -230,7 +233,8 @@ moat_err_t moat_ledger_note_verify(const char *note, size_t len, const char *vke
 			break;
 		}
 	if (!found || split < 1)
-		return moat_error_set(err, MOAT_EINVAL, "note", "signed note has no signature block");
+		return moat_error_set(err, MOAT_EINVAL, "note",
+				      "signed note has no signature block");
 	size_t textlen = split;
 	const char *p = note + split + 1, *end = note + len;
 	if (p >= end)
@@ -240,7 +244,8 @@ moat_err_t moat_ledger_note_verify(const char *note, size_t len, const char *vke
 	while (p < end) {
 		const char *eol = memchr(p, '\n', (size_t)(end - p));
 		if (!eol || ++nsigs > NOTE_MAX_SIGS)
-			return moat_error_set(err, MOAT_EINVAL, "note", "malformed signature block");
+			return moat_error_set(err, MOAT_EINVAL, "note",
+					      "malformed signature block");
 		size_t ll = (size_t)(eol - p);
 		if (ll < sizeof EMDASH_SP || memcmp(p, EMDASH_SP, sizeof EMDASH_SP - 1) != 0)
 			return moat_error_set(err, MOAT_EINVAL, "note",
@@ -294,7 +299,8 @@ static moat_err_t checkpoint_parse(const char *text, size_t textlen, moat_checkp
 	while (p < end) {
 		const char *eol = memchr(p, '\n', (size_t)(end - p));
 		if (!eol || eol == p)
-			return moat_error_set(err, MOAT_EINVAL, "checkpoint", "empty extension line");
+			return moat_error_set(err, MOAT_EINVAL, "checkpoint",
+					      "empty extension line");
 		p = eol + 1;
 	}
 	if (lens[0] == 0 || lens[0] > MOAT_LEDGER_ORIGIN_MAX)
@@ -313,7 +319,8 @@ static moat_err_t checkpoint_parse(const char *text, size_t textlen, moat_checkp
 		return moat_error_set(err, MOAT_EINVAL, "checkpoint", "tree size out of range");
 	out->size = size;
 	size_t rl = 0;
-	if (!moat_b64_decode(lines[2], lens[2], out->root, &rl, MOAT_HASH_LEN) || rl != MOAT_HASH_LEN)
+	if (!moat_b64_decode(lines[2], lens[2], out->root, &rl, MOAT_HASH_LEN) ||
+	    rl != MOAT_HASH_LEN)
 		return moat_error_set(err, MOAT_EINVAL, "checkpoint",
 				      "root line is not base64 of a 32-byte hash");
 	return MOAT_OK;
@@ -332,7 +339,8 @@ moat_err_t moat_ledger_checkpoint_verify(const char *note, size_t len, const cha
 	lkey_t k;
 	if (lkey_parse_vkey(vkey, &k, NULL) != MOAT_OK || strcmp(k.name, out->origin) != 0)
 		return moat_error_set(err, MOAT_EDENIED, "checkpoint",
-				      "checkpoint origin \"%s\" is not the key's name", out->origin);
+				      "checkpoint origin \"%s\" is not the key's name",
+				      out->origin);
 	return MOAT_OK;
 }
 
@@ -351,8 +359,8 @@ moat_err_t lkey_sign_checkpoint(lkey_t *k, uint64_t size, const uint8_t root[MOA
 	memcpy(sig, k->id, 4);
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	bool ok = ctx && k->pkey && EVP_DigestSignInit(ctx, NULL, NULL, NULL, k->pkey) == 1 &&
-		  EVP_DigestSign(ctx, sig + 4, &siglen, (const uint8_t *)out->data + start, textlen) ==
-		      1 &&
+		  EVP_DigestSign(ctx, sig + 4, &siglen, (const uint8_t *)out->data + start,
+				 textlen) == 1 &&
 		  siglen == 64;
 	EVP_MD_CTX_free(ctx);
 	if (!ok)

@@ -35,8 +35,8 @@ static moat_err_t read_exact(const char *dir, const char *rel, size_t want, uint
 		return moat_error_set(err, rc, NULL, "%s", e.msg);
 	if (len != want) {
 		free(data);
-		return moat_error_set(err, MOAT_ECORRUPT, NULL, "%s has %zu bytes, expected %zu", rel,
-				      len, want);
+		return moat_error_set(err, MOAT_ECORRUPT, NULL, "%s has %zu bytes, expected %zu",
+				      rel, len, want);
 	}
 	memcpy(out, data, len);
 	free(data);
@@ -81,25 +81,21 @@ moat_err_t tile_read_hashes(const char *dir, int level, uint64_t index, unsigned
 	char rel[128];
 	bool missing;
 	moat_err_t rc;
-	/* Full tile first; then the exact partial; then a wider partial (its prefix
-	 * is the same hashes: tiles only grow); then the full tile again, in case a
-	 * writer replaced the partials by the full tile meanwhile. */
-	for (int attempt = 0; attempt < 2; attempt++) {
-		moat_ledger_tile_path(level, index, TILE_W, rel, sizeof rel);
-		rc = read_exact(dir, rel, TILE_W * MOAT_HASH_LEN, (uint8_t *)out, &missing, err);
+	/* The exact partial first (after a crash, tiles beyond the checkpoint may be
+	 * stale, and the checkpoint's own partials are always present); then the full
+	 * tile; then a wider partial (tiles only grow, so its prefix is the same);
+	 * then the full tile again, in case a writer replaced the partials by it. */
+	unsigned tries[4] = {width, TILE_W, 0, TILE_W};
+	for (int t = 0; t < 4; t++) {
+		unsigned w = tries[t];
+		if (t == 2)
+			w = width == TILE_W ? 0 : find_partial(dir, level, index, width + 1);
+		if (w == 0 || (t == 0 && width == TILE_W))
+			continue;
+		moat_ledger_tile_path(level, index, w, rel, sizeof rel);
+		rc = read_exact(dir, rel, (size_t)w * MOAT_HASH_LEN, (uint8_t *)out, &missing, err);
 		if (rc == MOAT_OK || !missing)
 			return rc;
-		if (width == TILE_W || attempt == 1)
-			break;
-		unsigned w = width;
-		for (int p = 0; p < 2 && w; p++) {
-			moat_ledger_tile_path(level, index, w, rel, sizeof rel);
-			rc = read_exact(dir, rel, (size_t)w * MOAT_HASH_LEN, (uint8_t *)out, &missing,
-					err);
-			if (rc == MOAT_OK || !missing)
-				return rc;
-			w = find_partial(dir, level, index, width + 1);
-		}
 	}
 	moat_ledger_tile_path(level, index, width, rel, sizeof rel);
 	return moat_error_set(err, MOAT_ECORRUPT, NULL, "missing tile %s", rel);
@@ -113,13 +109,13 @@ moat_err_t tile_read_bundle(const char *dir, uint64_t index, unsigned width, moa
 	moat_error_t e;
 	char *raw = NULL;
 	size_t len = 0;
-	/* Same order as for hash tiles: full, exact partial, wider partial, full. */
+	/* Same order as for hash tiles: exact partial, full, wider partial, full. */
 	for (int attempt = 0; attempt < 4 && rc == MOAT_ENOTFOUND; attempt++) {
 		unsigned w = TILE_W;
-		if (attempt == 1 || attempt == 2) {
+		if (attempt == 0 || attempt == 2) {
 			if (width == TILE_W)
 				continue;
-			w = attempt == 1 ? width : find_partial(dir, -1, index, width + 1);
+			w = attempt == 0 ? width : find_partial(dir, -1, index, width + 1);
 			if (w == 0)
 				continue;
 		}

@@ -44,9 +44,11 @@ void treeread_init(treeread_t *t, const char *dir, uint64_t size, lhash_t *h);
 /* MTH(D[a:b]) for 0 <= a < b <= size. */
 moat_err_t treeread_range(treeread_t *t, uint64_t a, uint64_t b, uint8_t out[MOAT_HASH_LEN],
 			  moat_error_t *err) MOAT_MUST_CHECK;
-moat_err_t treeread_root(treeread_t *t, uint8_t out[MOAT_HASH_LEN], moat_error_t *err) MOAT_MUST_CHECK;
+moat_err_t treeread_root(treeread_t *t, uint8_t out[MOAT_HASH_LEN],
+			 moat_error_t *err) MOAT_MUST_CHECK;
 moat_err_t treeread_inclusion(treeread_t *t, uint64_t index, uint8_t leaf[MOAT_HASH_LEN],
-			      uint8_t proof[][MOAT_HASH_LEN], size_t *n, moat_error_t *err) MOAT_MUST_CHECK;
+			      uint8_t proof[][MOAT_HASH_LEN], size_t *n,
+			      moat_error_t *err) MOAT_MUST_CHECK;
 moat_err_t treeread_consistency(treeread_t *t, uint64_t old_size, uint8_t proof[][MOAT_HASH_LEN],
 				size_t *n, moat_error_t *err) MOAT_MUST_CHECK;
 
