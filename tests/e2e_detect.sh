@@ -71,5 +71,32 @@ contains "$T/out" "no active actions" "lifted action inactive"
 expect 0 "all actions" "$MOAT" alerts actions --all --json --data "$D"
 contains "$T/out" '"active":false' "lifted action listed with --all"
 
+# ---- the whole loop on a simulated world: import runs the detector ----
+S="$T/sim"
+D2="$T/data2"
+expect 0 "simulate" "$MOAT" simulate --scenario credential_stuffing,cs_insider --seed 5 --scale small --out "$S"
+expect 0 "init 2" "$MOAT" init --data "$D2"
+for k in parties principals relations orders; do
+	expect 0 "import $k" "$MOAT" import $k "$S/$k.jsonl" --data "$D2"
+done
+expect 0 "import events" env MOAT_LOG_LEVEL=warn "$MOAT" import events "$S/events.jsonl" --data "$D2"
+contains "$T/out" "detector: [1-9][0-9]* new alerts, [1-9][0-9]* actions" "import ran the detector"
+takeover_user=$(python3 -c "import json,sys; t=json.load(open(sys.argv[1])); print([a['principal'] for a in t['attacks'] if a['kind']=='credential_stuffing'][0])" "$S/truth.json")
+insider=$(python3 -c "import json,sys; t=json.load(open(sys.argv[1])); print([a['principal'] for a in t['attacks'] if a['kind']=='cs_insider'][0])" "$S/truth.json")
+expect 0 "alerts after import" "$MOAT" alerts --data "$D2"
+contains "$T/out" "^takeover@[0-9]+ +critical +suspend +$takeover_user " "takeover of the stuffed account"
+contains "$T/out" "^no_reason_burst@[0-9]+ +high +suspend +$insider " "bulk insider"
+expect 0 "scan again finds nothing new" "$MOAT" alerts scan --data "$D2"
+contains "$T/out" "0 new alerts" "idempotent scan"
+expect 0 "alerts json" "$MOAT" alerts --json --data "$D2"
+idx=$(python3 -c "import json,sys; a=[x for x in json.load(open(sys.argv[1]))['alerts'] if x['rule']=='takeover'][0]; print(a['ledger_index'])" "$T/out")
+expect 0 "ALERT entry on the ledger" "$MOAT" ledger show "$idx" --data "$D2"
+contains "$T/out" '"kind":"alert"' "ledger entry is an alert"
+contains "$T/out" "takeover@" "ledger entry names the alert"
+expect 0 "actions in force" "$MOAT" alerts actions --json --data "$D2"
+aid=$(grep "\"principal\":\"$takeover_user\"" "$T/out" | head -1 | sed 's/^{"id":\([0-9]*\).*/\1/')
+expect 0 "lift takeover suspension" "$MOAT" alerts lift "$aid" --reason "password reset, sessions revoked" --data "$D2"
+expect 0 "ledger verifies" "$MOAT" ledger verify --data "$D2"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

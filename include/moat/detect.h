@@ -300,6 +300,24 @@ int moat_detect_store_lookup(void *ctx, const char *id, moat_detect_principal_t 
 void moat_detect_alert_entry(const moat_detect_alert_t *a, moat_time_t now, char *detail,
 			     moat_entry_t *out);
 
+/* ---- over a data directory (src/detect/catchup.c) ------------------------------- */
+
+struct moat_app;
+
+/* Judges everything the data directory's ledger holds past the detector's cursor
+ * with <data>/rules.conf (the default rules if that file is absent) and principals
+ * from the store: moat_detect_run over the ledger (synced first, so entries just
+ * appended are seen). Needs the app opened with its ledger (MOAT_EUNAVAIL
+ * otherwise). `moat import events` calls it when no server runs; stats may be
+ * NULL. */
+moat_err_t moat_detect_catch_up(struct moat_app *a, moat_detect_stats_t *stats,
+				moat_error_t *err) MOAT_MUST_CHECK;
+
+/* Lifts action id with a reason: appends an ACTION entry ("lift") to the ledger
+ * (when the app has one), then marks it lifted in the store. */
+moat_err_t moat_detect_lift(struct moat_app *a, int64_t id, const char *reason,
+			    moat_error_t *err) MOAT_MUST_CHECK;
+
 /* Renders stored alerts (status -1 = any, newest first, at most limit; 0 = no
  * limit) as {"alerts":[{…},…]} into out — the body of GET /v1/alerts and of
  * `moat alerts --json`. */

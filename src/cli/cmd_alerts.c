@@ -14,12 +14,15 @@ static void help(void)
 	       "       moat alerts resolve ID --reason TEXT\n"
 	       "       moat alerts actions [--all] [--json]\n"
 	       "       moat alerts lift ACTION_ID --reason TEXT\n"
+	       "       moat alerts scan\n"
 	       "options: --data DIR\n\n"
 	       "list      alerts raised by the detector, newest first (default: open ones).\n"
 	       "resolve   closes an alert with the reason it needs no further work.\n"
 	       "actions   actions in force (throttle, force_mask, suspend); --all includes\n"
 	       "          lifted ones.\n"
-	       "lift      ends an action; the gateway stops applying it.\n");
+	       "lift      ends an action (an ACTION ledger entry); the gateway stops applying it.\n"
+	       "scan      runs the detector over ledger entries it has not judged yet (what\n"
+	       "          `moat import events` does when no server runs).\n");
 }
 
 static int print_alert(void *ctx, const moat_alert_row_t *r)
@@ -118,9 +121,10 @@ int cmd_alerts(int argc, char **argv)
 		return cli_usage("alerts", "--status must be open, resolved or all");
 	bool is_list = strcmp(sub, "list") == 0, is_resolve = strcmp(sub, "resolve") == 0;
 	bool is_actions = strcmp(sub, "actions") == 0, is_lift = strcmp(sub, "lift") == 0;
-	if (!is_list && !is_resolve && !is_actions && !is_lift)
+	bool is_scan = strcmp(sub, "scan") == 0;
+	if (!is_list && !is_resolve && !is_actions && !is_lift && !is_scan)
 		return cli_usage("alerts", "unknown subcommand \"%s\"", sub);
-	if ((is_list || is_actions) && nargs != 0)
+	if ((is_list || is_actions || is_scan) && nargs != 0)
 		return cli_usage("alerts", "%s takes no arguments", sub);
 	if ((is_resolve || is_lift) && (nargs != 1 || !reason))
 		return cli_usage("alerts", "%s expects one ID and --reason TEXT", sub);
@@ -134,7 +138,7 @@ int cmd_alerts(int argc, char **argv)
 
 	moat_error_t e = {0};
 	moat_app_t *a = NULL;
-	if (moat_app_open(c.data_dir, MOAT_APP_NO_LEDGER, &a, &e) != MOAT_OK)
+	if (moat_app_open(c.data_dir, (is_lift || is_scan) ? 0 : MOAT_APP_NO_LEDGER, &a, &e) != MOAT_OK)
 		return cli_fail("alerts", &e);
 	moat_err_t rc = MOAT_OK;
 	if (is_list && c.json) {
@@ -158,8 +162,19 @@ int cmd_alerts(int argc, char **argv)
 		rc = moat_store_action_list(a->store, !all, print_action, &x, &e);
 		if (rc == MOAT_OK && x.first && !c.json)
 			printf("no %sactions\n", all ? "" : "active ");
+	} else if (is_scan) {
+		moat_detect_stats_t st;
+		rc = moat_detect_catch_up(a, &st, &e);
+		if (rc == MOAT_OK && c.json)
+			printf("{\"judged\":%" PRIu64 ",\"alerts\":%" PRIu64 ",\"actions\":%" PRIu64
+			       ",\"cursor\":%" PRIu64 "}\n",
+			       st.processed, st.alerts, st.actions, st.cursor);
+		else if (rc == MOAT_OK)
+			printf("judged %" PRIu64 " entries: %" PRIu64 " new alerts, %" PRIu64
+			       " actions (cursor %" PRIu64 ")\n",
+			       st.processed, st.alerts, st.actions, st.cursor);
 	} else {
-		rc = moat_store_action_lift(a->store, action_id, reason, moat_now(), &e);
+		rc = moat_detect_lift(a, action_id, reason, &e);
 		if (rc == MOAT_OK)
 			printf("action %" PRId64 " lifted\n", action_id);
 	}

@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "moat/app.h"
+#include "moat/detect.h"
 
 static void help(void)
 {
@@ -26,19 +27,33 @@ static int import_events(const cli_common_t *c, const char *path)
 	size_t events = 0, entries = 0;
 	uint64_t first = 0;
 	moat_err_t rc = moat_app_import_events(a, path, &events, &entries, &first, &e);
-	moat_app_close(a);
 	if (rc != MOAT_OK) {
+		moat_app_close(a);
 		cli_fail("import", &e);
 		if (entries == 0)
 			fprintf(stderr, "moat import: nothing was imported from %s\n", path);
 		return CLI_FAIL;
 	}
+	/* No server runs (we hold the ledger), so judge what was imported now: `moat
+	 * alerts` right after an import is complete. */
+	moat_detect_stats_t ds;
+	rc = moat_detect_catch_up(a, &ds, &e);
+	moat_app_close(a);
+	if (rc != MOAT_OK) {
+		fprintf(stderr, "moat import: the events were imported, but the detector failed "
+				"(run `moat alerts scan` to retry)\n");
+		return cli_fail("import", &e);
+	}
 	if (c->json)
-		printf("{\"kind\":\"events\",\"imported\":%zu,\"ledger_entries\":%zu,\"first_index\":%llu}\n",
-		       events, entries, (unsigned long long)first);
+		printf("{\"kind\":\"events\",\"imported\":%zu,\"ledger_entries\":%zu,\"first_index\":%llu,"
+		       "\"alerts\":%llu}\n",
+		       events, entries, (unsigned long long)first, (unsigned long long)ds.alerts);
 	else
-		printf("imported %zu events as ledger entries %llu..%llu\n", events, (unsigned long long)first,
-		       (unsigned long long)(first + entries - (entries ? 1 : 0)));
+		printf("imported %zu events as ledger entries %llu..%llu; detector: %llu new alerts, "
+		       "%llu actions\n",
+		       events, (unsigned long long)first,
+		       (unsigned long long)(first + entries - (entries ? 1 : 0)),
+		       (unsigned long long)ds.alerts, (unsigned long long)ds.actions);
 	return CLI_OK;
 }
 

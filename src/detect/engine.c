@@ -1089,7 +1089,13 @@ static moat_err_t emit(moat_detect_t *d, size_t ri, state_t *st, const ev_t *x, 
 	a.title = r->title ? r->title : r->name;
 	a.severity = r->severity;
 	a.action = r->action;
-	a.principal = x->p ? x->p->name : NULL;
+	/* The principal acted on: the actor for rules grouped by principal or peer
+	 * and for sequences; a rule grouped by source or device concerns the source
+	 * (its last entry's username is just the last guess of a stuffer). */
+	a.principal = x->p && (r->group_by == FIELD_PRINCIPAL || r->group_by == FIELD_PEER ||
+			       r->type == RULE_TEMPORAL)
+			  ? x->p->name
+			  : NULL;
 	a.group_by = rule_field_names[r->group_by];
 	a.key = st->keystr;
 	a.time = e->time;

@@ -1,0 +1,126 @@
+/*
+ * The detector over a data directory: its ledger as the log, its store for
+ * principals, alerts, actions and the cursor, <data>/rules.conf for the rules.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "moat/app.h"
+#include "moat/detect.h"
+#include "moat/ledger.h"
+
+typedef struct ledger_log {
+	moat_ledger_t *l;
+	moat_ledger_iter_t *it;
+	char *scratch; /* decode buffer: entries borrow their strings from it */
+	size_t scratch_len;
+} ledger_log_t;
+
+static moat_err_t l_seek(void *ctx, uint64_t start, moat_error_t *err)
+{
+	ledger_log_t *x = ctx;
+	moat_ledger_iter_free(x->it);
+	x->it = NULL;
+	return moat_ledger_iter_new(x->l, start, &x->it, err);
+}
+
+static moat_err_t l_next(void *ctx, uint64_t *index, moat_entry_t *e, moat_error_t *err)
+{
+	ledger_log_t *x = ctx;
+	const uint8_t *data;
+	size_t len;
+	moat_err_t rc = moat_ledger_iter_next(x->it, index, &data, &len, err);
+	if (rc != MOAT_OK)
+		return rc;
+	return moat_entry_decode(data, len, e, x->scratch, x->scratch_len, err);
+}
+
+static moat_err_t l_append(void *ctx, const moat_entry_t *es, size_t n, uint64_t *first,
+			   moat_error_t *err)
+{
+	ledger_log_t *x = ctx;
+	moat_err_t rc = moat_ledger_append(x->l, es, n, first, err);
+	if (rc != MOAT_OK)
+		return rc;
+	/* The reader only sees checkpointed entries; integrate ours now so a run
+	 * that continues past them (or the next run) finds them. */
+	return moat_ledger_sync(x->l, err);
+}
+
+static moat_err_t load_rules(moat_app_t *a, moat_detect_rules_t **out, moat_error_t *err)
+{
+	char path[1200];
+	if (moat_path_join(path, sizeof path, a->data_dir, "rules.conf") != MOAT_OK)
+		return moat_error_set(err, MOAT_ELIMIT, NULL, "data directory path is too long");
+	moat_err_t rc = moat_detect_rules_load(path, out, err);
+	if (rc == MOAT_ENOTFOUND) {
+		moat_log(MOAT_LOG_WARN, "detect.rules", "no rules.conf in the data directory; using "
+							"the default rules");
+		const char *text = moat_detect_rules_default_text();
+		moat_error_clear(err);
+		return moat_detect_rules_parse(text, strlen(text), out, err);
+	}
+	if (rc != MOAT_OK && err && err->line > 0) {
+		/* Say which file the line is in. */
+		char msg[sizeof err->msg];
+		snprintf(msg, sizeof msg, "rules.conf: %.300s", err->msg);
+		snprintf(err->msg, sizeof err->msg, "%s", msg);
+	}
+	return rc;
+}
+
+moat_err_t moat_detect_catch_up(moat_app_t *a, moat_detect_stats_t *stats, moat_error_t *err)
+{
+	if (stats)
+		memset(stats, 0, sizeof *stats);
+	if (!a->ledger)
+		return moat_error_set(err, MOAT_EUNAVAIL, NULL,
+				      "the detector needs the ledger (data directory opened without it)");
+	moat_detect_rules_t *rules = NULL;
+	moat_err_t rc = load_rules(a, &rules, err);
+	if (rc != MOAT_OK)
+		return rc;
+	ledger_log_t x = {.l = a->ledger, .scratch_len = MOAT_ENTRY_MAX + 64};
+	x.scratch = malloc(x.scratch_len);
+	if (!x.scratch) {
+		rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+		goto out;
+	}
+	if ((rc = moat_ledger_sync(a->ledger, err)) != MOAT_OK)
+		goto out;
+	moat_detect_log_t log = {l_seek, l_next, l_append, &x};
+	rc = moat_detect_run(a->store, rules, moat_detect_store_lookup, a->store, &log, 0, stats, err);
+out:
+	moat_ledger_iter_free(x.it);
+	free(x.scratch);
+	moat_detect_rules_free(rules);
+	return rc;
+}
+
+moat_err_t moat_detect_lift(moat_app_t *a, int64_t id, const char *reason, moat_error_t *err)
+{
+	moat_action_row_t row;
+	moat_err_t rc = moat_store_action_get(a->store, id, &row, err);
+	if (rc != MOAT_OK)
+		return rc;
+	if (row.lifted_at != MOAT_TIME_NONE)
+		return moat_error_set(err, MOAT_ECONFLICT, "id", "action %lld is already lifted",
+				      (long long)id);
+	if (!reason || !*reason || !moat_utf8_valid(reason, strlen(reason)) ||
+	    moat_utf8_len(reason, strlen(reason)) > MOAT_TEXT_MAX)
+		return moat_error_set(err, MOAT_EINVAL, "reason", "a reason of 1..%d characters is required",
+				      MOAT_TEXT_MAX);
+	moat_time_t now = moat_now();
+	if (a->ledger) {
+		moat_entry_t e = {.kind = MOAT_ENTRY_ACTION,
+				  .time = now,
+				  .principal = row.principal,
+				  .ref = moat_detect_action_name(row.action),
+				  .rule = row.alert_id[0] ? row.alert_id : NULL,
+				  .detail = "lift"};
+		if ((rc = moat_ledger_append(a->ledger, &e, 1, NULL, err)) != MOAT_OK)
+			return rc;
+	}
+	return moat_store_action_lift(a->store, id, reason, now, err);
+}
