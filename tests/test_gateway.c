@@ -19,12 +19,12 @@
 #include "moat/crypto.h"
 #include "moat/gateway.h"
 #include "moat/json.h"
+#include "moat/ledger.h"
 #include "moat/policy.h"
 #include "moat/store.h"
 
-static char dir[256], data[300], journal_path[400], fail_flag[400];
+static char dir[256], data[300], fail_flag[400];
 static moat_app_t *app;
-static moat_journal_t *journal;
 static moat_gateway_t *gw;
 static moat_policy_t *policy; /* the same default policy the server runs */
 static int port;
@@ -249,7 +249,6 @@ static void setup(void)
 	snprintf(dir, sizeof dir, "/tmp/moat-gw-XXXXXX");
 	CHECK(mkdtemp(dir) != NULL);
 	snprintf(data, sizeof data, "%s/data", dir);
-	snprintf(journal_path, sizeof journal_path, "%s/events.jsonl", dir);
 	snprintf(fail_flag, sizeof fail_flag, "%s/fail-writes", dir);
 	moat_error_t e = {0};
 	CHECK_MSG(moat_app_init(data, &e) == MOAT_OK, "%s", e.msg);
@@ -258,7 +257,8 @@ static void setup(void)
 	snprintf(conf, sizeof conf, "%s/moat.conf", data);
 	FILE *f = fopen(conf, "a");
 	fclose(f);
-	CHECK_MSG(moat_app_open(data, MOAT_APP_NO_LEDGER, &app, &e) == MOAT_OK, "%s", e.msg);
+	CHECK_MSG(moat_app_open(data, 0, &app, &e) == MOAT_OK, "%s", e.msg);
+	CHECK(app && app->ledger != NULL);
 	app->config.max_body = 64 * 1024;
 	app->config.request_timeout_s = 1;
 	app->config.threads = 4;
@@ -324,10 +324,10 @@ static void setup(void)
 
 	CHECK(moat_policy_parse(moat_policy_default_text(), strlen(moat_policy_default_text()), &policy,
 				&e) == MOAT_OK);
-	CHECK(moat_journal_open(journal_path, &journal, &e) == MOAT_OK);
 	moat_gateway_opts_t go = {0};
 	go.listen = "127.0.0.1:0";
-	moat_journal_sink(journal, &go.sink);
+	moat_gateway_ledger_sink(app->ledger, &go.sink);
+	go.ledger = app->ledger;
 	go.fail_flag_path = fail_flag;
 	CHECK_MSG(moat_gateway_start(app, &go, &gw, &e) == MOAT_OK, "%s", e.msg);
 	port = gw ? moat_gateway_port(gw) : 0;
@@ -415,6 +415,22 @@ static void expected(const char *principal, const char *order_id, moat_purpose_t
 	CHECK(moat_gateway_policy_request(app->store, &p, &o, purpose, moat_now(), &q, &e) == MOAT_OK);
 	moat_policy_decide(policy, &q, d);
 	moat_order_row_clear(&o);
+}
+
+/* Entry `index` of the ledger as JSON text (for assertions); false if absent. */
+static bool ledger_entry_json(uint64_t index, moat_buf_t *out)
+{
+	moat_buf_t raw;
+	moat_buf_init(&raw, MOAT_ENTRY_MAX + 16);
+	static char scratch[MOAT_ENTRY_MAX + 128];
+	moat_entry_t ent;
+	moat_error_t e = {0};
+	bool ok = moat_ledger_read(app->ledger, index, &raw, &e) == MOAT_OK &&
+		  moat_entry_decode((const uint8_t *)raw.data, raw.len, &ent, scratch, sizeof scratch,
+				    &e) == MOAT_OK &&
+		  moat_entry_to_json(&ent, out) == MOAT_OK;
+	moat_buf_free(&raw);
+	return ok;
 }
 
 /* ---- the tests ------------------------------------------------------------------- */
@@ -657,21 +673,15 @@ static void test_ledger_invariant(void)
 	get(&r, path, keys[MOAT_ROLE_COURIER]);
 	CHECK_INT(r.status, 200);
 	CHECK(has_str(&r, detail));
-	/* the receipt points at an ACCESS entry in the journal */
+	/* the receipt points at an ACCESS entry in the ledger, without PII */
 	long idx = atol(r.ledger_index);
 	resp_free(&r);
-	FILE *jf = fopen(journal_path, "r");
-	char line[4096];
-	long n = 0;
-	bool found = false;
-	while (jf && fgets(line, sizeof line, jf)) {
-		if (n++ == idx)
-			found = strstr(line, "\"kind\":\"access\"") && strstr(line, id) &&
-				!strstr(line, detail) && !strstr(line, phone);
-	}
-	if (jf)
-		fclose(jf);
-	CHECK_MSG(found, "ledger index %ld is the ACCESS entry of %s, without PII", idx, id);
+	moat_buf_t ej;
+	moat_buf_init(&ej, 1 << 20);
+	bool found = ledger_entry_json((uint64_t)idx, &ej) && strstr(ej.data, "\"kind\":\"access\"") &&
+		     strstr(ej.data, id) && !strstr(ej.data, detail) && !strstr(ej.data, phone);
+	CHECK_MSG(found, "ledger index %ld is the ACCESS entry of %s, without PII: %s", idx, id, ej.data);
+	moat_buf_free(&ej);
 	(void)body;
 }
 
@@ -706,17 +716,18 @@ static void test_sessions(void)
 	expect_error(&r, 403, "suspended", "suspended login");
 	resp_free(&r);
 	/* every attempt is a login entry */
-	FILE *jf = fopen(journal_path, "r");
-	char line[4096];
 	int logins = 0, ok = 0;
-	while (jf && fgets(line, sizeof line, jf))
-		if (strstr(line, "\"kind\":\"login\"")) {
+	uint64_t size = moat_ledger_size(app->ledger);
+	for (uint64_t i = 0; i < size; i++) {
+		moat_buf_t ej;
+		moat_buf_init(&ej, 1 << 20);
+		if (ledger_entry_json(i, &ej) && strstr(ej.data, "\"kind\":\"login\"")) {
 			logins++;
-			ok += strstr(line, "\"result\":\"success\"") != NULL;
-			CHECK(!strstr(line, "correct horse"));
+			ok += strstr(ej.data, "\"result\":\"success\"") != NULL;
+			CHECK(!strstr(ej.data, "correct horse"));
 		}
-	if (jf)
-		fclose(jf);
+		moat_buf_free(&ej);
+	}
 	CHECK_INT(logins, 4);
 	CHECK_INT(ok, 1);
 }
@@ -890,6 +901,82 @@ static void test_slow_client(void)
 	close(fd);
 }
 
+static void test_ledger_routes(void)
+{
+	resp_t r;
+	char id[64], path[200];
+	matrix_order_id(MOAT_ROLE_COURIER, MOAT_STATUS_SHIPPED, 1, id);
+	snprintf(path, sizeof path, "/v1/orders/%s?purpose=deliver", id);
+	get(&r, path, keys[MOAT_ROLE_COURIER]);
+	CHECK_INT(r.status, 200);
+	char idx[32];
+	snprintf(idx, sizeof idx, "%s", r.ledger_index);
+	resp_free(&r);
+	get(&r, "/v1/ledger/checkpoint", NULL);
+	CHECK_INT(r.status, 200);
+	CHECK(has_str(&r, "moat.local/"));
+	resp_free(&r);
+	/* the reader proves its own access entry against a signed checkpoint */
+	snprintf(path, sizeof path, "/v1/ledger/proof/inclusion?index=%s", idx);
+	get(&r, path, keys[MOAT_ROLE_COURIER]);
+	CHECK_INT(r.status, 200);
+	if (r.status == 200) {
+		const char *note = json_string_value(json_object_get(r.json, "checkpoint"));
+		moat_checkpoint_t cp;
+		moat_error_t e = {0};
+		CHECK(note && moat_ledger_checkpoint_verify(note, strlen(note),
+							    moat_ledger_verifier_key(app->ledger), &cp,
+							    &e) == MOAT_OK);
+		uint8_t leaf[32], proof[64][32];
+		size_t leaf_len = 0, n = 0;
+		const char *lh = json_string_value(json_object_get(r.json, "leaf_hash"));
+		CHECK(lh && moat_b64_decode(lh, strlen(lh), leaf, &leaf_len, sizeof leaf));
+		size_t k;
+		json_t *h;
+		json_array_foreach(json_object_get(r.json, "proof"), k, h)
+		{
+			size_t hl = 0;
+			const char *hs = json_string_value(h);
+			if (n < 64 && hs && moat_b64_decode(hs, strlen(hs), proof[n], &hl, 32))
+				n++;
+		}
+		uint64_t size = (uint64_t)json_integer_value(json_object_get(r.json, "size"));
+		CHECK(size == cp.size);
+		CHECK(moat_ledger_verify_inclusion(leaf, leaf_len, (uint64_t)atoll(idx), size,
+						   (const uint8_t *)proof, n * 32, cp.root, 32));
+	}
+	resp_free(&r);
+	get(&r, "/v1/ledger/proof/inclusion?index=0", keys[MOAT_ROLE_COURIER]);
+	expect_error(&r, 403, "forbidden", "proof of another principal's entry");
+	resp_free(&r);
+	get(&r, "/v1/ledger/proof/inclusion?index=0", keys[MOAT_ROLE_AUDITOR]);
+	CHECK_INT(r.status, 200);
+	resp_free(&r);
+	get(&r, "/v1/ledger/proof/inclusion?index=99999999", keys[MOAT_ROLE_AUDITOR]);
+	expect_error(&r, 422, "invalid", "index beyond the log");
+	resp_free(&r);
+	get(&r, "/v1/ledger/proof/consistency?old=1", keys[MOAT_ROLE_COURIER]);
+	CHECK_INT(r.status, 200);
+	resp_free(&r);
+	get(&r, "/v1/ledger/proof/consistency?old=0", keys[MOAT_ROLE_COURIER]);
+	expect_error(&r, 422, "invalid", "consistency from 0");
+	resp_free(&r);
+	get(&r, "/v1/ledger/tile/entries/000", keys[MOAT_ROLE_COURIER]);
+	expect_error(&r, 403, "forbidden", "entry bundle for a courier");
+	resp_free(&r);
+	get(&r, "/v1/ledger/tile/entries/000", keys[MOAT_ROLE_AUDITOR]);
+	CHECK_MSG(r.status == 200 && r.body.len > 256, "entry bundle for an auditor: %ld", r.status);
+	resp_free(&r);
+	get(&r, "/v1/ledger/tile/0/000", keys[MOAT_ROLE_COURIER]);
+	CHECK_MSG(r.status == 200 && r.body.len == 256 * 32, "hash tile: %ld %zu", r.status, r.body.len);
+	resp_free(&r);
+	get(&r, "/v1/ledger/tile/../../keys/dek-k1.key", keys[MOAT_ROLE_AUDITOR]);
+	CHECK(r.status == 404 && !has_str(&r, "dek"));
+	resp_free(&r);
+	get(&r, "/v1/ledger/checkpoint", NULL);
+	resp_free(&r);
+}
+
 static void test_ops(void)
 {
 	resp_t r;
@@ -944,10 +1031,10 @@ int main(void)
 		test_ingest();
 		test_bad_input();
 		test_slow_client();
+		test_ledger_routes();
 		test_ops();
 	}
 	moat_gateway_stop(gw);
-	moat_journal_close(journal);
 	moat_policy_free(policy);
 	moat_app_close(app);
 	curl_easy_cleanup(curl);

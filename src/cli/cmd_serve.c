@@ -70,16 +70,22 @@ int cmd_serve(int argc, char **argv)
 	int ret = CLI_FAIL;
 	if (moat_app_open(c.data_dir, 0, &a, &e) != MOAT_OK)
 		goto done;
-	/* Until the data directory's ledger is wired in, events go to a durable
-	 * journal beside it. */
-	char path[1200];
-	if (moat_path_join(path, sizeof path, a->data_dir, "events.jsonl") != MOAT_OK) {
-		moat_error_set(&e, MOAT_ELIMIT, NULL, "data directory path too long");
-		goto done;
+	if (a->ledger) {
+		moat_gateway_ledger_sink(a->ledger, &go.sink);
+		go.ledger = a->ledger;
+	} else {
+		/* A data directory made before the ledger existed: events go to a
+		 * durable journal beside it. */
+		char path[1200];
+		if (moat_path_join(path, sizeof path, a->data_dir, "events.jsonl") != MOAT_OK) {
+			moat_error_set(&e, MOAT_ELIMIT, NULL, "data directory path too long");
+			goto done;
+		}
+		if (moat_journal_open(path, &j, &e) != MOAT_OK)
+			goto done;
+		moat_journal_sink(j, &go.sink);
+		moat_log(MOAT_LOG_WARN, "no_ledger", "no ledger in the data directory; events go to events.jsonl");
 	}
-	if (moat_journal_open(path, &j, &e) != MOAT_OK)
-		goto done;
-	moat_journal_sink(j, &go.sink);
 	go.fail_flag_path = getenv("MOAT_TEST_FAIL_WRITES");
 	if (moat_gateway_start(a, &go, &g, &e) != MOAT_OK)
 		goto done;

@@ -60,6 +60,7 @@ struct moat_gateway {
 	struct MHD_Daemon *mhd;
 	int port;
 	moat_gateway_sink_t sink;
+	moat_ledger_t *ledger; /* borrowed; NULL: no ledger endpoints */
 	const char *fail_flag_path;
 	pthread_rwlock_t policy_lock;
 	moat_policy_t *policy; /* guarded by policy_lock */
@@ -123,6 +124,10 @@ void gw_ingest(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, con
 void gw_calls(moat_gateway_t *g, moat_store_t *s, const gw_auth_t *a, gw_req_t *q, gw_resp_t *r);
 void gw_sessions(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, gw_req_t *q,
 		 gw_resp_t *r);
+void gw_ledger_checkpoint(moat_gateway_t *g, gw_resp_t *r);
+/* rest: the path after "/v1/ledger/". */
+void gw_ledger(moat_gateway_t *g, struct MHD_Connection *c, const gw_auth_t *a, const char *rest,
+	       gw_resp_t *r);
 /* Checks a session token; on success fills principal id. */
 bool gw_session_check(moat_gateway_t *g, const char *token, char principal[MOAT_ID_MAX + 1]);
 

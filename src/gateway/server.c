@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "gateway/gateway_internal.h"
+#include "moat/ledger.h"
 
 /* ---- errors ---------------------------------------------------------------------- */
 
@@ -274,7 +275,7 @@ static void metrics_render(moat_gateway_t *g, gw_resp_t *r)
 		    "moat_ledger_size %llu\n"
 		    "# HELP moat_ledger_lag_entries Durable entries not yet in a signed checkpoint.\n"
 		    "# TYPE moat_ledger_lag_entries gauge\n"
-		    "moat_ledger_lag_entries 0\n"
+		    "moat_ledger_lag_entries %llu\n"
 		    "# HELP moat_ledger_append_failures_total Event appends that failed.\n"
 		    "# TYPE moat_ledger_append_failures_total counter\n"
 		    "moat_ledger_append_failures_total %llu\n"
@@ -284,6 +285,9 @@ static void metrics_render(moat_gateway_t *g, gw_resp_t *r)
 		    "moat_logins_total{result=\"failure\"} %llu\n",
 		    (unsigned long long)atomic_load(&g->m.quota_refusals),
 		    (unsigned long long)g->sink.size(g->sink.ctx),
+		    (unsigned long long)(g->ledger ? moat_ledger_size(g->ledger) -
+							 moat_ledger_checkpoint_size(g->ledger)
+						   : 0),
 		    (unsigned long long)atomic_load(&g->m.ledger_failures),
 		    (unsigned long long)atomic_load(&g->m.logins_ok),
 		    (unsigned long long)atomic_load(&g->m.logins_failed));
@@ -443,6 +447,14 @@ static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const ch
 		route = R_ORDER_GET, order_id = url + 11, allow = "GET, HEAD";
 	} else if (strcmp(url, "/v1/calls") == 0) {
 		route = R_CALLS, want_post = true, allow = "POST";
+	} else if (strcmp(url, "/v1/ledger/checkpoint") == 0) {
+		if (!get)
+			return r->allow = "GET, HEAD", gw_error(r, 405, "method_not_allowed", NULL, "use GET"), R_LEDGER;
+		if (gw_query_only(c, NULL, r))
+			gw_ledger_checkpoint(g, r);
+		return R_LEDGER;
+	} else if (strncmp(url, "/v1/ledger/", 11) == 0) {
+		route = R_LEDGER, allow = "GET, HEAD";
 	} else {
 		gw_error(r, 404, "not_found", NULL, "no such endpoint; see /openapi.json");
 		return R_NOT_FOUND;
@@ -493,6 +505,9 @@ static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const ch
 			break;
 		case R_CALLS:
 			gw_calls(g, s, &a, q, r);
+			break;
+		case R_LEDGER:
+			gw_ledger(g, c, &a, url + 11, r);
 			break;
 		default:
 			gw_error(r, 404, "not_found", NULL, "no such endpoint");
@@ -675,6 +690,7 @@ moat_err_t moat_gateway_start(moat_app_t *app, const moat_gateway_opts_t *opts,
 	moat_err_t rc = MOAT_OK;
 	g->app = app;
 	g->sink = opts->sink;
+	g->ledger = opts->ledger;
 	g->fail_flag_path = opts->fail_flag_path;
 	g->max_body = app->config.max_body ? app->config.max_body : (8u << 20);
 	g->grace_days = app->config.virtual_grace_days;
