@@ -478,6 +478,10 @@ static moat_err_t integrate_locked(moat_ledger_t *l, bool force_publish, moat_er
 			goto fail;
 		l->integrated = idx + 1;
 	}
+	/* Bytes buffered past the last durable record may belong to a write that later
+	 * failed and was cut; never keep them across rounds. */
+	l->rd.boff += (off_t)l->rd.pos;
+	l->rd.len = l->rd.pos = 0;
 	/* Partial tiles and bundle for the new size. */
 	for (int level = 0; level < LEVELS; level++) {
 		builder_level_t *lv = &l->b.lv[level];
