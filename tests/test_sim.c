@@ -206,8 +206,27 @@ static void v_order(json_t *o, long line, void *ctx)
 	CHECK(time_ok(o, "placed_at", NULL));
 	if (ord.carrier)
 		CHECK(set_has(&w->parties, ord.carrier));
-	if (ord.shipped_at != MOAT_TIME_NONE && ord.delivered_at != MOAT_TIME_NONE && ord.delivered_at)
-		CHECK(ord.delivered_at > ord.shipped_at);
+	/* status agrees with the shipping data */
+	bool shipped = ord.shipped_at != MOAT_TIME_NONE, delivered = ord.delivered_at != MOAT_TIME_NONE;
+	switch (ord.status) {
+	case MOAT_STATUS_PAID:
+		CHECK_MSG(!shipped, "orders line %ld: paid but shipped", line);
+		break;
+	case MOAT_STATUS_SHIPPED:
+		CHECK_MSG(shipped && !delivered, "orders line %ld: shipped", line);
+		break;
+	case MOAT_STATUS_DELIVERED:
+	case MOAT_STATUS_CLOSED:
+		CHECK_MSG(shipped && delivered, "orders line %ld: delivered without dates", line);
+		break;
+	default:
+		break;
+	}
+	if (shipped) {
+		CHECK(ord.carrier && ord.waybill && ord.shipped_at > ord.placed_at);
+		if (delivered)
+			CHECK(ord.delivered_at > ord.shipped_at);
+	}
 	set_add(&w->orders, ord.order_id);
 	moat_arena_free(arena);
 }
@@ -224,6 +243,8 @@ static void v_relation(json_t *o, long line, void *ctx)
 		CHECK_MSG(set_has(&w->orders, rel.order_id), "relations line %ld: unknown order", line);
 	if (rel.merchant)
 		CHECK(set_has(&w->parties, rel.merchant));
+	if (rel.from != MOAT_TIME_NONE && rel.until != MOAT_TIME_NONE)
+		CHECK_MSG(rel.from < rel.until, "relations line %ld: ends before it starts", line);
 }
 
 typedef struct ev_ctx {
