@@ -364,6 +364,8 @@ typedef struct truth_ctx {
 	long first_index;
 	const char *first_principal;
 	bool first_ok;
+	long long *mal_idx; /* the attack's event_indexes */
+	size_t mal_idx_len, n_mal_idx;
 } truth_ctx_t;
 
 static unsigned mask_of(json_t *fields, bool plain)
@@ -401,6 +403,11 @@ static void t_event(json_t *o, long line, void *ctx)
 	long index = c->line++;
 	const char *kind = str(o, "kind");
 	const char *who = str(o, strcmp(kind, "login") == 0 ? "username" : "principal");
+	if (c->n_mal_idx < c->mal_idx_len && (long)c->mal_idx[c->n_mal_idx] == index) {
+		c->n_mal_idx++;
+		bool mine = who && (strcmp(who, c->leaker) == 0 || strcmp(kind, "login") == 0);
+		CHECK_MSG(mine, "event %ld is labelled malicious but is not the attack's", index);
+	}
 	if (index == c->first_index)
 		c->first_ok = who && c->first_principal && (strcmp(kind, "login") == 0 || strcmp(who, c->first_principal) == 0);
 	if (!who || strcmp(who, c->leaker) != 0)
@@ -524,7 +531,20 @@ static void check_attack(const char *dir, json_t *at, strset_t *report_ids)
 	json_t *fi = json_object_get(at, "first_event_index");
 	c.first_index = json_is_integer(fi) ? (long)json_integer_value(fi) : -1;
 	c.first_principal = c.leaker;
+	json_t *ixs = json_object_get(at, "event_indexes");
+	c.mal_idx_len = json_array_size(ixs);
+	c.mal_idx = calloc(c.mal_idx_len + 1, sizeof *c.mal_idx);
+	for (size_t k = 0; k < c.mal_idx_len; k++) {
+		c.mal_idx[k] = json_integer_value(json_array_get(ixs, k));
+		if (k)
+			CHECK(c.mal_idx[k] > c.mal_idx[k - 1]);
+	}
+	CHECK_INT(c.mal_idx_len, json_integer_value(json_object_get(at, "malicious_events")));
+	if (c.mal_idx_len)
+		CHECK_INT(c.mal_idx[0], json_integer_value(json_object_get(at, "first_event_index")));
 	each_line(dir, "events.jsonl", t_event, &c);
+	CHECK_INT(c.n_mal_idx, c.mal_idx_len);
+	free(c.mal_idx);
 	if (c.first_index >= 0)
 		CHECK_MSG(c.first_ok, "%s: first_event_index does not point at the attack", c.leaker);
 	json_t *leaked = json_object_get(at, "leaked_orders");

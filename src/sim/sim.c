@@ -536,6 +536,9 @@ typedef struct attack {
 	 * needed: a sorted list suffices for the few thousand orders of an attack) */
 	uint32_t *read;
 	size_t n_read, cap_read;
+	/* lines of events.jsonl that are this attack's events */
+	uint64_t *mal_index;
+	size_t n_mal, cap_mal;
 } attack_t;
 
 typedef struct report {
@@ -1200,11 +1203,20 @@ static void flush_day(sim_t *s, int d)
 			}
 			at->last_time = t;
 			at->mal_events++;
+			uint64_t *ix = grow(at->mal_index, &at->cap_mal, at->n_mal + 1, sizeof *ix, &s->oom);
+			if (ix) {
+				at->mal_index = ix;
+				ix[at->n_mal++] = s->event_index;
+			}
 		}
 		write_event(s, e, t);
 		s->event_index++;
 	}
-	b->n = 0;
+	/* Give the memory back: a written day's slot is next used 40 days later, and
+	 * keeping every slot at a full day's size would hold 40 days of events. */
+	free(b->ev);
+	b->ev = NULL;
+	b->n = b->cap = 0;
 }
 
 /* ---- orders --------------------------------------------------------------------------- */
@@ -2319,6 +2331,10 @@ static moat_err_t write_truth(sim_t *s, const report_t *v, size_t n, moat_error_
 				    at->started ? json_integer((json_int_t)at->first_index) : json_null());
 		json_object_set_new(o, "first_event_time", at->started ? jtime(at->first_time) : json_null());
 		json_object_set_new(o, "malicious_events", json_integer((json_int_t)at->mal_events));
+		json_t *ixs = json_array();
+		for (size_t i = 0; i < at->n_mal; i++)
+			json_array_append_new(ixs, json_integer((json_int_t)at->mal_index[i]));
+		json_object_set_new(o, "event_indexes", ixs);
 		json_object_set_new(o, "attempted_orders",
 				    json_integer((json_int_t)(at->kind == AK_COURIER_LEAK ? at->n_rc : at->n_read)));
 		uint8_t full = 0, plain = 0;
@@ -2589,6 +2605,7 @@ static void sim_free(sim_t *s)
 	for (int a = 0; a < s->n_attacks; a++) {
 		free(s->attacks[a].rc);
 		free(s->attacks[a].read);
+		free(s->attacks[a].mal_index);
 	}
 	free(s);
 }
