@@ -44,13 +44,13 @@ def run(cmd, **kw):
     return r.stdout
 
 
-def one(moat, scenario, seed, scale, work, rules):
+def one(moat, scenario, seed, scale, work, rules, orders=None):
     out = os.path.join(work, "%s-%d" % (scenario, seed))
     data = out + ".data"
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(data, ignore_errors=True)
     run([moat, "simulate", "--scenario", scenario, "--seed", str(seed), "--scale", scale,
-         "--out", out])
+         "--out", out] + (["--orders", str(orders)] if orders else []))
     run([moat, "init", "--data", data])
     if rules:
         shutil.copy(rules, os.path.join(data, "rules.conf"))
@@ -123,13 +123,14 @@ def main():
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--work")
     ap.add_argument("--rules")
+    ap.add_argument("--orders", type=int, help="override the scale's order count")
     ap.add_argument("--json", action="store_true")
     o = ap.parse_args()
     work = o.work or tempfile.mkdtemp(prefix="moat-eval-")
     results = []
     for sc in o.scenarios.split(","):
         for seed in [int(s) for s in o.seeds.split(",")]:
-            results.append(one(os.path.abspath(o.moat), sc, seed, o.scale, work, o.rules))
+            results.append(one(os.path.abspath(o.moat), sc, seed, o.scale, work, o.rules, o.orders))
     if o.json:
         print(json.dumps(results, indent=1, default=str))
         return
