@@ -181,7 +181,8 @@ typedef struct moat_vnum_row {
 
 /* Returns the binding of (order_id, principal), creating it with a number drawn
  * at random from the pool [pool_lo, pool_hi] that no binding ever had. An existing
- * binding keeps its number; its window is widened to cover [from, until].
+ * binding keeps its number; its window is widened to cover [from, until] (an
+ * extension of the end by less than an hour is skipped, saving a write).
  * MOAT_ELIMIT if no free number was found (pool exhausted). */
 moat_err_t moat_store_vnum_bind(moat_store_t *s, const char *order_id, const char *principal,
 				uint64_t pool_lo, uint64_t pool_hi, moat_time_t from,

@@ -57,6 +57,14 @@ moat_err_t moat_store_vnum_bind(moat_store_t *s, const char *order_id, const cha
 {
 	if (pool_lo > pool_hi || pool_hi > 99999999999999ull)
 		return moat_error_set(err, MOAT_EINVAL, "virtual.pool", "virtual number pool is empty");
+	/* Most reads find a binding that already covers the window: answer them
+	 * without a write, so concurrent readers never queue for SQLite's write
+	 * lock. Widening by less than an hour is not worth a write either. */
+	moat_err_t rc0 = vnum_get(s, order_id, principal, out, err);
+	if (rc0 == MOAT_OK && out->valid_from <= from && out->valid_until >= until - 3600000)
+		return MOAT_OK;
+	if (rc0 != MOAT_OK && rc0 != MOAT_ENOTFOUND)
+		return rc0;
 	/* Insert with a random number; the conflict clause widens an existing
 	 * binding instead. A clash on the number itself (another binding has it)
 	 * fails the UNIQUE constraint and we draw again. */

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# bench/gateway: wrk against authorised single-order reads through the gateway
+# (auth, policy, views, virtual number, durable ledger append) next to a
+# hello-world libmicrohttpd server with the same daemon flags, at 32 connections.
+# usage: bench/gateway.sh [BUILD_DIR]   (default ./build; needs wrk)
+# Prints throughput of both, the ratio, and p50/p99 latency; targets: ratio >= 0.5
+# and gateway p99 < 2 ms.
+set -eu
+BUILD=${1:-build}
+MOAT="$BUILD/moat"
+HELLO="$BUILD/bench/bench_hello"
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+DUR=${BENCH_DURATION:-10s}
+CONNS=${BENCH_CONNECTIONS:-32}
+THREADS=${BENCH_THREADS:-2}          # wrk threads and hello-world server threads
+GW_THREADS=${BENCH_GW_THREADS:-32}    # gateway threads: a read waits for its group fsync,
+                                      # so concurrency is what lets groups form
+ORDERS=${BENCH_ORDERS:-2000}
+command -v wrk >/dev/null || { echo "bench/gateway: wrk not installed (apt-get install wrk)" >&2; exit 1; }
+[ -x "$MOAT" ] && [ -x "$HELLO" ] || { echo "bench/gateway: build first ($MOAT, $HELLO)" >&2; exit 1; }
+T=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$T"; }
+trap cleanup EXIT
+D="$T/data"
+export MOAT_LOG_LEVEL=warn
+"$MOAT" init --data "$D" >/dev/null
+# The default policy with quotas lifted, so the run measures reads, not refusals.
+"$MOAT" policy default | sed 's/^  quota .*/  quota unlimited/' >"$D/policy.conf"
+
+now=$(date -u +%s)
+iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
+placed=$(iso $((now - 3 * 86400))); shipped=$(iso $((now - 86400))); from=$(iso $((now - 2 * 86400)))
+printf '{"party":"m-1","kind":"merchant","name":"M"}\n{"party":"l-1","kind":"logistics","name":"L"}\n' >"$T/parties.jsonl"
+printf '{"principal":"courier-1","party":"l-1","role":"courier"}\n' >"$T/principals.jsonl"
+: >"$T/orders.jsonl"; : >"$T/relations.jsonl"
+for i in $(seq 1 "$ORDERS"); do
+	printf '{"order_id":"B%d","merchant":"m-1","placed_at":"%s","status":"shipped","buyer":{"name":"刘丽","phone":"138%08d","address":{"province":"广东省","city":"广州市","district":"天河区","detail":"天河路%d号"}},"items":[{"sku":"S1","title":"羊毛衫","qty":1,"price_cents":29900}],"shipping":{"carrier":"l-1","waybill":"SF%d","shipped_at":"%s"}}\n' \
+		"$i" "$placed" "$i" "$i" "$i" "$shipped" >>"$T/orders.jsonl"
+	printf '{"kind":"assign","order_id":"B%d","principal":"courier-1","from":"%s"}\n' "$i" "$from" >>"$T/relations.jsonl"
+done
+for k in parties principals orders relations; do "$MOAT" import "$k" "$T/$k.jsonl" --data "$D" >/dev/null; done
+KEY=$("$MOAT" principal key courier-1 --data "$D" --json | sed 's/.*"api_key":"\([^"]*\)".*/\1/')
+
+cat >"$T/reads.lua" <<LUA
+local n = $ORDERS
+local i = 0
+request = function()
+  i = i % n + 1
+  return wrk.format("GET", "/v1/orders/B" .. i .. "?purpose=deliver")
+end
+LUA
+
+wait_port() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1/$2" && return 0; sleep 0.1; done; return 1; }
+# run NAME URL [args...]: prints "rps p50_ms p99_ms"
+run() {
+	local out="$T/wrk-$1.txt"; shift
+	wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency "$@" >"$out"
+	local rps p50 p99 non2xx
+	rps=$(awk '/^Requests\/sec/ {print $2}' "$out")
+	p50=$(awk '$1 == "50%" {print $2}' "$out")
+	p99=$(awk '$1 == "99%" {print $2}' "$out")
+	non2xx=$(awk '/Non-2xx/ {print $4}' "$out")
+	echo "$rps $(to_ms "$p50") $(to_ms "$p99") ${non2xx:-0}"
+}
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%.3f", v / 1000; else if (v ~ /ms$/) printf "%.3f", v + 0; else if (v ~ /s$/) printf "%.3f", v * 1000; else print v }'; }
+
+"$HELLO" 18790 "$THREADS" & PIDS+=($!)
+wait_port 18790 ""
+read -r h_rps h_p50 h_p99 _ < <(run hello "http://127.0.0.1:18790/")
+
+"$MOAT" serve --data "$D" --listen 127.0.0.1:18791 --threads "$GW_THREADS" 2>"$T/serve.log" & PIDS+=($!)
+wait_port 18791 healthz
+# warm up (virtual-number bindings are made on first read)
+wrk -t"$THREADS" -c"$CONNS" -d2s -H "Authorization: Bearer $KEY" -s "$T/reads.lua" http://127.0.0.1:18791 >/dev/null
+read -r g_rps g_p50 g_p99 g_bad < <(run gateway -H "Authorization: Bearer $KEY" -s "$T/reads.lua" http://127.0.0.1:18791)
+size=$(curl -s http://127.0.0.1:18791/metrics | awk '/^moat_ledger_size/ {print $2}')
+
+ratio=$(awk -v g="$g_rps" -v h="$h_rps" 'BEGIN { printf "%.3f", g / h }')
+printf '%-22s %12s %10s %10s\n' "server" "requests/s" "p50 ms" "p99 ms"
+printf '%-22s %12.0f %10s %10s\n' "hello-world (MHD)" "$h_rps" "$h_p50" "$h_p99"
+printf '%-22s %12.0f %10s %10s\n' "gateway order read" "$g_rps" "$g_p50" "$g_p99"
+echo "ratio gateway/hello: $ratio (target >= 0.5); gateway p99 ${g_p99} ms (target < 2); non-2xx: $g_bad; ledger entries: $size"
+awk -v r="$ratio" -v p="$g_p99" 'BEGIN { exit !(r >= 0.5 && p < 2) }' && echo "targets: met" || echo "targets: NOT met"
