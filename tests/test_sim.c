@@ -431,6 +431,7 @@ static void t_event(json_t *o, long line, void *ctx)
 typedef struct rel_ctx {
 	const char *leaker;
 	strset_t assigned;   /* "order_id|from|until" */
+	strset_t ticketed;   /* "order_id|opened|closed" */
 	strset_t authorised; /* merchants */
 	strset_t order_merchant; /* "order_id|merchant" */
 } rel_ctx_t;
@@ -448,6 +449,13 @@ static void r_relation(json_t *o, long line, void *ctx)
 		(void)time_ok(o, "until", &until);
 		snprintf(buf, sizeof buf, "%s|%lld|%lld", str(o, "order_id"), (long long)from, (long long)until);
 		set_add(&c->assigned, buf);
+	} else if (strcmp(str(o, "kind"), "ticket") == 0) {
+		moat_time_t opened = 0, closed = INT64_MAX;
+		(void)time_ok(o, "opened", &opened);
+		(void)time_ok(o, "closed", &closed);
+		snprintf(buf, sizeof buf, "%s|%lld|%lld", str(o, "order_id"), (long long)opened,
+			 (long long)closed);
+		set_add(&c->ticketed, buf);
 	} else if (strcmp(str(o, "kind"), "authorize") == 0) {
 		set_add(&c->authorised, str(o, "merchant"));
 	}
@@ -493,17 +501,21 @@ static void check_kind(const char *dir, json_t *at, const truth_ctx_t *c)
 	set_sort(&rc.authorised);
 	for (size_t k = 0; k < c->n; k++) {
 		const seen_t *sn = &c->v[k];
-		if (strcmp(kind, "courier_leak") == 0) {
+		bool courier = strcmp(kind, "courier_leak") == 0;
+		if (courier || strcmp(kind, "low_slow") == 0) {
+			/* the courier reads only while assigned; the low-and-slow insider only
+			 * behind a ticket it holds */
+			const strset_t *rel = courier ? &rc.assigned : &rc.ticketed;
 			bool inside = false;
 			size_t n = strlen(sn->order);
-			for (size_t j = 0; j < rc.assigned.n && !inside; j++) {
-				const char *a = rc.assigned.v[j];
+			for (size_t j = 0; j < rel->n && !inside; j++) {
+				const char *a = rel->v[j];
 				long long from, until;
 				if (strncmp(a, sn->order, n) == 0 && a[n] == '|' &&
 				    sscanf(a + n + 1, "%lld|%lld", &from, &until) == 2)
 					inside = sn->time >= from && sn->time <= until;
 			}
-			CHECK_MSG(inside, "courier %s read %s outside an assignment", c->leaker, sn->order);
+			CHECK_MSG(inside, "%s read %s outside an assignment or ticket", c->leaker, sn->order);
 		} else if (strcmp(kind, "cs_insider") == 0 && (sn->full & (1u << MOAT_FIELD_PHONE))) {
 			long long tod = ((long long)sn->time / 1000 + 8 * 3600) % 86400;
 			CHECK_MSG(tod >= 22 * 3600 || tod < 5 * 3600, "insider read %s in the daytime", sn->order);
@@ -520,6 +532,7 @@ static void check_kind(const char *dir, json_t *at, const truth_ctx_t *c)
 		}
 	}
 	set_free(&rc.assigned);
+	set_free(&rc.ticketed);
 	set_free(&rc.authorised);
 	set_free(&rc.order_merchant);
 }

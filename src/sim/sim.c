@@ -1267,6 +1267,31 @@ static void out_relation_assign(sim_t *s, uint32_t order, uint32_t p, int64_t fr
 	s->st.relations++;
 }
 
+/* Writes a ticket relation; its id is T<order id>-<seq>. */
+static void out_ticket(sim_t *s, uint32_t order, uint32_t agent, int seq, int64_t opened,
+		       int64_t closed)
+{
+	if (opened >= s->end)
+		return;
+	out_t *o = &s->out_rel;
+	out_lit(o, "{\"kind\":\"ticket\",\"order_id\":\"");
+	out_order_id(o, s, order);
+	out_lit(o, "\",\"principal\":\"");
+	out_str(o, s->pr[agent].id);
+	out_lit(o, "\",\"ticket\":\"T");
+	out_order_id(o, s, order);
+	out_ch(o, '-');
+	out_u64(o, (uint64_t)seq);
+	out_lit(o, "\",");
+	out_kv_time(o, "opened", opened);
+	if (closed < s->end) {
+		out_ch(o, ',');
+		out_kv_time(o, "closed", closed);
+	}
+	out_lit(o, "}\n");
+	s->st.relations++;
+}
+
 /* A ticket: one agent, a few reads, then closed. Returns the close time. */
 static int64_t gen_ticket(sim_t *s, rng_t *r, uint32_t order, uint32_t agent, int64_t opened,
 			  moat_purpose_t purpose, int seq)
@@ -1279,25 +1304,7 @@ static int64_t gen_ticket(sim_t *s, rng_t *r, uint32_t order, uint32_t agent, in
 		add_access(s, t, agent, order, purpose, prof);
 	}
 	int64_t closed = t + rng_range(r, 2 * MIN, 3 * HOUR);
-	if (opened < s->end) {
-		out_t *o = &s->out_rel;
-		out_lit(o, "{\"kind\":\"ticket\",\"order_id\":\"");
-		out_order_id(o, s, order);
-		out_lit(o, "\",\"principal\":\"");
-		out_str(o, s->pr[agent].id);
-		out_lit(o, "\",\"ticket\":\"T");
-		out_order_id(o, s, order);
-		out_ch(o, '-');
-		out_u64(o, (uint64_t)seq);
-		out_lit(o, "\",");
-		out_kv_time(o, "opened", opened);
-		if (closed < s->end) {
-			out_ch(o, ',');
-			out_kv_time(o, "closed", closed);
-		}
-		out_lit(o, "}\n");
-		s->st.relations++;
-	}
+	out_ticket(s, order, agent, seq, opened, closed);
 	return closed;
 }
 
@@ -1755,10 +1762,24 @@ static void run_attack_day(sim_t *s, int a, int d)
 		break;
 	}
 	case AK_LOW_SLOW: {
+		/* A few orders a day, in shift, each behind a pretext ticket the insider
+		 * opens itself: every read has a workflow reason and the volume is that
+		 * of an ordinary working day. Only the plaintext view gives it away. */
 		uint32_t k = (uint32_t)rng_range(&r, 2, 6);
-		for (uint32_t i = 0; i < k; i++)
-			bulk_reads(s, &r, a, d, in_shift(s, &r, at->principal, d), 0, 0, 1, CF_MERCHANT,
-				   MOAT_PURPOSE_CUSTOMER_CARE, PR_FULL, NET_HOME);
+		for (uint32_t i = 0; i < k; i++) {
+			int64_t t = in_shift(s, &r, at->principal, d);
+			uint32_t *v;
+			uint32_t n = candidates(s, at, d, t, CF_MERCHANT, &v);
+			if (n) {
+				uint32_t order = v[rng_below(&r, n)];
+				out_ticket(s, order, at->principal, 9, t - rng_range(&r, 30 * SEC, 10 * MIN),
+					   t + rng_range(&r, 3 * MIN, 40 * MIN));
+				add_event(s, t, EV_ACCESS, at->principal, order, MOAT_PURPOSE_CUSTOMER_CARE,
+					  PR_FULL, EF_MAL | EF_LEAK, (int8_t)a, NET_HOME, 0);
+				mark_read(s, at, &order, 1);
+			}
+			free(v);
+		}
 		break;
 	}
 	case AK_PLATFORM_INSIDER: {
