@@ -15,7 +15,10 @@
 
 #include "moat/sim.h"
 
-static double now_s(void) { return (double)moat_mono_ns() / 1e9; }
+static double now_s(void)
+{
+	return (double)moat_mono_ns() / 1e9;
+}
 
 static int baseline(const char *dir, uint64_t bytes, double *secs)
 {
@@ -101,13 +104,13 @@ int main(int argc, char **argv)
 	       st.orders, events, st.access_events, mb, days);
 	printf("  generate  %7.2f s  %10.0f orders/s  %11.0f events/s  %7.1f MB/s\n", gen,
 	       (double)st.orders / gen, (double)events / gen, mb / gen);
-	printf("  baseline  %7.2f s  (fwrite of the same bytes, pre-formatted)     %7.1f MB/s\n", base,
-	       mb / base);
+	printf("  baseline  %7.2f s  (fwrite of the same bytes, pre-formatted)     %7.1f MB/s\n",
+	       base, mb / base);
 	printf("  ratio     %7.2f x  generation time / write-only time\n", gen / base);
 	if (own_dir) {
-		static const char *const files[] = {"parties.jsonl", "principals.jsonl", "relations.jsonl",
-						    "orders.jsonl",  "events.jsonl",     "reports.jsonl",
-						    "calls.jsonl",   "truth.json"};
+		static const char *const files[] = {
+		    "parties.jsonl", "principals.jsonl", "relations.jsonl", "orders.jsonl",
+		    "events.jsonl",  "reports.jsonl",	 "calls.jsonl",	    "truth.json"};
 		char path[600];
 		for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
 			snprintf(path, sizeof path, "%s/%s", dir, files[i]);

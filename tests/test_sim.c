@@ -14,14 +14,15 @@
 #include "moat/sim.h"
 
 static const char *const files[] = {"parties.jsonl", "principals.jsonl", "relations.jsonl",
-				    "orders.jsonl",  "events.jsonl",     "reports.jsonl",
+				    "orders.jsonl",  "events.jsonl",	 "reports.jsonl",
 				    "calls.jsonl",   "truth.json"};
 
 static char tmp_root[256];
 
 static void run(const char *dir, uint64_t seed, uint32_t scenarios)
 {
-	moat_sim_config_t cfg = {.seed = seed, .scale = MOAT_SIM_SMALL, .scenarios = scenarios, .out_dir = dir};
+	moat_sim_config_t cfg = {
+	    .seed = seed, .scale = MOAT_SIM_SMALL, .scenarios = scenarios, .out_dir = dir};
 	moat_error_t err = {0};
 	moat_sim_stats_t st;
 	moat_err_t rc = moat_sim_run(&cfg, &st, &err);
@@ -84,7 +85,10 @@ static void set_add(strset_t *s, const char *x)
 	s->v[s->n++] = strdup(x);
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 static void set_sort(strset_t *s)
 {
@@ -114,13 +118,17 @@ static bool has_exact_keys(json_t *o, const char *const *keys)
 	return json_object_size(o) == n;
 }
 
-static const char *str(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
+static const char *str(json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
 
 static bool time_ok(json_t *o, const char *k, moat_time_t *out)
 {
 	const char *s = str(o, k);
 	moat_time_t t;
-	if (!s || !moat_time_parse(s, &t) || strlen(s) < 25 || strcmp(s + strlen(s) - 6, "+08:00") != 0)
+	if (!s || !moat_time_parse(s, &t) || strlen(s) < 25 ||
+	    strcmp(s + strlen(s) - 6, "+08:00") != 0)
 		return false;
 	if (out)
 		*out = t;
@@ -147,7 +155,8 @@ typedef struct world {
 } world_t;
 
 /* Reads every line of dir/name with moat's JSONL reader and calls fn on it. */
-static void each_line(const char *dir, const char *name, void (*fn)(json_t *, long, void *), void *ctx)
+static void each_line(const char *dir, const char *name, void (*fn)(json_t *, long, void *),
+		      void *ctx)
 {
 	char path[512];
 	snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -171,7 +180,8 @@ static void v_party(json_t *o, long line, void *ctx)
 	world_t *w = ctx;
 	moat_party_t p;
 	moat_error_t err = {0};
-	CHECK_MSG(moat_party_from_json(o, &p, &err) == MOAT_OK, "parties line %ld: %s %s", line, err.field, err.msg);
+	CHECK_MSG(moat_party_from_json(o, &p, &err) == MOAT_OK, "parties line %ld: %s %s", line,
+		  err.field, err.msg);
 	if (str(o, "party"))
 		set_add(&w->parties, str(o, "party"));
 }
@@ -181,9 +191,10 @@ static void v_principal(json_t *o, long line, void *ctx)
 	world_t *w = ctx;
 	moat_principal_t p;
 	moat_error_t err = {0};
-	CHECK_MSG(moat_principal_from_json(o, &p, &err) == MOAT_OK, "principals line %ld: %s %s", line,
-		  err.field, err.msg);
-	CHECK_MSG(set_has(&w->parties, str(o, "party")), "principals line %ld: unknown party", line);
+	CHECK_MSG(moat_principal_from_json(o, &p, &err) == MOAT_OK, "principals line %ld: %s %s",
+		  line, err.field, err.msg);
+	CHECK_MSG(set_has(&w->parties, str(o, "party")), "principals line %ld: unknown party",
+		  line);
 	if (str(o, "shift"))
 		CHECK(moat_shift_valid(str(o, "shift")));
 	if (str(o, "principal"))
@@ -196,18 +207,20 @@ static void v_order(json_t *o, long line, void *ctx)
 	moat_order_t ord;
 	moat_error_t err = {0};
 	moat_arena_t *arena = moat_arena_new(4096);
-	CHECK_MSG(moat_order_from_json(o, arena, &ord, &err) == MOAT_OK, "orders line %ld: %s %s", line,
-		  err.field, err.msg);
+	CHECK_MSG(moat_order_from_json(o, arena, &ord, &err) == MOAT_OK, "orders line %ld: %s %s",
+		  line, err.field, err.msg);
 	CHECK(moat_phone_valid(ord.buyer_phone));
 	CHECK(strncmp(ord.buyer_phone, "170", 3) != 0 && strncmp(ord.buyer_phone, "171", 3) != 0);
 	if (ord.buyer_id_number)
-		CHECK_MSG(moat_id_number_valid(ord.buyer_id_number), "orders line %ld: id number", line);
+		CHECK_MSG(moat_id_number_valid(ord.buyer_id_number), "orders line %ld: id number",
+			  line);
 	CHECK(set_has(&w->parties, ord.merchant));
 	CHECK(time_ok(o, "placed_at", NULL));
 	if (ord.carrier)
 		CHECK(set_has(&w->parties, ord.carrier));
 	/* status agrees with the shipping data */
-	bool shipped = ord.shipped_at != MOAT_TIME_NONE, delivered = ord.delivered_at != MOAT_TIME_NONE;
+	bool shipped = ord.shipped_at != MOAT_TIME_NONE,
+	     delivered = ord.delivered_at != MOAT_TIME_NONE;
 	switch (ord.status) {
 	case MOAT_STATUS_PAID:
 		CHECK_MSG(!shipped, "orders line %ld: paid but shipped", line);
@@ -236,11 +249,13 @@ static void v_relation(json_t *o, long line, void *ctx)
 	world_t *w = ctx;
 	moat_relation_t rel;
 	moat_error_t err = {0};
-	CHECK_MSG(moat_relation_from_json(o, &rel, &err) == MOAT_OK, "relations line %ld: %s %s", line,
-		  err.field, err.msg);
-	CHECK_MSG(set_has(&w->principals, rel.principal), "relations line %ld: unknown principal", line);
+	CHECK_MSG(moat_relation_from_json(o, &rel, &err) == MOAT_OK, "relations line %ld: %s %s",
+		  line, err.field, err.msg);
+	CHECK_MSG(set_has(&w->principals, rel.principal), "relations line %ld: unknown principal",
+		  line);
 	if (rel.order_id)
-		CHECK_MSG(set_has(&w->orders, rel.order_id), "relations line %ld: unknown order", line);
+		CHECK_MSG(set_has(&w->orders, rel.order_id), "relations line %ld: unknown order",
+			  line);
 	if (rel.merchant)
 		CHECK(set_has(&w->parties, rel.merchant));
 	if (rel.from != MOAT_TIME_NONE && rel.until != MOAT_TIME_NONE)
@@ -256,11 +271,13 @@ typedef struct ev_ctx {
 static void v_event(json_t *o, long line, void *ctx)
 {
 	ev_ctx_t *c = ctx;
-	static const char *const access_keys[] = {"time", "kind", "principal", "order_id", "purpose", "fields",
-						  "decision", "ip", "device", NULL};
-	static const char *const login_keys[] = {"time", "kind", "username", "ip", "result", "device", NULL};
-	static const char *const export_keys[] = {"time", "kind", "principal", "rows", "fields", "purpose",
-						  "order_ids", NULL};
+	static const char *const access_keys[] = {"time",    "kind",   "principal", "order_id",
+						  "purpose", "fields", "decision",  "ip",
+						  "device",  NULL};
+	static const char *const login_keys[] = {"time",   "kind",   "username", "ip",
+						 "result", "device", NULL};
+	static const char *const export_keys[] = {"time",   "kind",    "principal", "rows",
+						  "fields", "purpose", "order_ids", NULL};
 	moat_time_t t = 0;
 	CHECK_MSG(time_ok(o, "time", &t), "events line %ld: time", line);
 	CHECK_MSG(t > c->last, "events line %ld: not strictly after the previous event", line);
@@ -270,7 +287,8 @@ static void v_event(json_t *o, long line, void *ctx)
 	if (kind && strcmp(kind, "access") == 0) {
 		CHECK_MSG(has_exact_keys(o, access_keys), "events line %ld: access keys", line);
 		CHECK(set_has(&c->w->principals, str(o, "principal")));
-		CHECK_MSG(set_has(&c->w->orders, str(o, "order_id")), "events line %ld: order", line);
+		CHECK_MSG(set_has(&c->w->orders, str(o, "order_id")), "events line %ld: order",
+			  line);
 		CHECK(moat_purpose_parse(str(o, "purpose")) >= 0);
 		CHECK(fields_ok(json_object_get(o, "fields")));
 		const char *d = str(o, "decision");
@@ -289,8 +307,10 @@ static void v_event(json_t *o, long line, void *ctx)
 		CHECK(moat_purpose_parse(str(o, "purpose")) >= 0);
 		CHECK(fields_ok(json_object_get(o, "fields")));
 		json_t *ids = json_object_get(o, "order_ids");
-		CHECK(json_is_array(ids) && json_array_size(ids) >= 1 && json_array_size(ids) <= 10000);
-		CHECK((json_int_t)json_array_size(ids) == json_integer_value(json_object_get(o, "rows")));
+		CHECK(json_is_array(ids) && json_array_size(ids) >= 1 &&
+		      json_array_size(ids) <= 10000);
+		CHECK((json_int_t)json_array_size(ids) ==
+		      json_integer_value(json_object_get(o, "rows")));
 		size_t i;
 		json_t *id;
 		json_array_foreach(ids, i, id) CHECK(set_has(&c->w->orders, json_string_value(id)));
@@ -302,8 +322,9 @@ static void v_event(json_t *o, long line, void *ctx)
 static void v_report(json_t *o, long line, void *ctx)
 {
 	world_t *w = ctx;
-	static const char *const keys[] = {"report_id", "order_id", "contact_time", "channel", "quoted_fields",
-					   "scammer_contact", "loss_cents", NULL};
+	static const char *const keys[] = {
+	    "report_id",     "order_id",	"contact_time", "channel",
+	    "quoted_fields", "scammer_contact", "loss_cents",	NULL};
 	CHECK_MSG(has_exact_keys(o, keys), "reports line %ld: keys", line);
 	CHECK(moat_id_valid(str(o, "report_id")));
 	CHECK(set_has(&w->orders, str(o, "order_id")));
@@ -382,7 +403,8 @@ static unsigned mask_of(json_t *fields, bool plain)
 	return m;
 }
 
-static void add_seen(truth_ctx_t *c, const char *order, moat_time_t t, unsigned full, unsigned plain)
+static void add_seen(truth_ctx_t *c, const char *order, moat_time_t t, unsigned full,
+		     unsigned plain)
 {
 	if (!plain)
 		return;
@@ -409,7 +431,8 @@ static void t_event(json_t *o, long line, void *ctx)
 		CHECK_MSG(mine, "event %ld is labelled malicious but is not the attack's", index);
 	}
 	if (index == c->first_index)
-		c->first_ok = who && c->first_principal && (strcmp(kind, "login") == 0 || strcmp(who, c->first_principal) == 0);
+		c->first_ok = who && c->first_principal &&
+			      (strcmp(kind, "login") == 0 || strcmp(who, c->first_principal) == 0);
 	if (!who || strcmp(who, c->leaker) != 0)
 		return;
 	moat_time_t t = 0;
@@ -420,8 +443,8 @@ static void t_event(json_t *o, long line, void *ctx)
 	} else if (strcmp(kind, "export") == 0) {
 		size_t i;
 		json_t *id;
-		json_array_foreach(json_object_get(o, "order_ids"), i, id)
-		    add_seen(c, json_string_value(id), t, mask_of(fields, false), mask_of(fields, true));
+		json_array_foreach(json_object_get(o, "order_ids"), i, id) add_seen(
+		    c, json_string_value(id), t, mask_of(fields, false), mask_of(fields, true));
 	}
 	(void)line;
 }
@@ -430,9 +453,9 @@ static void t_event(json_t *o, long line, void *ctx)
  * merchants that authorised it, and each order's merchant. */
 typedef struct rel_ctx {
 	const char *leaker;
-	strset_t assigned;   /* "order_id|from|until" */
-	strset_t ticketed;   /* "order_id|opened|closed" */
-	strset_t authorised; /* merchants */
+	strset_t assigned;	 /* "order_id|from|until" */
+	strset_t ticketed;	 /* "order_id|opened|closed" */
+	strset_t authorised;	 /* merchants */
 	strset_t order_merchant; /* "order_id|merchant" */
 } rel_ctx_t;
 
@@ -447,7 +470,8 @@ static void r_relation(json_t *o, long line, void *ctx)
 		moat_time_t from = 0, until = 0;
 		(void)time_ok(o, "from", &from);
 		(void)time_ok(o, "until", &until);
-		snprintf(buf, sizeof buf, "%s|%lld|%lld", str(o, "order_id"), (long long)from, (long long)until);
+		snprintf(buf, sizeof buf, "%s|%lld|%lld", str(o, "order_id"), (long long)from,
+			 (long long)until);
 		set_add(&c->assigned, buf);
 	} else if (strcmp(str(o, "kind"), "ticket") == 0) {
 		moat_time_t opened = 0, closed = INT64_MAX;
@@ -515,10 +539,13 @@ static void check_kind(const char *dir, json_t *at, const truth_ctx_t *c)
 				    sscanf(a + n + 1, "%lld|%lld", &from, &until) == 2)
 					inside = sn->time >= from && sn->time <= until;
 			}
-			CHECK_MSG(inside, "%s read %s outside an assignment or ticket", c->leaker, sn->order);
-		} else if (strcmp(kind, "cs_insider") == 0 && (sn->full & (1u << MOAT_FIELD_PHONE))) {
+			CHECK_MSG(inside, "%s read %s outside an assignment or ticket", c->leaker,
+				  sn->order);
+		} else if (strcmp(kind, "cs_insider") == 0 &&
+			   (sn->full & (1u << MOAT_FIELD_PHONE))) {
 			long long tod = ((long long)sn->time / 1000 + 8 * 3600) % 86400;
-			CHECK_MSG(tod >= 22 * 3600 || tod < 5 * 3600, "insider read %s in the daytime", sn->order);
+			CHECK_MSG(tod >= 22 * 3600 || tod < 5 * 3600,
+				  "insider read %s in the daytime", sn->order);
 		}
 	}
 	if (strcmp(kind, "isv_overpull") == 0) {
@@ -527,8 +554,9 @@ static void check_kind(const char *dir, json_t *at, const truth_ctx_t *c)
 		json_array_foreach(json_object_get(at, "leaked_orders"), i, x)
 		{
 			const char *m = merchant_of(&rc, json_string_value(x));
-			CHECK_MSG(m && !set_has(&rc.authorised, m), "ISV leaked %s of authorising merchant %s",
-				  json_string_value(x), m ? m : "?");
+			CHECK_MSG(m && !set_has(&rc.authorised, m),
+				  "ISV leaked %s of authorising merchant %s", json_string_value(x),
+				  m ? m : "?");
 		}
 	}
 	set_free(&rc.assigned);
@@ -554,12 +582,14 @@ static void check_attack(const char *dir, json_t *at, strset_t *report_ids)
 	}
 	CHECK_INT(c.mal_idx_len, json_integer_value(json_object_get(at, "malicious_events")));
 	if (c.mal_idx_len)
-		CHECK_INT(c.mal_idx[0], json_integer_value(json_object_get(at, "first_event_index")));
+		CHECK_INT(c.mal_idx[0],
+			  json_integer_value(json_object_get(at, "first_event_index")));
 	each_line(dir, "events.jsonl", t_event, &c);
 	CHECK_INT(c.n_mal_idx, c.mal_idx_len);
 	free(c.mal_idx);
 	if (c.first_index >= 0)
-		CHECK_MSG(c.first_ok, "%s: first_event_index does not point at the attack", c.leaker);
+		CHECK_MSG(c.first_ok, "%s: first_event_index does not point at the attack",
+			  c.leaker);
 	json_t *leaked = json_object_get(at, "leaked_orders");
 	CHECK(json_array_size(leaked) > 0);
 	size_t i;
@@ -569,7 +599,8 @@ static void check_attack(const char *dir, json_t *at, strset_t *report_ids)
 		bool found = false;
 		for (size_t k = 0; k < c.n && !found; k++)
 			found = strcmp(c.v[k].order, json_string_value(x)) == 0;
-		CHECK_MSG(found, "%s: leaked order %s never received in plaintext", c.leaker, json_string_value(x));
+		CHECK_MSG(found, "%s: leaked order %s never received in plaintext", c.leaker,
+			  json_string_value(x));
 	}
 	json_t *victims = json_object_get(at, "victims");
 	CHECK(json_array_size(victims) > 0);
@@ -587,17 +618,20 @@ static void check_attack(const char *dir, json_t *at, strset_t *report_ids)
 				full |= c.v[k].full;
 				plain |= c.v[k].plain;
 			}
-		CHECK_MSG(before, "%s: victim %s contacted before the leaker read it", c.leaker, order);
+		CHECK_MSG(before, "%s: victim %s contacted before the leaker read it", c.leaker,
+			  order);
 		unsigned quoted = 0;
 		size_t j;
 		json_t *f;
-		json_array_foreach(json_object_get(x, "quoted_fields"), j, f)
-		    quoted |= 1u << moat_field_parse(json_string_value(f));
-		CHECK_MSG((quoted & ~full) == 0, "%s: victim %s quotes fields the leaker never saw in full",
-			  c.leaker, order);
+		json_array_foreach(json_object_get(x, "quoted_fields"), j, f) quoted |=
+		    1u << moat_field_parse(json_string_value(f));
+		CHECK_MSG((quoted & ~full) == 0,
+			  "%s: victim %s quotes fields the leaker never saw in full", c.leaker,
+			  order);
 		CHECK(quoted != 0);
 		if (str(x, "virtual_number"))
-			CHECK(!(full & (1u << MOAT_FIELD_PHONE)) && (plain & (1u << MOAT_FIELD_PHONE)));
+			CHECK(!(full & (1u << MOAT_FIELD_PHONE)) &&
+			      (plain & (1u << MOAT_FIELD_PHONE)));
 		if (json_is_true(json_object_get(x, "reported"))) {
 			reported++;
 			CHECK(set_has(report_ids, str(x, "report_id")));
@@ -651,7 +685,8 @@ static void test_scenario(int sc, uint64_t seed)
 	}
 	json_t *vn;
 	json_array_foreach(json_object_get(truth, "virtual_numbers"), i, vn)
-	    CHECK_MSG(set_has(&call_to, str(vn, "number")), "virtual number %s never called", str(vn, "number"));
+	    CHECK_MSG(set_has(&call_to, str(vn, "number")), "virtual number %s never called",
+		      str(vn, "number"));
 	/* every report is labelled, and genuine ones only where there is a leaker */
 	json_t *reps = json_object_get(truth, "reports");
 	CHECK_INT(json_array_size(reps), report_ids.n);
@@ -664,7 +699,8 @@ static void test_scenario(int sc, uint64_t seed)
 		if (label && strcmp(label, "genuine") == 0)
 			genuine++;
 		else
-			CHECK(label && (strcmp(label, "false") == 0 || strcmp(label, "unrelated") == 0));
+			CHECK(label &&
+			      (strcmp(label, "false") == 0 || strcmp(label, "unrelated") == 0));
 	}
 	if (sc == MOAT_SIM_CLEAN) {
 		CHECK_INT(json_array_size(attacks), 0);
@@ -695,14 +731,16 @@ static void test_parse(void)
 	moat_sim_scale_t s;
 	CHECK(moat_sim_scale_parse("medium", &s) && s == MOAT_SIM_MEDIUM);
 	CHECK(!moat_sim_scale_parse("huge", &s));
-	moat_sim_config_t cfg = {.seed = 1, .scale = MOAT_SIM_SMALL, .out_dir = tmp_root, .days = 5};
+	moat_sim_config_t cfg = {
+	    .seed = 1, .scale = MOAT_SIM_SMALL, .out_dir = tmp_root, .days = 5};
 	CHECK(moat_sim_run(&cfg, NULL, &err) == MOAT_EUSAGE);
 }
 
 int main(void)
 {
 	const char *base = getenv("TMPDIR");
-	snprintf(tmp_root, sizeof tmp_root, "%s/moat-test-sim-XXXXXX", base && *base ? base : "/tmp");
+	snprintf(tmp_root, sizeof tmp_root, "%s/moat-test-sim-XXXXXX",
+		 base && *base ? base : "/tmp");
 	if (!mkdtemp(tmp_root)) {
 		perror("mkdtemp");
 		return 1;

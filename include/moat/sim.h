@@ -21,21 +21,21 @@
 typedef enum moat_sim_scale {
 	MOAT_SIM_SMALL = 0, /* ~2,000 orders over 30 days: the demo */
 	MOAT_SIM_MEDIUM,    /* ~1M orders, ~10M access events over 90 days */
-	MOAT_SIM_LARGE,     /* ~10M orders over 365 days, streamed */
+	MOAT_SIM_LARGE,	    /* ~10M orders over 365 days, streamed */
 	MOAT_SIM_SCALE_COUNT
 } moat_sim_scale_t;
 
 /* Threat scenarios; combinable as a bit set (1u << id). */
 typedef enum moat_sim_scenario {
-	MOAT_SIM_CS_INSIDER = 0,  /* CS agent bulk-reads without tickets, off shift */
-	MOAT_SIM_ISV_OVERPULL,    /* ISV app reads merchants that never authorised it */
-	MOAT_SIM_COURIER_LEAK,    /* courier leaks exactly what was assigned */
-	MOAT_SIM_CRED_STUFFING,   /* stuffing merchant logins, takeover, bulk export */
-	MOAT_SIM_LOW_SLOW,        /* insider under every threshold */
-	MOAT_SIM_PLATFORM_INSIDER,/* platform operator bulk-reads across merchants */
-	MOAT_SIM_TWO_LEAKERS,     /* a CS insider and a courier at once */
-	MOAT_SIM_CLEAN,           /* no leaker: only false or unrelated reports */
-	MOAT_SIM_MIXED,           /* demo blend: CS insider, ISV, courier, stuffing */
+	MOAT_SIM_CS_INSIDER = 0,   /* CS agent bulk-reads without tickets, off shift */
+	MOAT_SIM_ISV_OVERPULL,	   /* ISV app reads merchants that never authorised it */
+	MOAT_SIM_COURIER_LEAK,	   /* courier leaks exactly what was assigned */
+	MOAT_SIM_CRED_STUFFING,	   /* stuffing merchant logins, takeover, bulk export */
+	MOAT_SIM_LOW_SLOW,	   /* insider under every threshold */
+	MOAT_SIM_PLATFORM_INSIDER, /* platform operator bulk-reads across merchants */
+	MOAT_SIM_TWO_LEAKERS,	   /* a CS insider and a courier at once */
+	MOAT_SIM_CLEAN,		   /* no leaker: only false or unrelated reports */
+	MOAT_SIM_MIXED,		   /* demo blend: CS insider, ISV, courier, stuffing */
 	MOAT_SIM_SCENARIO_COUNT
 } moat_sim_scenario_t;
 
@@ -53,10 +53,10 @@ moat_err_t moat_sim_scenarios_parse(const char *list, uint32_t *mask,
 typedef struct moat_sim_config {
 	uint64_t seed;
 	moat_sim_scale_t scale;
-	uint32_t scenarios;   /* bit set of moat_sim_scenario_t; 0 behaves like clean */
-	const char *out_dir;  /* created if missing; existing files are replaced */
-	uint64_t orders;      /* 0: the scale's default; else this many orders (bench, tests) */
-	int days;             /* 0: the scale's default period; else 14..730 days */
+	uint32_t scenarios;  /* bit set of moat_sim_scenario_t; 0 behaves like clean */
+	const char *out_dir; /* created if missing; existing files are replaced */
+	uint64_t orders;     /* 0: the scale's default; else this many orders (bench, tests) */
+	int days;	     /* 0: the scale's default period; else 14..730 days */
 } moat_sim_config_t;
 
 /* What a run produced. */

@@ -10,7 +10,8 @@
 
 static void help(void)
 {
-	printf("usage: moat simulate --scenario NAME[,NAME…] --seed S --scale small|medium|large --out DIR\n"
+	printf("usage: moat simulate --scenario NAME[,NAME…] --seed S --scale small|medium|large "
+	       "--out DIR\n"
 	       "       moat simulate --list\n\n"
 	       "Writes a synthetic, labelled e-commerce world as the interchange files moat\n"
 	       "imports (parties, principals, relations, orders, events, reports, calls .jsonl)\n"
@@ -43,7 +44,16 @@ static bool parse_u64(const char *s, uint64_t *out)
 
 int cmd_simulate(int argc, char **argv)
 {
-	enum { OPT_SCENARIO = 2000, OPT_SEED, OPT_SCALE, OPT_OUT, OPT_ORDERS, OPT_DAYS, OPT_LIST, OPT_QUIET };
+	enum {
+		OPT_SCENARIO = 2000,
+		OPT_SEED,
+		OPT_SCALE,
+		OPT_OUT,
+		OPT_ORDERS,
+		OPT_DAYS,
+		OPT_LIST,
+		OPT_QUIET
+	};
 	static const struct option opts[] = {
 	    {"scenario", required_argument, NULL, OPT_SCENARIO},
 	    {"seed", required_argument, NULL, OPT_SEED},
@@ -71,24 +81,29 @@ int cmd_simulate(int argc, char **argv)
 			break;
 		case OPT_SEED:
 			if (!parse_u64(optarg, &cfg.seed))
-				return cli_usage("simulate", "--seed wants an unsigned integer, not \"%s\"", optarg);
+				return cli_usage("simulate",
+						 "--seed wants an unsigned integer, not \"%s\"",
+						 optarg);
 			break;
 		case OPT_SCALE:
 			if (!moat_sim_scale_parse(optarg, &cfg.scale))
-				return cli_usage("simulate", "--scale must be small, medium or large, not \"%s\"",
-						 optarg);
+				return cli_usage(
+				    "simulate",
+				    "--scale must be small, medium or large, not \"%s\"", optarg);
 			break;
 		case OPT_OUT:
 			cfg.out_dir = optarg;
 			break;
 		case OPT_ORDERS:
 			if (!parse_u64(optarg, &v) || v == 0 || v > 100000000)
-				return cli_usage("simulate", "--orders wants 1..100000000, not \"%s\"", optarg);
+				return cli_usage("simulate",
+						 "--orders wants 1..100000000, not \"%s\"", optarg);
 			cfg.orders = v;
 			break;
 		case OPT_DAYS:
 			if (!parse_u64(optarg, &v) || v < 14 || v > 730)
-				return cli_usage("simulate", "--days wants 14..730, not \"%s\"", optarg);
+				return cli_usage("simulate", "--days wants 14..730, not \"%s\"",
+						 optarg);
 			cfg.days = (int)v;
 			break;
 		case OPT_LIST:
@@ -108,7 +123,8 @@ int cmd_simulate(int argc, char **argv)
 		return cli_usage("simulate", "unexpected argument \"%s\"", argv[optind]);
 	if (list) {
 		for (int i = 0; i < MOAT_SIM_SCENARIO_COUNT; i++)
-			printf("%-20s %s\n", moat_sim_scenario_name(i), moat_sim_scenario_summary(i));
+			printf("%-20s %s\n", moat_sim_scenario_name(i),
+			       moat_sim_scenario_summary(i));
 		return CLI_OK;
 	}
 	if (moat_sim_scenarios_parse(scenarios, &cfg.scenarios, &err) != MOAT_OK)
@@ -122,9 +138,11 @@ int cmd_simulate(int argc, char **argv)
 	double secs = (double)(moat_mono_ns() - t0) / 1e9;
 	if (!quiet)
 		printf("wrote %s: %" PRIu64 " parties, %" PRIu64 " principals, %" PRIu64
-		       " orders, %" PRIu64 " relations, %" PRIu64 " access + %" PRIu64 " login + %" PRIu64
-		       " export events, %" PRIu64 " reports, %" PRIu64 " calls (%.1f MB in %.2f s)\n",
-		       cfg.out_dir, st.parties, st.principals, st.orders, st.relations, st.access_events,
-		       st.login_events, st.export_events, st.reports, st.calls, (double)st.bytes / 1e6, secs);
+		       " orders, %" PRIu64 " relations, %" PRIu64 " access + %" PRIu64
+		       " login + %" PRIu64 " export events, %" PRIu64 " reports, %" PRIu64
+		       " calls (%.1f MB in %.2f s)\n",
+		       cfg.out_dir, st.parties, st.principals, st.orders, st.relations,
+		       st.access_events, st.login_events, st.export_events, st.reports, st.calls,
+		       (double)st.bytes / 1e6, secs);
 	return CLI_OK;
 }

@@ -30,8 +30,9 @@
 /* ---- names ------------------------------------------------------------------------ */
 
 static const char *const scenario_names[] = {
-    "cs_insider", "isv_overpull", "courier_leak", "credential_stuffing", "low_slow",
-    "platform_insider", "two_leakers", "clean", "mixed",
+    "cs_insider",	   "isv_overpull", "courier_leak",
+    "credential_stuffing", "low_slow",	   "platform_insider",
+    "two_leakers",	   "clean",	   "mixed",
 };
 static const char *const scenario_summaries[] = {
     "a customer-service agent bulk-reads orders without tickets, off shift",
@@ -85,9 +86,10 @@ moat_err_t moat_sim_scenarios_parse(const char *list, uint32_t *mask, moat_error
 			if (strlen(scenario_names[i]) == n && memcmp(scenario_names[i], p, n) == 0)
 				found = i;
 		if (found < 0)
-			return moat_error_set(err, MOAT_EUSAGE, "scenario",
-					      "unknown scenario \"%.*s\" (see `moat simulate --list`)",
-					      (int)(n > 64 ? 64 : n), p);
+			return moat_error_set(
+			    err, MOAT_EUSAGE, "scenario",
+			    "unknown scenario \"%.*s\" (see `moat simulate --list`)",
+			    (int)(n > 64 ? 64 : n), p);
 		*mask |= 1u << found;
 		if (!comma)
 			break;
@@ -130,7 +132,10 @@ static void rng_seed(rng_t *r, uint64_t seed, uint64_t stream, uint64_t index)
 		r->s[i] = splitmix(&x);
 }
 
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
 
 static inline uint64_t rng_next(rng_t *r)
 {
@@ -152,11 +157,20 @@ static inline uint32_t rng_below(rng_t *r, uint32_t n)
 	return n ? (uint32_t)(((rng_next(r) >> 32) * (uint64_t)n) >> 32) : 0;
 }
 
-static inline uint64_t rng_below64(rng_t *r, uint64_t n) { return n ? rng_next(r) % n : 0; }
+static inline uint64_t rng_below64(rng_t *r, uint64_t n)
+{
+	return n ? rng_next(r) % n : 0;
+}
 
-static inline double rng_unit(rng_t *r) { return (double)(rng_next(r) >> 11) * (1.0 / 9007199254740992.0); }
+static inline double rng_unit(rng_t *r)
+{
+	return (double)(rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+}
 
-static inline bool rng_chance(rng_t *r, double p) { return rng_unit(r) < p; }
+static inline bool rng_chance(rng_t *r, double p)
+{
+	return rng_unit(r) < p;
+}
 
 /* Integer in [lo, hi]. */
 static inline int64_t rng_range(rng_t *r, int64_t lo, int64_t hi)
@@ -212,7 +226,10 @@ static void civil_from_days(int64_t z, int *y, int *m, int *d)
 
 /* The period always ends at 2026-10-01T00:00:00+08:00, so output never depends on
  * when the simulator runs. */
-static int64_t period_end_ms(void) { return days_from_civil(2026, 10, 1) * DAY - TZ_OFFSET; }
+static int64_t period_end_ms(void)
+{
+	return days_from_civil(2026, 10, 1) * DAY - TZ_OFFSET;
+}
 
 /* ---- output: large buffered writes, numbers and times formatted by hand ------------ */
 
@@ -258,7 +275,10 @@ static inline void out_mem(out_t *o, const char *s, size_t n)
 	o->len += n;
 }
 
-static inline void out_str(out_t *o, const char *s) { out_mem(o, s, strlen(s)); }
+static inline void out_str(out_t *o, const char *s)
+{
+	out_mem(o, s, strlen(s));
+}
 
 /* A string literal, its length known at compile time. */
 #define out_lit(o, lit) out_mem((o), (lit), sizeof(lit) - 1)
@@ -382,19 +402,19 @@ static moat_err_t out_close(out_t *o, moat_error_t *err)
 /* What a principal sees of an order: the views it gets for each field, with the
  * JSON of the "fields" map pre-rendered. */
 typedef enum profile_id {
-	PR_RISK,       /* platform risk service, analytics: everything full */
-	PR_TRACK,      /* platform tracking service: waybill only, address coarse */
-	PR_REFUND,     /* platform refund service */
-	PR_ISV,        /* ISV app / ship / authorised */
-	PR_WAREHOUSE,  /* warehouse / ship / assigned */
-	PR_COURIER,    /* courier / deliver / assigned */
-	PR_CS,         /* CS agent or platform ops / ticket */
-	PR_CS_REFUND,  /* CS agent / refund / ticket */
-	PR_ADMIN,      /* merchant admin reading one order */
-	PR_AUDIT,      /* auditor */
-	PR_EXPORT,     /* merchant admin export: bulk plaintext */
-	PR_FULL,       /* over-broad legacy access used by insiders */
-	PR_DENY,       /* a denied read */
+	PR_RISK,      /* platform risk service, analytics: everything full */
+	PR_TRACK,     /* platform tracking service: waybill only, address coarse */
+	PR_REFUND,    /* platform refund service */
+	PR_ISV,	      /* ISV app / ship / authorised */
+	PR_WAREHOUSE, /* warehouse / ship / assigned */
+	PR_COURIER,   /* courier / deliver / assigned */
+	PR_CS,	      /* CS agent or platform ops / ticket */
+	PR_CS_REFUND, /* CS agent / refund / ticket */
+	PR_ADMIN,     /* merchant admin reading one order */
+	PR_AUDIT,     /* auditor */
+	PR_EXPORT,    /* merchant admin export: bulk plaintext */
+	PR_FULL,      /* over-broad legacy access used by insiders */
+	PR_DENY,      /* a denied read */
 	PR_COUNT
 } profile_id_t;
 
@@ -417,12 +437,12 @@ static const struct {
 #define V MOAT_VIEW_VIRTUAL
 #define FU MOAT_VIEW_FULL
 #define NO MOAT_VIEW_NONE
-    {PR_RISK, {FU, FU, FU, NO, FU, FU, NO}},     {PR_TRACK, {H, H, C, NO, NO, NO, FU}},
-    {PR_REFUND, {FU, FU, NO, NO, FU, FU, NO}},   {PR_ISV, {FU, V, FU, NO, FU, FU, FU}},
-    {PR_WAREHOUSE, {M, V, FU, NO, FU, NO, FU}},  {PR_COURIER, {M, V, FU, NO, H, NO, FU}},
-    {PR_CS, {M, V, C, NO, FU, FU, NO}},          {PR_CS_REFUND, {M, V, C, NO, FU, FU, FU}},
-    {PR_ADMIN, {FU, M, FU, NO, FU, FU, FU}},     {PR_AUDIT, {M, M, C, M, G, FU, NO}},
-    {PR_EXPORT, {FU, FU, FU, NO, FU, FU, NO}},   {PR_FULL, {FU, FU, FU, NO, FU, FU, NO}},
+    {PR_RISK, {FU, FU, FU, NO, FU, FU, NO}},	{PR_TRACK, {H, H, C, NO, NO, NO, FU}},
+    {PR_REFUND, {FU, FU, NO, NO, FU, FU, NO}},	{PR_ISV, {FU, V, FU, NO, FU, FU, FU}},
+    {PR_WAREHOUSE, {M, V, FU, NO, FU, NO, FU}}, {PR_COURIER, {M, V, FU, NO, H, NO, FU}},
+    {PR_CS, {M, V, C, NO, FU, FU, NO}},		{PR_CS_REFUND, {M, V, C, NO, FU, FU, FU}},
+    {PR_ADMIN, {FU, M, FU, NO, FU, FU, FU}},	{PR_AUDIT, {M, M, C, M, G, FU, NO}},
+    {PR_EXPORT, {FU, FU, FU, NO, FU, FU, NO}},	{PR_FULL, {FU, FU, FU, NO, FU, FU, NO}},
     {PR_DENY, {H, H, H, NO, H, NO, NO}},
 #undef H
 #undef M
@@ -467,13 +487,13 @@ enum { NET_HOME, NET_NEWDEV, NET_ATTACKER, NET_PRIVATE };
 
 typedef struct ev {
 	int64_t time;
-	uint32_t seq;       /* insertion order within the bucket: a stable tie-break */
-	uint32_t ref;       /* order index, export payload index or fake-username index */
+	uint32_t seq;	    /* insertion order within the bucket: a stable tie-break */
+	uint32_t ref;	    /* order index, export payload index or fake-username index */
 	uint32_t principal; /* UINT32_MAX: a username that is no principal (ref names it) */
 	uint8_t kind, purpose, profile, flags;
-	uint8_t net;        /* NET_* */
-	int8_t attack;      /* attack index for EF_MAL / EF_LEAK, else -1 */
-	uint16_t aux;       /* attacker source index */
+	uint8_t net;   /* NET_* */
+	int8_t attack; /* attack index for EF_MAL / EF_LEAK, else -1 */
+	uint16_t aux;  /* attacker source index */
 } ev_t;
 
 typedef struct bucket {
@@ -506,8 +526,9 @@ typedef enum attack_kind {
 	AK_PLATFORM_INSIDER,
 } attack_kind_t;
 
-static const char *const attack_kind_names[] = {"cs_insider",          "isv_overpull", "courier_leak",
-						"credential_stuffing", "low_slow",     "platform_insider"};
+static const char *const attack_kind_names[] = {"cs_insider",	"isv_overpull",
+						"courier_leak", "credential_stuffing",
+						"low_slow",	"platform_insider"};
 
 #define MAX_ATTACKS 16
 #define N_ATTACKER_IPS 3
@@ -517,8 +538,8 @@ typedef struct attack {
 	int scenario;
 	uint32_t principal;
 	uint32_t merchant; /* target merchant (insiders, stuffing) */
-	int isv;           /* over-pulling ISV */
-	int day0, days;    /* scheduled local days */
+	int isv;	   /* over-pulling ISV */
+	int day0, days;	   /* scheduled local days */
 	int64_t from, until;
 	uint32_t attempted;
 	uint32_t attacker_ip[N_ATTACKER_IPS];
@@ -545,9 +566,9 @@ typedef struct report {
 	uint32_t order;
 	int64_t contact;
 	uint8_t channel; /* 0 call, 1 sms, 2 chat */
-	uint8_t quoted;  /* bit set over moat_field_t */
-	int8_t attack;   /* -1: not genuine */
-	uint8_t label;   /* 0 genuine, 1 false, 2 unrelated */
+	uint8_t quoted;	 /* bit set over moat_field_t */
+	int8_t attack;	 /* -1: not genuine */
+	uint8_t label;	 /* 0 genuine, 1 false, 2 unrelated */
 	bool reported;
 	bool via_virtual;
 	uint64_t loss;
@@ -587,7 +608,7 @@ typedef struct sim {
 	profile_t profiles[PR_COUNT];
 
 	/* days */
-	uint64_t *day_start; /* [days + 1] first order index of each day */
+	uint64_t *day_start;   /* [days + 1] first order index of each day */
 	char (*day_prefix)[8]; /* [days] "O" + yymmdd of each day */
 	bucket_t ring[RING_DAYS];
 	uint32_t *recent_merchant[RECENT_DAYS];
@@ -628,7 +649,10 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem, bool *oom)
 	return q;
 }
 
-static uint32_t hash32(uint64_t a, uint64_t b) { return (uint32_t)(mix3(a, b, 0x5eed) >> 32); }
+static uint32_t hash32(uint64_t a, uint64_t b)
+{
+	return (uint32_t)(mix3(a, b, 0x5eed) >> 32);
+}
 
 static void fmt_ip(char *out, uint32_t ip)
 {
@@ -669,10 +693,16 @@ static inline void out_order_id(out_t *o, const sim_t *s, uint32_t idx)
 	o->len += fmt_order_id(s, idx, o->buf + o->len);
 }
 
-static int local_day(const sim_t *s, int64_t t) { return (int)((t - s->start) / DAY); }
+static int local_day(const sim_t *s, int64_t t)
+{
+	return (int)((t - s->start) / DAY);
+}
 
 /* ms of the local midnight that starts day d of the period. */
-static int64_t day_base(const sim_t *s, int d) { return s->start + (int64_t)d * DAY; }
+static int64_t day_base(const sim_t *s, int d)
+{
+	return s->start + (int64_t)d * DAY;
+}
 
 /* A time on day d inside principal p's shift (or anywhere if it has none). */
 static int64_t in_shift(const sim_t *s, rng_t *r, uint32_t p, int d)
@@ -826,14 +856,18 @@ static void build_world(sim_t *s, const scale_params_t *sp)
 	}
 
 	uint32_t plat = add_party(s, "p-platform", MOAT_PARTY_PLATFORM, "平台");
-	s->svc_risk = add_principal(s, &r, "svc-risk", plat, MOAT_ROLE_PLATFORM_SERVICE, NULL, "风控服务");
-	s->svc_track = add_principal(s, &r, "svc-track", plat, MOAT_ROLE_PLATFORM_SERVICE, NULL, "物流跟踪服务");
-	s->svc_refund = add_principal(s, &r, "svc-refund", plat, MOAT_ROLE_PLATFORM_SERVICE, NULL, "退款服务");
+	s->svc_risk =
+	    add_principal(s, &r, "svc-risk", plat, MOAT_ROLE_PLATFORM_SERVICE, NULL, "风控服务");
+	s->svc_track = add_principal(s, &r, "svc-track", plat, MOAT_ROLE_PLATFORM_SERVICE, NULL,
+				     "物流跟踪服务");
+	s->svc_refund =
+	    add_principal(s, &r, "svc-refund", plat, MOAT_ROLE_PLATFORM_SERVICE, NULL, "退款服务");
 	s->ops0 = s->n_pr;
 	s->n_ops = sp->ops;
 	for (uint32_t i = 0; i < sp->ops; i++) {
 		snprintf(id, sizeof id, "ops-%03u", i + 1);
-		add_principal(s, &r, id, plat, MOAT_ROLE_PLATFORM_OPS, i % 3 == 2 ? "14:00-23:00" : "09:00-18:00", NULL);
+		add_principal(s, &r, id, plat, MOAT_ROLE_PLATFORM_OPS,
+			      i % 3 == 2 ? "14:00-23:00" : "09:00-18:00", NULL);
 	}
 	s->aud0 = s->n_pr;
 	s->n_aud = sp->auditors;
@@ -847,7 +881,8 @@ static void build_world(sim_t *s, const scale_params_t *sp)
 	for (uint32_t i = 0; i < sim_n_isvs; i++) {
 		isv_party[i] = add_party(s, sim_isvs[i].party, MOAT_PARTY_ISV, sim_isvs[i].name);
 		snprintf(name, sizeof name, "%s订单同步", sim_isvs[i].name);
-		s->isv_app[i] = add_principal(s, &r, sim_isvs[i].app, isv_party[i], MOAT_ROLE_ISV_APP, NULL, name);
+		s->isv_app[i] = add_principal(s, &r, sim_isvs[i].app, isv_party[i],
+					      MOAT_ROLE_ISV_APP, NULL, name);
 	}
 
 	uint64_t carrier_total = 0;
@@ -897,7 +932,8 @@ static void build_world(sim_t *s, const scale_params_t *sp)
 			snprintf(name, sizeof name, "%s%s%s小店", w1, w2, cat);
 		}
 		m->party = add_party(s, id, MOAT_PARTY_MERCHANT, name);
-		double w = flag ? 0.45 / flag_w / (i + 2) : 0.55 / shop_w / (i - sp->flagships + 10);
+		double w =
+		    flag ? 0.45 / flag_w / (i + 2) : 0.55 / shop_w / (i - sp->flagships + 10);
 		acc += (uint64_t)(w * 1e9) + 1;
 		s->merchant_cum[i] = acc;
 		m->admin0 = s->n_pr;
@@ -907,7 +943,8 @@ static void build_world(sim_t *s, const scale_params_t *sp)
 				snprintf(id, sizeof id, "adm-fs%02u-%u", m->num, k + 1);
 			else
 				snprintf(id, sizeof id, "adm-s%05u", m->num);
-			add_principal(s, &r, id, m->party, MOAT_ROLE_MERCHANT_ADMIN, "09:00-19:00", NULL);
+			add_principal(s, &r, id, m->party, MOAT_ROLE_MERCHANT_ADMIN, "09:00-19:00",
+				      NULL);
 		}
 		m->cs0 = s->n_pr;
 		m->n_cs = flag ? sp->cs_per_flagship : 1u + (uint32_t)rng_chance(&r, 0.3);
@@ -941,25 +978,27 @@ static void build_world(sim_t *s, const scale_params_t *sp)
 		city_total += s->city_weight[c];
 	double per_day = (double)s->n_orders / s->days;
 	for (uint32_t c = 0; c < sim_n_carriers; c++) {
-		uint32_t party = add_party(s, sim_carriers[c].id, MOAT_PARTY_LOGISTICS, sim_carriers[c].name);
+		uint32_t party =
+		    add_party(s, sim_carriers[c].id, MOAT_PARTY_LOGISTICS, sim_carriers[c].name);
 		const char *tag = sim_carriers[c].id + 2;
 		s->wh0[c] = s->n_pr;
 		s->n_wh[c] = sp->wh_per_carrier;
 		for (uint32_t w = 0; w < sp->wh_per_carrier; w++) {
 			snprintf(id, sizeof id, "wh-%s-%02u", tag, w + 1);
-			add_principal(s, &r, id, party, MOAT_ROLE_WAREHOUSE,
-				      w < (sp->wh_per_carrier + 1) / 2 ? "08:00-20:00" : "20:00-08:00", NULL);
+			add_principal(
+			    s, &r, id, party, MOAT_ROLE_WAREHOUSE,
+			    w < (sp->wh_per_carrier + 1) / 2 ? "08:00-20:00" : "20:00-08:00", NULL);
 		}
 		uint32_t seq = 0;
 		for (uint32_t city = 0; city < s->n_cities; city++) {
-			double daily = per_day * share[c] *
-				       s->city_weight[city] / city_total;
+			double daily = per_day * share[c] * s->city_weight[city] / city_total;
 			uint32_t n = (uint32_t)(daily / 8.0) + 1;
 			s->courier0[c * s->n_cities + city] = s->n_pr;
 			s->n_courier[c * s->n_cities + city] = n;
 			for (uint32_t k = 0; k < n; k++) {
 				snprintf(id, sizeof id, "cr-%s-%05u", tag, ++seq);
-				add_principal(s, &r, id, party, MOAT_ROLE_COURIER, "07:00-21:00", NULL);
+				add_principal(s, &r, id, party, MOAT_ROLE_COURIER, "07:00-21:00",
+					      NULL);
 			}
 		}
 	}
@@ -994,7 +1033,8 @@ static void add_event(sim_t *s, int64_t t, uint8_t kind, uint32_t principal, uin
 	if (t >= s->end || t < s->start)
 		return;
 	/* A courier who leaks passes on everything it receives in its window. */
-	if (kind == EV_ACCESS && principal != UINT32_MAX && s->pr[principal].attack >= 0 && !(flags & EF_DENY)) {
+	if (kind == EV_ACCESS && principal != UINT32_MAX && s->pr[principal].attack >= 0 &&
+	    !(flags & EF_DENY)) {
 		attack_t *at = &s->attacks[s->pr[principal].attack];
 		if (at->kind == AK_COURIER_LEAK && t >= at->from && t < at->until) {
 			flags |= EF_LEAK;
@@ -1006,7 +1046,8 @@ static void add_event(sim_t *s, int64_t t, uint8_t kind, uint32_t principal, uin
 	if (!e)
 		return;
 	b->ev = e;
-	e[b->n] = (ev_t){t, (uint32_t)b->n, ref, principal, kind, purpose, profile, flags, net, attack, aux};
+	e[b->n] = (ev_t){t,	  (uint32_t)b->n, ref, principal, kind, purpose,
+			 profile, flags,	  net, attack,	  aux};
 	b->n++;
 	if ((flags & EF_LEAK) && kind == EV_ACCESS)
 		record_receipt(s, attack, ref, t, profile);
@@ -1015,7 +1056,8 @@ static void add_event(sim_t *s, int64_t t, uint8_t kind, uint32_t principal, uin
 static void add_access(sim_t *s, int64_t t, uint32_t p, uint32_t order, moat_purpose_t purpose,
 		       profile_id_t profile)
 {
-	add_event(s, t, EV_ACCESS, p, order, (uint8_t)purpose, (uint8_t)profile, 0, -1, NET_HOME, 0);
+	add_event(s, t, EV_ACCESS, p, order, (uint8_t)purpose, (uint8_t)profile, 0, -1, NET_HOME,
+		  0);
 }
 
 /* Whether principal p uses a new device on local day d (about once in 100 days). */
@@ -1053,13 +1095,15 @@ static void out_net(sim_t *s, out_t *o, const ev_t *e)
 	case NET_ATTACKER:
 		out_ip(o, s->attacks[e->attack].attacker_ip[e->aux % N_ATTACKER_IPS]);
 		out_lit(o, "\",\"device\":\"d-");
-		out_hex32(o, hash32(s->seed ^ 0xbad, (uint64_t)e->attack * 8 + e->aux % N_ATTACKER_IPS));
+		out_hex32(
+		    o, hash32(s->seed ^ 0xbad, (uint64_t)e->attack * 8 + e->aux % N_ATTACKER_IPS));
 		break;
 	case NET_NEWDEV:
 	case NET_PRIVATE: {
 		uint32_t salt = net == NET_NEWDEV ? (uint32_t)d : 0x7fff0000u;
 		uint32_t h = hash32(s->seed ^ ((uint64_t)p << 24), salt);
-		out_ip(o, (pp->role == MOAT_ROLE_COURIER ? 223u << 24 : 112u << 24) | (h & 0xffffff));
+		out_ip(o,
+		       (pp->role == MOAT_ROLE_COURIER ? 223u << 24 : 112u << 24) | (h & 0xffffff));
 		out_lit(o, "\",\"device\":\"d-");
 		out_hex32(o, hash32(h, p));
 		break;
@@ -1072,7 +1116,7 @@ static void out_net(sim_t *s, out_t *o, const ev_t *e)
 	out_ch(o, '"');
 }
 
-static const char *const fake_usernames[] = {"admin", "test", "shop", "kefu", "manager",
+static const char *const fake_usernames[] = {"admin",	"test", "shop",	 "kefu", "manager",
 					     "service", "root", "store", "boss", "caiwu"};
 
 static void write_event(sim_t *s, const ev_t *e, int64_t t)
@@ -1089,7 +1133,8 @@ static void write_event(sim_t *s, const ev_t *e, int64_t t)
 		out_str(o, moat_purpose_name((moat_purpose_t)e->purpose));
 		out_lit(o, "\",\"fields\":");
 		out_mem(o, s->profiles[e->profile].json, s->profiles[e->profile].json_len);
-		out_str(o, (e->flags & EF_DENY) ? ",\"decision\":\"deny\"," : ",\"decision\":\"allow\",");
+		out_str(o, (e->flags & EF_DENY) ? ",\"decision\":\"deny\","
+						: ",\"decision\":\"allow\",");
 		out_net(s, o, e);
 		out_lit(o, "}\n");
 		s->st.access_events++;
@@ -1104,7 +1149,8 @@ static void write_event(sim_t *s, const ev_t *e, int64_t t)
 			out_lit(o, "\"ip\":\"");
 			out_ip(o, s->attacks[tmp.attack].attacker_ip[tmp.aux % N_ATTACKER_IPS]);
 			out_lit(o, "\",\"result\":\"failure\",\"device\":\"d-");
-			out_hex32(o, hash32(s->seed ^ 0xbad, (uint64_t)tmp.attack * 8 + tmp.aux % N_ATTACKER_IPS));
+			out_hex32(o, hash32(s->seed ^ 0xbad,
+					    (uint64_t)tmp.attack * 8 + tmp.aux % N_ATTACKER_IPS));
 			out_lit(o, "\"}\n");
 		} else {
 			out_str(o, s->pr[e->principal].id);
@@ -1203,7 +1249,8 @@ static void flush_day(sim_t *s, int d)
 			}
 			at->last_time = t;
 			at->mal_events++;
-			uint64_t *ix = grow(at->mal_index, &at->cap_mal, at->n_mal + 1, sizeof *ix, &s->oom);
+			uint64_t *ix =
+			    grow(at->mal_index, &at->cap_mal, at->n_mal + 1, sizeof *ix, &s->oom);
 			if (ix) {
 				at->mal_index = ix;
 				ix[at->n_mal++] = s->event_index;
@@ -1311,7 +1358,7 @@ static int64_t gen_ticket(sim_t *s, rng_t *r, uint32_t order, uint32_t agent, in
 static moat_purpose_t ticket_purpose(rng_t *r)
 {
 	uint32_t x = rng_below(r, 10);
-	return x < 5 ? MOAT_PURPOSE_CUSTOMER_CARE
+	return x < 5   ? MOAT_PURPOSE_CUSTOMER_CARE
 	       : x < 8 ? MOAT_PURPOSE_AFTER_SALES
 	       : x < 9 ? MOAT_PURPOSE_ADDRESS_CHANGE
 		       : MOAT_PURPOSE_REFUND;
@@ -1344,7 +1391,8 @@ static void gen_order(sim_t *s, uint32_t idx, int64_t placed, uint32_t mi)
 
 	/* lifecycle times */
 	bool cancelled = rng_chance(&r, 0.02);
-	int64_t shipped = INT64_MAX, delivered = INT64_MAX, closed = INT64_MAX, refunded = INT64_MAX;
+	int64_t shipped = INT64_MAX, delivered = INT64_MAX, closed = INT64_MAX,
+		refunded = INT64_MAX;
 	uint32_t wh = 0, courier = 0;
 	uint8_t carrier = m->carrier;
 	if (rng_chance(&r, 0.15))
@@ -1386,11 +1434,11 @@ static void gen_order(sim_t *s, uint32_t idx, int64_t placed, uint32_t mi)
 	out_str(o, s->parties[m->party].id);
 	out_lit(o, "\",");
 	out_kv_time(o, "placed_at", placed);
-	const char *status = refunded < s->end ? "refunded"
-			     : closed < s->end ? "closed"
+	const char *status = refunded < s->end	  ? "refunded"
+			     : closed < s->end	  ? "closed"
 			     : delivered < s->end ? "delivered"
-			     : shipped < s->end ? "shipped"
-						 : "paid";
+			     : shipped < s->end	  ? "shipped"
+						  : "paid";
 	out_lit(o, ",\"status\":\"");
 	out_str(o, status);
 	out_lit(o, "\",\"buyer\":{\"name\":\"");
@@ -1429,7 +1477,8 @@ static void gen_order(sim_t *s, uint32_t idx, int64_t placed, uint32_t mi)
 	for (int i = 0; i < n_items; i++) {
 		uint32_t pi = rng_below(&r, cat->n_products);
 		const sim_product_t *pd = &cat->products[pi];
-		uint64_t price = (uint64_t)rng_range(&r, pd->min_cents / 100, pd->max_cents / 100) * 100;
+		uint64_t price =
+		    (uint64_t)rng_range(&r, pd->min_cents / 100, pd->max_cents / 100) * 100;
 		if (price > 1000)
 			price = price / 1000 * 1000 - 100; /* 299.00 style */
 		out_str(o, i ? ",{\"sku\":\"S" : "{\"sku\":\"S");
@@ -1467,7 +1516,8 @@ static void gen_order(sim_t *s, uint32_t idx, int64_t placed, uint32_t mi)
 	s->st.orders++;
 
 	/* the reads of normal work */
-	add_access(s, placed + rng_range(&r, SEC, 30 * SEC), s->svc_risk, idx, MOAT_PURPOSE_ANALYTICS, PR_RISK);
+	add_access(s, placed + rng_range(&r, SEC, 30 * SEC), s->svc_risk, idx,
+		   MOAT_PURPOSE_ANALYTICS, PR_RISK);
 	if (m->isv >= 0)
 		add_access(s, placed + rng_range(&r, 5 * SEC, 10 * MIN), s->isv_app[m->isv], idx,
 			   MOAT_PURPOSE_SHIP, PR_ISV);
@@ -1478,7 +1528,8 @@ static void gen_order(sim_t *s, uint32_t idx, int64_t placed, uint32_t mi)
 	out_relation_assign(s, idx, wh, placed, shipped + HOUR);
 	add_access(s, wh_read, wh, idx, MOAT_PURPOSE_SHIP, PR_WAREHOUSE);
 	if (rng_chance(&r, 0.3))
-		add_access(s, wh_read + rng_range(&r, MIN, 50 * MIN), wh, idx, MOAT_PURPOSE_SHIP, PR_WAREHOUSE);
+		add_access(s, wh_read + rng_range(&r, MIN, 50 * MIN), wh, idx, MOAT_PURPOSE_SHIP,
+			   PR_WAREHOUSE);
 	add_access(s, shipped, s->svc_track, idx, MOAT_PURPOSE_DELIVER, PR_TRACK);
 	if (m->isv >= 0)
 		add_access(s, shipped + rng_range(&r, MIN, 20 * MIN), s->isv_app[m->isv], idx,
@@ -1491,13 +1542,15 @@ static void gen_order(sim_t *s, uint32_t idx, int64_t placed, uint32_t mi)
 	int creads = (int)rng_range(&r, 1, 3);
 	int64_t dstart = day_base(s, local_day(s, delivered)) + 7 * HOUR;
 	for (int i = 0; i < creads; i++) {
-		int64_t t = dstart + rng_range(&r, 0, delivered - dstart > 0 ? delivered - dstart : 0);
+		int64_t t =
+		    dstart + rng_range(&r, 0, delivered - dstart > 0 ? delivered - dstart : 0);
 		if (t < shipped + 7 * HOUR)
 			t = delivered - rng_range(&r, 0, 10 * MIN);
 		add_access(s, t, courier, idx, MOAT_PURPOSE_DELIVER, PR_COURIER);
 	}
 	add_access(s, delivered, s->svc_track, idx, MOAT_PURPOSE_DELIVER, PR_TRACK);
-	add_access(s, delivered + rng_range(&r, SEC, HOUR), s->svc_risk, idx, MOAT_PURPOSE_ANALYTICS, PR_RISK);
+	add_access(s, delivered + rng_range(&r, SEC, HOUR), s->svc_risk, idx,
+		   MOAT_PURPOSE_ANALYTICS, PR_RISK);
 
 	/* customer service */
 	int seq = 1;
@@ -1508,11 +1561,13 @@ static void gen_order(sim_t *s, uint32_t idx, int64_t placed, uint32_t mi)
 			when = refunded - rng_range(&r, HOUR, DAY);
 		int64_t opened = next_in_shift(s, &r, agent, when);
 		if (opened < limit) {
-			moat_purpose_t pu = refunded != INT64_MAX ? MOAT_PURPOSE_REFUND : ticket_purpose(&r);
+			moat_purpose_t pu =
+			    refunded != INT64_MAX ? MOAT_PURPOSE_REFUND : ticket_purpose(&r);
 			int64_t closed_t = gen_ticket(s, &r, idx, agent, opened, pu, seq++);
 			if (refunded != INT64_MAX) {
 				refunded = closed_t + rng_range(&r, MIN, HOUR);
-				add_access(s, refunded, s->svc_refund, idx, MOAT_PURPOSE_REFUND, PR_REFUND);
+				add_access(s, refunded, s->svc_refund, idx, MOAT_PURPOSE_REFUND,
+					   PR_REFUND);
 			}
 		}
 	}
@@ -1524,13 +1579,14 @@ static void gen_order(sim_t *s, uint32_t idx, int64_t placed, uint32_t mi)
 	}
 	if (rng_chance(&r, 0.05)) { /* the merchant's admin looks at it */
 		uint32_t adm = m->admin0 + rng_below(&r, m->n_admin);
-		add_access(s, next_in_shift(s, &r, adm, shipped + rng_range(&r, 0, 5 * DAY)), adm, idx,
-			   MOAT_PURPOSE_AFTER_SALES, PR_ADMIN);
+		add_access(s, next_in_shift(s, &r, adm, shipped + rng_range(&r, 0, 5 * DAY)), adm,
+			   idx, MOAT_PURPOSE_AFTER_SALES, PR_ADMIN);
 	}
 	if (rng_chance(&r, 0.005)) { /* an agent without a ticket is refused */
 		uint32_t agent = m->cs0 + rng_below(&r, m->n_cs);
-		add_event(s, next_in_shift(s, &r, agent, placed + rng_range(&r, 0, 3 * DAY)), EV_ACCESS,
-			  agent, idx, MOAT_PURPOSE_CUSTOMER_CARE, PR_DENY, EF_DENY, -1, NET_HOME, 0);
+		add_event(s, next_in_shift(s, &r, agent, placed + rng_range(&r, 0, 3 * DAY)),
+			  EV_ACCESS, agent, idx, MOAT_PURPOSE_CUSTOMER_CARE, PR_DENY, EF_DENY, -1,
+			  NET_HOME, 0);
 	}
 	if (rng_chance(&r, 0.002)) { /* a courier past its window is refused */
 		add_event(s, delivered + rng_range(&r, 4 * DAY, 8 * DAY), EV_ACCESS, courier, idx,
@@ -1549,15 +1605,15 @@ static void gen_logins(sim_t *s, int d)
 		if (!pp->human)
 			continue;
 		s->principal_days++;
-		int64_t t = day_base(s, d) + (int64_t)pp->shift_start * MIN - rng_range(&r, 0, 20 * MIN) -
-			    rng_range(&r, 0, 59 * SEC);
+		int64_t t = day_base(s, d) + (int64_t)pp->shift_start * MIN -
+			    rng_range(&r, 0, 20 * MIN) - rng_range(&r, 0, 59 * SEC);
 		if (t < day_base(s, d))
 			t = day_base(s, d) + rng_range(&r, 0, 5 * MIN);
 		if (rng_chance(&r, 0.03)) { /* a typo first */
 			int fails = rng_chance(&r, 0.8) ? 1 : 2;
 			for (int i = fails; i > 0; i--)
-				add_event(s, t - i * rng_range(&r, 5 * SEC, 40 * SEC), EV_LOGIN, p, 0, 0, 0,
-					  EF_FAIL, -1, NET_HOME, 0);
+				add_event(s, t - i * rng_range(&r, 5 * SEC, 40 * SEC), EV_LOGIN, p,
+					  0, 0, 0, EF_FAIL, -1, NET_HOME, 0);
 		}
 		add_event(s, t, EV_LOGIN, p, 0, 0, 0, 0, -1, NET_HOME, 0);
 	}
@@ -1565,7 +1621,8 @@ static void gen_logins(sim_t *s, int d)
 
 static uint32_t add_payload(sim_t *s, uint32_t *orders, uint32_t n)
 {
-	export_payload_t *pl = grow(s->payloads, &s->cap_payloads, s->n_payloads + 1, sizeof *pl, &s->oom);
+	export_payload_t *pl =
+	    grow(s->payloads, &s->cap_payloads, s->n_payloads + 1, sizeof *pl, &s->oom);
 	if (!pl) {
 		free(orders);
 		return 0;
@@ -1590,8 +1647,8 @@ static void add_export(sim_t *s, int64_t t, uint32_t admin, const uint32_t *orde
 		uint32_t ref = add_payload(s, copy, k);
 		if (s->oom)
 			return;
-		add_event(s, t + off / EXPORT_MAX_IDS * 3 * SEC, EV_EXPORT, admin, ref, (uint8_t)purpose,
-			  PR_EXPORT, flags, attack, NET_HOME, 0);
+		add_event(s, t + off / EXPORT_MAX_IDS * 3 * SEC, EV_EXPORT, admin, ref,
+			  (uint8_t)purpose, PR_EXPORT, flags, attack, NET_HOME, 0);
 	}
 }
 
@@ -1607,8 +1664,9 @@ static void gen_audits(sim_t *s, int d)
 		uint32_t p = s->aud0 + i;
 		uint32_t k = (uint32_t)rng_range(&r, 10, 30);
 		for (uint32_t j = 0; j < k; j++)
-			add_access(s, in_shift(s, &r, p, d), p, (uint32_t)(lo + rng_below64(&r, hi - lo)),
-				   MOAT_PURPOSE_AUDIT, PR_AUDIT);
+			add_access(s, in_shift(s, &r, p, d), p,
+				   (uint32_t)(lo + rng_below64(&r, hi - lo)), MOAT_PURPOSE_AUDIT,
+				   PR_AUDIT);
 	}
 }
 
@@ -1656,7 +1714,8 @@ static int cmp_u32(const void *a, const void *b)
 
 static bool already_read(const attack_t *at, uint32_t order)
 {
-	return at->n_read && bsearch(&order, at->read, at->n_read, sizeof *at->read, cmp_u32) != NULL;
+	return at->n_read &&
+	       bsearch(&order, at->read, at->n_read, sizeof *at->read, cmp_u32) != NULL;
 }
 
 typedef enum cand_filter { CF_MERCHANT, CF_NOT_ISV, CF_ANY } cand_filter_t;
@@ -1754,8 +1813,8 @@ static void run_attack_day(sim_t *s, int a, int d)
 	case AK_CS_INSIDER: {
 		/* From home, late at night: 23:00 to about 03:00. */
 		int64_t t0 = base + 23 * HOUR + rng_range(&r, 0, 20 * MIN);
-		add_event(s, t0 - rng_range(&r, MIN, 5 * MIN), EV_LOGIN, at->principal, 0, 0, 0, EF_MAL,
-			  (int8_t)a, NET_PRIVATE, 0);
+		add_event(s, t0 - rng_range(&r, MIN, 5 * MIN), EV_LOGIN, at->principal, 0, 0, 0,
+			  EF_MAL, (int8_t)a, NET_PRIVATE, 0);
 		int64_t gap = 4 * HOUR / (per_day ? per_day : 1);
 		bulk_reads(s, &r, a, d, t0, gap / 2, gap * 3 / 2, per_day, CF_MERCHANT,
 			   MOAT_PURPOSE_CUSTOMER_CARE, PR_FULL, NET_PRIVATE);
@@ -1772,10 +1831,12 @@ static void run_attack_day(sim_t *s, int a, int d)
 			uint32_t n = candidates(s, at, d, t, CF_MERCHANT, &v);
 			if (n) {
 				uint32_t order = v[rng_below(&r, n)];
-				out_ticket(s, order, at->principal, 9, t - rng_range(&r, 30 * SEC, 10 * MIN),
+				out_ticket(s, order, at->principal, 9,
+					   t - rng_range(&r, 30 * SEC, 10 * MIN),
 					   t + rng_range(&r, 3 * MIN, 40 * MIN));
-				add_event(s, t, EV_ACCESS, at->principal, order, MOAT_PURPOSE_CUSTOMER_CARE,
-					  PR_FULL, EF_MAL | EF_LEAK, (int8_t)a, NET_HOME, 0);
+				add_event(s, t, EV_ACCESS, at->principal, order,
+					  MOAT_PURPOSE_CUSTOMER_CARE, PR_FULL, EF_MAL | EF_LEAK,
+					  (int8_t)a, NET_HOME, 0);
 				mark_read(s, at, &order, 1);
 			}
 			free(v);
@@ -1792,8 +1853,8 @@ static void run_attack_day(sim_t *s, int a, int d)
 	}
 	case AK_ISV_OVERPULL: {
 		int64_t gap = 23 * HOUR / (per_day ? per_day : 1);
-		bulk_reads(s, &r, a, d, base + rng_range(&r, 0, 30 * MIN), gap / 3, gap * 5 / 3, per_day,
-			   CF_NOT_ISV, MOAT_PURPOSE_SHIP, PR_ISV, NET_HOME);
+		bulk_reads(s, &r, a, d, base + rng_range(&r, 0, 30 * MIN), gap / 3, gap * 5 / 3,
+			   per_day, CF_NOT_ISV, MOAT_PURPOSE_SHIP, PR_ISV, NET_HOME);
 		break;
 	}
 	case AK_CRED_STUFFING: {
@@ -1809,20 +1870,23 @@ static void run_attack_day(sim_t *s, int a, int d)
 				uint32_t p = s->merchants[m].admin0;
 				if (p == at->principal)
 					p = s->merchants[(m + 1) % s->n_merchants].admin0;
-				add_event(s, t, EV_LOGIN, p, 0, 0, 0, EF_MAL | EF_FAIL, (int8_t)a, NET_ATTACKER, src);
+				add_event(s, t, EV_LOGIN, p, 0, 0, 0, EF_MAL | EF_FAIL, (int8_t)a,
+					  NET_ATTACKER, src);
 				n_admin_pr++;
 			} else {
-				add_event(s, t, EV_LOGIN, UINT32_MAX, rng_below(&r, 400), 0, 0, EF_MAL | EF_FAIL,
-					  (int8_t)a, NET_ATTACKER, src);
+				add_event(s, t, EV_LOGIN, UINT32_MAX, rng_below(&r, 400), 0, 0,
+					  EF_MAL | EF_FAIL, (int8_t)a, NET_ATTACKER, src);
 			}
 		}
 		/* the takeover: two wrong passwords, then the right one */
 		t += rng_range(&r, MIN, 5 * MIN);
 		for (int i = 0; i < 2; i++) {
-			add_event(s, t, EV_LOGIN, at->principal, 0, 0, 0, EF_MAL | EF_FAIL, (int8_t)a, NET_ATTACKER, 0);
+			add_event(s, t, EV_LOGIN, at->principal, 0, 0, 0, EF_MAL | EF_FAIL,
+				  (int8_t)a, NET_ATTACKER, 0);
 			t += rng_range(&r, 3 * SEC, 20 * SEC);
 		}
-		add_event(s, t, EV_LOGIN, at->principal, 0, 0, 0, EF_MAL, (int8_t)a, NET_ATTACKER, 0);
+		add_event(s, t, EV_LOGIN, at->principal, 0, 0, 0, EF_MAL, (int8_t)a, NET_ATTACKER,
+			  0);
 		at->takeover_time = t;
 		/* a look around, then everything of the last 30 days */
 		bulk_reads(s, &r, a, d, t + MIN, 20 * SEC, 2 * MIN, (uint32_t)rng_range(&r, 5, 15),
@@ -1884,7 +1948,8 @@ static void plan_attacks(sim_t *s, const scale_params_t *sp)
 			at->scenario = sc;
 			at->isv = -1;
 			rng_t r;
-			rng_seed(&r, s->seed, ST_ATTACK, 0xa77ac0000ull + (uint64_t)a * 64 + at->kind);
+			rng_seed(&r, s->seed, ST_ATTACK,
+				 0xa77ac0000ull + (uint64_t)a * 64 + at->kind);
 			at->day0 = (int)(D * 0.4) + (int)rng_below(&r, (uint32_t)(D / 5 + 1));
 			switch (at->kind) {
 			case AK_CS_INSIDER:
@@ -1930,7 +1995,8 @@ static void plan_attacks(sim_t *s, const scale_params_t *sp)
 				uint32_t slot = 0;
 				for (uint32_t mi = 0; mi < s->n_merchants; mi++)
 					share[s->merchants[mi].carrier] +=
-					    (double)(s->merchant_cum[mi] - (mi ? s->merchant_cum[mi - 1] : 0));
+					    (double)(s->merchant_cum[mi] -
+						     (mi ? s->merchant_cum[mi - 1] : 0));
 				for (uint32_t c = 0; c < sim_n_carriers; c++)
 					for (uint32_t ci = 0; ci < s->n_cities; ci++) {
 						double w = share[c] * (double)s->city_weight[ci] /
@@ -1942,7 +2008,8 @@ static void plan_attacks(sim_t *s, const scale_params_t *sp)
 					}
 				uint32_t p = s->courier0[slot] + rng_below(&r, s->n_courier[slot]);
 				for (uint32_t j = 0; j < s->n_courier[slot] && used_p[p]; j++)
-					p = s->courier0[slot] + (p - s->courier0[slot] + 1) % s->n_courier[slot];
+					p = s->courier0[slot] +
+					    (p - s->courier0[slot] + 1) % s->n_courier[slot];
 				at->principal = p;
 				at->day0 = (int)(D * 0.2);
 				at->days = (int)(D * 0.6);
@@ -1956,13 +2023,15 @@ static void plan_attacks(sim_t *s, const scale_params_t *sp)
 				at->failures = s->cfg->scale == MOAT_SIM_SMALL ? 120 : 3000;
 				static const uint8_t nets[N_ATTACKER_IPS] = {45, 103, 185};
 				for (int i = 0; i < N_ATTACKER_IPS; i++)
-					at->attacker_ip[i] = ((uint32_t)nets[i] << 24) | (rng_below(&r, 1u << 24));
+					at->attacker_ip[i] =
+					    ((uint32_t)nets[i] << 24) | (rng_below(&r, 1u << 24));
 				break;
 			}
 			}
 			at->from = day_base(s, at->day0);
 			at->until = day_base(s, at->day0 + at->days);
-			if (at->kind == AK_CS_INSIDER || at->kind == AK_LOW_SLOW || at->kind == AK_CRED_STUFFING)
+			if (at->kind == AK_CS_INSIDER || at->kind == AK_LOW_SLOW ||
+			    at->kind == AK_CRED_STUFFING)
 				used_m[at->merchant] = true;
 			used_p[at->principal] = true;
 			s->pr[at->principal].attack = (int8_t)a;
@@ -2012,11 +2081,13 @@ static void virtual_number(const sim_t *s, uint32_t order, uint32_t p, char num[
 }
 
 /* Scammer contact k of an attack (or of the background, attack = -1). */
-static void scammer_contact(const sim_t *s, int attack, uint32_t k, uint8_t channel, char *out, size_t cap)
+static void scammer_contact(const sim_t *s, int attack, uint32_t k, uint8_t channel, char *out,
+			    size_t cap)
 {
 	uint64_t h = mix3(s->seed ^ 0x5ca3, (uint64_t)(attack + 1), k);
 	if (channel == 1 && (h >> 60) % 2 == 0)
-		snprintf(out, cap, "https://%s/r/%06x", sim_scam_domains[(h >> 50) % sim_n_scam_domains],
+		snprintf(out, cap, "https://%s/r/%06x",
+			 sim_scam_domains[(h >> 50) % sim_n_scam_domains],
 			 (unsigned)(h & 0xffffff));
 	else if (channel == 2)
 		snprintf(out, cap, "wechat:kf_%06x", (unsigned)(h & 0xffffff));
@@ -2052,7 +2123,8 @@ static void add_report(sim_t *s, report_t **v, size_t *n, size_t *cap, report_t 
 	nv[(*n)++] = rep;
 }
 
-static void gen_victims(sim_t *s, const scale_params_t *sp, int a, report_t **v, size_t *n, size_t *cap)
+static void gen_victims(sim_t *s, const scale_params_t *sp, int a, report_t **v, size_t *n,
+			size_t *cap)
 {
 	attack_t *at = &s->attacks[a];
 	dedupe_receipts(at);
@@ -2098,8 +2170,11 @@ static void gen_victims(sim_t *s, const scale_params_t *sp, int a, report_t **v,
 		static const struct {
 			moat_field_t f;
 			double p;
-		} quote_p[] = {{MOAT_FIELD_NAME, 0.85},  {MOAT_FIELD_ITEMS, 0.75}, {MOAT_FIELD_ADDRESS, 0.5},
-			       {MOAT_FIELD_WAYBILL, 0.6}, {MOAT_FIELD_AMOUNTS, 0.2}};
+		} quote_p[] = {{MOAT_FIELD_NAME, 0.85},
+			       {MOAT_FIELD_ITEMS, 0.75},
+			       {MOAT_FIELD_ADDRESS, 0.5},
+			       {MOAT_FIELD_WAYBILL, 0.6},
+			       {MOAT_FIELD_AMOUNTS, 0.2}};
 		for (size_t q = 0; q < MOAT_ARRAY_LEN(quote_p); q++)
 			if (views[quote_p[q].f] == MOAT_VIEW_FULL && rng_chance(&r, quote_p[q].p))
 				rep.quoted |= (uint8_t)(1u << quote_p[q].f);
@@ -2166,7 +2241,8 @@ static void gen_noise(sim_t *s, const scale_params_t *sp, uint32_t genuine, repo
 		rep.order = order;
 		rep.attack = -1;
 		rep.reported = true;
-		rep.contact = daytime(s, &r, day_base(s, day_of_order(s, order) + 1) + rng_range(&r, 0, 20 * DAY));
+		rep.contact = daytime(
+		    s, &r, day_base(s, day_of_order(s, order) + 1) + rng_range(&r, 0, 20 * DAY));
 		if (rng_chance(&r, 0.6)) {
 			rep.label = 1;
 			rep.channel = (uint8_t)rng_below(&r, 3);
@@ -2339,25 +2415,33 @@ static moat_err_t write_truth(sim_t *s, const report_t *v, size_t n, moat_error_
 		json_object_set_new(o, "party", json_string(s->parties[pp->party].id));
 		json_object_set_new(o, "role", json_string(moat_role_name((moat_role_t)pp->role)));
 		json_object_set_new(o, "compromised", json_boolean(at->kind == AK_CRED_STUFFING));
-		json_object_set_new(o, "abnormal_activity", json_boolean(at->kind != AK_COURIER_LEAK));
-		if (at->kind == AK_CS_INSIDER || at->kind == AK_LOW_SLOW || at->kind == AK_CRED_STUFFING)
-			json_object_set_new(o, "target_merchant",
-					    json_string(s->parties[s->merchants[at->merchant].party].id));
+		json_object_set_new(o, "abnormal_activity",
+				    json_boolean(at->kind != AK_COURIER_LEAK));
+		if (at->kind == AK_CS_INSIDER || at->kind == AK_LOW_SLOW ||
+		    at->kind == AK_CRED_STUFFING)
+			json_object_set_new(
+			    o, "target_merchant",
+			    json_string(s->parties[s->merchants[at->merchant].party].id));
 		json_t *win = json_object();
 		bool actual = at->started && at->kind != AK_COURIER_LEAK;
 		json_object_set_new(win, "from", jtime(actual ? at->first_time : at->from));
 		json_object_set_new(win, "until", jtime(actual ? at->last_time + 1 : at->until));
 		json_object_set_new(o, "window", win);
 		json_object_set_new(o, "first_event_index",
-				    at->started ? json_integer((json_int_t)at->first_index) : json_null());
-		json_object_set_new(o, "first_event_time", at->started ? jtime(at->first_time) : json_null());
-		json_object_set_new(o, "malicious_events", json_integer((json_int_t)at->mal_events));
+				    at->started ? json_integer((json_int_t)at->first_index)
+						: json_null());
+		json_object_set_new(o, "first_event_time",
+				    at->started ? jtime(at->first_time) : json_null());
+		json_object_set_new(o, "malicious_events",
+				    json_integer((json_int_t)at->mal_events));
 		json_t *ixs = json_array();
 		for (size_t i = 0; i < at->n_mal; i++)
 			json_array_append_new(ixs, json_integer((json_int_t)at->mal_index[i]));
 		json_object_set_new(o, "event_indexes", ixs);
-		json_object_set_new(o, "attempted_orders",
-				    json_integer((json_int_t)(at->kind == AK_COURIER_LEAK ? at->n_rc : at->n_read)));
+		json_object_set_new(
+		    o, "attempted_orders",
+		    json_integer(
+			(json_int_t)(at->kind == AK_COURIER_LEAK ? at->n_rc : at->n_read)));
 		uint8_t full = 0, plain = 0;
 		for (size_t i = 0; i < at->n_rc; i++)
 			for (int f = 0; f < MOAT_FIELD_COUNT; f++) {
@@ -2392,11 +2476,13 @@ static moat_err_t write_truth(sim_t *s, const report_t *v, size_t n, moat_error_
 			json_t *vo = json_object();
 			json_object_set_new(vo, "order_id", jorder(s, rep->order));
 			json_object_set_new(vo, "contact_time", jtime(rep->contact));
-			json_object_set_new(vo, "channel", json_string(channel_names[rep->channel]));
+			json_object_set_new(vo, "channel",
+					    json_string(channel_names[rep->channel]));
 			json_object_set_new(vo, "quoted_fields", jfields(rep->quoted));
 			json_object_set_new(vo, "reported", json_boolean(rep->reported));
 			json_object_set_new(vo, "report_id",
-					    rep->reported ? json_string(rep->report_id) : json_null());
+					    rep->reported ? json_string(rep->report_id)
+							  : json_null());
 			if (rep->via_virtual) {
 				char num[24];
 				virtual_number(s, rep->order, at->principal, num, ext);
@@ -2417,8 +2503,9 @@ static moat_err_t write_truth(sim_t *s, const report_t *v, size_t n, moat_error_
 			json_object_set_new(m, "principal", json_string(pp->id));
 			snprintf(buf, sizeof buf, "A%d", a + 1);
 			json_object_set_new(m, "attack", json_string(buf));
-			json_object_set_new(m, "from", jtime(at->kind == AK_CRED_STUFFING ? at->takeover_time
-											 : at->first_time));
+			json_object_set_new(m, "from",
+					    jtime(at->kind == AK_CRED_STUFFING ? at->takeover_time
+									       : at->first_time));
 			json_object_set_new(m, "until", jtime(at->last_time + 1));
 			json_object_set_new(m, "events", json_integer((json_int_t)at->mal_events));
 			json_array_append_new(malicious, m);
@@ -2440,7 +2527,8 @@ static moat_err_t write_truth(sim_t *s, const report_t *v, size_t n, moat_error_
 		if (rep->attack >= 0) {
 			snprintf(buf, sizeof buf, "A%d", rep->attack + 1);
 			json_object_set_new(o, "attack", json_string(buf));
-			json_object_set_new(o, "leaker", json_string(s->pr[s->attacks[rep->attack].principal].id));
+			json_object_set_new(
+			    o, "leaker", json_string(s->pr[s->attacks[rep->attack].principal].id));
 		} else {
 			json_object_set_new(o, "attack", json_null());
 			json_object_set_new(o, "leaker", json_null());
@@ -2461,9 +2549,11 @@ static moat_err_t write_truth(sim_t *s, const report_t *v, size_t n, moat_error_
 			FILE *f = fopen(path, "wb");
 			size_t len = strlen(text);
 			if (!f || fwrite(text, 1, len, f) != len || fputc('\n', f) == EOF)
-				rc = moat_error_set(err, MOAT_EIO, "out", "writing %s failed", path);
+				rc =
+				    moat_error_set(err, MOAT_EIO, "out", "writing %s failed", path);
 			if (f && fclose(f) != 0 && rc == MOAT_OK)
-				rc = moat_error_set(err, MOAT_EIO, "out", "writing %s failed", path);
+				rc =
+				    moat_error_set(err, MOAT_EIO, "out", "writing %s failed", path);
 			s->st.bytes += len + 1;
 			free(text);
 		}
@@ -2560,7 +2650,7 @@ static bool plan_days(sim_t *s)
 }
 
 /* Placement time-of-day profile (relative weight per local hour). */
-static const uint8_t hour_weight[24] = {4, 2, 1, 1, 1, 1, 2, 4, 6, 8, 10, 10,
+static const uint8_t hour_weight[24] = {4,  2,	1,  1,	1,  1, 2, 4,  6,  8,  10, 10,
 					10, 10, 10, 10, 10, 8, 8, 10, 14, 16, 14, 8};
 
 static int cmp_i64(const void *a, const void *b)
@@ -2592,7 +2682,8 @@ static bool prepare_day(sim_t *s, int d)
 	int64_t base = day_base(s, d);
 	for (size_t i = 0; i < n; i++) {
 		uint32_t h = pick_cum(&r, hcum, 24);
-		s->recent_placed[slot][i] = base + h * HOUR + rng_range(&r, 0, HOUR / SEC - 1) * SEC;
+		s->recent_placed[slot][i] =
+		    base + h * HOUR + rng_range(&r, 0, HOUR / SEC - 1) * SEC;
 	}
 	qsort(s->recent_placed[slot], n, sizeof(int64_t), cmp_i64);
 	for (size_t i = 0; i < n; i++)
@@ -2640,7 +2731,8 @@ moat_err_t moat_sim_run(const moat_sim_config_t *cfg, moat_sim_stats_t *stats, m
 	if (cfg->scenarios >> MOAT_SIM_SCENARIO_COUNT)
 		return moat_error_set(err, MOAT_EUSAGE, "scenario", "unknown scenario bit");
 	if (cfg->days && (cfg->days < 14 || cfg->days > 730))
-		return moat_error_set(err, MOAT_EUSAGE, "days", "the period must be 14 to 730 days");
+		return moat_error_set(err, MOAT_EUSAGE, "days",
+				      "the period must be 14 to 730 days");
 	if (cfg->orders > 100000000ull)
 		return moat_error_set(err, MOAT_EUSAGE, "orders", "at most 100,000,000 orders");
 	scale_params_t sp = scale_table[cfg->scale];
@@ -2649,7 +2741,8 @@ moat_err_t moat_sim_run(const moat_sim_config_t *cfg, moat_sim_stats_t *stats, m
 	if (cfg->days)
 		sp.days = cfg->days;
 	if (sp.orders < (uint64_t)sp.days * 10)
-		return moat_error_set(err, MOAT_EUSAGE, "orders", "at least 10 orders per day are needed");
+		return moat_error_set(err, MOAT_EUSAGE, "orders",
+				      "at least 10 orders per day are needed");
 
 	moat_err_t rc = moat_mkdirs(cfg->out_dir, 0755, err);
 	if (rc != MOAT_OK)

@@ -26,7 +26,7 @@ typedef struct sim_product {
 } sim_product_t;
 
 typedef struct sim_category {
-	const char *name;     /* used in shop names: 服饰, 数码 … */
+	const char *name; /* used in shop names: 服饰, 数码 … */
 	const sim_product_t *products;
 	uint32_t n_products;
 } sim_category_t;
