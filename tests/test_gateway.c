@@ -17,6 +17,7 @@
 #include "check.h"
 #include "moat/app.h"
 #include "moat/crypto.h"
+#include "moat/detect.h"
 #include "moat/gateway.h"
 #include "moat/json.h"
 #include "moat/ledger.h"
@@ -977,6 +978,54 @@ static void test_ledger_routes(void)
 	resp_free(&r);
 }
 
+/* Detector actions reach the gateway on the principal's next request. */
+static void test_detector_actions(void)
+{
+	char k2[72];
+	set_key("courier-2", k2);
+	moat_error_t e = {0};
+	int64_t id = 0;
+	resp_t r;
+	CHECK(moat_store_action_put(app->store, "courier-2", MOAT_ACTION_FORCE_MASK, "A-test", moat_now(),
+				    -1, &id, &e) == MOAT_OK);
+	get(&r, "/v1/orders/V1?purpose=deliver", k2);
+	CHECK_INT(r.status, 200);
+	json_t *views = json_object_get(r.json, "views");
+	CHECK_STR(json_string_value(json_object_get(views, "phone")), "mask");
+	CHECK_STR(json_string_value(json_object_get(views, "address")), "coarse");
+	CHECK(!has_str(&r, "幸福路"));
+	const char *ph = phone_of(&r);
+	CHECK(ph && strstr(ph, "****") != NULL);
+	resp_free(&r);
+	CHECK(moat_store_action_lift(app->store, id, "test", moat_now(), &e) == MOAT_OK);
+	CHECK(moat_store_action_put(app->store, "courier-2", MOAT_ACTION_THROTTLE, "A-test2", moat_now(),
+				    -1, &id, &e) == MOAT_OK);
+	get(&r, "/v1/orders/V1?purpose=deliver", k2);
+	CHECK_INT(r.status, 200);
+	resp_free(&r);
+	get(&r, "/v1/orders/V1?purpose=deliver", k2);
+	expect_error(&r, 429, "throttled", "second read within a second");
+	resp_free(&r);
+	CHECK(moat_store_action_lift(app->store, id, "test", moat_now(), &e) == MOAT_OK);
+	CHECK(moat_store_action_put(app->store, "courier-2", MOAT_ACTION_SUSPEND, "A-test3", moat_now(),
+				    -1, &id, &e) == MOAT_OK);
+	get(&r, "/v1/orders/V1?purpose=deliver", k2);
+	expect_error(&r, 403, "suspended", "suspended by the detector");
+	resp_free(&r);
+	CHECK(moat_store_action_lift(app->store, id, "test", moat_now(), &e) == MOAT_OK);
+	get(&r, "/v1/orders/V1?purpose=deliver", k2);
+	CHECK_INT(r.status, 200);
+	resp_free(&r);
+	/* alerts: auditors yes, couriers no */
+	get(&r, "/v1/alerts", keys[MOAT_ROLE_AUDITOR]);
+	CHECK_INT(r.status, 200);
+	CHECK(json_is_array(json_object_get(r.json, "alerts")));
+	resp_free(&r);
+	get(&r, "/v1/alerts", k2);
+	expect_error(&r, 403, "forbidden", "alerts for a courier");
+	resp_free(&r);
+}
+
 static void test_ops(void)
 {
 	resp_t r;
@@ -1032,6 +1081,7 @@ int main(void)
 		test_bad_input();
 		test_slow_client();
 		test_ledger_routes();
+		test_detector_actions();
 		test_ops();
 	}
 	moat_gateway_stop(gw);

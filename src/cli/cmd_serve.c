@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "moat/app.h"
+#include "moat/detect.h"
 #include "moat/gateway.h"
 
 static void help(void)
@@ -14,6 +15,8 @@ static void help(void)
 	       "Serves the gateway API (docs/openapi.yaml, also at /openapi.json) until SIGTERM\n"
 	       "or SIGINT; in-flight requests finish and the event log is flushed first.\n"
 	       "SIGHUP reloads <data>/policy.conf (a bad policy is refused; the old one stays).\n"
+	       "The detector runs over new ledger entries about once a second; its actions\n"
+	       "(throttle, force masking, suspend) apply to a principal's next request.\n"
 	       "Listen address and threads default to moat.conf [server] (127.0.0.1:8080).\n");
 }
 
@@ -91,10 +94,22 @@ int cmd_serve(int argc, char **argv)
 		goto done;
 	moat_log(MOAT_LOG_INFO, "serve_started", "listening on port %d", moat_gateway_port(g));
 	fprintf(stderr, "moat serve: listening on port %d\n", moat_gateway_port(g));
+	/* Between signals, this thread runs the detector over what the ledger
+	 * gained (about once a second), so its actions reach the gateway while a
+	 * bulk pull is still going on. It uses the app's own store handle, which
+	 * the server threads never touch. */
+	bool warned = false;
 	for (;;) {
-		int sig = 0;
-		if (sigwait(&set, &sig) != 0)
+		struct timespec tick = {1, 0};
+		int sig = sigtimedwait(&set, NULL, &tick);
+		if (sig < 0) {
+			moat_error_t de = {0};
+			if (a->ledger && moat_detect_catch_up(a, NULL, &de) != MOAT_OK && !warned) {
+				moat_log(MOAT_LOG_WARN, "detect_failed", "%s", de.msg);
+				warned = true;
+			}
 			continue;
+		}
 		if (sig == SIGHUP) {
 			moat_error_t re = {0};
 			if (moat_gateway_reload(g, &re) != MOAT_OK)

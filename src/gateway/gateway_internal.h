@@ -70,6 +70,12 @@ struct moat_gateway {
 	int grace_days;
 	size_t max_body;
 	gw_metrics_t m;
+	/* Last read time per throttled principal (small open-addressed table). */
+	pthread_mutex_t throttle_mu;
+	struct {
+		char principal[MOAT_ID_MAX + 1];
+		moat_time_t last;
+	} throttle[256];
 };
 
 /* Per-request state: the upload body and an arena. */
@@ -95,6 +101,7 @@ typedef struct gw_auth {
 	moat_principal_row_t p;
 	char ip[64];
 	const char *device; /* Moat-Device header or NULL */
+	int action;         /* strongest active detector action (moat_detect_action_t) */
 } gw_auth_t;
 
 /* Sets an error response {"error":{"code","message","field"}}. Returns status. */
@@ -124,6 +131,9 @@ void gw_ingest(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, con
 void gw_calls(moat_gateway_t *g, moat_store_t *s, const gw_auth_t *a, gw_req_t *q, gw_resp_t *r);
 void gw_sessions(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, gw_req_t *q,
 		 gw_resp_t *r);
+void gw_alerts(struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a, gw_resp_t *r);
+/* THROTTLE: true if principal read within the last second (then refuse). */
+bool gw_throttled(moat_gateway_t *g, const char *principal, moat_time_t now);
 void gw_ledger_checkpoint(moat_gateway_t *g, gw_resp_t *r);
 /* rest: the path after "/v1/ledger/". */
 void gw_ledger(moat_gateway_t *g, struct MHD_Connection *c, const gw_auth_t *a, const char *rest,

@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "gateway/gateway_internal.h"
+#include "moat/detect.h"
 #include "moat/view.h"
 
 enum { OUT_ALLOW = 0, OUT_DENY, OUT_QUOTA };
@@ -29,6 +30,7 @@ typedef struct read_one {
 	bool has_vnum;
 	moat_pii_t pii;
 	bool has_pii;
+	bool forced_mask; /* views capped by a detector action */
 } read_one_t;
 
 static void read_one_clear(read_one_t *x)
@@ -59,6 +61,18 @@ static moat_err_t decide_one(moat_gateway_t *g, moat_store_t *s, const gw_auth_t
 	if (!x->d.allow) {
 		x->outcome = OUT_DENY;
 		return MOAT_OK;
+	}
+	/* A detector FORCE_MASK action caps every personal field below plaintext. */
+	if (a->action == MOAT_ACTION_FORCE_MASK) {
+		static const uint8_t cap[MOAT_FIELD_COUNT] = {
+		    [MOAT_FIELD_NAME] = MOAT_VIEW_MASK,      [MOAT_FIELD_PHONE] = MOAT_VIEW_MASK,
+		    [MOAT_FIELD_ADDRESS] = MOAT_VIEW_COARSE, [MOAT_FIELD_ID_NUMBER] = MOAT_VIEW_MASK,
+		    [MOAT_FIELD_ITEMS] = MOAT_VIEW_CATEGORY, [MOAT_FIELD_AMOUNTS] = MOAT_VIEW_FULL,
+		    [MOAT_FIELD_WAYBILL] = MOAT_VIEW_FULL};
+		for (int f = 0; f < MOAT_FIELD_COUNT; f++)
+			if (x->d.views[f] > MOAT_VIEW_HIDDEN && x->d.views[f] > cap[f])
+				x->d.views[f] = cap[f];
+		x->forced_mask = true;
 	}
 	if (moat_policy_is_plaintext(x->d.views) && x->d.quota != MOAT_QUOTA_UNLIMITED) {
 		int64_t used;
@@ -123,6 +137,8 @@ static void entry_for(const gw_auth_t *a, const moat_order_row_t *o, moat_purpos
 		memcpy(e->views, x->d.views, sizeof e->views);
 	if (x->outcome == OUT_QUOTA)
 		e->detail = "quota";
+	else if (x->forced_mask)
+		e->detail = "force_mask";
 	if (x->has_vnum)
 		e->ref = x->vnum.number;
 }
@@ -329,6 +345,12 @@ void gw_order_get(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, 
 	moat_purpose_t purpose;
 	if (!get_purpose(c, r, &purpose))
 		return;
+	if (a->action == MOAT_ACTION_THROTTLE && gw_throttled(g, a->p.principal, moat_now())) {
+		gw_error(r, 429, "throttled", NULL,
+			 "principal %s is throttled by a detector action: one read per second",
+			 a->p.principal);
+		return;
+	}
 	moat_order_row_t o;
 	memset(&o, 0, sizeof o);
 	moat_error_t e = {0};
@@ -422,6 +444,12 @@ void gw_order_list(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s,
 	moat_purpose_t purpose;
 	if (!get_purpose(c, r, &purpose))
 		return;
+	if (a->action == MOAT_ACTION_THROTTLE && gw_throttled(g, a->p.principal, moat_now())) {
+		gw_error(r, 429, "throttled", NULL,
+			 "principal %s is throttled by a detector action: one read per second",
+			 a->p.principal);
+		return;
+	}
 	moat_order_filter_t f = {0};
 	f.status = -1;
 	f.since = MOAT_TIME_NONE;

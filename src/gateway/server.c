@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "gateway/gateway_internal.h"
+#include "moat/detect.h"
 #include "moat/ledger.h"
 
 /* ---- errors ---------------------------------------------------------------------- */
@@ -359,6 +360,19 @@ static bool authenticate(moat_gateway_t *g, struct MHD_Connection *c, moat_store
 		gw_error(r, 403, "suspended", NULL, "principal %s is suspended", a->p.principal);
 		return false;
 	}
+	/* The detector's actions on this principal take effect on its next request. */
+	moat_detect_action_t act = MOAT_ACTION_NONE;
+	if (moat_store_action_for(s, a->p.principal, &act, &e) != MOAT_OK) {
+		gw_error_from(r, &e);
+		return false;
+	}
+	a->action = (int)act;
+	if (act == MOAT_ACTION_SUSPEND) {
+		gw_error(r, 403, "suspended", NULL,
+			 "principal %s is suspended by a detector action; an analyst can lift it",
+			 a->p.principal);
+		return false;
+	}
 	client_ip(c, a->ip);
 	a->device = device_header(c);
 	return true;
@@ -447,6 +461,8 @@ static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const ch
 		route = R_ORDER_GET, order_id = url + 11, allow = "GET, HEAD";
 	} else if (strcmp(url, "/v1/calls") == 0) {
 		route = R_CALLS, want_post = true, allow = "POST";
+	} else if (strcmp(url, "/v1/alerts") == 0) {
+		route = R_LEDGER, allow = "GET, HEAD";
 	} else if (strcmp(url, "/v1/ledger/checkpoint") == 0) {
 		if (!get)
 			return r->allow = "GET, HEAD", gw_error(r, 405, "method_not_allowed", NULL, "use GET"), R_LEDGER;
@@ -507,7 +523,10 @@ static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const ch
 			gw_calls(g, s, &a, q, r);
 			break;
 		case R_LEDGER:
-			gw_ledger(g, c, &a, url + 11, r);
+			if (strcmp(url, "/v1/alerts") == 0)
+				gw_alerts(c, s, &a, r);
+			else
+				gw_ledger(g, c, &a, url + 11, r);
 			break;
 		default:
 			gw_error(r, 404, "not_found", NULL, "no such endpoint");
@@ -594,6 +613,64 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	moat_arena_free(q->arena);
 	free(q);
 	*con_cls = NULL;
+}
+
+bool gw_throttled(moat_gateway_t *g, const char *principal, moat_time_t now)
+{
+	/* FNV-1a picks a slot; a collision with another throttled principal just
+	 * shares the one-read-per-second budget, erring on the strict side. */
+	uint32_t h = 2166136261u;
+	for (const char *p = principal; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	size_t i = h % MOAT_ARRAY_LEN(g->throttle);
+	pthread_mutex_lock(&g->throttle_mu);
+	bool recent = now - g->throttle[i].last < 1000;
+	if (!recent) {
+		g->throttle[i].last = now;
+		snprintf(g->throttle[i].principal, sizeof g->throttle[i].principal, "%s", principal);
+	}
+	pthread_mutex_unlock(&g->throttle_mu);
+	return recent;
+}
+
+/* GET /v1/alerts?status=open|resolved&limit=N: the detector's alerts, for
+ * auditors and platform operators. */
+void gw_alerts(struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a, gw_resp_t *r)
+{
+	static const char *const allowed[] = {"status", "limit", NULL};
+	if (!gw_query_only(c, allowed, r))
+		return;
+	if (a->p.role != MOAT_ROLE_AUDITOR && a->p.role != MOAT_ROLE_PLATFORM_OPS) {
+		gw_error(r, 403, "forbidden", NULL, "alerts are for auditors and platform operators");
+		return;
+	}
+	int status = -1;
+	const char *st = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "status");
+	if (st && strcmp(st, "open") == 0)
+		status = 0;
+	else if (st && strcmp(st, "resolved") == 0)
+		status = 1;
+	else if (st) {
+		gw_error(r, 422, "invalid", "status", "status is open or resolved");
+		return;
+	}
+	long limit = 100;
+	const char *ls = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+	if (ls) {
+		char *end;
+		limit = strtol(ls, &end, 10);
+		if (*end || end == ls || limit < 1 || limit > 1000) {
+			gw_error(r, 422, "invalid", "limit", "limit must be 1..1000");
+			return;
+		}
+	}
+	moat_error_t e = {0};
+	moat_buf_reset(&r->body);
+	if (moat_detect_alerts_json(s, status, (size_t)limit, &r->body, &e) != MOAT_OK) {
+		gw_error_from(r, &e);
+		return;
+	}
+	r->status = 200;
 }
 
 /* ---- life cycle ------------------------------------------------------------------ */
@@ -696,6 +773,7 @@ moat_err_t moat_gateway_start(moat_app_t *app, const moat_gateway_opts_t *opts,
 	g->grace_days = app->config.virtual_grace_days;
 	pthread_rwlock_init(&g->policy_lock, NULL);
 	pthread_mutex_init(&g->pool.mu, NULL);
+	pthread_mutex_init(&g->throttle_mu, NULL);
 	pthread_cond_init(&g->pool.cv, NULL);
 	if (!parse_pool(app->config.virtual_pool, &g->pool_lo, &g->pool_hi)) {
 		rc = moat_error_set(err, MOAT_EINVAL, "virtual.pool", "pool must be FIRST-LAST, e.g. "
@@ -785,6 +863,7 @@ void moat_gateway_stop(moat_gateway_t *g)
 	moat_policy_free(g->policy);
 	pthread_rwlock_destroy(&g->policy_lock);
 	pthread_mutex_destroy(&g->pool.mu);
+	pthread_mutex_destroy(&g->throttle_mu);
 	pthread_cond_destroy(&g->pool.cv);
 	free(g);
 }
