@@ -11,7 +11,7 @@
  * logins with typos, a few exports, one stuffing source; event time advances
  * 50 ms per entry on average (a day every ~1.7 M entries).
  *
- * usage: bench_detect [ENTRIES]   (default 4,000,000)
+ * usage: bench_detect [ENTRIES [PRINCIPALS]]   (default 4,000,000 and 20,000)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +76,10 @@ static uint64_t next_rand(void)
 int main(int argc, char **argv)
 {
 	size_t n = argc > 1 ? (size_t)strtoull(argv[1], NULL, 10) : 4000000;
+	if (argc > 2)
+		n_prins = (size_t)strtoull(argv[2], NULL, 10);
+	if (n == 0 || n_prins < 8)
+		return 2;
 	prins = calloc(n_prins, sizeof *prins);
 	moat_entry_t *es = calloc(n, sizeof *es);
 	char (*orders)[12] = calloc(n, sizeof *orders);

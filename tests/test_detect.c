@@ -231,6 +231,34 @@ static void test_stats(void)
 	CHECK(med == 2.5 && mad == 1);
 	moat_detect_median_mad(w, 0, &med, &mad);
 	CHECK(med == 0 && mad == 0);
+	/* Against a sort on random data with ties, odd and even sizes. */
+	uint64_t seed = 7;
+	for (int round = 0; round < 200; round++) {
+		double a[64], sorted[64], dev[64];
+		size_t n = 1 + (size_t)(round % 64);
+		for (size_t i = 0; i < n; i++) {
+			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+			a[i] = sorted[i] = (double)((seed >> 33) % 20);
+		}
+		for (size_t i = 1; i < n; i++)
+			for (size_t j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
+				double t = sorted[j];
+				sorted[j] = sorted[j - 1];
+				sorted[j - 1] = t;
+			}
+		double m = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+		for (size_t i = 0; i < n; i++)
+			dev[i] = fabs(sorted[i] - m);
+		for (size_t i = 1; i < n; i++)
+			for (size_t j = i; j > 0 && dev[j - 1] > dev[j]; j--) {
+				double t = dev[j];
+				dev[j] = dev[j - 1];
+				dev[j - 1] = t;
+			}
+		double md = n % 2 ? dev[n / 2] : (dev[n / 2 - 1] + dev[n / 2]) / 2;
+		moat_detect_median_mad(a, n, &med, &mad);
+		CHECK_MSG(med == m && mad == md, "n=%zu med %g/%g mad %g/%g", n, med, m, mad, md);
+	}
 	/* P(X >= 3 | 1) = 1 - e^-1 (1 + 1 + 1/2) */
 	double p = moat_detect_poisson_tail(3, 1.0);
 	CHECK_MSG(fabs(p - (1 - exp(-1) * 2.5)) < 1e-12, "p = %g", p);

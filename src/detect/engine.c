@@ -308,10 +308,50 @@ static bool vset_add(vset_t *s, win_t *w, uint64_t h, int64_t idx, size_t *mem)
 
 /* ---- statistics --------------------------------------------------------------------- */
 
-static int cmp_double(const void *a, const void *b)
+/* Quickselect: reorders v so that v[k] is the k-th smallest, everything before
+ * it no larger and everything after no smaller; returns v[k]. O(n) on average. */
+static double select_kth(double *v, size_t n, size_t k)
 {
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
+	size_t lo = 0, hi = n - 1;
+	while (lo < hi) {
+		double pivot = v[lo + (hi - lo) / 2];
+		size_t i = lo, j = hi;
+		while (i <= j) {
+			while (v[i] < pivot)
+				i++;
+			while (v[j] > pivot)
+				j--;
+			if (i <= j) {
+				double t = v[i];
+				v[i] = v[j];
+				v[j] = t;
+				i++;
+				if (j == 0)
+					break;
+				j--;
+			}
+		}
+		if (k <= j)
+			hi = j;
+		else if (k >= i)
+			lo = i;
+		else
+			break;
+	}
+	return v[k];
+}
+
+/* Median of v (reordered). */
+static double median_of(double *v, size_t n)
+{
+	double hi = select_kth(v, n, n / 2);
+	if (n % 2)
+		return hi;
+	double lo = v[0];
+	for (size_t i = 1; i < n / 2; i++)
+		if (v[i] > lo)
+			lo = v[i];
+	return (lo + hi) / 2;
 }
 
 void moat_detect_median_mad(double *v, size_t n, double *median, double *mad)
@@ -320,13 +360,11 @@ void moat_detect_median_mad(double *v, size_t n, double *median, double *mad)
 		*median = *mad = 0;
 		return;
 	}
-	qsort(v, n, sizeof *v, cmp_double);
-	double m = (n % 2) ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	double m = median_of(v, n);
 	for (size_t i = 0; i < n; i++)
 		v[i] = fabs(v[i] - m);
-	qsort(v, n, sizeof *v, cmp_double);
 	*median = m;
-	*mad = (n % 2) ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	*mad = median_of(v, n);
 }
 
 double moat_detect_poisson_tail(uint64_t k, double lambda)
@@ -409,6 +447,7 @@ typedef struct principal {
 	bool known;
 	moat_detect_principal_t info;
 	int group;        /* peer group, -1 if unknown */
+	uint32_t group_pos; /* position among the group's members */
 	uint64_t entries; /* entries seen */
 	uint64_t ips[KNOWN_MAX], devices[KNOWN_MAX];
 	uint8_t n_ips, n_devices, ip_pos, device_pos;
@@ -452,11 +491,22 @@ typedef struct state {
 
 static const state_t st_proto; /* for sizeof of union members */
 
+typedef struct peer_count {
+	int64_t period;
+	uint64_t count;
+} peer_count_t;
+
 typedef struct rule_rt {
 	keymap_t map;
 	state_t **states; /* stable pointers: states are allocated one by one */
 	size_t n, cap;
 	moat_time_t width; /* window bucket width */
+	/* Peer rules: per group, each member's count in its current period, kept
+	 * contiguous so that scoring a principal against its peers reads one small
+	 * array instead of every peer's state. */
+	struct peer_count **gcounts;
+	size_t *gcounts_cap;
+	size_t n_gcounts;
 } rule_rt_t;
 
 struct moat_detect {
@@ -563,6 +613,10 @@ void moat_detect_free(moat_detect_t *d)
 		}
 		free(rt->states);
 		keymap_free(&rt->map);
+		for (size_t g = 0; g < rt->n_gcounts; g++)
+			free(rt->gcounts[g]);
+		free(rt->gcounts);
+		free(rt->gcounts_cap);
 	}
 	for (size_t i = 0; i < d->n_prins; i++) {
 		features_free(d->prins[i].feat);
@@ -619,6 +673,7 @@ static int group_of(moat_detect_t *d, const moat_detect_principal_t *info, uint3
 		gr->members = nm;
 		gr->cap = ncap;
 	}
+	d->prins[member].group_pos = (uint32_t)gr->n;
 	gr->members[gr->n++] = member;
 	return (int)g;
 }
@@ -1007,6 +1062,46 @@ static void period_roll(const rule_t *r, state_t *st, int64_t pidx)
 	st->u.p.count = 0;
 }
 
+/* Records the principal's count of this period in its group's array. */
+static bool peer_count_set(moat_detect_t *d, size_t ri, const principal_t *p, const state_t *st)
+{
+	if (!p || p->group < 0)
+		return true;
+	rule_rt_t *rt = &d->rt[ri];
+	size_t g = (size_t)p->group;
+	if (g >= rt->n_gcounts) {
+		size_t ncap = d->cap_groups > g ? d->cap_groups : g + 1;
+		peer_count_t **na = realloc(rt->gcounts, ncap * sizeof *na);
+		if (!na)
+			return false;
+		rt->gcounts = na;
+		size_t *nc = realloc(rt->gcounts_cap, ncap * sizeof *nc);
+		if (!nc)
+			return false;
+		rt->gcounts_cap = nc;
+		for (size_t i = rt->n_gcounts; i < ncap; i++) {
+			na[i] = NULL;
+			nc[i] = 0;
+		}
+		d->mem += (ncap - rt->n_gcounts) * (sizeof *na + sizeof *nc);
+		rt->n_gcounts = ncap;
+	}
+	const group_t *gr = &d->groups[g];
+	if (rt->gcounts_cap[g] < gr->n) {
+		size_t ncap = gr->cap;
+		peer_count_t *nv = realloc(rt->gcounts[g], ncap * sizeof *nv);
+		if (!nv)
+			return false;
+		for (size_t i = rt->gcounts_cap[g]; i < ncap; i++)
+			nv[i] = (peer_count_t){INT64_MIN, 0};
+		d->mem += (ncap - rt->gcounts_cap[g]) * sizeof *nv;
+		rt->gcounts[g] = nv;
+		rt->gcounts_cap[g] = ncap;
+	}
+	rt->gcounts[g][p->group_pos] = (peer_count_t){st->u.p.period, st->u.p.count};
+	return true;
+}
+
 /* Scores a peer or self state; false if it cannot be scored (too few peers or too
  * little history), else *value is the score. */
 static bool score_state(moat_detect_t *d, size_t ri, state_t *st, double *value, bool *oom)
@@ -1049,14 +1144,15 @@ static bool score_state(moat_detect_t *d, size_t ri, state_t *st, double *value,
 		return false;
 	}
 	size_t n = 0;
+	const rule_rt_t *rt = &d->rt[ri];
+	const peer_count_t *pc = (size_t)p->group < rt->n_gcounts ? rt->gcounts[p->group] : NULL;
+	size_t have = pc ? rt->gcounts_cap[p->group] : 0;
 	for (size_t i = 0; i < g->n; i++) {
-		const principal_t *m = &d->prins[g->members[i]];
-		if (m == p)
+		if (i == p->group_pos)
 			continue;
-		const state_t *ms = m->st ? m->st[ri] : NULL;
 		double c = 0;
-		if (ms && ms->u.p.period == st->u.p.period)
-			c = (double)ms->u.p.count;
+		if (i < have && pc[i].period == st->u.p.period)
+			c = (double)pc[i].count;
 		d->scratch[n++] = c;
 	}
 	double med, mad;
@@ -1196,6 +1292,8 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 		if (pidx < st->u.p.period)
 			return MOAT_OK; /* late entry for a closed period */
 		st->u.p.count++;
+		if (r->type == RULE_PEER && !peer_count_set(d, ri, x->p, st))
+			return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
 		evidence_push(st, x->index);
 		count = st->u.p.count;
 		uint64_t min = r->min > 1 ? (uint64_t)ceil(r->min) : 1;
