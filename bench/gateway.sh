@@ -69,7 +69,7 @@ to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%.3f", v / 1000; else if
 wait_port 18790 ""
 read -r h_rps h_p50 h_p99 _ < <(run hello "http://127.0.0.1:18790/")
 
-"$MOAT" serve --data "$D" --listen 127.0.0.1:18791 --threads "$GW_THREADS" 2>"$T/serve.log" & PIDS+=($!)
+"$MOAT" serve --data "$D" --listen 127.0.0.1:18791 --threads "$GW_THREADS" ${BENCH_SERVE_FLAGS:-} 2>"$T/serve.log" & PIDS+=($!)
 wait_port 18791 healthz
 # warm up (virtual-number bindings are made on first read)
 wrk -t"$THREADS" -c"$CONNS" -d2s -H "Authorization: Bearer $KEY" -s "$T/reads.lua" http://127.0.0.1:18791 >/dev/null

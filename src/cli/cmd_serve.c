@@ -11,20 +11,23 @@
 
 static void help(void)
 {
-	printf("usage: moat serve [--data DIR] [--listen HOST:PORT] [--threads N]\n\n"
+	printf("usage: moat serve [--data DIR] [--listen HOST:PORT] [--threads N] [--no-detect]\n\n"
 	       "Serves the gateway API (docs/openapi.yaml, also at /openapi.json) until SIGTERM\n"
 	       "or SIGINT; in-flight requests finish and the event log is flushed first.\n"
 	       "SIGHUP reloads <data>/policy.conf (a bad policy is refused; the old one stays).\n"
 	       "The detector runs over new ledger entries about once a second; its actions\n"
-	       "(throttle, force masking, suspend) apply to a principal's next request.\n"
+	       "(throttle, force masking, suspend) apply to a principal's next request;\n"
+	       "--no-detect leaves detection to `moat alerts scan` run elsewhere.\n"
 	       "Listen address and threads default to moat.conf [server] (127.0.0.1:8080).\n");
 }
 
 int cmd_serve(int argc, char **argv)
 {
-	enum { OPT_LISTEN = 1, OPT_THREADS };
+	enum { OPT_LISTEN = 1, OPT_THREADS, OPT_NO_DETECT };
+	bool detect = true;
 	static const struct option opts[] = {{"listen", required_argument, NULL, OPT_LISTEN},
 					     {"threads", required_argument, NULL, OPT_THREADS},
+					     {"no-detect", no_argument, NULL, OPT_NO_DETECT},
 					     CLI_COMMON_LONGOPTS,
 					     {0, 0, 0, 0}};
 	cli_common_t c;
@@ -39,6 +42,9 @@ int cmd_serve(int argc, char **argv)
 			return CLI_OK;
 		case OPT_LISTEN:
 			go.listen = optarg;
+			break;
+		case OPT_NO_DETECT:
+			detect = false;
 			break;
 		case OPT_THREADS: {
 			char *end;
@@ -104,7 +110,8 @@ int cmd_serve(int argc, char **argv)
 		int sig = sigtimedwait(&set, NULL, &tick);
 		if (sig < 0) {
 			moat_error_t de = {0};
-			if (a->ledger && moat_detect_catch_up(a, NULL, &de) != MOAT_OK && !warned) {
+			if (detect && a->ledger && moat_detect_catch_up(a, NULL, &de) != MOAT_OK &&
+			    !warned) {
 				moat_log(MOAT_LOG_WARN, "detect_failed", "%s", de.msg);
 				warned = true;
 			}
