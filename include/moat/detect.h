@@ -262,6 +262,9 @@ typedef struct moat_detect_log {
 	moat_err_t (*append)(void *ctx, const moat_entry_t *es, size_t n, uint64_t *first,
 			     moat_error_t *err);
 	void *ctx;
+	/* Called at the start of every runner step (may be NULL): make entries
+	 * appended since the last step readable (the ledger integrates them). */
+	moat_err_t (*refresh)(void *ctx, moat_error_t *err);
 } moat_detect_log_t;
 
 /* What one run did. */
@@ -292,6 +295,23 @@ moat_err_t moat_detect_run(moat_store_t *s, const moat_detect_rules_t *rules,
 			   moat_detect_lookup_fn lookup, void *lookup_ctx, const moat_detect_log_t *log,
 			   size_t batch, moat_detect_stats_t *stats, moat_error_t *err) MOAT_MUST_CHECK;
 
+/*
+ * A resident runner: the same exactly-once processing as moat_detect_run, but the
+ * engine stays in memory between steps, so each step reads only what the log
+ * gained (moat_detect_run replays the whole log every time). The first step, and
+ * the step after a failed one, rebuild the engine from the stored cursor. For
+ * `moat serve`, which judges new entries about once a second.
+ */
+typedef struct moat_detect_runner moat_detect_runner_t;
+/* Borrows s, rules, lookup_ctx and log->ctx until moat_detect_runner_free. */
+moat_err_t moat_detect_runner_new(moat_store_t *s, const moat_detect_rules_t *rules,
+				  moat_detect_lookup_fn lookup, void *lookup_ctx,
+				  const moat_detect_log_t *log, size_t batch,
+				  moat_detect_runner_t **out, moat_error_t *err) MOAT_MUST_CHECK;
+moat_err_t moat_detect_runner_step(moat_detect_runner_t *x, moat_detect_stats_t *stats,
+				   moat_error_t *err) MOAT_MUST_CHECK;
+void moat_detect_runner_free(moat_detect_runner_t *x);
+
 /* Principal look-up backed by the store (ctx = moat_store_t *). */
 int moat_detect_store_lookup(void *ctx, const char *id, moat_detect_principal_t *out);
 
@@ -312,6 +332,12 @@ struct moat_app;
  * NULL. */
 moat_err_t moat_detect_catch_up(struct moat_app *a, moat_detect_stats_t *stats,
 				moat_error_t *err) MOAT_MUST_CHECK;
+
+/* A resident runner over the data directory (rules.conf, ledger, store), for
+ * `moat serve`: open once, moat_detect_runner_step about once a second, free
+ * before moat_app_close. The app is borrowed. */
+moat_err_t moat_detect_runner_open(struct moat_app *a, moat_detect_runner_t **out,
+				   moat_error_t *err) MOAT_MUST_CHECK;
 
 /* Lifts action id with a reason: appends an ACTION entry ("lift") to the ledger
  * (when the app has one), then marks it lifted in the store. */

@@ -105,13 +105,20 @@ int cmd_serve(int argc, char **argv)
 	 * bulk pull is still going on. It uses the app's own store handle, which
 	 * the server threads never touch. */
 	bool warned = false;
+	/* The engine stays resident between ticks, so each tick reads only what
+	 * the ledger gained (the first one replays it to rebuild the windows). */
+	moat_detect_runner_t *runner = NULL;
 	for (;;) {
 		struct timespec tick = {1, 0};
 		int sig = sigtimedwait(&set, NULL, &tick);
 		if (sig < 0) {
 			moat_error_t de = {0};
-			if (detect && a->ledger && moat_detect_catch_up(a, NULL, &de) != MOAT_OK &&
-			    !warned) {
+			moat_err_t drc = MOAT_OK;
+			if (detect && a->ledger && !runner)
+				drc = moat_detect_runner_open(a, &runner, &de);
+			if (drc == MOAT_OK && runner)
+				drc = moat_detect_runner_step(runner, NULL, &de);
+			if (drc != MOAT_OK && !warned) {
 				moat_log(MOAT_LOG_WARN, "detect_failed", "%s", de.msg);
 				warned = true;
 			}
@@ -127,6 +134,7 @@ int cmd_serve(int argc, char **argv)
 		}
 		break;
 	}
+	moat_detect_runner_free(runner);
 	moat_log(MOAT_LOG_INFO, "serve_stopping", "shutting down");
 	ret = CLI_OK;
 done:

@@ -9,6 +9,7 @@
 #include "moat/app.h"
 #include "moat/detect.h"
 #include "moat/ledger.h"
+#include "detect/runner.h"
 
 typedef struct ledger_log {
 	moat_ledger_t *l;
@@ -70,10 +71,25 @@ static moat_err_t load_rules(moat_app_t *a, moat_detect_rules_t **out, moat_erro
 	return rc;
 }
 
-moat_err_t moat_detect_catch_up(moat_app_t *a, moat_detect_stats_t *stats, moat_error_t *err)
+static moat_err_t l_refresh(void *ctx, moat_error_t *err)
 {
-	if (stats)
-		memset(stats, 0, sizeof *stats);
+	ledger_log_t *x = ctx;
+	return moat_ledger_sync(x->l, err);
+}
+
+static void l_free(void *ctx)
+{
+	ledger_log_t *x = ctx;
+	if (!x)
+		return;
+	moat_ledger_iter_free(x->it);
+	free(x->scratch);
+	free(x);
+}
+
+moat_err_t moat_detect_runner_open(moat_app_t *a, moat_detect_runner_t **out, moat_error_t *err)
+{
+	*out = NULL;
 	if (!a->ledger)
 		return moat_error_set(err, MOAT_EUNAVAIL, NULL,
 				      "the detector needs the ledger (data directory opened without it)");
@@ -81,20 +97,38 @@ moat_err_t moat_detect_catch_up(moat_app_t *a, moat_detect_stats_t *stats, moat_
 	moat_err_t rc = load_rules(a, &rules, err);
 	if (rc != MOAT_OK)
 		return rc;
-	ledger_log_t x = {.l = a->ledger, .scratch_len = MOAT_ENTRY_MAX + 64};
-	x.scratch = malloc(x.scratch_len);
-	if (!x.scratch) {
-		rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
-		goto out;
+	ledger_log_t *x = calloc(1, sizeof *x);
+	if (x) {
+		x->l = a->ledger;
+		x->scratch_len = MOAT_ENTRY_MAX + 64;
+		x->scratch = malloc(x->scratch_len);
 	}
-	if ((rc = moat_ledger_sync(a->ledger, err)) != MOAT_OK)
-		goto out;
-	moat_detect_log_t log = {l_seek, l_next, l_append, &x};
-	rc = moat_detect_run(a->store, rules, moat_detect_store_lookup, a->store, &log, 0, stats, err);
-out:
-	moat_ledger_iter_free(x.it);
-	free(x.scratch);
-	moat_detect_rules_free(rules);
+	if (!x || !x->scratch) {
+		l_free(x);
+		moat_detect_rules_free(rules);
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	}
+	moat_detect_log_t log = {l_seek, l_next, l_append, x, l_refresh};
+	rc = moat_detect_runner_new(a->store, rules, moat_detect_store_lookup, a->store, &log, 0, out,
+				    err);
+	if (rc != MOAT_OK) {
+		l_free(x);
+		moat_detect_rules_free(rules);
+		return rc;
+	}
+	moat_detect_runner_own(*out, rules, l_free);
+	return MOAT_OK;
+}
+
+moat_err_t moat_detect_catch_up(moat_app_t *a, moat_detect_stats_t *stats, moat_error_t *err)
+{
+	if (stats)
+		memset(stats, 0, sizeof *stats);
+	moat_detect_runner_t *x = NULL;
+	moat_err_t rc = moat_detect_runner_open(a, &x, err);
+	if (rc == MOAT_OK)
+		rc = moat_detect_runner_step(x, stats, err);
+	moat_detect_runner_free(x);
 	return rc;
 }
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "detect/detect_internal.h"
+#include "detect/runner.h"
 
 /* ---- known alert ids on the log past the cursor ------------------------------------- */
 
@@ -236,84 +237,171 @@ out:
 	return rc;
 }
 
-moat_err_t moat_detect_run(moat_store_t *s, const moat_detect_rules_t *rules,
-			   moat_detect_lookup_fn lookup, void *lookup_ctx, const moat_detect_log_t *log,
-			   size_t batch, moat_detect_stats_t *stats, moat_error_t *err)
+struct moat_detect_runner {
+	moat_store_t *s;
+	const moat_detect_rules_t *rules;
+	moat_detect_lookup_fn lookup;
+	void *lookup_ctx;
+	moat_detect_log_t log;
+	size_t batch;
+	moat_detect_t *d; /* NULL until the first step (or after a failed one) */
+	run_ctx_t r;
+	known_t known;
+	uint64_t cursor;  /* persisted: entries below are judged and stored */
+	/* Owned by a runner opened over a data directory (catchup.c). */
+	moat_detect_rules_t *own_rules;
+	void (*free_log)(void *ctx);
+};
+
+moat_err_t moat_detect_runner_new(moat_store_t *s, const moat_detect_rules_t *rules,
+				  moat_detect_lookup_fn lookup, void *lookup_ctx,
+				  const moat_detect_log_t *log, size_t batch,
+				  moat_detect_runner_t **out, moat_error_t *err)
 {
-	moat_detect_stats_t st = {0};
-	known_t known = {0};
-	run_ctx_t r = {0};
-	moat_detect_t *d = NULL;
-	if (!batch)
-		batch = 4096;
+	*out = calloc(1, sizeof **out);
+	if (!*out)
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	moat_detect_runner_t *x = *out;
+	x->s = s;
+	x->rules = rules;
+	x->lookup = lookup;
+	x->lookup_ctx = lookup_ctx;
+	x->log = *log;
+	x->batch = batch ? batch : 4096;
+	return MOAT_OK;
+}
+
+/* Drops the engine: the next step rebuilds it from the stored cursor. */
+static void runner_reset(moat_detect_runner_t *x)
+{
+	moat_detect_free(x->d);
+	x->d = NULL;
+	x->r.n = 0;
+	x->r.oom = false;
+	x->known.n = 0;
+}
+
+void moat_detect_runner_free(moat_detect_runner_t *x)
+{
+	if (!x)
+		return;
+	runner_reset(x);
+	free(x->r.p);
+	free(x->known.ids);
+	free(x->known.index);
+	if (x->free_log)
+		x->free_log(x->log.ctx);
+	moat_detect_rules_free(x->own_rules);
+	free(x);
+}
+
+void moat_detect_runner_own(moat_detect_runner_t *x, moat_detect_rules_t *rules,
+			    void (*free_log)(void *ctx))
+{
+	x->own_rules = rules;
+	x->free_log = free_log;
+}
+
+/* First step: the stored cursor, leftovers of a crashed run, the engine rebuilt
+ * by replaying the log from index 0 up to the cursor. */
+static moat_err_t runner_start(moat_detect_runner_t *x, moat_error_t *err)
+{
 	uint64_t cursor = 0;
 	char buf[64];
-	moat_err_t rc = moat_store_meta_get(s, MOAT_DETECT_CURSOR_KEY, buf, sizeof buf, err);
+	moat_err_t rc = moat_store_meta_get(x->s, MOAT_DETECT_CURSOR_KEY, buf, sizeof buf, err);
 	if (rc == MOAT_OK) {
 		char *end;
 		cursor = strtoull(buf, &end, 10);
-		if (end == buf || *end) {
-			rc = moat_error_set(err, MOAT_ECORRUPT, MOAT_DETECT_CURSOR_KEY,
-					    "stored detector cursor \"%s\" is not a number", buf);
-			goto out;
-		}
+		if (end == buf || *end)
+			return moat_error_set(err, MOAT_ECORRUPT, MOAT_DETECT_CURSOR_KEY,
+					      "stored detector cursor \"%s\" is not a number", buf);
 	} else if (rc != MOAT_ENOTFOUND) {
-		goto out;
+		return rc;
 	}
 	moat_error_clear(err);
-	st.cursor = cursor;
-
+	x->cursor = cursor;
 	/* ALERT entries past the cursor were appended by a run that crashed before it
 	 * could store them. */
 	uint64_t index;
 	moat_entry_t e;
-	if ((rc = log->seek(log->ctx, cursor, err)) != MOAT_OK)
-		goto out;
-	while ((rc = log->next(log->ctx, &index, &e, err)) == MOAT_OK)
-		if (e.kind == MOAT_ENTRY_ALERT && e.ref && !known_add(&known, e.ref, index)) {
-			rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
-			goto out;
-		}
+	if ((rc = x->log.seek(x->log.ctx, cursor, err)) != MOAT_OK)
+		return rc;
+	while ((rc = x->log.next(x->log.ctx, &index, &e, err)) == MOAT_OK)
+		if (e.kind == MOAT_ENTRY_ALERT && e.ref && !known_add(&x->known, e.ref, index))
+			return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
 	if (rc != MOAT_ENOTFOUND)
-		goto out;
+		return rc;
+	moat_error_clear(err);
+	if ((rc = moat_detect_new(x->rules, x->lookup, x->lookup_ctx, on_alert, &x->r, &x->d, err)) !=
+	    MOAT_OK)
+		return rc;
+	moat_detect_set_quiet(x->d, cursor);
+	return x->log.seek(x->log.ctx, 0, err);
+}
 
-	if ((rc = moat_detect_new(rules, lookup, lookup_ctx, on_alert, &r, &d, err)) != MOAT_OK)
+moat_err_t moat_detect_runner_step(moat_detect_runner_t *x, moat_detect_stats_t *stats,
+				   moat_error_t *err)
+{
+	moat_detect_stats_t st = {0};
+	moat_err_t rc = MOAT_OK;
+	if (x->log.refresh && (rc = x->log.refresh(x->log.ctx, err)) != MOAT_OK)
 		goto out;
-	moat_detect_set_quiet(d, cursor);
-	if ((rc = log->seek(log->ctx, 0, err)) != MOAT_OK)
-		goto out;
-	uint64_t next_cursor = cursor, since_flush = 0;
-	while ((rc = log->next(log->ctx, &index, &e, err)) == MOAT_OK) {
+	if (!x->d && (rc = runner_start(x, err)) != MOAT_OK)
+		goto fail;
+	st.cursor = x->cursor;
+	uint64_t index, next_cursor = x->cursor, since_flush = 0;
+	moat_entry_t e;
+	while ((rc = x->log.next(x->log.ctx, &index, &e, err)) == MOAT_OK) {
 		st.entries++;
-		rc = moat_detect_feed(d, index, &e, err);
+		rc = moat_detect_feed(x->d, index, &e, err);
 		if (rc != MOAT_OK) {
-			if (r.oom)
+			if (x->r.oom)
 				rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
-			goto out;
+			goto fail;
 		}
-		if (index < cursor)
+		if (index < x->cursor)
 			continue;
 		st.processed++;
 		next_cursor = index + 1;
-		if (++since_flush >= batch) {
-			if ((rc = flush(s, log, &r, &known, next_cursor, &st, err)) != MOAT_OK)
-				goto out;
+		if (++since_flush >= x->batch) {
+			if ((rc = flush(x->s, &x->log, &x->r, &x->known, next_cursor, &st, err)) != MOAT_OK)
+				goto fail;
+			x->cursor = next_cursor;
 			since_flush = 0;
 		}
 	}
 	if (rc != MOAT_ENOTFOUND)
-		goto out;
+		goto fail;
 	moat_error_clear(err);
 	rc = MOAT_OK;
-	if (since_flush || r.n)
-		rc = flush(s, log, &r, &known, next_cursor, &st, err);
+	if (since_flush || x->r.n) {
+		if ((rc = flush(x->s, &x->log, &x->r, &x->known, next_cursor, &st, err)) != MOAT_OK)
+			goto fail;
+		x->cursor = next_cursor;
+	}
+	/* Crash leftovers can only precede the first step's end. */
+	x->known.n = 0;
+	goto out;
+fail:
+	/* The engine may be ahead of what the store holds: rebuild it next time. */
+	runner_reset(x);
 out:
-	moat_detect_free(d);
-	free(r.p);
-	free(known.ids);
-	free(known.index);
 	if (stats)
 		*stats = st;
+	return rc;
+}
+
+moat_err_t moat_detect_run(moat_store_t *s, const moat_detect_rules_t *rules,
+			   moat_detect_lookup_fn lookup, void *lookup_ctx, const moat_detect_log_t *log,
+			   size_t batch, moat_detect_stats_t *stats, moat_error_t *err)
+{
+	moat_detect_runner_t *x = NULL;
+	moat_err_t rc = moat_detect_runner_new(s, rules, lookup, lookup_ctx, log, batch, &x, err);
+	if (rc == MOAT_OK)
+		rc = moat_detect_runner_step(x, stats, err);
+	else if (stats)
+		memset(stats, 0, sizeof *stats);
+	moat_detect_runner_free(x);
 	return rc;
 }
 
