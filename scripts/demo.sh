@@ -114,6 +114,13 @@ for i in $(seq 1 40); do
 	codes="$codes $c"
 done
 echo "   HTTP statuses:$codes"
+served=$(tr ' ' '\n' <<<"$codes" | grep -c '^200$' || true)
+echo "   the detector running inside moat serve suspended cs-live after $served of 40 reads (403 from then on)"
+"$MOAT" alerts --data "$DATA" --json 2>/dev/null | python3 -c '
+import json, sys
+for a in json.load(sys.stdin)["alerts"]:
+    if a.get("principal") == "cs-live":
+        print("   alert %s: %s -> %s (evidence: ledger entries %s)" % (a["id"], a["title"], a["action"], a["evidence"][:6]))' || true
 curl -s "http://127.0.0.1:$PORT/metrics" >"$WORLD/metrics.txt" || true
 grep -E '^moat_(decisions|ledger_size|quota)' "$WORLD/metrics.txt" | head -12 || true
 kill -TERM $SERVER && wait $SERVER 2>/dev/null || true
@@ -123,8 +130,13 @@ say "5. the ledger: verified from the entry bundles, and one inclusion proof che
 "$MOAT" ledger verify --data "$DATA"
 size=$("$MOAT" ledger checkpoint --json --data "$DATA" | python3 -c 'import json,sys; print(json.load(sys.stdin)["size"])')
 "$MOAT" ledger checkpoint --data "$DATA" >"$WORLD/checkpoint.txt"
+"$MOAT" ledger key --data "$DATA" >"$WORLD/vkey.txt"
 head -3 "$WORLD/checkpoint.txt"
-echo "   verifier key: $("$MOAT" ledger key --data "$DATA")"
+echo "   verifier key: $(cat "$WORLD/vkey.txt")"
+idx=$((size - 1))
+"$MOAT" ledger proof inclusion "$idx" --data "$DATA" >"$WORLD/proof.txt"
+echo "-- offline, with only the verifier key, the signed checkpoint and the proof file:"
+"$MOAT" ledger verify-proof --vkey-file "$WORLD/vkey.txt" --checkpoint "$WORLD/checkpoint.txt" "$WORLD/proof.txt"
 
 say "score against the simulator's ground truth (moat never read truth.json)"
 python3 "$SRC/scripts/eval_detect.py" --help >/dev/null 2>&1 && echo "(see scripts/eval_detect.py for the full detector evaluation)"
