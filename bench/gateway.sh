@@ -71,8 +71,8 @@ read -r h_rps h_p50 h_p99 _ < <(run hello "http://127.0.0.1:18790/")
 
 "$MOAT" serve --data "$D" --listen 127.0.0.1:18791 --threads "$GW_THREADS" ${BENCH_SERVE_FLAGS:-} 2>"$T/serve.log" & PIDS+=($!)
 wait_port 18791 healthz
-# warm up (virtual-number bindings are made on first read)
-wrk -t"$THREADS" -c"$CONNS" -d2s -H "Authorization: Bearer $KEY" -s "$T/reads.lua" http://127.0.0.1:18791 >/dev/null
+# warm up: the first read of each order makes its virtual-number binding (a write)
+wrk -t"$THREADS" -c"$CONNS" -d"${BENCH_WARMUP:-6s}" -H "Authorization: Bearer $KEY" -s "$T/reads.lua" http://127.0.0.1:18791 >/dev/null
 read -r g_rps g_p50 g_p99 g_bad < <(run gateway -H "Authorization: Bearer $KEY" -s "$T/reads.lua" http://127.0.0.1:18791)
 size=$(curl -s http://127.0.0.1:18791/metrics | awk '/^moat_ledger_size/ {print $2}')
 

@@ -70,6 +70,10 @@ struct moat_gateway {
 	int grace_days;
 	size_t max_body;
 	gw_metrics_t m;
+	/* Serialises the gateway's own SQLite writes (quota counts, virtual-number
+	 * bindings): writers queue here instead of in SQLite's busy handler, which
+	 * sleeps in whole milliseconds. */
+	pthread_mutex_t write_mu;
 	/* Last read time per throttled principal (small open-addressed table). */
 	pthread_mutex_t throttle_mu;
 	struct {

@@ -77,7 +77,9 @@ static moat_err_t decide_one(moat_gateway_t *g, moat_store_t *s, const gw_auth_t
 	if (moat_policy_is_plaintext(x->d.views) && x->d.quota != MOAT_QUOTA_UNLIMITED) {
 		int64_t used;
 		moat_error_t qe = {0};
+		pthread_mutex_lock(&g->write_mu);
 		rc = moat_store_quota_take(s, a->p.principal, day, x->d.quota, &used, &qe);
+		pthread_mutex_unlock(&g->write_mu);
 		if (rc == MOAT_ELIMIT) {
 			x->outcome = OUT_QUOTA;
 			x->quota = x->d.quota;
@@ -101,8 +103,11 @@ static moat_err_t decide_one(moat_gateway_t *g, moat_store_t *s, const gw_auth_t
 		if (base == MOAT_TIME_NONE || base < now)
 			base = now;
 		until = base + (moat_time_t)g->grace_days * 86400000;
+		/* Usually a read (the binding exists); the lock only orders the writes. */
+		pthread_mutex_lock(&g->write_mu);
 		rc = moat_store_vnum_bind(s, o->order_id, a->p.principal, g->pool_lo, g->pool_hi, from,
 					  until, now, &x->vnum, err);
+		pthread_mutex_unlock(&g->write_mu);
 		if (rc != MOAT_OK)
 			return rc;
 		x->has_vnum = true;

@@ -774,6 +774,7 @@ moat_err_t moat_gateway_start(moat_app_t *app, const moat_gateway_opts_t *opts,
 	pthread_rwlock_init(&g->policy_lock, NULL);
 	pthread_mutex_init(&g->pool.mu, NULL);
 	pthread_mutex_init(&g->throttle_mu, NULL);
+	pthread_mutex_init(&g->write_mu, NULL);
 	pthread_cond_init(&g->pool.cv, NULL);
 	if (!parse_pool(app->config.virtual_pool, &g->pool_lo, &g->pool_hi)) {
 		rc = moat_error_set(err, MOAT_EINVAL, "virtual.pool", "pool must be FIRST-LAST, e.g. "
@@ -864,6 +865,7 @@ void moat_gateway_stop(moat_gateway_t *g)
 	pthread_rwlock_destroy(&g->policy_lock);
 	pthread_mutex_destroy(&g->pool.mu);
 	pthread_mutex_destroy(&g->throttle_mu);
+	pthread_mutex_destroy(&g->write_mu);
 	pthread_cond_destroy(&g->pool.cv);
 	free(g);
 }
