@@ -44,19 +44,32 @@ def run(cmd, **kw):
     return r.stdout
 
 
-def one(moat, scenario, seed, scale, work, rules, orders=None):
+def one(moat, scenario, seed, scale, work, rules, orders=None, reuse=False):
     out = os.path.join(work, "%s-%d" % (scenario, seed))
     data = out + ".data"
-    shutil.rmtree(out, ignore_errors=True)
-    shutil.rmtree(data, ignore_errors=True)
-    run([moat, "simulate", "--scenario", scenario, "--seed", str(seed), "--scale", scale,
-         "--out", out] + (["--orders", str(orders)] if orders else []))
-    run([moat, "init", "--data", data])
-    if rules:
-        shutil.copy(rules, os.path.join(data, "rules.conf"))
     env = dict(os.environ, MOAT_LOG_LEVEL="warn")
-    for kind in ["parties", "principals", "relations", "orders", "events"]:
-        run([moat, "import", kind, os.path.join(out, kind + ".jsonl"), "--data", data], env=env)
+    if reuse and os.path.exists(os.path.join(data, "moat.db")):
+        # Judge the same imported world again with other rules: forget the
+        # stored alerts and the cursor (the old ALERT entries stay on the ledger
+        # and are skipped), then scan.
+        run(["sqlite3", os.path.join(data, "moat.db"),
+             "DELETE FROM detect_alerts; DELETE FROM detect_actions;"
+             " DELETE FROM meta WHERE key = 'detect.cursor';"])
+        if rules:
+            shutil.copy(rules, os.path.join(data, "rules.conf"))
+        else:
+            open(os.path.join(data, "rules.conf"), "w").write(run([moat, "rules", "default"]))
+        run([moat, "alerts", "scan", "--data", data], env=env)
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(data, ignore_errors=True)
+        run([moat, "simulate", "--scenario", scenario, "--seed", str(seed), "--scale", scale,
+             "--out", out] + (["--orders", str(orders)] if orders else []))
+        run([moat, "init", "--data", data])
+        if rules:
+            shutil.copy(rules, os.path.join(data, "rules.conf"))
+        for kind in ["parties", "principals", "relations", "orders", "events"]:
+            run([moat, "import", kind, os.path.join(out, kind + ".jsonl"), "--data", data], env=env)
     alerts = json.loads(run([moat, "alerts", "--json", "--status", "all", "--data", data]))["alerts"]
     truth = json.load(open(os.path.join(out, "truth.json")))
 
@@ -124,13 +137,15 @@ def main():
     ap.add_argument("--work")
     ap.add_argument("--rules")
     ap.add_argument("--orders", type=int, help="override the scale's order count")
+    ap.add_argument("--reuse", action="store_true",
+                    help="re-judge worlds already imported in --work instead of simulating")
     ap.add_argument("--json", action="store_true")
     o = ap.parse_args()
     work = o.work or tempfile.mkdtemp(prefix="moat-eval-")
     results = []
     for sc in o.scenarios.split(","):
         for seed in [int(s) for s in o.seeds.split(",")]:
-            results.append(one(os.path.abspath(o.moat), sc, seed, o.scale, work, o.rules, o.orders))
+            results.append(one(os.path.abspath(o.moat), sc, seed, o.scale, work, o.rules, o.orders, o.reuse))
     if o.json:
         print(json.dumps(results, indent=1, default=str))
         return

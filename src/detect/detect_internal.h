@@ -42,6 +42,7 @@ typedef struct rule_filter {
 	uint32_t relations; /* bits: relation kinds held (any of) | REL_NONE; 0 = any */
 	int result;        /* TRI_ANY, else moat_entry_result_t */
 	int plaintext;     /* TRI_*: a personal field shown FULL or VIRTUAL */
+	int full;          /* TRI_*: a personal field shown FULL */
 	int off_shift;     /* TRI_*: outside the principal's shift */
 	int imported;      /* TRI_* */
 	unsigned new_mask; /* NEW_IP | NEW_DEVICE: entry uses a new ip/device (any of) */

@@ -542,7 +542,7 @@ typedef struct ev {
 	uint64_t phash;
 	uint32_t role_bit;
 	unsigned new_bits;
-	int plaintext, off_shift;
+	int plaintext, full, off_shift;
 	uint64_t order_h; /* hash of order_id, 0 until computed */
 } ev_t;
 
@@ -856,6 +856,8 @@ static bool filter_pass(const rule_filter_t *f, const ev_t *x)
 	if (f->result != TRI_ANY && (int)e->result != f->result)
 		return false;
 	if (f->plaintext != TRI_ANY && x->plaintext != f->plaintext)
+		return false;
+	if (f->full != TRI_ANY && x->full != f->full)
 		return false;
 	if (f->off_shift != TRI_ANY && x->off_shift != f->off_shift)
 		return false;
@@ -1403,6 +1405,9 @@ moat_err_t moat_detect_feed(moat_detect_t *d, uint64_t index, const moat_entry_t
 			if (e->views[personal[i]] == MOAT_VIEW_FULL ||
 			    e->views[personal[i]] == MOAT_VIEW_VIRTUAL)
 				x.plaintext = 1;
+		for (size_t i = 0; i < MOAT_ARRAY_LEN(personal); i++)
+			if (e->views[personal[i]] == MOAT_VIEW_FULL)
+				x.full = 1;
 	}
 	if (x.p && !update_features(d, &x))
 		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");

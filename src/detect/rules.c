@@ -186,6 +186,9 @@ static moat_err_t parse_filter(parser_t *p, const char *key, const char *text, r
 		} else if (strcmp(name, "plaintext") == 0 && !neg) {
 			ok = parse_yesno(val, &tri);
 			f->plaintext = tri;
+		} else if (strcmp(name, "full") == 0 && !neg) {
+			ok = parse_yesno(val, &tri);
+			f->full = tri;
 		} else if (strcmp(name, "imported") == 0 && !neg) {
 			ok = parse_yesno(val, &tri);
 			f->imported = tri;
@@ -202,7 +205,7 @@ static moat_err_t parse_filter(parser_t *p, const char *key, const char *text, r
 			f->new_mask = mask; /* bit 0 = ip, bit 1 = device, as NEW_IP/NEW_DEVICE */
 		} else {
 			return perr(p, key, "unknown filter term \"%s\" (kind, role, purpose, relation, "
-					    "result, plaintext, shift, new, imported; only the first "
+					    "result, plaintext, full, shift, new, imported; only the first "
 					    "three take !=)",
 				    name);
 		}
@@ -221,6 +224,7 @@ static void filter_default(rule_filter_t *f)
 	f->relations = 0;
 	f->result = TRI_ANY;
 	f->plaintext = TRI_ANY;
+	f->full = TRI_ANY;
 	f->off_shift = TRI_ANY;
 	f->imported = TRI_ANY;
 	f->new_mask = 0;
