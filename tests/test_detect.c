@@ -439,6 +439,29 @@ static void test_value_count(void)
 	run_close(&r);
 }
 
+/* full=yes counts entries that showed a personal field in full (not virtual). */
+static void test_full_filter(void)
+{
+	run_t r;
+	run_open(&r, "[rule f]\ntype = event_count\nfilter = kind=access full=yes\n"
+		     "group-by = principal\ntimespan = 1h\ncondition = gte 2\n");
+	moat_time_t t = T0 + 10 * HOUR;
+	feed(&r, access_e(t, "cs-1", "O1", 2)); /* phone virtual: plaintext, not full */
+	feed(&r, access_e(t + 1, "cs-1", "O2", 2));
+	CHECK_INT(r.got.n, 0);
+	moat_entry_t e = access_e(t + 2, "cs-1", "O3", 2);
+	e.views[MOAT_FIELD_ADDRESS] = MOAT_VIEW_FULL;
+	feed(&r, e);
+	e.views[MOAT_FIELD_ADDRESS] = MOAT_VIEW_COARSE;
+	e.views[MOAT_FIELD_ITEMS] = MOAT_VIEW_FULL; /* items are not a personal field here */
+	feed(&r, e);
+	CHECK_INT(r.got.n, 0);
+	e.views[MOAT_FIELD_NAME] = MOAT_VIEW_FULL;
+	feed(&r, e);
+	CHECK_INT(r.got.n, 1);
+	run_close(&r);
+}
+
 static void test_ratio(void)
 {
 	run_t r;
@@ -632,6 +655,7 @@ int main(void)
 	test_event_count();
 	test_value_count();
 	test_ratio();
+	test_full_filter();
 	test_peer();
 	test_self();
 	test_takeover();
