@@ -101,6 +101,16 @@ static void test_index(void)
 	CHECK(moat_exposure_received(x, "zz", "O00001", T0 + 1000 * HOUR, &f, &err) == MOAT_OK);
 	CHECK(f == 0);
 
+	/* A record far (60 days) past the order's first sighting keeps its exact time. */
+	feed(x, "late", oid(5), T0 + 60 * 24 * HOUR + 1000, MOAT_VIEW_FULL, MOAT_VIEW_MASK,
+	     MOAT_VIEW_MASK);
+	CHECK(moat_exposure_received(x, "late", oid(5), T0 + 60 * 24 * HOUR + 1000, &f, &err) ==
+	      MOAT_OK);
+	CHECK(f == 1u);
+	CHECK(moat_exposure_received(x, "late", oid(5), T0 + 60 * 24 * HOUR, &f, &err) == MOAT_OK);
+	CHECK(f == 0);
+	ledger_index = moat_exposure_cursor(x);
+
 	/* Save, load, same answers; a flipped byte is caught. */
 	char path[] = "/tmp/moat-exposure-XXXXXX";
 	int fd = mkstemp(path);
@@ -110,7 +120,10 @@ static void test_index(void)
 	moat_exposure_t *y = NULL;
 	CHECK(moat_exposure_load(path, &y, &err) == MOAT_OK);
 	if (y) {
-		CHECK(moat_exposure_cursor(y) == 10000);
+		CHECK(moat_exposure_cursor(y) == 10001);
+		CHECK(moat_exposure_received(y, "late", oid(5), T0 + 60 * 24 * HOUR + 1000, &f,
+					     &err) == MOAT_OK);
+		CHECK(f == 1u);
 		CHECK(moat_exposure_received(y, "cr-4", oid(14), T0 + 10 * 24 * HOUR, &f, &err) ==
 		      MOAT_OK);
 		CHECK(f == ((1u << MOAT_FIELD_NAME) | (1u << MOAT_FIELD_ADDRESS) |
@@ -118,7 +131,7 @@ static void test_index(void)
 		moat_entry_t e2 = e;
 		e2.principal = "cr-1";
 		e2.order_id = "O09999";
-		CHECK(moat_exposure_add(y, 10000, &e2, &err) == MOAT_OK);
+		CHECK(moat_exposure_add(y, 10001, &e2, &err) == MOAT_OK);
 		CHECK(moat_exposure_received(y, "cr-1", "O09999", T0 + 1000 * HOUR, &f, &err) ==
 		      MOAT_OK);
 		CHECK(f == 1u);

@@ -81,6 +81,10 @@ moat_err_t moat_exposure_set_honey(moat_exposure_t *x, const char *order_id,
 				   moat_error_t *err) MOAT_MUST_CHECK;
 bool moat_exposure_is_honey(const moat_exposure_t *x, const char *order_id);
 
+/* Folds entries added since the last query into the compact rows now (queries
+ * and save do it on demand). */
+moat_err_t moat_exposure_compact(moat_exposure_t *x, moat_error_t *err) MOAT_MUST_CHECK;
+
 /* Query functions first fold pending entries into the compact form, which may
  * allocate (MOAT_ENOMEM). */
 /* *fields = bits principal had received for order by time `at` (ms, inclusive);

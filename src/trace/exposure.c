@@ -153,7 +153,10 @@ void moat_exposure_free(moat_exposure_t *x)
 	free(x->order_flags);
 	free(x->principal_party);
 	free(x->off);
-	free(x->rec);
+	free(x->rpm);
+	free(x->rdt);
+	free(x->ovf_idx);
+	free(x->ovf_t);
 	free(x->tail);
 	free(x->cache);
 	free(x);
@@ -174,9 +177,9 @@ static uint32_t secs_up(moat_time_t ms)
 }
 
 /* True when a record stamped `t` (seconds, rounded up) happened by `at` (ms). */
-static inline bool by_time(uint32_t t, moat_time_t at)
+static inline bool by_time(int64_t t, moat_time_t at)
 {
-	return (int64_t)t * 1000 <= at;
+	return t * 1000 <= at;
 }
 
 static moat_err_t grow(void **p, uint32_t *cap, uint32_t need, size_t elem)
@@ -209,7 +212,10 @@ static moat_err_t intern_order(moat_exposure_t *x, const char *id, uint32_t firs
 		MOAT_OK ||
 	    grow((void **)&x->order_flags, &x->order_flags_cap, x->orders.n, 1) != MOAT_OK)
 		return moat_error_set(err, MOAT_ENOMEM, NULL, "exposure index: out of memory");
-	if (added || first < x->order_first[*o])
+	/* The first sighting is the base of the order's record times; an entry that
+	 * arrives later with an earlier time is placed at the base (later than it
+	 * happened, never earlier). */
+	if (added)
 		x->order_first[*o] = first;
 	return MOAT_OK;
 }
@@ -395,7 +401,7 @@ moat_err_t trace_compact(moat_exposure_t *x)
 	memcpy(fill, noff, ((size_t)no + 1) * sizeof *fill);
 	for (uint32_t o = 0; o < x->off_orders; o++)
 		for (uint32_t i = x->off[o]; i < x->off[o + 1]; i++)
-			nrec[fill[o]++] = x->rec[i];
+			nrec[fill[o]++] = (trace_rec_t){x->rpm[i], (uint32_t)trace_rec_time(x, o, i)};
 	for (size_t i = 0; i < x->ntail; i++)
 		nrec[fill[x->tail[i].order]++] = (trace_rec_t){x->tail[i].pm, x->tail[i].t};
 	free(fill);
@@ -422,12 +428,53 @@ moat_err_t trace_compact(moat_exposure_t *x)
 		start = end;
 	}
 	noff[no] = (uint32_t)w;
-	trace_rec_t *shrunk = realloc(nrec, (w ? w : 1) * sizeof *nrec);
-	free(x->rec);
+	/* Encode: minutes after the order's base, rounded up; far ones overflow. */
+	size_t novf = 0;
+	for (uint32_t o = 0; o < no; o++)
+		for (uint32_t i = noff[o]; i < noff[o + 1]; i++)
+			if (nrec[i].t > x->order_first[o] &&
+			    (nrec[i].t - x->order_first[o] + 59) / 60 >= TRACE_DT_OVERFLOW)
+				novf++;
+	uint32_t *rpm = malloc((w ? w : 1) * sizeof *rpm);
+	uint16_t *rdt = malloc((w ? w : 1) * sizeof *rdt);
+	uint32_t *ovf_idx = malloc((novf ? novf : 1) * sizeof *ovf_idx);
+	uint32_t *ovf_t = malloc((novf ? novf : 1) * sizeof *ovf_t);
+	if (!rpm || !rdt || !ovf_idx || !ovf_t) {
+		free(rpm);
+		free(rdt);
+		free(ovf_idx);
+		free(ovf_t);
+		free(noff);
+		free(nrec);
+		return MOAT_ENOMEM;
+	}
+	novf = 0;
+	for (uint32_t o = 0; o < no; o++) {
+		for (uint32_t i = noff[o]; i < noff[o + 1]; i++) {
+			uint32_t base = x->order_first[o], t = nrec[i].t;
+			uint32_t d = t > base ? (t - base + 59) / 60 : 0;
+			rpm[i] = nrec[i].pm;
+			if (d >= TRACE_DT_OVERFLOW) {
+				rdt[i] = TRACE_DT_OVERFLOW;
+				ovf_idx[novf] = i;
+				ovf_t[novf++] = t;
+			} else {
+				rdt[i] = (uint16_t)d;
+			}
+		}
+	}
+	free(nrec);
+	free(x->rpm);
+	free(x->rdt);
+	free(x->ovf_idx);
+	free(x->ovf_t);
 	free(x->off);
-	x->rec = shrunk ? shrunk : nrec;
+	x->rpm = rpm;
+	x->rdt = rdt;
+	x->ovf_idx = ovf_idx;
+	x->ovf_t = ovf_t;
+	x->novf = novf;
 	x->nrec = w;
-	x->rec_cap = w;
 	x->off = noff;
 	x->off_orders = no;
 	free(x->tail);
@@ -436,7 +483,20 @@ moat_err_t trace_compact(moat_exposure_t *x)
 	return MOAT_OK;
 }
 
-static moat_err_t compact_or_fail(moat_exposure_t *x, moat_error_t *err)
+uint32_t trace_ovf_time(const moat_exposure_t *x, size_t i)
+{
+	size_t lo = 0, hi = x->novf;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (x->ovf_idx[mid] < i)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < x->novf && x->ovf_idx[lo] == i ? x->ovf_t[lo] : UINT32_MAX;
+}
+
+moat_err_t moat_exposure_compact(moat_exposure_t *x, moat_error_t *err)
 {
 	moat_err_t rc = trace_compact(x);
 	if (rc != MOAT_OK)
@@ -448,7 +508,7 @@ moat_err_t moat_exposure_received(moat_exposure_t *x, const char *principal, con
 				  moat_time_t at, unsigned *fields, moat_error_t *err)
 {
 	*fields = 0;
-	moat_err_t rc = compact_or_fail(x, err);
+	moat_err_t rc = moat_exposure_compact(x, err);
 	if (rc != MOAT_OK)
 		return rc;
 	int64_t o = trace_dict_find(&x->orders, order_id);
@@ -456,8 +516,8 @@ moat_err_t moat_exposure_received(moat_exposure_t *x, const char *principal, con
 	if (o < 0 || p < 0)
 		return MOAT_OK;
 	for (uint32_t i = x->off[o]; i < x->off[o + 1]; i++)
-		if ((x->rec[i].pm >> 8) == (uint32_t)p && by_time(x->rec[i].t, at))
-			*fields |= x->rec[i].pm & 0xffu;
+		if ((x->rpm[i] >> 8) == (uint32_t)p && by_time(trace_rec_time(x, (uint32_t)o, i), at))
+			*fields |= x->rpm[i] & 0xffu;
 	return MOAT_OK;
 }
 
@@ -466,7 +526,7 @@ moat_err_t moat_exposure_recipients(moat_exposure_t *x, const char *order_id, mo
 					      unsigned fields),
 				    void *ctx, moat_error_t *err)
 {
-	moat_err_t rc = compact_or_fail(x, err);
+	moat_err_t rc = moat_exposure_compact(x, err);
 	if (rc != MOAT_OK)
 		return rc;
 	int64_t o = trace_dict_find(&x->orders, order_id);
@@ -474,11 +534,11 @@ moat_err_t moat_exposure_recipients(moat_exposure_t *x, const char *order_id, mo
 		return MOAT_OK;
 	uint32_t i = x->off[o], end = x->off[o + 1];
 	while (i < end) {
-		uint32_t p = x->rec[i].pm >> 8;
+		uint32_t p = x->rpm[i] >> 8;
 		unsigned acc = 0;
-		for (; i < end && (x->rec[i].pm >> 8) == p; i++)
-			if (by_time(x->rec[i].t, at))
-				acc |= x->rec[i].pm & 0xffu;
+		for (; i < end && (x->rpm[i] >> 8) == p; i++)
+			if (by_time(trace_rec_time(x, (uint32_t)o, i), at))
+				acc |= x->rpm[i] & 0xffu;
 		if (!acc)
 			continue;
 		uint32_t q = x->principal_party[p];
@@ -494,7 +554,7 @@ moat_err_t moat_exposure_orders_of(moat_exposure_t *x, const char *who, bool is_
 				   int (*fn)(void *ctx, const char *order_id), void *ctx,
 				   moat_error_t *err)
 {
-	moat_err_t rc = compact_or_fail(x, err);
+	moat_err_t rc = moat_exposure_compact(x, err);
 	if (rc != MOAT_OK)
 		return rc;
 	int64_t id = trace_dict_find(is_party ? &x->parties : &x->principals, who);
@@ -502,9 +562,9 @@ moat_err_t moat_exposure_orders_of(moat_exposure_t *x, const char *who, bool is_
 		return MOAT_OK;
 	for (uint32_t o = 0; o < x->off_orders; o++) {
 		for (uint32_t i = x->off[o]; i < x->off[o + 1]; i++) {
-			uint32_t p = x->rec[i].pm >> 8;
+			uint32_t p = x->rpm[i] >> 8;
 			bool mine = is_party ? x->principal_party[p] == (uint32_t)id : p == (uint32_t)id;
-			if (mine && (x->rec[i].pm & fields) && by_time(x->rec[i].t, at)) {
+			if (mine && (x->rpm[i] & fields) && by_time(trace_rec_time(x, o, i), at)) {
 				if (fn(ctx, trace_dict_str(&x->orders, o)))
 					return MOAT_OK;
 				break;
@@ -523,7 +583,7 @@ void moat_exposure_stats(const moat_exposure_t *x, moat_exposure_stats_t *out)
 	out->orders = x->orders.n;
 	out->principals = x->principals.n;
 	out->parties = x->parties.n;
-	out->bytes_records = x->rec_cap * sizeof(trace_rec_t) + x->tail_cap * sizeof(trace_tail_t) +
+	out->bytes_records = x->nrec * 6 + x->novf * 8 + x->tail_cap * sizeof(trace_tail_t) +
 			     (x->off ? ((size_t)x->off_orders + 1) * 4 : 0) +
 			     (x->cache ? CACHE_SLOTS * sizeof(cache_slot_t) : 0);
 	out->bytes_dictionary = trace_dict_bytes(&x->orders) + trace_dict_bytes(&x->principals) +

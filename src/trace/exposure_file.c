@@ -7,7 +7,8 @@
  *   u32 orders, principals, parties,
  *   three dictionaries as u64 byte length + NUL-separated ids (orders,
  *   principals, parties), u32 order_first[orders], u8 order_flags[orders],
- *   u32 principal_party[principals], u32 off[orders + 1], rec[nrec] (2 x u32),
+ *   u32 principal_party[principals], u32 off[orders + 1], u32 rpm[nrec],
+ *   u16 rdt[nrec], u64 novf, u32 ovf_idx[novf], u32 ovf_t[novf],
  *   and the SHA-256 of everything before it.
  */
 #include <stdlib.h>
@@ -66,7 +67,16 @@ moat_err_t moat_exposure_save(moat_exposure_t *x, const char *path, moat_error_t
 	if (rc == MOAT_OK)
 		rc = put(&b, x->off, ((size_t)x->orders.n + 1) * 4);
 	if (rc == MOAT_OK)
-		rc = put(&b, x->rec, x->nrec * sizeof(trace_rec_t));
+		rc = put(&b, x->rpm, x->nrec * 4);
+	if (rc == MOAT_OK)
+		rc = put(&b, x->rdt, x->nrec * 2);
+	uint64_t novf = x->novf;
+	if (rc == MOAT_OK)
+		rc = put(&b, &novf, 8);
+	if (rc == MOAT_OK)
+		rc = put(&b, x->ovf_idx, x->novf * 4);
+	if (rc == MOAT_OK)
+		rc = put(&b, x->ovf_t, x->novf * 4);
 	if (rc == MOAT_OK) {
 		uint8_t d[32];
 		moat_sha256(b.data, b.len, d);
@@ -152,14 +162,16 @@ moat_err_t moat_exposure_load(const char *path, moat_exposure_t **out, moat_erro
 	if (!load_dict(&r, &x->orders, no) || !load_dict(&r, &x->principals, np) ||
 	    !load_dict(&r, &x->parties, h32[2]))
 		goto corrupt;
-	if (nrec > (uint64_t)(r.end - r.p) / sizeof(trace_rec_t))
+	if (nrec > (uint64_t)(r.end - r.p) / 6)
 		goto corrupt;
 	x->order_first = malloc(((size_t)no + 1) * 4);
 	x->order_flags = malloc((size_t)no + 1);
 	x->principal_party = malloc(((size_t)np + 1) * 4);
 	x->off = malloc(((size_t)no + 1) * 4);
-	x->rec = malloc((nrec ? nrec : 1) * sizeof(trace_rec_t));
-	if (!x->order_first || !x->order_flags || !x->principal_party || !x->off || !x->rec) {
+	x->rpm = malloc((nrec ? nrec : 1) * 4);
+	x->rdt = malloc((nrec ? nrec : 1) * 2);
+	if (!x->order_first || !x->order_flags || !x->principal_party || !x->off || !x->rpm ||
+	    !x->rdt) {
 		moat_exposure_free(x);
 		free(data);
 		return moat_error_set(err, MOAT_ENOMEM, NULL, "exposure index: out of memory");
@@ -168,12 +180,26 @@ moat_err_t moat_exposure_load(const char *path, moat_exposure_t **out, moat_erro
 	x->order_flags_cap = no + 1;
 	x->principal_cap = np + 1;
 	x->off_orders = no;
-	x->nrec = x->rec_cap = nrec;
+	x->nrec = nrec;
+	uint64_t novf;
 	if (!take(&r, x->order_first, (size_t)no * 4) || !take(&r, x->order_flags, no) ||
 	    !take(&r, x->principal_party, (size_t)np * 4) ||
-	    !take(&r, x->off, ((size_t)no + 1) * 4) ||
-	    !take(&r, x->rec, nrec * sizeof(trace_rec_t)) || r.p != r.end)
+	    !take(&r, x->off, ((size_t)no + 1) * 4) || !take(&r, x->rpm, nrec * 4) ||
+	    !take(&r, x->rdt, nrec * 2) || !take(&r, &novf, 8) || novf > nrec)
 		goto corrupt;
+	x->ovf_idx = malloc((novf ? novf : 1) * 4);
+	x->ovf_t = malloc((novf ? novf : 1) * 4);
+	if (!x->ovf_idx || !x->ovf_t) {
+		moat_exposure_free(x);
+		free(data);
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "exposure index: out of memory");
+	}
+	x->novf = novf;
+	if (!take(&r, x->ovf_idx, novf * 4) || !take(&r, x->ovf_t, novf * 4) || r.p != r.end)
+		goto corrupt;
+	for (uint64_t i = 0; i < novf; i++)
+		if (x->ovf_idx[i] >= nrec || (i && x->ovf_idx[i] <= x->ovf_idx[i - 1]))
+			goto corrupt;
 	/* Every reference must land inside its table. */
 	if (x->off[0] != 0 || x->off[no] != nrec)
 		goto corrupt;
@@ -181,7 +207,7 @@ moat_err_t moat_exposure_load(const char *path, moat_exposure_t **out, moat_erro
 		if (x->off[o] > x->off[o + 1])
 			goto corrupt;
 	for (uint64_t i = 0; i < nrec; i++)
-		if ((x->rec[i].pm >> 8) >= np)
+		if ((x->rpm[i] >> 8) >= np)
 			goto corrupt;
 	for (uint32_t p = 0; p < np; p++)
 		if (x->principal_party[p] != TRACE_NO_PARTY && x->principal_party[p] >= h32[2])

@@ -95,11 +95,11 @@ static size_t order_receipts(const moat_exposure_t *x, uint32_t o, moat_time_t a
 	*nacc = 0;
 	uint32_t i = x->off[o], end = x->off[o + 1];
 	while (i < end) {
-		uint32_t p = x->rec[i].pm >> 8;
+		uint32_t p = x->rpm[i] >> 8;
 		unsigned f = 0;
-		for (; i < end && (x->rec[i].pm >> 8) == p; i++)
-			if ((int64_t)x->rec[i].t * 1000 <= at)
-				f |= x->rec[i].pm & 0xffu;
+		for (; i < end && (x->rpm[i] >> 8) == p; i++)
+			if (trace_rec_time(x, o, i) * 1000 <= at)
+				f |= x->rpm[i] & 0xffu;
 		f &= MOAT_EXPOSURE_FIELDS_ALL;
 		if (!f || np == cap)
 			continue;
@@ -265,22 +265,53 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		cs[pairs[i].cand].k_all++;
 	}
 
-	/* Pass 2: the population and K for every candidate that covers a victim. */
+	/* Pass 2: the population and K for every candidate that covers a victim.
+	 * One byte per principal says whether it or its party is a candidate, so the
+	 * scan over all rows skips the rest without touching the candidate table. */
+	uint8_t *hot = calloc(P ? P : 1, 1);
+	uint8_t *isc = calloc(C ? C : 1, 1);         /* candidate flags, cache-friendly */
+	uint32_t *Kc = calloc(C ? C : 1, sizeof *Kc); /* K counts, likewise */
+	if (!hot || !isc || !Kc) {
+		free(hot);
+		free(isc);
+		free(Kc);
+		goto nomem;
+	}
+	for (uint32_t c = 0; c < C; c++)
+		isc[c] = cs[c].k_all != 0;
+	for (uint32_t p = 0; p < P; p++) {
+		uint32_t q = x->principal_party[p];
+		if (isc[p] || (q != TRACE_NO_PARTY && isc[P + q]))
+			hot[p] = 1;
+	}
 	uint64_t N = 0;
 	for (uint32_t o = 0; o < x->off_orders; o++) {
 		if ((x->order_flags[o] & TRACE_ORDER_HONEY) ||
 		    (int64_t)x->order_first[o] * 1000 > last + 999)
 			continue;
 		N++;
+		bool any = false;
+		for (uint32_t i = x->off[o]; i < x->off[o + 1]; i++)
+			if (hot[x->rpm[i] >> 8] && (x->rpm[i] & quoted_all)) {
+				any = true;
+				break;
+			}
+		if (!any)
+			continue;
 		size_t nacc;
 		size_t np = order_receipts(x, o, last, pr, pf, cap, acc, &nacc);
 		for (size_t a = 0; a < np; a++)
-			if (cs[pr[a]].k_all && (pf[a] & quoted_all) == quoted_all)
-				cs[pr[a]].K++;
+			if (isc[pr[a]] && (pf[a] & quoted_all) == quoted_all)
+				Kc[pr[a]]++;
 		for (size_t a = 0; a < nacc; a++)
-			if (cs[P + acc[a].party].k_all && (acc[a].fields & quoted_all) == quoted_all)
-				cs[P + acc[a].party].K++;
+			if (isc[P + acc[a].party] && (acc[a].fields & quoted_all) == quoted_all)
+				Kc[P + acc[a].party]++;
 	}
+	for (uint32_t c = 0; c < C; c++)
+		cs[c].K = Kc[c];
+	free(hot);
+	free(isc);
+	free(Kc);
 	N += unknown;
 	if (prm.population)
 		N = prm.population;

@@ -37,30 +37,41 @@ double moat_stats_log_hypergeom_tail(uint64_t N, uint64_t K, uint64_t n, uint64_
 	if (k > hi)
 		return -INFINITY;
 	/*
-	 * Exact summation of the tail terms k..hi. The first term comes from lgamma;
-	 * each next one from the ratio t(i+1)/t(i) = (K-i)(n-i) / ((i+1)(N-K-n+i+1)),
-	 * accumulated in log space with a running maximum (log-sum-exp), so neither
-	 * tiny nor huge intermediate values over- or underflow. Terms past the mode
-	 * only shrink; once one is below 2^-60 of the running sum the rest (at most
-	 * hi-k of them, each smaller still) cannot change a double, so we stop.
+	 * Exact summation, without a log or exp per term. Above the mode the terms
+	 * only shrink, so the upper tail is summed from k upwards; at or below the
+	 * mode the lower tail P(X <= k-1) is summed from k-1 downwards (again
+	 * shrinking terms) and the result is its complement. Either way each term is
+	 * the previous one times a ratio <= 1, kept relative to the first term (which
+	 * comes from lgamma), so nothing over- or underflows; the sum stops once the
+	 * current term times the number left cannot change a double.
 	 */
-	double lt = moat_stats_log_hypergeom_pmf(N, K, n, k);
-	double m = lt, s = 1.0; /* sum = exp(m) * s */
-	for (uint64_t i = k; i < hi; i++) {
-		double num = (double)(K - i) * (double)(n - i);
-		double den = (double)(i + 1) * (double)(N - K - n + i + 1);
-		lt += log(num / den);
-		if (lt > m) {
-			s = s * exp(m - lt) + 1.0;
-			m = lt;
-		} else {
-			s += exp(lt - m);
-			if (num < den && lt - m < -41.6 - log((double)(hi - i)))
+	uint64_t mode = (uint64_t)(((double)n + 1.0) * ((double)K + 1.0) / ((double)N + 2.0));
+	if (k > mode) {
+		double first = moat_stats_log_hypergeom_pmf(N, K, n, k);
+		double r = 1.0, sum = 1.0;
+		for (uint64_t i = k; i < hi; i++) {
+			r *= ((double)(K - i) * (double)(n - i)) /
+			     ((double)(i + 1) * (double)(N - K - n + i + 1));
+			sum += r;
+			if (r * (double)(hi - i) < sum * 1e-17)
 				break;
 		}
+		double v = first + log(sum);
+		return v > 0.0 ? 0.0 : v;
 	}
-	double r = m + log(s);
-	return r > 0.0 ? 0.0 : r;
+	double first = moat_stats_log_hypergeom_pmf(N, K, n, k - 1);
+	double r = 1.0, sum = 1.0;
+	for (uint64_t i = k - 1; i > lo; i--) {
+		/* t(i-1) / t(i) */
+		r *= ((double)i * (double)(N - K - n + i)) / ((double)(K - i + 1) * (double)(n - i + 1));
+		sum += r;
+		if (r * (double)(i - lo) < sum * 1e-17)
+			break;
+	}
+	double lower = exp(first + log(sum));
+	if (lower >= 1.0)
+		return -INFINITY; /* cannot happen for k <= mode; guards rounding */
+	return log1p(-lower);
 }
 
 static int cmp_idx_by_logp(const void *a, const void *b, void *ctx)

@@ -44,14 +44,34 @@ struct moat_exposure {
 	uint32_t order_flags_cap;
 	uint32_t *principal_party; /* per principal: party id or TRACE_NO_PARTY */
 	uint32_t principal_cap;
-	uint32_t *off;        /* off_orders + 1 row offsets into rec */
+	uint32_t *off;        /* off_orders + 1 row offsets into the records */
 	uint32_t off_orders;
-	trace_rec_t *rec;
-	size_t nrec, rec_cap;
+	/* Records, as two parallel arrays (6 bytes each): principal << 8 | fields,
+	 * and minutes after the order's first sighting, rounded up; TRACE_DT_OVERFLOW
+	 * sends the reader to ovf_t (exact seconds) by record number ovf_idx. */
+	uint32_t *rpm;
+	uint16_t *rdt;
+	size_t nrec;
+	uint32_t *ovf_idx, *ovf_t;
+	size_t novf;
 	trace_tail_t *tail;
 	size_t ntail, tail_cap;
 	void *cache;          /* recent (order, principal, fields), drops repeats */
 };
+
+#define TRACE_DT_OVERFLOW 0xFFFFu
+
+/* Seconds of an overflowed record (binary search). */
+uint32_t trace_ovf_time(const moat_exposure_t *x, size_t i);
+
+/* Time (seconds, rounded up) of record i of order o. */
+static inline int64_t trace_rec_time(const moat_exposure_t *x, uint32_t o, size_t i)
+{
+	uint16_t d = x->rdt[i];
+	if (d != TRACE_DT_OVERFLOW)
+		return (int64_t)x->order_first[o] + (int64_t)d * 60;
+	return trace_ovf_time(x, i);
+}
 
 /* Folds the tail into the rows (and covers orders added since). */
 moat_err_t trace_compact(moat_exposure_t *x) MOAT_MUST_CHECK;
