@@ -146,6 +146,7 @@ typedef struct moat_suspect {
 	char principal[MOAT_ID_MAX + 1]; /* "" for a party-level suspect */
 	char party[MOAT_ID_MAX + 1];     /* the principal's party, or the party suspected */
 	bool is_party;
+	unsigned fields;      /* field bits of the hypothesis (see moat_exposure_score) */
 	uint64_t N, K, n, k;  /* the test: population, exposure, victims, covered */
 	double log_p;         /* ln of the uncorrected tail */
 	double log_p_adj;     /* ln of the Holm-corrected p */
@@ -158,17 +159,22 @@ typedef struct moat_suspect {
 
 typedef struct moat_score_result {
 	uint64_t N, n;
-	unsigned quoted;     /* field bits required for the population exposure K */
-	size_t tested;       /* hypotheses in the correction (principals + parties) */
+	unsigned quoted;     /* fields quoted by any report (one hypothesis family each) */
+	size_t tested;       /* hypotheses in the correction */
 	size_t n_suspects;
 	moat_suspect_t *suspects; /* confirmed first (by round), then by corrected p */
 } moat_score_result_t;
 void moat_score_result_clear(moat_score_result_t *r);
 
-/* Scores the victims against the index. A victim counts as covered by c when c
- * had received all its quoted fields before its contact; K_c counts the orders
- * of the population for which c had all fields quoted by every victim before the
- * last contact (a superset, which keeps p conservative). */
+/* Scores the victims against the index. There is one hypothesis per principal
+ * and per party c: k counts the victims for which c had received every field
+ * their report quotes before their contact; K counts the population orders for
+ * which c had received any field some report quotes, before the last contact
+ * (so every covered victim lies in E_c); p = P(X >= k), X ~ Hyp(N, K, n),
+ * Holm-corrected over every candidate that ever received such a field (the
+ * others cannot be rejected). The best significant candidate is confirmed, the
+ * victims it covers are removed from victims and population, and the rest is
+ * rescored, up to max_rounds times. */
 moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims, size_t n_victims,
 			       const moat_score_params_t *params, moat_score_result_t *out,
 			       moat_error_t *err) MOAT_MUST_CHECK;

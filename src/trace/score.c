@@ -51,11 +51,12 @@ typedef struct cand {
 	uint32_t k;        /* covered among the still-active victims (per round) */
 	uint32_t k_removed;
 	double log_p, log_adj;
-	int round;         /* confirmed in this round (1-based), 0 = not */
+	int round;         /* its candidate was confirmed in this round (1-based), 0 = not */
 	double first_log_p, first_log_adj; /* the test reported: first round, or the
 					     round that confirmed it */
 	uint32_t first_k;
 	uint64_t tN, tn, tK; /* population, victims and exposure of that test */
+	bool confirmed;      /* this hypothesis confirmed its candidate */
 } cand_t;
 
 typedef struct pair {
@@ -151,26 +152,24 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 
 	uint32_t P = x->principals.n, Q = x->parties.n, C = P + Q;
 	vict_t *vs = calloc(n_victims, sizeof *vs);
-	cand_t *cs = calloc(C ? C : 1, sizeof *cs);
+	cand_t *cs = NULL;
 	pair_t *pairs = NULL;
 	size_t npairs = 0, pairs_cap = 0;
-	uint32_t *pr = NULL, *cov = NULL;
+	uint32_t *pr = NULL, *cov = NULL, *ids = NULL, *Kc = NULL;
 	unsigned *pf = NULL;
 	party_acc_t *acc = NULL;
 	double *lp = NULL, *la = NULL;
 	bool *active = NULL;
+	uint8_t *hot = NULL, *isc = NULL;
 	size_t cap = 4096;
 	pr = malloc(cap * sizeof *pr);
 	pf = malloc(cap * sizeof *pf);
 	acc = malloc(cap * sizeof *acc);
-	if (!vs || !cs || !pr || !pf || !acc)
+	if (!vs || !pr || !pf || !acc)
 		goto nomem;
 
-	/* Merge reports of the same order: earliest contact, fields quoted by all. */
+	/* Merge reports of the same order: earliest contact, fields quoted by both. */
 	size_t nv = 0;
-	unsigned quoted_all = MOAT_EXPOSURE_FIELDS_ALL;
-	moat_time_t last = MOAT_TIME_NONE;
-	unsigned freq[MOAT_FIELD_COUNT] = {0};
 	for (size_t i = 0; i < n_victims; i++) {
 		const moat_victim_t *v = &victims[i];
 		unsigned q = v->quoted & MOAT_EXPOSURE_FIELDS_ALL;
@@ -190,67 +189,78 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		if (j < nv) {
 			if (v->contact < vs[j].contact)
 				vs[j].contact = v->contact;
-			vs[j].quoted &= q;
-			if (!vs[j].quoted)
-				vs[j].quoted = q;
+			if (vs[j].quoted & q)
+				vs[j].quoted &= q;
 			continue;
 		}
 		vs[nv] = (vict_t){o, v->contact, q, i, o >= 0 && (x->order_flags[o] & TRACE_ORDER_HONEY)};
 		nv++;
 	}
+
+	/*
+	 * Hypotheses are (candidate, family of fields). Victim v counts for (c, F)
+	 * when it quoted a field of F and c had every field v quoted before v's
+	 * contact; the draw is the n_F victims that quoted a field of F; E is the
+	 * orders for which c had a field of F before the last contact. Every covered
+	 * victim is then inside E, the consistency the exact test needs.
+	 */
+	unsigned fam[MOAT_FIELD_COUNT]; /* field mask of each hypothesis family */
+	uint64_t n_f[MOAT_FIELD_COUNT] = {0}, rem_f[MOAT_FIELD_COUNT] = {0};
+	size_t nf = 0;
+	moat_time_t last = MOAT_TIME_NONE;
+	uint64_t n = 0, unknown = 0;
+	unsigned family = 0;
 	for (size_t j = 0; j < nv; j++) {
 		if (vs[j].honey)
 			continue; /* direct evidence, handled by the case; not a statistical draw */
-		quoted_all &= vs[j].quoted;
-		for (int f = 0; f < MOAT_FIELD_COUNT; f++)
-			if (vs[j].quoted & (1u << f))
-				freq[f]++;
+		n++;
+		if (vs[j].order < 0)
+			unknown++;
+		family |= vs[j].quoted;
 		if (last == MOAT_TIME_NONE || vs[j].contact > last)
 			last = vs[j].contact;
 	}
-	if (!quoted_all) {
-		/* No field common to all reports: require the one quoted most often. */
-		int best = 0;
-		for (int f = 1; f < MOAT_FIELD_COUNT; f++)
-			if (freq[f] > freq[best])
-				best = f;
-		quoted_all = 1u << best;
-	}
-	out->quoted = quoted_all;
+	/* One family: "c is the source of these reports", E_c = orders for which c
+	 * had any quoted field. (Per-field families were tried: they split the
+	 * victims and multiply the hypotheses, and lost power on the simulator.) */
+	if (family)
+		fam[nf++] = family;
+	for (size_t j = 0; j < nv; j++)
+		for (size_t a = 0; !vs[j].honey && a < nf; a++)
+			if (vs[j].quoted & fam[a])
+				n_f[a]++;
+	out->quoted = family;
+	size_t H = (size_t)C * nf;
+	cs = calloc(H ? H : 1, sizeof *cs);
+	if (!cs)
+		goto nomem;
 
-	/* Pass 1: which candidates cover which victims. */
-	uint64_t n = 0, unknown = 0;
+	/* Pass 1: which hypotheses cover which victims. */
 	for (size_t j = 0; j < nv; j++) {
-		if (vs[j].honey)
+		if (vs[j].honey || vs[j].order < 0)
 			continue;
-		n++;
-		if (vs[j].order < 0) {
-			unknown++;
-			continue;
-		}
 		size_t nacc;
 		size_t np = order_receipts(x, (uint32_t)vs[j].order, vs[j].contact, pr, pf, cap, acc,
 					   &nacc);
 		for (size_t a = 0; a < np + nacc; a++) {
 			uint32_t c;
-			if (a < np) {
-				if ((pf[a] & vs[j].quoted) != vs[j].quoted)
+			unsigned got = a < np ? pf[a] : acc[a - np].fields;
+			if ((got & vs[j].quoted) != vs[j].quoted)
+				continue;
+			c = a < np ? pr[a] : P + acc[a - np].party;
+			for (size_t fi = 0; fi < nf; fi++) {
+				if (!(vs[j].quoted & fam[fi]))
 					continue;
-				c = pr[a];
-			} else {
-				if ((acc[a - np].fields & vs[j].quoted) != vs[j].quoted)
-					continue;
-				c = P + acc[a - np].party;
+				if (npairs == pairs_cap) {
+					size_t ncap = pairs_cap ? pairs_cap * 2 : 1024;
+					pair_t *np2 = realloc(pairs, ncap * sizeof *np2);
+					if (!np2)
+						goto nomem;
+					pairs = np2;
+					pairs_cap = ncap;
+				}
+				pairs[npairs++] = (pair_t){(uint32_t)(fi * C + c), (uint32_t)j};
 			}
-			if (npairs == pairs_cap) {
-				size_t nc = pairs_cap ? pairs_cap * 2 : 1024;
-				pair_t *np2 = realloc(pairs, nc * sizeof *np2);
-				if (!np2)
-					goto nomem;
-				pairs = np2;
-				pairs_cap = nc;
-			}
-			pairs[npairs++] = (pair_t){c, (uint32_t)j};
 		}
 	}
 	if (npairs)
@@ -265,24 +275,21 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		cs[pairs[i].cand].k_all++;
 	}
 
-	/* Pass 2: the population and K for every candidate that covers a victim.
-	 * One byte per principal says whether it or its party is a candidate, so the
-	 * scan over all rows skips the rest without touching the candidate table. */
-	uint8_t *hot = calloc(P ? P : 1, 1);
-	uint8_t *isc = calloc(C ? C : 1, 1);         /* candidate flags, cache-friendly */
-	uint32_t *Kc = calloc(C ? C : 1, sizeof *Kc); /* K counts, likewise */
-	if (!hot || !isc || !Kc) {
-		free(hot);
-		free(isc);
-		free(Kc);
+	/* Pass 2: the population and K of every hypothesis that covers a victim.
+	 * Byte flags (one per principal, one per hypothesis) keep the scan over all
+	 * rows in cache; rows of principals that matter to no hypothesis are skipped. */
+	hot = calloc(P ? P : 1, 1);
+	isc = calloc(H ? H : 1, 1);
+	Kc = calloc(H ? H : 1, sizeof *Kc);
+	if (!hot || !isc || !Kc)
 		goto nomem;
-	}
-	for (uint32_t c = 0; c < C; c++)
-		isc[c] = cs[c].k_all != 0;
+	for (size_t h = 0; h < H; h++)
+		isc[h] = cs[h].k_all != 0;
 	for (uint32_t p = 0; p < P; p++) {
 		uint32_t q = x->principal_party[p];
-		if (isc[p] || (q != TRACE_NO_PARTY && isc[P + q]))
-			hot[p] = 1;
+		for (size_t fi = 0; fi < nf; fi++)
+			if (isc[fi * C + p] || (q != TRACE_NO_PARTY && isc[fi * C + P + q]))
+				hot[p] = 1;
 	}
 	uint64_t N = 0;
 	for (uint32_t o = 0; o < x->off_orders; o++) {
@@ -292,7 +299,7 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		N++;
 		bool any = false;
 		for (uint32_t i = x->off[o]; i < x->off[o + 1]; i++)
-			if (hot[x->rpm[i] >> 8] && (x->rpm[i] & quoted_all)) {
+			if (hot[x->rpm[i] >> 8] && (x->rpm[i] & family)) {
 				any = true;
 				break;
 			}
@@ -300,55 +307,254 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 			continue;
 		size_t nacc;
 		size_t np = order_receipts(x, o, last, pr, pf, cap, acc, &nacc);
-		for (size_t a = 0; a < np; a++)
-			if (isc[pr[a]] && (pf[a] & quoted_all) == quoted_all)
-				Kc[pr[a]]++;
-		for (size_t a = 0; a < nacc; a++)
-			if (isc[P + acc[a].party] && (acc[a].fields & quoted_all) == quoted_all)
-				Kc[P + acc[a].party]++;
+		for (size_t a = 0; a < np + nacc; a++) {
+			unsigned got = (a < np ? pf[a] : acc[a - np].fields) & family;
+			uint32_t c = a < np ? pr[a] : P + acc[a - np].party;
+			for (size_t fi = 0; got && fi < nf; fi++)
+				if ((got & fam[fi]) && isc[fi * C + c])
+					Kc[fi * C + c]++;
+		}
 	}
-	for (uint32_t c = 0; c < C; c++)
-		cs[c].K = Kc[c];
-	free(hot);
-	free(isc);
-	free(Kc);
+	for (size_t h = 0; h < H; h++)
+		cs[h].K = Kc[h];
 	N += unknown;
 	if (prm.population)
 		N = prm.population;
 	if (N < n)
 		N = n;
-	for (uint32_t c = 0; c < C; c++) {
-		if (cs[c].K < cs[c].k_all)
-			cs[c].K = cs[c].k_all;
-		if (cs[c].K > N)
-			cs[c].K = N;
+	for (size_t h = 0; h < H; h++) {
+		if (cs[h].K < cs[h].k_all)
+			cs[h].K = cs[h].k_all;
+		if (cs[h].K > N)
+			cs[h].K = N;
 	}
 	out->N = N;
 	out->n = n;
-	out->tested = C;
 
-	/* Explain-away rounds over the candidates that cover anything. */
-	uint32_t *ids = malloc((C ? C : 1) * sizeof *ids);
+	/*
+	 * The number of hypotheses the correction counts. A (candidate, field) that
+	 * never received the field has p = 1 whatever the victims are, can never be
+	 * rejected and so costs nothing (the Bonferroni bound sums over hypotheses
+	 * that can be rejected); a party with a single principal is the same
+	 * hypothesis as that principal and is counted once.
+	 */
+	{
+		uint8_t *seen = calloc((size_t)C + 1, 1);
+		uint32_t *members = calloc((size_t)Q + 1, sizeof *members);
+		if (!seen || !members) {
+			free(seen);
+			free(members);
+			goto nomem;
+		}
+		for (size_t i = 0; i < x->nrec; i++)
+			seen[x->rpm[i] >> 8] |= (uint8_t)(x->rpm[i] & family);
+		for (uint32_t p = 0; p < P; p++) {
+			uint32_t q = x->principal_party[p];
+			if (q != TRACE_NO_PARTY) {
+				seen[P + q] |= seen[p];
+				if (seen[p])
+					members[q]++;
+			}
+		}
+		size_t m = 0;
+		for (uint32_t c = 0; c < C; c++)
+			if (c < P || members[c - P] > 1)
+				for (size_t fi = 0; fi < nf; fi++)
+					m += (seen[c] & fam[fi]) != 0;
+		free(seen);
+		free(members);
+		out->tested = m > nf ? m : nf;
+	}
+
+	/* Explain-away rounds over the hypotheses that cover anything. */
+	ids = malloc((H ? H : 1) * sizeof *ids);
 	size_t nc = 0;
 	if (!ids)
 		goto nomem;
-	for (uint32_t c = 0; c < C; c++)
-		if (cs[c].k_all)
-			ids[nc++] = c;
+	for (size_t h = 0; h < H; h++)
+		if (cs[h].k_all)
+			ids[nc++] = (uint32_t)h;
 	lp = malloc((nc ? nc : 1) * sizeof *lp);
 	la = malloc((nc ? nc : 1) * sizeof *la);
 	active = malloc((nv ? nv : 1) * sizeof *active);
-	if (!lp || !la || !active) {
-		free(ids);
+	if (!lp || !la || !active)
+		goto nomem;
+	for (size_t j = 0; j < nv; j++)
+		active[j] = !vs[j].honey && vs[j].order >= 0;
+	uint64_t removed = 0;
+	double log_alpha = log(prm.alpha), log_m = log((double)out->tested);
+
+	/* Round one: every hypothesis on all victims, Holm-corrected. */
+	for (size_t i = 0; i < nc; i++) {
+		cand_t *c = &cs[ids[i]];
+		c->k = c->k_all;
+		lp[i] = moat_stats_log_hypergeom_tail(N, c->K, n_f[ids[i] / C], c->k);
+		if (isnan(lp[i]))
+			lp[i] = 0.0;
+	}
+	if (moat_stats_holm(lp, nc, out->tested, la) != MOAT_OK)
+		goto nomem;
+	for (size_t i = 0; i < nc; i++) {
+		cand_t *c = &cs[ids[i]];
+		c->log_p = c->first_log_p = lp[i];
+		c->log_adj = c->first_log_adj = la[i];
+		c->first_k = c->k;
+		c->tN = N;
+		c->tn = n_f[ids[i] / C];
+		c->tK = c->K;
+	}
+
+	/*
+	 * Which of the significant candidates explain the victims? Greedy explaining
+	 * away in p order lets a broad candidate (a merchant admin who sees all of a
+	 * shop's orders) swallow the victims of two narrower real leakers inside it
+	 * (a CS agent of that shop and a courier). So first fit a mixture by EM:
+	 * each victim comes from one source s with probability pi_s / K_s if s
+	 * covers it, or from the background with pi_0 / N. A narrow source that
+	 * covers the same victims explains them with higher likelihood and takes
+	 * them over. The candidates are then tested in order of the victims the
+	 * mixture gives them, each on the victims not yet explained (Bonferroni over
+	 * all hypotheses, so every test stands on its own), and confirmed if still
+	 * significant; their victims are removed before the next test.
+	 */
+	size_t npool = 0;
+	uint32_t *pool = malloc((nc ? nc : 1) * sizeof *pool);
+	double *pi = malloc((nc + 1) * sizeof *pi), *share = malloc((nc + 1) * sizeof *share);
+	double *lv = malloc((nv ? nv : 1) * sizeof *lv);
+	if (!pool || !pi || !share || !lv) {
+		free(pool);
+		free(pi);
+		free(share);
+		free(lv);
 		goto nomem;
 	}
+	for (size_t i = 0; i < nc && npool < 256; i++)
+		if (la[i] < log_alpha)
+			pool[npool++] = (uint32_t)i;
+	double nlive = 0;
 	for (size_t j = 0; j < nv; j++)
-		active[j] = !vs[j].honey;
-	uint64_t removed = 0;
-	double log_alpha = log(prm.alpha);
-	for (size_t round = 1; round <= prm.max_rounds + 1 && nc; round++) {
+		nlive += active[j];
+	for (size_t s2 = 0; s2 <= npool; s2++)
+		pi[s2] = 1.0 / (double)(npool + 1);
+	for (int iter = 0; iter < 200 && npool && nlive > 0; iter++) {
+		for (size_t j = 0; j < nv; j++)
+			lv[j] = pi[npool] / (double)N;
+		for (size_t s2 = 0; s2 < npool; s2++) {
+			const cand_t *c = &cs[ids[pool[s2]]];
+			for (uint32_t t = 0; t < c->k_all; t++)
+				lv[cov[c->cov_off + t]] += pi[s2] / (double)c->K;
+		}
+		double bg = 0;
+		for (size_t j = 0; j < nv; j++)
+			if (active[j])
+				bg += (pi[npool] / (double)N) / lv[j];
+		for (size_t s2 = 0; s2 < npool; s2++) {
+			const cand_t *c = &cs[ids[pool[s2]]];
+			double r = 0;
+			for (uint32_t t = 0; t < c->k_all; t++) {
+				uint32_t v = cov[c->cov_off + t];
+				if (active[v])
+					r += (pi[s2] / (double)c->K) / lv[v];
+			}
+			share[s2] = r;
+		}
+		for (size_t s2 = 0; s2 < npool; s2++)
+			pi[s2] = share[s2] / nlive;
+		pi[npool] = bg / nlive;
+	}
+	/* Order: most victims explained first; ties by p, then principal first. */
+	for (size_t i = 1; i < npool; i++) {
+		uint32_t v = pool[i];
+		double sv = pi[i];
+		size_t j = i;
+		while (j > 0) {
+			const cand_t *pa = &cs[ids[pool[j - 1]]], *pb = &cs[ids[v]];
+			bool first = sv > pi[j - 1] + 1e-12 ||
+				     (fabs(sv - pi[j - 1]) <= 1e-12 &&
+				      better(pb, ids[v] % C, pa, ids[pool[j - 1]] % C, P));
+			if (!first)
+				break;
+			pool[j] = pool[j - 1];
+			pi[j] = pi[j - 1];
+			j--;
+		}
+		pool[j] = v;
+		pi[j] = sv;
+	}
+	size_t round = 0;
+	for (size_t q = 0; q < npool && round < prm.max_rounds; q++) {
+		if (n - removed < prm.min_victims)
+			break;
+		uint32_t h = ids[pool[q]], cb = h % C;
+		size_t fb = h / C;
+		cand_t *b = &cs[h];
+		if (b->round)
+			continue;
+		b->k = b->k_removed = 0;
+		for (uint32_t t = 0; t < b->k_all; t++) {
+			if (active[cov[b->cov_off + t]])
+				b->k++;
+			else
+				b->k_removed++;
+		}
+		/* Removed victims may lie in E without being covered: clamp. */
+		uint64_t Nr = N - removed, nr = n_f[fb] - rem_f[fb];
+		uint64_t Kr = b->K - b->k_removed;
+		if (Kr > Nr)
+			Kr = Nr;
+		if (nr > Nr)
+			nr = Nr;
+		double l = b->k ? moat_stats_log_hypergeom_tail(Nr, Kr, nr, b->k) : 0.0;
+		if (isnan(l))
+			l = 0.0;
+		double adj = l + log_m > 0.0 ? 0.0 : l + log_m;
+		if (round == 0)
+			adj = b->first_log_adj; /* the first test is round one's Holm step */
+		if (!(adj < log_alpha))
+			continue;
+		round++;
+		b->first_log_p = round == 1 ? b->first_log_p : l;
+		b->first_log_adj = adj;
+		b->first_k = b->k;
+		b->tN = Nr;
+		b->tn = nr;
+		b->tK = Kr;
+		b->confirmed = true;
+		for (size_t fi = 0; fi < nf; fi++) {
+			cand_t *c = &cs[fi * C + cb];
+			if (!c->round)
+				c->round = (int)round;
+		}
+		for (size_t fi = 0; fi < nf; fi++) {
+			cand_t *c = &cs[fi * C + cb];
+			for (uint32_t t = 0; t < c->k_all; t++) {
+				uint32_t v = cov[c->cov_off + t];
+				if (!active[v])
+					continue;
+				active[v] = false;
+				removed++;
+				for (size_t a2 = 0; a2 < nf; a2++)
+					if (vs[v].quoted & fam[a2])
+						rem_f[a2]++;
+			}
+		}
+	}
+	free(pool);
+	free(pi);
+	free(share);
+	free(lv);
+
+	/* Then, while victims remain unexplained, the best remaining candidate on
+	 * them: a second leaker may only stand out once the first one's victims are
+	 * gone. */
+	while (round < prm.max_rounds && n - removed >= prm.min_victims) {
+		size_t best = SIZE_MAX;
+		double best_l = 0.0;
 		for (size_t i = 0; i < nc; i++) {
 			cand_t *c = &cs[ids[i]];
+			if (c->round)
+				continue;
+			size_t fi = ids[i] / C;
 			c->k = c->k_removed = 0;
 			for (uint32_t t = 0; t < c->k_all; t++) {
 				if (active[cov[c->cov_off + t]])
@@ -356,80 +562,106 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 				else
 					c->k_removed++;
 			}
-			uint64_t Kr = c->K - c->k_removed;
-			lp[i] = c->round ? 0.0 : moat_stats_log_hypergeom_tail(N - removed, Kr, n - removed, c->k);
-			c->log_p = lp[i];
-		}
-		if (moat_stats_holm(lp, nc, C, la) != MOAT_OK) {
-			free(ids);
-			goto nomem;
-		}
-		size_t best = SIZE_MAX;
-		for (size_t i = 0; i < nc; i++) {
-			cand_t *c = &cs[ids[i]];
-			c->log_adj = la[i];
-			if (round == 1) {
-				c->first_log_p = c->log_p;
-				c->first_log_adj = c->log_adj;
-				c->first_k = c->k;
-				c->tN = N;
-				c->tn = n;
-				c->tK = c->K;
-			}
-			if (!c->round && c->k &&
-			    (best == SIZE_MAX || better(c, ids[i], &cs[ids[best]], ids[best], P)))
+			if (!c->k)
+				continue;
+			uint64_t Nr = N - removed, nr = n_f[fi] - rem_f[fi], Kr = c->K - c->k_removed;
+			if (Kr > Nr)
+				Kr = Nr;
+			if (nr > Nr)
+				nr = Nr;
+			double l = moat_stats_log_hypergeom_tail(Nr, Kr, nr, c->k);
+			if (isnan(l))
+				l = 0.0;
+			c->log_p = l;
+			c->tK = Kr;
+			if (best == SIZE_MAX || l < best_l ||
+			    (l == best_l && better(c, ids[i] % C, &cs[ids[best]], ids[best] % C, P))) {
 				best = i;
+				best_l = l;
+			}
 		}
-		if (round > prm.max_rounds || best == SIZE_MAX || n - removed < prm.min_victims ||
-		    !(cs[ids[best]].log_adj < log_alpha))
+		if (best == SIZE_MAX || !(best_l + log_m < log_alpha))
 			break;
-		cand_t *b = &cs[ids[best]];
-		b->round = (int)round;
-		b->first_log_p = b->log_p; /* report the test that confirmed it */
-		b->first_log_adj = b->log_adj;
+		uint32_t h = ids[best], cb = h % C;
+		size_t fb = h / C;
+		cand_t *b = &cs[h];
+		round++;
+		b->first_log_p = best_l;
+		b->first_log_adj = best_l + log_m;
 		b->first_k = b->k;
 		b->tN = N - removed;
-		b->tn = n - removed;
-		b->tK = b->K - b->k_removed;
-		for (uint32_t t = 0; t < b->k_all; t++) {
-			uint32_t v = cov[b->cov_off + t];
-			if (active[v]) {
+		b->tn = n_f[fb] - rem_f[fb];
+		b->confirmed = true;
+		for (size_t fi = 0; fi < nf; fi++) {
+			cand_t *c = &cs[fi * C + cb];
+			if (!c->round)
+				c->round = (int)round;
+			for (uint32_t t = 0; t < c->k_all; t++) {
+				uint32_t v = cov[c->cov_off + t];
+				if (!active[v])
+					continue;
 				active[v] = false;
 				removed++;
+				for (size_t a2 = 0; a2 < nf; a2++)
+					if (vs[v].quoted & fam[a2])
+						rem_f[a2]++;
 			}
 		}
 	}
 
-	/* Rows: confirmed by round, then the rest by first-round corrected p. */
+	/* One row per candidate: its confirming hypothesis, else its best one. */
 	size_t rows = 0;
+	for (size_t i = 0; i < nc; i++) {
+		uint32_t c = ids[i] % C;
+		const cand_t *h = &cs[ids[i]];
+		/* keep the hypothesis that confirmed c, or the best first-round one */
+		bool keep = true;
+		for (size_t fi = 0; fi < nf; fi++) {
+			uint32_t other = (uint32_t)(fi * C + c);
+			const cand_t *o = &cs[other];
+			if (other == ids[i] || !o->k_all)
+				continue;
+			if (o->confirmed != h->confirmed) {
+				if (o->confirmed)
+					keep = false;
+			} else if (o->first_log_adj < h->first_log_adj ||
+				   (o->first_log_adj == h->first_log_adj && other < ids[i])) {
+				keep = false;
+			}
+		}
+		if (keep)
+			ids[rows++] = ids[i];
+	}
+	nc = rows;
+	size_t want = 0;
 	for (size_t i = 0; i < nc; i++)
-		if (cs[ids[i]].round)
-			rows++;
-	size_t want = prm.max_suspects > rows ? prm.max_suspects : rows;
+		if (cs[ids[i]].confirmed)
+			want++;
+	if (want < prm.max_suspects)
+		want = prm.max_suspects;
 	if (want > nc)
 		want = nc;
 	out->suspects = calloc(want ? want : 1, sizeof *out->suspects);
-	if (!out->suspects) {
-		free(ids);
+	if (!out->suspects)
 		goto nomem;
-	}
-	/* Sort ids: confirmed first (by round), then by first-round adjusted p. */
+	/* Confirmed first (by round), then by first-round corrected p. */
 	for (size_t i = 1; i < nc; i++) {
 		uint32_t v = ids[i];
 		size_t j = i;
 		while (j > 0) {
 			const cand_t *a = &cs[ids[j - 1]], *b = &cs[v];
+			int ra = a->confirmed ? a->round : 0, rb = b->confirmed ? b->round : 0;
 			bool b_first;
-			if (a->round && b->round)
-				b_first = b->round < a->round;
-			else if (a->round || b->round)
-				b_first = b->round != 0;
+			if (ra && rb)
+				b_first = rb < ra;
+			else if (ra || rb)
+				b_first = rb != 0;
 			else if (a->first_log_adj != b->first_log_adj)
 				b_first = b->first_log_adj < a->first_log_adj;
 			else if (a->first_log_p != b->first_log_p)
 				b_first = b->first_log_p < a->first_log_p;
 			else
-				b_first = (v < P) && ids[j - 1] >= P;
+				b_first = (v % C < P) && ids[j - 1] % C >= P;
 			if (!b_first)
 				break;
 			ids[j] = ids[j - 1];
@@ -438,8 +670,9 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		ids[j] = v;
 	}
 	for (size_t r = 0; r < want; r++) {
-		uint32_t id = ids[r];
-		cand_t *c = &cs[id];
+		uint32_t h = ids[r], id = h % C;
+		size_t fi = h / C;
+		cand_t *c = &cs[h];
 		moat_suspect_t *s = &out->suspects[out->n_suspects];
 		if (id < P) {
 			snprintf(s->principal, sizeof s->principal, "%s", trace_dict_str(&x->principals, id));
@@ -450,26 +683,36 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 			s->is_party = true;
 			snprintf(s->party, sizeof s->party, "%s", trace_dict_str(&x->parties, id - P));
 		}
+		s->fields = fam[fi];
 		s->N = c->tN;
 		s->n = c->tn;
 		s->K = c->tK;
 		s->k = c->first_k;
 		s->log_p = c->first_log_p;
 		s->log_p_adj = c->first_log_adj;
-		s->round = c->round;
-		s->significant = c->round != 0;
+		s->round = c->confirmed ? c->round : 0;
+		s->significant = c->confirmed;
 		s->lift = moat_stats_lift(s->k, s->n, s->K, s->N);
 		s->coverage = moat_stats_coverage(s->k, s->n);
-		s->covered = malloc((c->k_all ? c->k_all : 1) * sizeof *s->covered);
-		if (!s->covered) {
-			free(ids);
+		/* Victims it explains: the union over its fields. */
+		size_t tot = 0;
+		for (size_t a = 0; a < nf; a++)
+			tot += cs[a * C + id].k_all;
+		s->covered = malloc((tot ? tot : 1) * sizeof *s->covered);
+		if (!s->covered)
 			goto nomem;
+		for (size_t a = 0; a < nf; a++) {
+			const cand_t *o = &cs[a * C + id];
+			for (uint32_t t = 0; t < o->k_all; t++) {
+				size_t in = vs[cov[o->cov_off + t]].input, z = 0;
+				while (z < s->n_covered && s->covered[z] != in)
+					z++;
+				if (z == s->n_covered)
+					s->covered[s->n_covered++] = in;
+			}
 		}
-		for (uint32_t t = 0; t < c->k_all; t++)
-			s->covered[s->n_covered++] = vs[cov[c->cov_off + t]].input;
 		out->n_suspects++;
 	}
-	free(ids);
 	rc = MOAT_OK;
 	goto done;
 nomem:
@@ -481,11 +724,15 @@ done:
 	free(cs);
 	free(pairs);
 	free(cov);
+	free(ids);
 	free(pr);
 	free(pf);
 	free(acc);
 	free(lp);
 	free(la);
 	free(active);
+	free(hot);
+	free(isc);
+	free(Kc);
 	return rc;
 }
