@@ -9,7 +9,9 @@
  *  - two leakers: both confirmed in >= 80% of seeds;
  *  - clean: no significant accusation in any seed.
  * Seeds: MOAT_TRACE_EVAL_SEEDS (default 20; 100 for the clean scenario) starting
- * at MOAT_TRACE_EVAL_BASE (default 1000, seeds never used while developing).
+ * at MOAT_TRACE_EVAL_BASE (default 1: the development seeds). The held-out
+ * evaluation reported in the issue note runs MOAT_TRACE_EVAL_BASE=1000
+ * MOAT_TRACE_EVAL_SEEDS=100, seeds never looked at while developing.
  * MOAT_TRACE_EVAL_VERBOSE=1 prints every miss.
  */
 #include <math.h>
@@ -266,7 +268,7 @@ int main(void)
 	const char *s = getenv("MOAT_TRACE_EVAL_SEEDS");
 	int seeds = s ? atoi(s) : 20;
 	s = getenv("MOAT_TRACE_EVAL_BASE");
-	uint64_t base = s ? strtoull(s, NULL, 10) : 1000;
+	uint64_t base = s ? strtoull(s, NULL, 10) : 1;
 	verbose = getenv("MOAT_TRACE_EVAL_VERBOSE") != NULL;
 	const int single[] = {MOAT_SIM_CS_INSIDER, MOAT_SIM_ISV_OVERPULL, MOAT_SIM_COURIER_LEAK,
 			      MOAT_SIM_PLATFORM_INSIDER};

@@ -22,7 +22,9 @@
 
 #include "moat/base.h"
 #include "moat/entry.h"
+#include "moat/json.h"
 #include "moat/model.h"
+#include "moat/store.h"
 
 /* ---- statistics --------------------------------------------------------------------- */
 
@@ -178,5 +180,172 @@ void moat_score_result_clear(moat_score_result_t *r);
 moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims, size_t n_victims,
 			       const moat_score_params_t *params, moat_score_result_t *out,
 			       moat_error_t *err) MOAT_MUST_CHECK;
+
+/* ---- reports (DESIGN.md "Interchange formats") ------------------------------------- */
+
+typedef struct moat_report {
+	const char *report_id;
+	const char *order_id;
+	moat_time_t contact_time;
+	const char *channel;         /* call | sms | chat */
+	unsigned quoted;             /* field bits, at least one */
+	const char *scammer_contact; /* as given; kept in the store, never on the ledger */
+	int64_t loss_cents;
+} moat_report_t;
+
+/* Parses and validates one report object (unknown keys are an error; errors name
+ * the field). Strings borrow from obj. */
+moat_err_t moat_report_from_json(json_t *obj, moat_report_t *out, moat_error_t *err) MOAT_MUST_CHECK;
+
+/* A contact reduced to digits for matching ("+86 170 0000 0000" -> "17000000000");
+ * anything that is not a phone number is copied as is. out >= 130 bytes. */
+void moat_trace_contact_normalise(const char *in, char *out, size_t cap);
+
+/* ---- trace tables in the store (src/store/sqlite_trace.c, migration 4) ------------- */
+
+typedef struct moat_report_row {
+	char report_id[MOAT_ID_MAX + 1];
+	char order_id[MOAT_ID_MAX + 1];
+	moat_time_t contact_time;
+	char channel[8];
+	unsigned quoted;
+	char scammer_contact[4 * MOAT_TEXT_MAX + 1];
+	int64_t loss_cents;
+	uint64_t ledger_index;
+	moat_time_t created_at;
+} moat_report_row_t;
+
+/* Inserts a report; MOAT_EEXIST naming "report_id" if that id exists. */
+moat_err_t moat_store_trace_report_put(moat_store_t *s, const moat_report_row_t *r,
+				       moat_error_t *err) MOAT_MUST_CHECK;
+/* Reports with from <= contact_time <= until (MOAT_TIME_NONE = open end), by time. */
+moat_err_t moat_store_trace_report_list(moat_store_t *s, moat_time_t from, moat_time_t until,
+					int (*fn)(void *ctx, const moat_report_row_t *r), void *ctx,
+					moat_error_t *err) MOAT_MUST_CHECK;
+moat_err_t moat_store_trace_report_get(moat_store_t *s, const char *id, moat_report_row_t *out,
+				       moat_error_t *err) MOAT_MUST_CHECK;
+
+typedef struct moat_case_row {
+	char case_id[MOAT_ID_MAX + 1];
+	char title[4 * MOAT_TEXT_MAX + 1];
+	moat_time_t from, until; /* window on contact time; NONE = open */
+	bool explicit_members;   /* true: exactly the reports added to it */
+	moat_time_t created_at;
+} moat_case_row_t;
+
+moat_err_t moat_store_trace_case_put(moat_store_t *s, const moat_case_row_t *c,
+				     moat_error_t *err) MOAT_MUST_CHECK;
+moat_err_t moat_store_trace_case_get(moat_store_t *s, const char *id, moat_case_row_t *out,
+				     moat_error_t *err) MOAT_MUST_CHECK;
+moat_err_t moat_store_trace_case_list(moat_store_t *s,
+				      int (*fn)(void *ctx, const moat_case_row_t *c), void *ctx,
+				      moat_error_t *err) MOAT_MUST_CHECK;
+moat_err_t moat_store_trace_case_add(moat_store_t *s, const char *case_id, const char *report_id,
+				     moat_error_t *err) MOAT_MUST_CHECK;
+moat_err_t moat_store_trace_case_remove(moat_store_t *s, const char *case_id,
+					const char *report_id, moat_error_t *err) MOAT_MUST_CHECK;
+/* Reports explicitly in a case, by contact time. */
+moat_err_t moat_store_trace_case_reports(moat_store_t *s, const char *case_id,
+					 int (*fn)(void *ctx, const moat_report_row_t *r),
+					 void *ctx, moat_error_t *err) MOAT_MUST_CHECK;
+
+/* CALL entries of the ledger that reached a known binding or honey number. */
+typedef struct moat_call_row {
+	uint64_t ledger_index;
+	moat_time_t time;
+	char principal[MOAT_ID_MAX + 1]; /* binding recipient; "" if none */
+	char order_id[MOAT_ID_MAX + 1];
+	char number[32];                 /* the number called */
+	char caller[32];                 /* the caller's number, digits */
+} moat_call_row_t;
+moat_err_t moat_store_trace_call_put(moat_store_t *s, const moat_call_row_t *c,
+				     moat_error_t *err) MOAT_MUST_CHECK;
+moat_err_t moat_store_trace_call_list(moat_store_t *s,
+				      int (*fn)(void *ctx, const moat_call_row_t *c), void *ctx,
+				      moat_error_t *err) MOAT_MUST_CHECK;
+moat_err_t moat_store_trace_calls_clear(moat_store_t *s, moat_error_t *err) MOAT_MUST_CHECK;
+
+/* Honey orders: planted for exactly one recipient; the order row gets honey = 1. */
+typedef struct moat_honey_row {
+	char order_id[MOAT_ID_MAX + 1];
+	char principal[MOAT_ID_MAX + 1];
+	char phone[16];
+	moat_time_t created_at;
+} moat_honey_row_t;
+moat_err_t moat_store_trace_honey_put(moat_store_t *s, const moat_honey_row_t *h,
+				      moat_error_t *err) MOAT_MUST_CHECK;
+moat_err_t moat_store_trace_honey_list(moat_store_t *s,
+				       int (*fn)(void *ctx, const moat_honey_row_t *h), void *ctx,
+				       moat_error_t *err) MOAT_MUST_CHECK;
+
+/* ---- tracing inside a data directory (src/trace/case.c) ----------------------------- */
+
+typedef struct moat_app moat_app_t;
+
+/* The id of the platform-wide default case: every report whose contact lies within
+ * [trace] case_window_days before the latest report's contact. */
+#define MOAT_CASE_DEFAULT "default"
+
+/* Opens the exposure index of a data directory: loads <data>/trace/exposure.idx
+ * (or starts empty), learns parties and honey orders from the store, then catches
+ * up with the ledger from the index's cursor (recording calls that reached a
+ * binding or a honey number) and saves it if it moved. Needs the ledger
+ * (a->ledger). Caller frees *out. */
+moat_err_t moat_trace_index_open(moat_app_t *a, moat_exposure_t **out,
+				 moat_error_t *err) MOAT_MUST_CHECK;
+/* Rebuilds the index and the call table from ledger index 0. *entries = entries read. */
+moat_err_t moat_trace_reindex(moat_app_t *a, uint64_t *entries, moat_error_t *err) MOAT_MUST_CHECK;
+
+/* Imports a JSON Lines file of reports ("-" = stdin) all-or-nothing: every line is
+ * validated first (the order must exist, report ids must be new; errors name the
+ * line and field), then each report becomes one REPORT ledger entry (ids, time,
+ * channel and quoted fields; never the scammer's contact), then the store rows,
+ * in one transaction; a report on a honey order opens a case naming its
+ * recipient. The exposure index is brought up to date before it returns. */
+moat_err_t moat_trace_import_reports(moat_app_t *a, const char *path, size_t *count,
+				     moat_error_t *err) MOAT_MUST_CHECK;
+/* One report from the HTTP API (POST /v1/reports), same rules; *ledger_index is
+ * the REPORT entry's index. */
+moat_err_t moat_trace_report_add(moat_app_t *a, json_t *obj, uint64_t *ledger_index,
+				 moat_error_t *err) MOAT_MUST_CHECK;
+
+/* Creates an explicit case: the given reports, or (n_reports = 0) every report
+ * whose contact lies in [from, until]. *out_id receives "C<n>". */
+moat_err_t moat_trace_case_create(moat_app_t *a, const char *title, moat_time_t from,
+				  moat_time_t until, const char *const *report_ids, size_t n_reports,
+				  char out_id[MOAT_ID_MAX + 1], moat_error_t *err) MOAT_MUST_CHECK;
+/* Calls fn for each report of a case (the default case included). */
+moat_err_t moat_trace_case_reports(moat_app_t *a, const char *case_id,
+				   int (*fn)(void *ctx, const moat_report_row_t *r), void *ctx,
+				   moat_error_t *err) MOAT_MUST_CHECK;
+/* Appends the case list (JSON array of {case, title, reports, from, until}). */
+moat_err_t moat_trace_case_list_json(moat_app_t *a, moat_buf_t *out,
+				     moat_error_t *err) MOAT_MUST_CHECK;
+
+typedef struct moat_trace_opts {
+	const char *out_dir; /* write the bundle here (created); NULL = none */
+	double alpha;        /* 0 = 0.01 */
+	size_t max_evidence; /* ledger entries with proofs per suspect; 0 = 50 */
+} moat_trace_opts_t;
+
+/* Traces a case and appends its result as one JSON object to out:
+ *   {"case", "reports", "population", "suspects":[{"principal","party","p_value",
+ *    "p_value_raw","significant","lift","coverage","k","n","K","N","how",
+ *    "reports":[…]}…], "evidence":{…}, "notification":{…}, "regulator_report":{…}}
+ * Suspects named by direct evidence (a call through a virtual number bound to
+ * them, a contact to a honey order planted for them) come first, then the
+ * statistical ranking. With out_dir, writes there: evidence/ (each entry's bytes
+ * and its inclusion proof against checkpoint), checkpoint, vkey, VERIFY (the
+ * `moat ledger verify-proof` commands), notification.csv (0600: order id,
+ * merchant, buyer name and phone of every order a confirmed leaker received in
+ * plaintext, decrypted through moat_app_order_pii), regulator_report.json. */
+moat_err_t moat_trace_case_run(moat_app_t *a, const char *case_id, const moat_trace_opts_t *opts,
+			       moat_buf_t *out, moat_error_t *err) MOAT_MUST_CHECK;
+
+/* Plants count honey orders visible to exactly principal: synthetic buyer and a
+ * monitored phone number unique to the order, an assign relation for principal
+ * (the normal read path), honey = 1. Appends the order ids (JSON array) to out. */
+moat_err_t moat_trace_honey_plant(moat_app_t *a, const char *principal, size_t count,
+				  moat_buf_t *out, moat_error_t *err) MOAT_MUST_CHECK;
 
 #endif

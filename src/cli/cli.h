@@ -57,5 +57,10 @@ int cmd_policy(int argc, char **argv);
  * cmd_principal after option parsing; nargs counts arguments after the verb. */
 int cli_principal_creds(const cli_common_t *c, const char *verb, int nargs, const char *id);
 int cmd_simulate(int argc, char **argv);
+int cmd_trace(int argc, char **argv);
+int cmd_case(int argc, char **argv);
+int cmd_honey(int argc, char **argv);
+/* `moat import reports FILE` (src/cli/cmd_import_reports.c). */
+int cli_import_reports(const cli_common_t *c, const char *path);
 
 #endif

@@ -10,7 +10,7 @@ static void help(void)
 {
 	printf("usage: moat import KIND FILE [--data DIR] [--json]\n\n"
 	       "Imports JSON Lines (one object per line; FILE \"-\" reads stdin). KIND is one of\n"
-	       "  parties, principals, relations, orders, events\n"
+	       "  parties, principals, relations, orders, events, reports\n"
 	       "The formats are in README.md and examples/. A file is imported all-or-nothing:\n"
 	       "on any error nothing is written and the message names the line and field.\n"
 	       "Re-importing an order id updates that order instead of duplicating it.\n"
@@ -77,6 +77,8 @@ int cmd_import(int argc, char **argv)
 	int kind = moat_import_kind_parse(kind_name);
 	if (strcmp(kind_name, "events") == 0)
 		return import_events(&c, path);
+	if (strcmp(kind_name, "reports") == 0)
+		return cli_import_reports(&c, path);
 	if (kind < 0)
 		return cli_usage("import", "unknown kind \"%s\" (expected parties, principals, relations, orders)",
 				 kind_name);

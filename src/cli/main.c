@@ -16,7 +16,9 @@ static int cmd_help(int argc, char **argv);
 /* Keep alphabetical; one line per subcommand. */
 static const command_t commands[] = {
     {"alerts", cmd_alerts, "list and resolve detector alerts; list and lift actions"},
+    {"case", cmd_case, "list, show, create and narrow cases of scam reports"},
     {"help", cmd_help, "show this help, or `moat help CMD` for one command"},
+    {"honey", cmd_honey, "plant honey orders visible to exactly one recipient"},
     {"import", cmd_import, "import parties, principals, relations, orders (JSON Lines)"},
     {"init", cmd_init, "create a data directory: database, keys, ledger, default config"},
     {"key", cmd_key, "rotate the data-encryption key and re-encrypt stored PII"},
@@ -27,6 +29,7 @@ static const command_t commands[] = {
     {"rules", cmd_rules, "check a detection rule file; print the default rules"},
     {"serve", cmd_serve, "run the HTTP gateway (policy, views, ledger, quotas)"},
     {"simulate", cmd_simulate, "write a synthetic, labelled world (interchange files + truth)"},
+    {"trace", cmd_trace, "rank who leaked a case's data, with proofs and whom to notify"},
 };
 
 static void usage(FILE *out)

@@ -68,6 +68,24 @@ static const char *const migrations[] = {
     "  UNIQUE (order_id, principal));"
     "CREATE TABLE quota_use (principal TEXT NOT NULL, day INTEGER NOT NULL,"
     "  used INTEGER NOT NULL, PRIMARY KEY (principal, day)) WITHOUT ROWID;",
+    /* 4: tracer: scam reports, cases, calls seen on the ledger, honey orders
+     * (src/store/sqlite_trace.c) */
+    "CREATE TABLE trace_reports (report_id TEXT PRIMARY KEY, order_id TEXT NOT NULL,"
+    "  contact_time INTEGER NOT NULL, channel TEXT NOT NULL, quoted INTEGER NOT NULL,"
+    "  scammer_contact TEXT NOT NULL, loss_cents INTEGER NOT NULL,"
+    "  ledger_index INTEGER NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX trace_reports_by_time ON trace_reports (contact_time);"
+    "CREATE TABLE trace_cases (case_id TEXT PRIMARY KEY, title TEXT NOT NULL,"
+    "  window_from INTEGER, window_until INTEGER, explicit INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE trace_case_reports (case_id TEXT NOT NULL, report_id TEXT NOT NULL,"
+    "  PRIMARY KEY (case_id, report_id)) WITHOUT ROWID;"
+    "CREATE TABLE trace_calls (ledger_index INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
+    "  principal TEXT NOT NULL, order_id TEXT NOT NULL, number TEXT NOT NULL,"
+    "  caller TEXT NOT NULL);"
+    "CREATE INDEX trace_calls_by_number ON trace_calls (number);"
+    "CREATE TABLE trace_honey (order_id TEXT PRIMARY KEY, principal TEXT NOT NULL,"
+    "  phone TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 static moat_err_t db_error(moat_store_t *s, moat_error_t *err, const char *what)

@@ -1,0 +1,28 @@
+/* moat import reports FILE: buyers' scam reports, for the tracer. */
+#include <stdio.h>
+
+#include "cli/cli.h"
+#include "moat/app.h"
+#include "moat/trace.h"
+
+int cli_import_reports(const cli_common_t *c, const char *path)
+{
+	moat_error_t e = {0};
+	moat_app_t *a = NULL;
+	if (moat_app_open(c->data_dir, 0, &a, &e) != MOAT_OK)
+		return cli_fail("import", &e);
+	size_t n = 0;
+	moat_err_t rc = moat_trace_import_reports(a, path, &n, &e);
+	moat_app_close(a);
+	if (rc != MOAT_OK) {
+		cli_fail("import", &e);
+		if (n == 0)
+			fprintf(stderr, "moat import: nothing was imported from %s\n", path);
+		return CLI_FAIL;
+	}
+	if (c->json)
+		printf("{\"kind\":\"reports\",\"imported\":%zu}\n", n);
+	else
+		printf("imported %zu reports (REPORT ledger entries; cases and exposure index updated)\n", n);
+	return CLI_OK;
+}
