@@ -122,18 +122,19 @@ static void expect_error(const resp_t *r, long status, const char *code, const c
 		  r->body.data);
 	json_t *e = json_object_get(r->json, "error");
 	CHECK_MSG(json_is_object(e) && json_is_string(json_object_get(e, "code")) &&
-			  json_is_string(json_object_get(e, "message")) && json_object_get(e, "field"),
+		      json_is_string(json_object_get(e, "message")) && json_object_get(e, "field"),
 		  "%s: not an error object: %s", what, r->body.data);
 	if (code)
-		CHECK_MSG(e && strcmp(json_string_value(json_object_get(e, "code")) ?: "", code) == 0,
-			  "%s: code %s, expected %s", what, json_string_value(json_object_get(e, "code")),
-			  code);
+		CHECK_MSG(e && strcmp(json_string_value(json_object_get(e, "code")) ?: "", code) ==
+				   0,
+			  "%s: code %s, expected %s", what,
+			  json_string_value(json_object_get(e, "code")), code);
 }
 
 /* ---- fixture --------------------------------------------------------------------- */
 
 static const char *const status_names[] = {"paid", "shipped", "delivered", "closed", "refunded"};
-static char keys[MOAT_ROLE_COUNT][72];   /* API key of principal "p-<role>" */
+static char keys[MOAT_ROLE_COUNT][72]; /* API key of principal "p-<role>" */
 static char svc_key[72];
 
 static void set_key(const char *id, char out[72])
@@ -205,16 +206,20 @@ static void add_order(const char *id, const char *merchant, int st, int n, moat_
 	moat_time_format(now - 2 * 86400000LL, shipped);
 	moat_time_format(now - 1 * 86400000LL, delivered);
 	if (st == MOAT_STATUS_SHIPPED)
-		snprintf(ship, sizeof ship, ",\"shipping\":{\"carrier\":\"l-x\",\"waybill\":\"SF%06d\",\"shipped_at\":\"%s\"}",
+		snprintf(ship, sizeof ship,
+			 ",\"shipping\":{\"carrier\":\"l-x\",\"waybill\":\"SF%06d\",\"shipped_at\":"
+			 "\"%s\"}",
 			 n, shipped);
 	else if (st != MOAT_STATUS_PAID)
 		snprintf(ship, sizeof ship,
-			 ",\"shipping\":{\"carrier\":\"l-x\",\"waybill\":\"SF%06d\",\"shipped_at\":\"%s\",\"delivered_at\":\"%s\"}",
+			 ",\"shipping\":{\"carrier\":\"l-x\",\"waybill\":\"SF%06d\",\"shipped_at\":"
+			 "\"%s\",\"delivered_at\":\"%s\"}",
 			 n, shipped, delivered);
 	snprintf(line, sizeof line,
 		 "{\"order_id\":\"%s\",\"merchant\":\"%s\",\"placed_at\":\"%s\",\"status\":\"%s\","
 		 "\"buyer\":{\"name\":\"%s\",\"phone\":\"%s\",\"id_number\":\"11010519491231002X\","
-		 "\"address\":{\"province\":\"广东省\",\"city\":\"广州市\",\"district\":\"天河区\",\"detail\":\"%s\"}},"
+		 "\"address\":{\"province\":\"广东省\",\"city\":\"广州市\",\"district\":\"天河区\","
+		 "\"detail\":\"%s\"}},"
 		 "\"items\":[{\"sku\":\"S%d\",\"title\":\"%s\",\"qty\":2,\"price_cents\":1500}]%s}",
 		 id, merchant, placed, status_names[st], name, phone, detail, n, title, ship);
 	import_line(MOAT_IMPORT_ORDERS, line);
@@ -229,7 +234,8 @@ static void add_relation(int role, const char *order_id, moat_time_t now)
 	switch (role) {
 	case MOAT_ROLE_CS_AGENT:
 		snprintf(line, sizeof line,
-			 "{\"kind\":\"ticket\",\"order_id\":\"%s\",\"principal\":\"%s\",\"ticket\":\"T-%s\",\"opened\":\"%s\"}",
+			 "{\"kind\":\"ticket\",\"order_id\":\"%s\",\"principal\":\"%s\",\"ticket\":"
+			 "\"T-%s\",\"opened\":\"%s\"}",
 			 order_id, pid, order_id, from);
 		break;
 	case MOAT_ROLE_MERCHANT_ADMIN:
@@ -239,7 +245,8 @@ static void add_relation(int role, const char *order_id, moat_time_t now)
 		return;
 	default:
 		snprintf(line, sizeof line,
-			 "{\"kind\":\"assign\",\"order_id\":\"%s\",\"principal\":\"%s\",\"from\":\"%s\"}",
+			 "{\"kind\":\"assign\",\"order_id\":\"%s\",\"principal\":\"%s\",\"from\":"
+			 "\"%s\"}",
 			 order_id, pid, from);
 	}
 	import_line(MOAT_IMPORT_RELATIONS, line);
@@ -264,14 +271,19 @@ static void setup(void)
 	app->config.request_timeout_s = 1;
 	app->config.threads = 4;
 	CHECK(moat_store_begin(app->store, &e) == MOAT_OK);
-	import_line(MOAT_IMPORT_PARTIES, "{\"party\":\"plat\",\"kind\":\"platform\",\"name\":\"P\"}");
-	import_line(MOAT_IMPORT_PARTIES, "{\"party\":\"m-a\",\"kind\":\"merchant\",\"name\":\"A\"}");
-	import_line(MOAT_IMPORT_PARTIES, "{\"party\":\"m-b\",\"kind\":\"merchant\",\"name\":\"B\"}");
-	import_line(MOAT_IMPORT_PARTIES, "{\"party\":\"l-x\",\"kind\":\"logistics\",\"name\":\"X\"}");
+	import_line(MOAT_IMPORT_PARTIES,
+		    "{\"party\":\"plat\",\"kind\":\"platform\",\"name\":\"P\"}");
+	import_line(MOAT_IMPORT_PARTIES,
+		    "{\"party\":\"m-a\",\"kind\":\"merchant\",\"name\":\"A\"}");
+	import_line(MOAT_IMPORT_PARTIES,
+		    "{\"party\":\"m-b\",\"kind\":\"merchant\",\"name\":\"B\"}");
+	import_line(MOAT_IMPORT_PARTIES,
+		    "{\"party\":\"l-x\",\"kind\":\"logistics\",\"name\":\"X\"}");
 	import_line(MOAT_IMPORT_PARTIES, "{\"party\":\"isv-1\",\"kind\":\"isv\",\"name\":\"I\"}");
 	char line[512];
 	for (int r = 0; r < MOAT_ROLE_COUNT; r++) {
-		snprintf(line, sizeof line, "{\"principal\":\"p-%d\",\"party\":\"%s\",\"role\":\"%s\"}", r,
+		snprintf(line, sizeof line,
+			 "{\"principal\":\"p-%d\",\"party\":\"%s\",\"role\":\"%s\"}", r,
 			 role_party(r), moat_role_name((moat_role_t)r));
 		import_line(MOAT_IMPORT_PRINCIPALS, line);
 	}
@@ -284,17 +296,20 @@ static void setup(void)
 	moat_time_t now = moat_now();
 	char from[32];
 	moat_time_format(now - 10 * 86400000LL, from);
-	snprintf(line, sizeof line,
-		 "{\"kind\":\"authorize\",\"merchant\":\"m-a\",\"principal\":\"p-%d\",\"from\":\"%s\"}",
-		 MOAT_ROLE_ISV_APP, from);
+	snprintf(
+	    line, sizeof line,
+	    "{\"kind\":\"authorize\",\"merchant\":\"m-a\",\"principal\":\"p-%d\",\"from\":\"%s\"}",
+	    MOAT_ROLE_ISV_APP, from);
 	import_line(MOAT_IMPORT_RELATIONS, line);
 	for (int r = 0; r < MOAT_ROLE_COUNT; r++)
 		for (int st = 0; st < MOAT_STATUS_COUNT; st++)
 			for (int rel = 0; rel < 2; rel++) {
 				char id[64];
 				matrix_order_id(r, st, rel, id);
-				bool own = rel && (r == MOAT_ROLE_MERCHANT_ADMIN || r == MOAT_ROLE_ISV_APP);
-				add_order(id, own ? "m-a" : "m-b", st, order_number(r, st, rel), now);
+				bool own = rel && (r == MOAT_ROLE_MERCHANT_ADMIN ||
+						   r == MOAT_ROLE_ISV_APP);
+				add_order(id, own ? "m-a" : "m-b", st, order_number(r, st, rel),
+					  now);
 				if (rel)
 					add_relation(r, id, now);
 			}
@@ -305,15 +320,19 @@ static void setup(void)
 		snprintf(id, sizeof id, "Q%d", i);
 		add_order(id, "m-b", MOAT_STATUS_SHIPPED, 910 + i, now);
 		snprintf(line, sizeof line,
-			 "{\"kind\":\"assign\",\"order_id\":\"%s\",\"principal\":\"courier-q\",\"from\":\"%s\"}",
+			 "{\"kind\":\"assign\",\"order_id\":\"%s\",\"principal\":\"courier-q\","
+			 "\"from\":\"%s\"}",
 			 id, from);
 		import_line(MOAT_IMPORT_RELATIONS, line);
 	}
-	snprintf(line, sizeof line, "{\"kind\":\"assign\",\"order_id\":\"V1\",\"principal\":\"p-%d\",\"from\":\"%s\"}",
+	snprintf(line, sizeof line,
+		 "{\"kind\":\"assign\",\"order_id\":\"V1\",\"principal\":\"p-%d\",\"from\":\"%s\"}",
 		 MOAT_ROLE_COURIER, from);
 	import_line(MOAT_IMPORT_RELATIONS, line);
-	snprintf(line, sizeof line,
-		 "{\"kind\":\"assign\",\"order_id\":\"V1\",\"principal\":\"courier-2\",\"from\":\"%s\"}", from);
+	snprintf(
+	    line, sizeof line,
+	    "{\"kind\":\"assign\",\"order_id\":\"V1\",\"principal\":\"courier-2\",\"from\":\"%s\"}",
+	    from);
 	import_line(MOAT_IMPORT_RELATIONS, line);
 	CHECK(moat_store_commit(app->store, &e) == MOAT_OK);
 	for (int r = 0; r < MOAT_ROLE_COUNT; r++) {
@@ -323,8 +342,8 @@ static void setup(void)
 	}
 	memcpy(svc_key, keys[MOAT_ROLE_PLATFORM_SERVICE], sizeof svc_key);
 
-	CHECK(moat_policy_parse(moat_policy_default_text(), strlen(moat_policy_default_text()), &policy,
-				&e) == MOAT_OK);
+	CHECK(moat_policy_parse(moat_policy_default_text(), strlen(moat_policy_default_text()),
+				&policy, &e) == MOAT_OK);
 	moat_gateway_opts_t go = {0};
 	go.listen = "127.0.0.1:0";
 	moat_gateway_ledger_sink(app->ledger, &go.sink);
@@ -350,21 +369,28 @@ static void check_views(const resp_t *r, const moat_policy_decision_t *d, int n,
 	json_t *buyer = json_object_get(r->json, "buyer");
 	json_t *views = json_object_get(r->json, "views");
 	for (int f = 0; f < MOAT_FIELD_COUNT; f++) {
-		const char *v = json_string_value(json_object_get(views, moat_field_name((moat_field_t)f)));
+		const char *v =
+		    json_string_value(json_object_get(views, moat_field_name((moat_field_t)f)));
 		CHECK_MSG(v && strcmp(v, moat_view_name((moat_view_t)d->views[f])) == 0,
-			  "%s: field %s view %s, policy says %s", what, moat_field_name((moat_field_t)f),
-			  v ? v : "(none)", moat_view_name((moat_view_t)d->views[f]));
+			  "%s: field %s view %s, policy says %s", what,
+			  moat_field_name((moat_field_t)f), v ? v : "(none)",
+			  moat_view_name((moat_view_t)d->views[f]));
 	}
 	/* plaintext appears only when granted */
-	CHECK_MSG(has_str(r, name) == (d->views[MOAT_FIELD_NAME] == MOAT_VIEW_FULL), "%s: name", what);
-	CHECK_MSG(has_str(r, phone) == (d->views[MOAT_FIELD_PHONE] == MOAT_VIEW_FULL), "%s: phone", what);
-	CHECK_MSG(has_str(r, detail) == (d->views[MOAT_FIELD_ADDRESS] == MOAT_VIEW_FULL), "%s: address",
+	CHECK_MSG(has_str(r, name) == (d->views[MOAT_FIELD_NAME] == MOAT_VIEW_FULL), "%s: name",
 		  what);
-	CHECK_MSG(has_str(r, title) == (d->views[MOAT_FIELD_ITEMS] == MOAT_VIEW_FULL), "%s: items", what);
-	CHECK_MSG(has_str(r, "11010519491231002X") == (d->views[MOAT_FIELD_ID_NUMBER] == MOAT_VIEW_FULL),
+	CHECK_MSG(has_str(r, phone) == (d->views[MOAT_FIELD_PHONE] == MOAT_VIEW_FULL), "%s: phone",
+		  what);
+	CHECK_MSG(has_str(r, detail) == (d->views[MOAT_FIELD_ADDRESS] == MOAT_VIEW_FULL),
+		  "%s: address", what);
+	CHECK_MSG(has_str(r, title) == (d->views[MOAT_FIELD_ITEMS] == MOAT_VIEW_FULL), "%s: items",
+		  what);
+	CHECK_MSG(has_str(r, "11010519491231002X") ==
+		      (d->views[MOAT_FIELD_ID_NUMBER] == MOAT_VIEW_FULL),
 		  "%s: id_number", what);
 	/* paid orders have no waybill yet, so only "present implies granted" holds */
-	CHECK_MSG(!json_object_get(r->json, "waybill") || d->views[MOAT_FIELD_WAYBILL] == MOAT_VIEW_FULL,
+	CHECK_MSG(!json_object_get(r->json, "waybill") ||
+		      d->views[MOAT_FIELD_WAYBILL] == MOAT_VIEW_FULL,
 		  "%s: waybill", what);
 	CHECK_MSG(has_str(r, "total_cents") == (d->views[MOAT_FIELD_AMOUNTS] == MOAT_VIEW_FULL),
 		  "%s: amounts", what);
@@ -373,7 +399,8 @@ static void check_views(const resp_t *r, const moat_policy_decision_t *d, int n,
 	if (d->views[MOAT_FIELD_NAME] == MOAT_VIEW_MASK) {
 		char want[32];
 		snprintf(want, sizeof want, "%.3s*", name);
-		CHECK_MSG(bn && strcmp(bn, want) == 0, "%s: masked name %s", what, bn ? bn : "(none)");
+		CHECK_MSG(bn && strcmp(bn, want) == 0, "%s: masked name %s", what,
+			  bn ? bn : "(none)");
 	} else if (d->views[MOAT_FIELD_NAME] == MOAT_VIEW_HIDDEN) {
 		CHECK_MSG(!bn, "%s: hidden name present", what);
 	}
@@ -381,7 +408,8 @@ static void check_views(const resp_t *r, const moat_policy_decision_t *d, int n,
 	if (d->views[MOAT_FIELD_PHONE] == MOAT_VIEW_MASK) {
 		char want[16];
 		snprintf(want, sizeof want, "%.3s****%s", phone, phone + 7);
-		CHECK_MSG(bp && strcmp(bp, want) == 0, "%s: masked phone %s", what, bp ? bp : "(none)");
+		CHECK_MSG(bp && strcmp(bp, want) == 0, "%s: masked phone %s", what,
+			  bp ? bp : "(none)");
 	} else if (d->views[MOAT_FIELD_PHONE] == MOAT_VIEW_VIRTUAL) {
 		CHECK_MSG(bp && strncmp(bp, "171", 3) == 0 && strcmp(bp, phone) != 0,
 			  "%s: virtual phone %s", what, bp ? bp : "(none)");
@@ -392,11 +420,13 @@ static void check_views(const resp_t *r, const moat_policy_decision_t *d, int n,
 	if (d->views[MOAT_FIELD_ADDRESS] == MOAT_VIEW_HIDDEN)
 		CHECK_MSG(!addr, "%s: hidden address present", what);
 	else
-		CHECK_MSG(json_is_object(addr) && json_object_get(addr, "district"), "%s: address", what);
+		CHECK_MSG(json_is_object(addr) && json_object_get(addr, "district"), "%s: address",
+			  what);
 	if (d->views[MOAT_FIELD_ID_NUMBER] == MOAT_VIEW_MASK)
 		CHECK_MSG(has_str(r, "110105********002X"), "%s: masked id", what);
 	if (d->views[MOAT_FIELD_ITEMS] == MOAT_VIEW_CATEGORY)
-		CHECK_MSG(json_is_array(json_object_get(r->json, "items")) && !has_str(r, "\"title\""),
+		CHECK_MSG(json_is_array(json_object_get(r->json, "items")) &&
+			      !has_str(r, "\"title\""),
 			  "%s: category items", what);
 	if (d->views[MOAT_FIELD_ITEMS] == MOAT_VIEW_HIDDEN)
 		CHECK_MSG(!json_object_get(r->json, "items"), "%s: hidden items present", what);
@@ -413,7 +443,8 @@ static void expected(const char *principal, const char *order_id, moat_purpose_t
 	moat_policy_request_t q;
 	CHECK(moat_store_principal_get(app->store, principal, &p, &e) == MOAT_OK);
 	CHECK(moat_store_order_get(app->store, order_id, &o, &e) == MOAT_OK);
-	CHECK(moat_gateway_policy_request(app->store, &p, &o, purpose, moat_now(), &q, &e) == MOAT_OK);
+	CHECK(moat_gateway_policy_request(app->store, &p, &o, purpose, moat_now(), &q, &e) ==
+	      MOAT_OK);
 	moat_policy_decide(policy, &q, d);
 	moat_order_row_clear(&o);
 }
@@ -427,8 +458,8 @@ static bool ledger_entry_json(uint64_t index, moat_buf_t *out)
 	moat_entry_t ent;
 	moat_error_t e = {0};
 	bool ok = moat_ledger_read(app->ledger, index, &raw, &e) == MOAT_OK &&
-		  moat_entry_decode((const uint8_t *)raw.data, raw.len, &ent, scratch, sizeof scratch,
-				    &e) == MOAT_OK &&
+		  moat_entry_decode((const uint8_t *)raw.data, raw.len, &ent, scratch,
+				    sizeof scratch, &e) == MOAT_OK &&
 		  moat_entry_to_json(&ent, out) == MOAT_OK;
 	moat_buf_free(&raw);
 	return ok;
@@ -449,7 +480,8 @@ static void test_matrix(void)
 					snprintf(path, sizeof path, "/v1/orders/%s?purpose=%s", id,
 						 moat_purpose_name((moat_purpose_t)pu));
 					snprintf(what, sizeof what, "%s %s %s %s rel=%d",
-						 moat_role_name((moat_role_t)r), moat_purpose_name((moat_purpose_t)pu),
+						 moat_role_name((moat_role_t)r),
+						 moat_purpose_name((moat_purpose_t)pu),
 						 status_names[st], id, rel);
 					moat_policy_decision_t d;
 					expected(pid, id, (moat_purpose_t)pu, &d);
@@ -458,16 +490,23 @@ static void test_matrix(void)
 					cells++;
 					if (d.allow) {
 						allowed++;
-						CHECK_MSG(resp.status == 200, "%s: status %ld, policy allows by %s: %s",
-							  what, resp.status, d.rule, resp.body.data);
+						CHECK_MSG(resp.status == 200,
+							  "%s: status %ld, policy allows by %s: %s",
+							  what, resp.status, d.rule,
+							  resp.body.data);
 						if (resp.status == 200) {
-							check_views(&resp, &d, order_number(r, st, rel), what);
-							CHECK_MSG(resp.ledger_index[0] != '\0', "%s: no receipt", what);
-							CHECK_STR(json_string_value(json_object_get(resp.json, "rule")), d.rule);
+							check_views(&resp, &d,
+								    order_number(r, st, rel), what);
+							CHECK_MSG(resp.ledger_index[0] != '\0',
+								  "%s: no receipt", what);
+							CHECK_STR(json_string_value(json_object_get(
+								      resp.json, "rule")),
+								  d.rule);
 						}
 					} else {
 						expect_error(&resp, 403, "denied", what);
-						CHECK_MSG(!has_str(&resp, "晓梅") && !has_str(&resp, "幸福路"),
+						CHECK_MSG(!has_str(&resp, "晓梅") &&
+							      !has_str(&resp, "幸福路"),
 							  "%s: denial leaks", what);
 					}
 					resp_free(&resp);
@@ -483,7 +522,8 @@ static void test_matrix(void)
 	snprintf(path, sizeof path, "/v1/orders/%s?purpose=deliver", id);
 	get(&resp, path, keys[MOAT_ROLE_COURIER]);
 	CHECK_INT(resp.status, 200);
-	CHECK_STR(json_string_value(json_object_get(json_object_get(resp.json, "views"), "phone")), "virtual");
+	CHECK_STR(json_string_value(json_object_get(json_object_get(resp.json, "views"), "phone")),
+		  "virtual");
 	resp_free(&resp);
 	matrix_order_id(MOAT_ROLE_COURIER, MOAT_STATUS_SHIPPED, 0, id);
 	snprintf(path, sizeof path, "/v1/orders/%s?purpose=deliver", id);
@@ -494,7 +534,9 @@ static void test_matrix(void)
 	snprintf(path, sizeof path, "/v1/orders/%s?purpose=customer_care", id);
 	get(&resp, path, keys[MOAT_ROLE_CS_AGENT]);
 	CHECK_INT(resp.status, 200);
-	CHECK_STR(json_string_value(json_object_get(json_object_get(resp.json, "views"), "address")), "coarse");
+	CHECK_STR(
+	    json_string_value(json_object_get(json_object_get(resp.json, "views"), "address")),
+	    "coarse");
 	resp_free(&resp);
 }
 
@@ -504,7 +546,8 @@ static void test_random_no_leak(void)
 	int n = 0;
 	for (int i = 0; i < 400; i++) {
 		int r = rand() % MOAT_ROLE_COUNT, ro = rand() % MOAT_ROLE_COUNT;
-		int st = rand() % MOAT_STATUS_COUNT, rel = rand() % 2, pu = rand() % MOAT_PURPOSE_COUNT;
+		int st = rand() % MOAT_STATUS_COUNT, rel = rand() % 2,
+		    pu = rand() % MOAT_PURPOSE_COUNT;
 		char id[64], path[200], pid[16], what[300];
 		matrix_order_id(ro, st, rel, id);
 		snprintf(pid, sizeof pid, "p-%d", r);
@@ -524,7 +567,8 @@ static void test_random_no_leak(void)
 			if (resp.status == 200)
 				check_views(&resp, &d, order_number(ro, st, rel), what);
 			else
-				CHECK_MSG(resp.status == 403 && !d.allow, "%s: status %ld", what, resp.status);
+				CHECK_MSG(resp.status == 403 && !d.allow, "%s: status %ld", what,
+					  resp.status);
 			n++;
 		} else if (resp.status == 200) {
 			size_t k;
@@ -579,14 +623,17 @@ static void test_virtual_numbers(void)
 	/* a call through the binding while valid is relayed to the buyer */
 	char body[300], t[32];
 	moat_time_format(moat_now(), t);
-	snprintf(body, sizeof body, "{\"time\":\"%s\",\"from\":\"+86 170 0000 0000\",\"to\":\"+86 %s\"}", t,
+	snprintf(body, sizeof body,
+		 "{\"time\":\"%s\",\"from\":\"+86 170 0000 0000\",\"to\":\"+86 %s\"}", t,
 		 pa1 ? pa1 : "");
 	resp_t c;
 	post(&c, "/v1/calls", svc_key, body);
 	CHECK_INT(c.status, 200);
 	CHECK_STR(json_string_value(json_object_get(c.json, "action")), "relay");
 	CHECK_STR(json_string_value(json_object_get(c.json, "relay_to")), real);
-	CHECK_STR(json_string_value(json_object_get(json_object_get(c.json, "binding"), "principal")), "p-5");
+	CHECK_STR(
+	    json_string_value(json_object_get(json_object_get(c.json, "binding"), "principal")),
+	    "p-5");
 	resp_free(&c);
 	/* after the window: rejected, and the binding still names its recipient */
 	moat_time_format(moat_now() + 40LL * 86400000, t);
@@ -596,11 +643,13 @@ static void test_virtual_numbers(void)
 	CHECK_INT(c.status, 200);
 	CHECK_STR(json_string_value(json_object_get(c.json, "action")), "reject");
 	CHECK_STR(json_string_value(json_object_get(c.json, "reason")), "expired");
-	CHECK_STR(json_string_value(json_object_get(json_object_get(c.json, "binding"), "principal")),
-		  "courier-2");
+	CHECK_STR(
+	    json_string_value(json_object_get(json_object_get(c.json, "binding"), "principal")),
+	    "courier-2");
 	CHECK(!has_str(&c, real));
 	resp_free(&c);
-	post(&c, "/v1/calls", svc_key, "{\"time\":\"2026-01-01T00:00:00Z\",\"from\":\"17000000000\",\"to\":\"19999999999\"}");
+	post(&c, "/v1/calls", svc_key,
+	     "{\"time\":\"2026-01-01T00:00:00Z\",\"from\":\"17000000000\",\"to\":\"19999999999\"}");
 	CHECK_STR(json_string_value(json_object_get(c.json, "reason")), "unknown");
 	resp_free(&c);
 	/* only the telephony service may ask */
@@ -652,7 +701,8 @@ static void test_ledger_invariant(void)
 	matrix_order_id(MOAT_ROLE_COURIER, MOAT_STATUS_SHIPPED, 1, id);
 	snprintf(path, sizeof path, "/v1/orders/%s?purpose=deliver", id);
 	char name[32], phone[16], detail[64], title[64];
-	buyer_of(order_number(MOAT_ROLE_COURIER, MOAT_STATUS_SHIPPED, 1), name, phone, detail, title);
+	buyer_of(order_number(MOAT_ROLE_COURIER, MOAT_STATUS_SHIPPED, 1), name, phone, detail,
+		 title);
 	FILE *f = fopen(fail_flag, "w");
 	if (f)
 		fclose(f);
@@ -679,9 +729,11 @@ static void test_ledger_invariant(void)
 	resp_free(&r);
 	moat_buf_t ej;
 	moat_buf_init(&ej, 1 << 20);
-	bool found = ledger_entry_json((uint64_t)idx, &ej) && strstr(ej.data, "\"kind\":\"access\"") &&
-		     strstr(ej.data, id) && !strstr(ej.data, detail) && !strstr(ej.data, phone);
-	CHECK_MSG(found, "ledger index %ld is the ACCESS entry of %s, without PII: %s", idx, id, ej.data);
+	bool found = ledger_entry_json((uint64_t)idx, &ej) &&
+		     strstr(ej.data, "\"kind\":\"access\"") && strstr(ej.data, id) &&
+		     !strstr(ej.data, detail) && !strstr(ej.data, phone);
+	CHECK_MSG(found, "ledger index %ld is the ACCESS entry of %s, without PII: %s", idx, id,
+		  ej.data);
 	moat_buf_free(&ej);
 	(void)body;
 }
@@ -693,16 +745,19 @@ static void test_sessions(void)
 	CHECK(moat_password_hash("correct horse battery", phc, &e) == MOAT_OK);
 	CHECK(moat_store_principal_set_password(app->store, "staff-s", phc, &e) == MOAT_OK);
 	resp_t r;
-	post(&r, "/v1/sessions", NULL, "{\"username\":\"staff-s\",\"password\":\"wrong password\"}");
+	post(&r, "/v1/sessions", NULL,
+	     "{\"username\":\"staff-s\",\"password\":\"wrong password\"}");
 	expect_error(&r, 401, "unauthenticated", "wrong password");
 	resp_free(&r);
 	post(&r, "/v1/sessions", NULL, "{\"username\":\"nobody\",\"password\":\"whatever123\"}");
 	expect_error(&r, 401, "unauthenticated", "unknown user");
 	resp_free(&r);
-	post(&r, "/v1/sessions", NULL, "{\"username\":\"staff-s\",\"password\":\"correct horse battery\"}");
+	post(&r, "/v1/sessions", NULL,
+	     "{\"username\":\"staff-s\",\"password\":\"correct horse battery\"}");
 	CHECK_INT(r.status, 201);
 	char token[256] = "";
-	snprintf(token, sizeof token, "%s", json_string_value(json_object_get(r.json, "token")) ?: "");
+	snprintf(token, sizeof token, "%s",
+		 json_string_value(json_object_get(r.json, "token")) ?: "");
 	resp_free(&r);
 	get(&r, "/v1/orders/O-3-1-1?purpose=analytics", token);
 	CHECK_MSG(r.status == 403 || r.status == 200, "token accepted: %ld", r.status);
@@ -712,8 +767,10 @@ static void test_sessions(void)
 	get(&r, "/v1/orders/O-3-1-1?purpose=analytics", token);
 	expect_error(&r, 401, NULL, "tampered token");
 	resp_free(&r);
-	CHECK(moat_store_principal_set_status(app->store, "staff-s", MOAT_PRINCIPAL_SUSPENDED, &e) == MOAT_OK);
-	post(&r, "/v1/sessions", NULL, "{\"username\":\"staff-s\",\"password\":\"correct horse battery\"}");
+	CHECK(moat_store_principal_set_status(app->store, "staff-s", MOAT_PRINCIPAL_SUSPENDED,
+					      &e) == MOAT_OK);
+	post(&r, "/v1/sessions", NULL,
+	     "{\"username\":\"staff-s\",\"password\":\"correct horse battery\"}");
 	expect_error(&r, 403, "suspended", "suspended login");
 	resp_free(&r);
 	/* every attempt is a login entry */
@@ -739,16 +796,18 @@ static void test_ingest(void)
 	int64_t before = 0, after = 0;
 	moat_error_t e = {0};
 	CHECK(moat_store_order_count(app->store, &before, &e) == MOAT_OK);
-	const char *good = "{\"order_id\":\"N1\",\"merchant\":\"m-a\",\"placed_at\":\"2026-03-01T10:00:00+08:00\","
-			   "\"status\":\"paid\",\"buyer\":{\"name\":\"张三\",\"phone\":\"13900000001\","
-			   "\"address\":{\"province\":\"a\",\"city\":\"b\",\"district\":\"c\",\"detail\":\"d\"}},"
-			   "\"items\":[]}";
+	const char *good =
+	    "{\"order_id\":\"N1\",\"merchant\":\"m-a\",\"placed_at\":\"2026-03-01T10:00:00+08:00\","
+	    "\"status\":\"paid\",\"buyer\":{\"name\":\"张三\",\"phone\":\"13900000001\","
+	    "\"address\":{\"province\":\"a\",\"city\":\"b\",\"district\":\"c\",\"detail\":\"d\"}},"
+	    "\"items\":[]}";
 	char batch[4096];
-	snprintf(batch, sizeof batch, "%s\n%s\n{\"order_id\":\"N3\",\"merchant\":\"m-a\"}\n", good,
-		 "{\"order_id\":\"N2\",\"merchant\":\"m-a\",\"placed_at\":\"2026-03-01T10:00:00+08:00\","
-		 "\"status\":\"paid\",\"buyer\":{\"name\":\"李四\",\"phone\":\"13900000002\","
-		 "\"address\":{\"province\":\"a\",\"city\":\"b\",\"district\":\"c\",\"detail\":\"d\"}},"
-		 "\"items\":[]}");
+	snprintf(
+	    batch, sizeof batch, "%s\n%s\n{\"order_id\":\"N3\",\"merchant\":\"m-a\"}\n", good,
+	    "{\"order_id\":\"N2\",\"merchant\":\"m-a\",\"placed_at\":\"2026-03-01T10:00:00+08:00\","
+	    "\"status\":\"paid\",\"buyer\":{\"name\":\"李四\",\"phone\":\"13900000002\","
+	    "\"address\":{\"province\":\"a\",\"city\":\"b\",\"district\":\"c\",\"detail\":\"d\"}},"
+	    "\"items\":[]}");
 	http(&r, "POST", "/v1/orders", svc_key, "application/x-ndjson", batch, strlen(batch));
 	expect_error(&r, 422, "invalid", "batch with a bad third record");
 	CHECK(has_str(&r, "line 3"));
@@ -761,14 +820,17 @@ static void test_ingest(void)
 	CHECK(moat_store_order_count(app->store, &after, &e) == MOAT_OK);
 	CHECK_INT(after, before + 1);
 	/* unknown key, wrong type */
-	post(&r, "/v1/parties", svc_key, "{\"party\":\"x1\",\"kind\":\"merchant\",\"name\":\"X\",\"colour\":\"red\"}");
+	post(&r, "/v1/parties", svc_key,
+	     "{\"party\":\"x1\",\"kind\":\"merchant\",\"name\":\"X\",\"colour\":\"red\"}");
 	expect_error(&r, 422, "invalid", "unknown key");
 	CHECK(has_str(&r, "colour"));
 	resp_free(&r);
 	post(&r, "/v1/parties", svc_key, "{\"party\":7,\"kind\":\"merchant\",\"name\":\"X\"}");
 	expect_error(&r, 422, "invalid", "wrong type");
 	resp_free(&r);
-	post(&r, "/v1/parties", svc_key, "[{\"party\":\"x2\",\"kind\":\"merchant\",\"name\":\"X\"},{\"party\":\"x3\",\"kind\":\"isv\",\"name\":\"Y\"}]");
+	post(&r, "/v1/parties", svc_key,
+	     "[{\"party\":\"x2\",\"kind\":\"merchant\",\"name\":\"X\"},{\"party\":\"x3\",\"kind\":"
+	     "\"isv\",\"name\":\"Y\"}]");
 	CHECK_INT(r.status, 201);
 	resp_free(&r);
 	/* only platform_service ingests orders */
@@ -777,11 +839,13 @@ static void test_ingest(void)
 	resp_free(&r);
 	/* relations as workflow: a merchant admin opens a ticket on its own order, not others' */
 	post(&r, "/v1/relations", keys[MOAT_ROLE_MERCHANT_ADMIN],
-	     "{\"kind\":\"ticket\",\"order_id\":\"N1\",\"principal\":\"p-3\",\"ticket\":\"T9\",\"opened\":\"2026-01-01T00:00:00Z\"}");
+	     "{\"kind\":\"ticket\",\"order_id\":\"N1\",\"principal\":\"p-3\",\"ticket\":\"T9\","
+	     "\"opened\":\"2026-01-01T00:00:00Z\"}");
 	CHECK_INT(r.status, 201);
 	resp_free(&r);
 	post(&r, "/v1/relations", keys[MOAT_ROLE_MERCHANT_ADMIN],
-	     "{\"kind\":\"ticket\",\"order_id\":\"V1\",\"principal\":\"p-3\",\"ticket\":\"T9\",\"opened\":\"2026-01-01T00:00:00Z\"}");
+	     "{\"kind\":\"ticket\",\"order_id\":\"V1\",\"principal\":\"p-3\",\"ticket\":\"T9\","
+	     "\"opened\":\"2026-01-01T00:00:00Z\"}");
 	expect_error(&r, 403, "forbidden", "merchant admin on another merchant's order");
 	resp_free(&r);
 	get(&r, "/v1/orders/N1?purpose=customer_care", keys[MOAT_ROLE_CS_AGENT]);
@@ -795,18 +859,21 @@ static void test_bad_input(void)
 	get(&r, "/v1/orders/V1?purpose=deliver", NULL);
 	expect_error(&r, 401, "unauthenticated", "no credentials");
 	resp_free(&r);
-	get(&r, "/v1/orders/V1?purpose=deliver", "moat_0000000000000000000000000000000000000000000000000000000000000000");
+	get(&r, "/v1/orders/V1?purpose=deliver",
+	    "moat_0000000000000000000000000000000000000000000000000000000000000000");
 	expect_error(&r, 401, "unauthenticated", "unknown key");
 	resp_free(&r);
 	get(&r, "/v1/orders/V1?purpose=deliver", "garbage");
 	expect_error(&r, 401, "unauthenticated", "garbage key");
 	resp_free(&r);
 	moat_error_t e = {0};
-	CHECK(moat_store_principal_set_status(app->store, "p-4", MOAT_PRINCIPAL_SUSPENDED, &e) == MOAT_OK);
+	CHECK(moat_store_principal_set_status(app->store, "p-4", MOAT_PRINCIPAL_SUSPENDED, &e) ==
+	      MOAT_OK);
 	get(&r, "/v1/orders/V1?purpose=ship", keys[MOAT_ROLE_WAREHOUSE]);
 	expect_error(&r, 403, "suspended", "suspended principal");
 	resp_free(&r);
-	CHECK(moat_store_principal_set_status(app->store, "p-4", MOAT_PRINCIPAL_ACTIVE, &e) == MOAT_OK);
+	CHECK(moat_store_principal_set_status(app->store, "p-4", MOAT_PRINCIPAL_ACTIVE, &e) ==
+	      MOAT_OK);
 	const char *ck = keys[MOAT_ROLE_COURIER];
 	get(&r, "/v1/orders/NOPE?purpose=deliver", ck);
 	expect_error(&r, 404, "not_found", "unknown order");
@@ -855,7 +922,8 @@ static void test_bad_input(void)
 	http(&r, "POST", "/v1/parties", svc_key, "text/plain", "{}", 2);
 	expect_error(&r, 415, "unsupported_media_type", "text/plain");
 	resp_free(&r);
-	http(&r, "POST", "/v1/parties", svc_key, NULL, "{\"party\":\"\xff\xfe\",\"kind\":\"isv\",\"name\":\"x\"}", 36);
+	http(&r, "POST", "/v1/parties", svc_key, NULL,
+	     "{\"party\":\"\xff\xfe\",\"kind\":\"isv\",\"name\":\"x\"}", 36);
 	expect_error(&r, 422, "invalid", "invalid UTF-8 body");
 	resp_free(&r);
 	post(&r, "/v1/parties", svc_key, "{\"party\":");
@@ -877,7 +945,8 @@ static void test_bad_input(void)
 	expect_error(&r, 422, "invalid", "bad call time");
 	resp_free(&r);
 	/* duplicate keys are refused too */
-	post(&r, "/v1/parties", svc_key, "{\"party\":\"d1\",\"party\":\"d2\",\"kind\":\"isv\",\"name\":\"x\"}");
+	post(&r, "/v1/parties", svc_key,
+	     "{\"party\":\"d1\",\"party\":\"d2\",\"kind\":\"isv\",\"name\":\"x\"}");
 	expect_error(&r, 422, "invalid", "duplicate key");
 	resp_free(&r);
 }
@@ -926,8 +995,8 @@ static void test_ledger_routes(void)
 		moat_checkpoint_t cp;
 		moat_error_t e = {0};
 		CHECK(note && moat_ledger_checkpoint_verify(note, strlen(note),
-							    moat_ledger_verifier_key(app->ledger), &cp,
-							    &e) == MOAT_OK);
+							    moat_ledger_verifier_key(app->ledger),
+							    &cp, &e) == MOAT_OK);
 		uint8_t leaf[32], proof[64][32];
 		size_t leaf_len = 0, n = 0;
 		const char *lh = json_string_value(json_object_get(r.json, "leaf_hash"));
@@ -966,10 +1035,12 @@ static void test_ledger_routes(void)
 	expect_error(&r, 403, "forbidden", "entry bundle for a courier");
 	resp_free(&r);
 	get(&r, "/v1/ledger/tile/entries/000", keys[MOAT_ROLE_AUDITOR]);
-	CHECK_MSG(r.status == 200 && r.body.len > 256, "entry bundle for an auditor: %ld", r.status);
+	CHECK_MSG(r.status == 200 && r.body.len > 256, "entry bundle for an auditor: %ld",
+		  r.status);
 	resp_free(&r);
 	get(&r, "/v1/ledger/tile/0/000", keys[MOAT_ROLE_COURIER]);
-	CHECK_MSG(r.status == 200 && r.body.len == 256 * 32, "hash tile: %ld %zu", r.status, r.body.len);
+	CHECK_MSG(r.status == 200 && r.body.len == 256 * 32, "hash tile: %ld %zu", r.status,
+		  r.body.len);
 	resp_free(&r);
 	get(&r, "/v1/ledger/tile/../../keys/dek-k1.key", keys[MOAT_ROLE_AUDITOR]);
 	CHECK(r.status == 404 && !has_str(&r, "dek"));
@@ -986,8 +1057,8 @@ static void test_detector_actions(void)
 	moat_error_t e = {0};
 	int64_t id = 0;
 	resp_t r;
-	CHECK(moat_store_action_put(app->store, "courier-2", MOAT_ACTION_FORCE_MASK, "A-test", moat_now(),
-				    -1, &id, &e) == MOAT_OK);
+	CHECK(moat_store_action_put(app->store, "courier-2", MOAT_ACTION_FORCE_MASK, "A-test",
+				    moat_now(), -1, &id, &e) == MOAT_OK);
 	get(&r, "/v1/orders/V1?purpose=deliver", k2);
 	CHECK_INT(r.status, 200);
 	json_t *views = json_object_get(r.json, "views");
@@ -998,8 +1069,8 @@ static void test_detector_actions(void)
 	CHECK(ph && strstr(ph, "****") != NULL);
 	resp_free(&r);
 	CHECK(moat_store_action_lift(app->store, id, "test", moat_now(), &e) == MOAT_OK);
-	CHECK(moat_store_action_put(app->store, "courier-2", MOAT_ACTION_THROTTLE, "A-test2", moat_now(),
-				    -1, &id, &e) == MOAT_OK);
+	CHECK(moat_store_action_put(app->store, "courier-2", MOAT_ACTION_THROTTLE, "A-test2",
+				    moat_now(), -1, &id, &e) == MOAT_OK);
 	get(&r, "/v1/orders/V1?purpose=deliver", k2);
 	CHECK_INT(r.status, 200);
 	resp_free(&r);
@@ -1007,8 +1078,8 @@ static void test_detector_actions(void)
 	expect_error(&r, 429, "throttled", "second read within a second");
 	resp_free(&r);
 	CHECK(moat_store_action_lift(app->store, id, "test", moat_now(), &e) == MOAT_OK);
-	CHECK(moat_store_action_put(app->store, "courier-2", MOAT_ACTION_SUSPEND, "A-test3", moat_now(),
-				    -1, &id, &e) == MOAT_OK);
+	CHECK(moat_store_action_put(app->store, "courier-2", MOAT_ACTION_SUSPEND, "A-test3",
+				    moat_now(), -1, &id, &e) == MOAT_OK);
 	get(&r, "/v1/orders/V1?purpose=deliver", k2);
 	expect_error(&r, 403, "suspended", "suspended by the detector");
 	resp_free(&r);

@@ -25,7 +25,7 @@ static long parse_fails(const char *text, const char *needle)
 	return e.line;
 }
 
-#define T(s) ((moat_time_t)(s) * 1000)
+#define T(s) ((moat_time_t)(s)*1000)
 #define DAY 86400
 
 static moat_policy_request_t req(moat_role_t role, moat_purpose_t purpose, unsigned rel,
@@ -39,7 +39,7 @@ static moat_policy_request_t req(moat_role_t role, moat_purpose_t purpose, unsig
 	q.placed_at = T(1000 * DAY);
 	q.shipped_at = st >= MOAT_STATUS_SHIPPED ? T(1001 * DAY) : MOAT_TIME_NONE;
 	q.delivered_at = (st == MOAT_STATUS_DELIVERED || st == MOAT_STATUS_CLOSED) ? T(1002 * DAY)
-										  : MOAT_TIME_NONE;
+										   : MOAT_TIME_NONE;
 	q.now = T(1002 * DAY + 3600);
 	return q;
 }
@@ -53,8 +53,10 @@ static void test_default_policy(void)
 	const unsigned A = 1u << MOAT_REL_ASSIGN, TK = 1u << MOAT_REL_TICKET,
 		       AU = 1u << MOAT_REL_AUTHORIZE;
 
-	/* courier, deliver, assigned, delivered an hour ago: name mask, phone virtual, address full */
-	moat_policy_request_t q = req(MOAT_ROLE_COURIER, MOAT_PURPOSE_DELIVER, A, MOAT_STATUS_DELIVERED);
+	/* courier, deliver, assigned, delivered an hour ago: name mask, phone virtual, address full
+	 */
+	moat_policy_request_t q =
+	    req(MOAT_ROLE_COURIER, MOAT_PURPOSE_DELIVER, A, MOAT_STATUS_DELIVERED);
 	moat_policy_decide(p, &q, &d);
 	CHECK(d.allow);
 	CHECK_STR(d.rule, "courier-deliver");
@@ -139,12 +141,13 @@ static void test_default_policy(void)
 
 static void test_language(void)
 {
-	moat_policy_t *p = parse("timezone Z\n"
-				 "default-quota 7\n"
-				 "rule night-deny\n  role courier\n  time off-shift\n  deny\nend\n"
-				 "rule c\n  role courier\n  relation none\n  state paid,shipped\n"
-				 "  view phone=mask\nend\n"
-				 "rule late\n  state shipped..delivered+12h\n  view waybill=full\n  quota 0\nend\n");
+	moat_policy_t *p = parse(
+	    "timezone Z\n"
+	    "default-quota 7\n"
+	    "rule night-deny\n  role courier\n  time off-shift\n  deny\nend\n"
+	    "rule c\n  role courier\n  relation none\n  state paid,shipped\n"
+	    "  view phone=mask\nend\n"
+	    "rule late\n  state shipped..delivered+12h\n  view waybill=full\n  quota 0\nend\n");
 	if (!p)
 		return;
 	moat_policy_decision_t d;
@@ -179,7 +182,8 @@ static void test_language(void)
 	moat_policy_free(p);
 
 	/* an unreachable rule is a lint warning */
-	p = parse("rule a\n  view amounts=full\nend\nrule b\n  role courier\n  view name=mask\nend\n");
+	p = parse(
+	    "rule a\n  view amounts=full\nend\nrule b\n  role courier\n  view name=mask\nend\n");
 	if (p) {
 		moat_buf_t b;
 		moat_buf_init(&b, 4096);
@@ -199,8 +203,10 @@ static void test_errors(void)
 	CHECK_INT(parse_fails("rule a\nend\n", "exactly one of"), 1);
 	CHECK_INT(parse_fails("rule a\n deny\n view name=mask\nend\n", "exactly one of"), 1);
 	CHECK_INT(parse_fails("rule a\n deny\nend\nrule a\n deny\nend\n", "already used"), 4);
-	CHECK_INT(parse_fails("rule a\n state delivered..paid\n deny\nend\n", "bad state window"), 2);
-	CHECK_INT(parse_fails("rule a\n state paid..closed+3d\n deny\nend\n", "bad state window"), 2);
+	CHECK_INT(parse_fails("rule a\n state delivered..paid\n deny\nend\n", "bad state window"),
+		  2);
+	CHECK_INT(parse_fails("rule a\n state paid..closed+3d\n deny\nend\n", "bad state window"),
+		  2);
 	CHECK_INT(parse_fails("rule a\n role courier\n role cs_agent\n deny\nend\n", "twice"), 3);
 	CHECK_INT(parse_fails("rule a\n colour blue\n deny\nend\n", "unknown keyword"), 2);
 	CHECK_INT(parse_fails("rule a\n deny\nend\ntimezone +08:00\n", "before the first rule"), 4);

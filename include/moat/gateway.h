@@ -41,15 +41,16 @@ typedef struct moat_gateway_sink {
 typedef struct moat_journal moat_journal_t;
 /* The ledger as a sink (borrowed l must outlive the gateway). */
 void moat_gateway_ledger_sink(moat_ledger_t *l, moat_gateway_sink_t *out);
-moat_err_t moat_journal_open(const char *path, moat_journal_t **out, moat_error_t *err) MOAT_MUST_CHECK;
+moat_err_t moat_journal_open(const char *path, moat_journal_t **out,
+			     moat_error_t *err) MOAT_MUST_CHECK;
 void moat_journal_close(moat_journal_t *j);
 void moat_journal_sink(moat_journal_t *j, moat_gateway_sink_t *out);
 
 typedef struct moat_gateway_opts {
-	const char *listen;  /* "HOST:PORT"; NULL = app config */
-	int threads;         /* 0 = app config */
+	const char *listen;	  /* "HOST:PORT"; NULL = app config */
+	int threads;		  /* 0 = app config */
 	moat_gateway_sink_t sink; /* required */
-	moat_ledger_t *ledger;    /* serves /v1/ledger/… when set (borrowed) */
+	moat_ledger_t *ledger;	  /* serves /v1/ledger/… when set (borrowed) */
 	/* Test hook: while a file exists at this path, event writes fail as if the
 	 * disk were full. NULL = off. */
 	const char *fail_flag_path;

@@ -42,10 +42,10 @@ typedef struct moat_policy_request {
 
 typedef struct moat_policy_decision {
 	bool allow;
-	int rule_index;    /* index of the deciding rule, -1 when nothing matched */
-	const char *rule;  /* its id (borrowed from the policy), "no-match" if none */
+	int rule_index;			 /* index of the deciding rule, -1 when nothing matched */
+	const char *rule;		 /* its id (borrowed from the policy), "no-match" if none */
 	uint8_t views[MOAT_FIELD_COUNT]; /* moat_view_t; all HIDDEN on deny */
-	int64_t quota;     /* plaintext reads per principal per day, or MOAT_QUOTA_UNLIMITED */
+	int64_t quota; /* plaintext reads per principal per day, or MOAT_QUOTA_UNLIMITED */
 } moat_policy_decision_t;
 
 /* Parses policy text. On error returns MOAT_EINVAL (or MOAT_ELIMIT for a cap) with
@@ -54,7 +54,8 @@ typedef struct moat_policy_decision {
 moat_err_t moat_policy_parse(const char *text, size_t len, moat_policy_t **out,
 			     moat_error_t *err) MOAT_MUST_CHECK;
 /* Reads and parses a policy file. */
-moat_err_t moat_policy_load(const char *path, moat_policy_t **out, moat_error_t *err) MOAT_MUST_CHECK;
+moat_err_t moat_policy_load(const char *path, moat_policy_t **out,
+			    moat_error_t *err) MOAT_MUST_CHECK;
 void moat_policy_free(moat_policy_t *p);
 
 /* The default policy (DESIGN.md, "Policy") as text; `moat init` installs it as

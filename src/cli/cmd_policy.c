@@ -86,7 +86,8 @@ static int explain(const cli_common_t *c, const char *principal, const char *ord
 	printf("principal %s reading order %s for %s under %s\n%s", principal, order, purpose_s,
 	       policy_file, b.data);
 	if (pr.status == MOAT_PRINCIPAL_SUSPENDED)
-		printf("note: the principal is suspended, so the gateway refuses it before policy\n");
+		printf(
+		    "note: the principal is suspended, so the gateway refuses it before policy\n");
 	ret = CLI_OK;
 done:
 	if (ret != CLI_OK)
@@ -156,7 +157,8 @@ int cmd_policy(int argc, char **argv)
 		if (nargs != 1)
 			return cli_usage("policy", "explain takes options only");
 		if (!principal || !order || !purpose)
-			return cli_usage("policy", "explain needs --principal, --order and --purpose");
+			return cli_usage("policy",
+					 "explain needs --principal, --order and --purpose");
 		if (!moat_id_valid(principal) || !moat_id_valid(order))
 			return cli_usage("policy", "invalid principal or order id");
 		return explain(&c, principal, order, purpose, at, policy);

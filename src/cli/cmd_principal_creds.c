@@ -46,7 +46,8 @@ int cli_principal_creds(const cli_common_t *c, const char *verb, int nargs, cons
 	if (!is_key) {
 		if (!read_password("new password: ", pw, sizeof pw))
 			return cli_usage("principal", "no password given on stdin");
-		if (isatty(STDIN_FILENO) && (!read_password("again: ", pw2, sizeof pw2) || strcmp(pw, pw2) != 0))
+		if (isatty(STDIN_FILENO) &&
+		    (!read_password("again: ", pw2, sizeof pw2) || strcmp(pw, pw2) != 0))
 			return cli_usage("principal", "the passwords differ");
 	}
 	moat_error_t e = {0};
@@ -67,7 +68,8 @@ int cli_principal_creds(const cli_common_t *c, const char *verb, int nargs, cons
 			if (c->json)
 				printf("{\"principal\":\"%s\",\"api_key\":\"%s\"}\n", id, key);
 			else
-				printf("new api key for %s (shown once; the previous key no longer works):\n%s\n",
+				printf("new api key for %s (shown once; the previous key no longer "
+				       "works):\n%s\n",
 				       id, key);
 		}
 	} else if (rc == MOAT_OK) {

@@ -93,7 +93,8 @@ int cmd_serve(int argc, char **argv)
 		if (moat_journal_open(path, &j, &e) != MOAT_OK)
 			goto done;
 		moat_journal_sink(j, &go.sink);
-		moat_log(MOAT_LOG_WARN, "no_ledger", "no ledger in the data directory; events go to events.jsonl");
+		moat_log(MOAT_LOG_WARN, "no_ledger",
+			 "no ledger in the data directory; events go to events.jsonl");
 	}
 	go.fail_flag_path = getenv("MOAT_TEST_FAIL_WRITES");
 	if (moat_gateway_start(a, &go, &g, &e) != MOAT_OK)

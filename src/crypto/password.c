@@ -16,14 +16,16 @@ moat_err_t moat_password_hash(const char *password, char out[MOAT_PHC_MAX], moat
 {
 	size_t n = password ? strlen(password) : 0;
 	if (n < 8 || n > 1024)
-		return moat_error_set(err, MOAT_EINVAL, "password", "password must be 8..1024 bytes");
+		return moat_error_set(err, MOAT_EINVAL, "password",
+				      "password must be 8..1024 bytes");
 	uint8_t salt[PW_SALT];
 	if (moat_random(salt, sizeof salt) != MOAT_OK)
 		return moat_error_set(err, MOAT_ECRYPTO, NULL, "no randomness for a salt");
-	int r = argon2id_hash_encoded(PW_T_COST, PW_M_COST, PW_LANES, password, n, salt, sizeof salt,
-				      PW_HASH, out, MOAT_PHC_MAX);
+	int r = argon2id_hash_encoded(PW_T_COST, PW_M_COST, PW_LANES, password, n, salt,
+				      sizeof salt, PW_HASH, out, MOAT_PHC_MAX);
 	if (r != ARGON2_OK)
-		return moat_error_set(err, MOAT_ECRYPTO, NULL, "argon2id: %s", argon2_error_message(r));
+		return moat_error_set(err, MOAT_ECRYPTO, NULL, "argon2id: %s",
+				      argon2_error_message(r));
 	return MOAT_OK;
 }
 

@@ -29,7 +29,8 @@ static bool normalise(const char *in, char out[24])
 void gw_calls(moat_gateway_t *g, moat_store_t *s, const gw_auth_t *a, gw_req_t *q, gw_resp_t *r)
 {
 	if (a->p.role != MOAT_ROLE_PLATFORM_SERVICE) {
-		gw_error(r, 403, "forbidden", NULL, "only the platform's telephony service reports calls");
+		gw_error(r, 403, "forbidden", NULL,
+			 "only the platform's telephony service reports calls");
 		return;
 	}
 	static const char *const keys[] = {"time", "from", "to", "extension", NULL};
@@ -99,17 +100,22 @@ void gw_calls(moat_gateway_t *g, moat_store_t *s, const gw_auth_t *a, gw_req_t *
 	if (known)
 		moat_time_format(b.valid_until, until);
 	if (valid)
-		rc = moat_buf_printf(out, "{\"action\":\"relay\",\"relay_to\":\"%s\",\"binding\":{"
-					  "\"order_id\":\"%s\",\"principal\":\"%s\",\"valid_until\":\"%s\"}",
-				     pii.phone, b.order_id, b.principal, until);
+		rc = moat_buf_printf(
+		    out,
+		    "{\"action\":\"relay\",\"relay_to\":\"%s\",\"binding\":{"
+		    "\"order_id\":\"%s\",\"principal\":\"%s\",\"valid_until\":\"%s\"}",
+		    pii.phone, b.order_id, b.principal, until);
 	else if (known)
-		rc = moat_buf_printf(out, "{\"action\":\"reject\",\"reason\":\"expired\",\"binding\":{"
-					  "\"order_id\":\"%s\",\"principal\":\"%s\",\"valid_until\":\"%s\"}",
-				     b.order_id, b.principal, until);
+		rc = moat_buf_printf(
+		    out,
+		    "{\"action\":\"reject\",\"reason\":\"expired\",\"binding\":{"
+		    "\"order_id\":\"%s\",\"principal\":\"%s\",\"valid_until\":\"%s\"}",
+		    b.order_id, b.principal, until);
 	else
 		rc = moat_buf_puts(out, "{\"action\":\"reject\",\"reason\":\"unknown\"");
 	if (rc == MOAT_OK)
-		rc = moat_buf_printf(out, ",\"receipt\":{\"ledger_index\":%llu}}", (unsigned long long)index);
+		rc = moat_buf_printf(out, ",\"receipt\":{\"ledger_index\":%llu}}",
+				     (unsigned long long)index);
 	r->status = rc == MOAT_OK ? 200 : gw_error(r, 500, "internal", NULL, "cannot render");
 done:
 	moat_pii_clear(&pii);

@@ -9,10 +9,10 @@
 #include "moat/entry.h"
 #include "moat/gateway.h"
 
-#define GW_MAX_URL 1024       /* path + query bytes */
+#define GW_MAX_URL 1024 /* path + query bytes */
 #define GW_MAX_QUERY_VALUE 256
-#define GW_MAX_BATCH 1000     /* records per ingest request */
-#define GW_LIST_MAX 100       /* orders per page */
+#define GW_MAX_BATCH 1000 /* records per ingest request */
+#define GW_LIST_MAX 100	  /* orders per page */
 #define GW_SESSION_TTL_MS (15 * 60 * 1000)
 
 /* Routes, for metrics. */
@@ -105,7 +105,7 @@ typedef struct gw_auth {
 	moat_principal_row_t p;
 	char ip[64];
 	const char *device; /* Moat-Device header or NULL */
-	int action;         /* strongest active detector action (moat_detect_action_t) */
+	int action;	    /* strongest active detector action (moat_detect_action_t) */
 } gw_auth_t;
 
 /* Sets an error response {"error":{"code","message","field"}}. Returns status. */

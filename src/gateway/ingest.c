@@ -23,8 +23,9 @@ static bool may_write(moat_store_t *s, const gw_auth_t *a, moat_import_kind_t ki
 	const char *order_id = json_string_value(json_object_get(obj, "order_id"));
 	if (merchant)
 		return strcmp(merchant, a->p.party) == 0 ||
-		       (moat_error_set(err, MOAT_EDENIED, "merchant",
-				       "a merchant admin may only authorise apps for its own merchant"),
+		       (moat_error_set(
+			    err, MOAT_EDENIED, "merchant",
+			    "a merchant admin may only authorise apps for its own merchant"),
 			false);
 	if (order_id) {
 		moat_order_row_t o;
@@ -36,11 +37,13 @@ static bool may_write(moat_store_t *s, const gw_auth_t *a, moat_import_kind_t ki
 			if (own)
 				return true;
 		}
-		moat_error_set(err, MOAT_EDENIED, "order_id",
-			       "a merchant admin may only add relations on its own merchant's orders");
+		moat_error_set(
+		    err, MOAT_EDENIED, "order_id",
+		    "a merchant admin may only add relations on its own merchant's orders");
 		return false;
 	}
-	moat_error_set(err, MOAT_EINVAL, "order_id", "relation names neither order_id nor merchant");
+	moat_error_set(err, MOAT_EINVAL, "order_id",
+		       "relation names neither order_id nor merchant");
 	return false;
 }
 
@@ -53,7 +56,8 @@ void gw_ingest(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, con
 			 moat_role_name(a->p.role));
 		return;
 	}
-	const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *ct =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 	bool ndjson = ct && strncasecmp(ct, "application/x-ndjson", 20) == 0;
 	json_t *records = json_array();
 	moat_error_t e = {0};
@@ -82,8 +86,8 @@ void gw_ingest(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, con
 			}
 			json_array_append_new(records, obj);
 			if (json_array_size(records) > GW_MAX_BATCH) {
-				gw_error(r, 413, "too_large", NULL, "more than %d records in one batch",
-					 GW_MAX_BATCH);
+				gw_error(r, 413, "too_large", NULL,
+					 "more than %d records in one batch", GW_MAX_BATCH);
 				goto done;
 			}
 		}
@@ -91,8 +95,8 @@ void gw_ingest(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, con
 		json_error_t je;
 		json_t *doc = json_loadb(q->body.data, q->body.len, JSON_REJECT_DUPLICATES, &je);
 		if (!doc) {
-			gw_error(r, 422, "invalid", NULL, "body is not valid JSON: %s (line %d)", je.text,
-				 je.line);
+			gw_error(r, 422, "invalid", NULL, "body is not valid JSON: %s (line %d)",
+				 je.text, je.line);
 			goto done;
 		}
 		if (json_is_object(doc)) {
@@ -102,11 +106,13 @@ void gw_ingest(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, con
 			records = doc;
 		} else {
 			json_decref(doc);
-			gw_error(r, 422, "invalid", NULL, "body must be an object or an array of objects");
+			gw_error(r, 422, "invalid", NULL,
+				 "body must be an object or an array of objects");
 			goto done;
 		}
 		if (json_array_size(records) > GW_MAX_BATCH) {
-			gw_error(r, 413, "too_large", NULL, "more than %d records in one batch", GW_MAX_BATCH);
+			gw_error(r, 413, "too_large", NULL, "more than %d records in one batch",
+				 GW_MAX_BATCH);
 			goto done;
 		}
 	}
@@ -126,7 +132,8 @@ void gw_ingest(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, con
 	json_array_foreach(records, i, obj)
 	{
 		if (!json_is_object(obj)) {
-			gw_error(r, 422, "invalid", NULL, "record %zu: must be a JSON object", i + 1);
+			gw_error(r, 422, "invalid", NULL, "record %zu: must be a JSON object",
+				 i + 1);
 			goto done;
 		}
 		if (!may_write(s, a, kind, obj, &e)) {
@@ -137,7 +144,8 @@ void gw_ingest(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, con
 		moat_err_t rc = moat_app_import_one(&view, kind, obj, arena, &e);
 		if (rc != MOAT_OK) {
 			e.line = (long)i + 1;
-			/* A reference to a missing party or order is bad input, not a missing URL. */
+			/* A reference to a missing party or order is bad input, not a missing URL.
+			 */
 			if (rc == MOAT_ENOTFOUND)
 				e.code = MOAT_EINVAL;
 			gw_error_from(r, &e);

@@ -14,15 +14,16 @@ struct moat_journal {
 	int fd;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	uint64_t entries;    /* entries written (durable or not) */
-	uint64_t written;    /* write batches issued */
-	uint64_t synced;     /* batches known durable */
+	uint64_t entries; /* entries written (durable or not) */
+	uint64_t written; /* write batches issued */
+	uint64_t synced;  /* batches known durable */
 	bool syncing;
 	bool fail;
 };
 
-static const char *const kind_names[] = {"",       "access", "deny",   "login",  "export", "policy",
-					 "principal", "alert", "action", "report", "call"};
+static const char *const kind_names[] = {"",	   "access", "deny",	  "login",
+					 "export", "policy", "principal", "alert",
+					 "action", "report", "call"};
 
 moat_err_t moat_journal_open(const char *path, moat_journal_t **out, moat_error_t *err)
 {
@@ -73,8 +74,9 @@ static moat_err_t encode(const moat_entry_t *e, moat_buf_t *b)
 	char t[32];
 	moat_time_format(e->time, t);
 	int k = (int)e->kind;
-	moat_err_t rc = moat_buf_printf(b, "{\"kind\":\"%s\",\"time\":\"%s\"",
-					k > 0 && k <= MOAT_ENTRY_KIND_MAX ? kind_names[k] : "unknown", t);
+	moat_err_t rc =
+	    moat_buf_printf(b, "{\"kind\":\"%s\",\"time\":\"%s\"",
+			    k > 0 && k <= MOAT_ENTRY_KIND_MAX ? kind_names[k] : "unknown", t);
 	if (rc == MOAT_OK)
 		rc = put_str(b, "principal", e->principal);
 	if (rc == MOAT_OK)
@@ -124,7 +126,8 @@ static moat_err_t journal_append(void *ctx, const moat_entry_t *e, size_t n, uin
 	moat_err_t rc = MOAT_OK;
 	pthread_mutex_lock(&j->mu);
 	if (j->fail) {
-		rc = moat_error_set(err, MOAT_EUNAVAIL, NULL, "event journal write failed (test hook)");
+		rc = moat_error_set(err, MOAT_EUNAVAIL, NULL,
+				    "event journal write failed (test hook)");
 		goto out;
 	}
 	ssize_t w = write(j->fd, b.data, b.len);
@@ -151,7 +154,8 @@ static moat_err_t journal_append(void *ctx, const moat_entry_t *e, size_t n, uin
 				j->synced = target;
 			pthread_cond_broadcast(&j->cv);
 			if (s != 0) {
-				rc = moat_error_set(err, MOAT_EUNAVAIL, NULL, "event journal sync failed");
+				rc = moat_error_set(err, MOAT_EUNAVAIL, NULL,
+						    "event journal sync failed");
 				goto out;
 			}
 		} else {

@@ -114,12 +114,14 @@ void gw_ledger(moat_gateway_t *g, struct MHD_Connection *c, const gw_auth_t *a, 
 		if (!gw_query_only(c, NULL, r))
 			return;
 		if (!tile_path_ok(rest, &entries)) {
-			gw_error(r, 404, "not_found", NULL, "not a tile path (tile/<L>/<N>[.p/<W>])");
+			gw_error(r, 404, "not_found", NULL,
+				 "not a tile path (tile/<L>/<N>[.p/<W>])");
 			return;
 		}
 		if (entries && !privileged(a)) {
 			gw_error(r, 403, "forbidden", NULL,
-				 "entry bundles hold every party's events: auditors and the platform only");
+				 "entry bundles hold every party's events: auditors and the "
+				 "platform only");
 			return;
 		}
 		char path[1400];
@@ -168,7 +170,8 @@ void gw_ledger(moat_gateway_t *g, struct MHD_Connection *c, const gw_auth_t *a, 
 		const char *is = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "index");
 		const char *ss = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "size");
 		if (!parse_u64(is, &index) || index >= cp) {
-			gw_error(r, 422, "invalid", "index", "index must be below the checkpoint size %llu",
+			gw_error(r, 422, "invalid", "index",
+				 "index must be below the checkpoint size %llu",
 				 (unsigned long long)cp);
 			return;
 		}
@@ -183,28 +186,31 @@ void gw_ledger(moat_gateway_t *g, struct MHD_Connection *c, const gw_auth_t *a, 
 			moat_buf_init(&raw, MOAT_ENTRY_MAX + 16);
 			char *scratch = malloc(MOAT_ENTRY_MAX + 128);
 			moat_entry_t ent;
-			bool mine = scratch && moat_ledger_read(g->ledger, index, &raw, &e) == MOAT_OK &&
-				    moat_entry_decode((const uint8_t *)raw.data, raw.len, &ent, scratch,
-						      MOAT_ENTRY_MAX + 128, &e) == MOAT_OK &&
-				    ent.principal && strcmp(ent.principal, a->p.principal) == 0;
+			bool mine =
+			    scratch && moat_ledger_read(g->ledger, index, &raw, &e) == MOAT_OK &&
+			    moat_entry_decode((const uint8_t *)raw.data, raw.len, &ent, scratch,
+					      MOAT_ENTRY_MAX + 128, &e) == MOAT_OK &&
+			    ent.principal && strcmp(ent.principal, a->p.principal) == 0;
 			free(scratch);
 			moat_buf_free(&raw);
 			if (!mine) {
 				gw_error(r, 403, "forbidden", "index",
-					 "entry %llu does not concern %s", (unsigned long long)index,
-					 a->p.principal);
+					 "entry %llu does not concern %s",
+					 (unsigned long long)index, a->p.principal);
 				return;
 			}
 		}
 		uint8_t leaf[MOAT_HASH_LEN];
-		if (moat_ledger_prove_inclusion(g->ledger, index, size, leaf, proof, &n, &e) != MOAT_OK) {
+		if (moat_ledger_prove_inclusion(g->ledger, index, size, leaf, proof, &n, &e) !=
+		    MOAT_OK) {
 			gw_error_from(r, &e);
 			return;
 		}
 		char lh[48];
 		moat_b64_encode(leaf, MOAT_HASH_LEN, lh);
-		rc = moat_buf_printf(b, "{\"index\":%llu,\"size\":%llu,\"leaf_hash\":\"%s\",\"proof\":",
-				     (unsigned long long)index, (unsigned long long)size, lh);
+		rc = moat_buf_printf(
+		    b, "{\"index\":%llu,\"size\":%llu,\"leaf_hash\":\"%s\",\"proof\":",
+		    (unsigned long long)index, (unsigned long long)size, lh);
 	} else {
 		uint64_t old, nw;
 		const char *os = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "old");
@@ -216,19 +222,21 @@ void gw_ledger(moat_gateway_t *g, struct MHD_Connection *c, const gw_auth_t *a, 
 		if (!ns)
 			nw = cp;
 		else if (!parse_u64(ns, &nw) || nw < old || nw > cp) {
-			gw_error(r, 422, "invalid", "new", "new must be in old..%llu", (unsigned long long)cp);
+			gw_error(r, 422, "invalid", "new", "new must be in old..%llu",
+				 (unsigned long long)cp);
 			return;
 		}
 		if (old > nw) {
-			gw_error(r, 422, "invalid", "old", "old is larger than the checkpoint size");
+			gw_error(r, 422, "invalid", "old",
+				 "old is larger than the checkpoint size");
 			return;
 		}
 		if (moat_ledger_prove_consistency(g->ledger, old, nw, proof, &n, &e) != MOAT_OK) {
 			gw_error_from(r, &e);
 			return;
 		}
-		rc = moat_buf_printf(b, "{\"old\":%llu,\"new\":%llu,\"proof\":", (unsigned long long)old,
-				     (unsigned long long)nw);
+		rc = moat_buf_printf(b, "{\"old\":%llu,\"new\":%llu,\"proof\":",
+				     (unsigned long long)old, (unsigned long long)nw);
 	}
 	if (rc == MOAT_OK)
 		rc = put_hashes(b, proof, n);

@@ -65,9 +65,12 @@ static moat_err_t decide_one(moat_gateway_t *g, moat_store_t *s, const gw_auth_t
 	/* A detector FORCE_MASK action caps every personal field below plaintext. */
 	if (a->action == MOAT_ACTION_FORCE_MASK) {
 		static const uint8_t cap[MOAT_FIELD_COUNT] = {
-		    [MOAT_FIELD_NAME] = MOAT_VIEW_MASK,      [MOAT_FIELD_PHONE] = MOAT_VIEW_MASK,
-		    [MOAT_FIELD_ADDRESS] = MOAT_VIEW_COARSE, [MOAT_FIELD_ID_NUMBER] = MOAT_VIEW_MASK,
-		    [MOAT_FIELD_ITEMS] = MOAT_VIEW_CATEGORY, [MOAT_FIELD_AMOUNTS] = MOAT_VIEW_FULL,
+		    [MOAT_FIELD_NAME] = MOAT_VIEW_MASK,
+		    [MOAT_FIELD_PHONE] = MOAT_VIEW_MASK,
+		    [MOAT_FIELD_ADDRESS] = MOAT_VIEW_COARSE,
+		    [MOAT_FIELD_ID_NUMBER] = MOAT_VIEW_MASK,
+		    [MOAT_FIELD_ITEMS] = MOAT_VIEW_CATEGORY,
+		    [MOAT_FIELD_AMOUNTS] = MOAT_VIEW_FULL,
 		    [MOAT_FIELD_WAYBILL] = MOAT_VIEW_FULL};
 		for (int f = 0; f < MOAT_FIELD_COUNT; f++)
 			if (x->d.views[f] > MOAT_VIEW_HIDDEN && x->d.views[f] > cap[f])
@@ -93,8 +96,8 @@ static moat_err_t decide_one(moat_gateway_t *g, moat_store_t *s, const gw_auth_t
 	if (x->d.views[MOAT_FIELD_PHONE] == MOAT_VIEW_VIRTUAL) {
 		moat_time_t from = now, until = MOAT_TIME_NONE, afrom, auntil;
 		moat_error_t we = {0};
-		if (moat_store_relation_assign_window(s, a->p.principal, o->order_id, &afrom, &auntil,
-						      &we) == MOAT_OK) {
+		if (moat_store_relation_assign_window(s, a->p.principal, o->order_id, &afrom,
+						      &auntil, &we) == MOAT_OK) {
 			if (afrom != MOAT_TIME_NONE && afrom < from)
 				from = afrom;
 			until = auntil;
@@ -105,8 +108,8 @@ static moat_err_t decide_one(moat_gateway_t *g, moat_store_t *s, const gw_auth_t
 		until = base + (moat_time_t)g->grace_days * 86400000;
 		/* Usually a read (the binding exists); the lock only orders the writes. */
 		pthread_mutex_lock(&g->write_mu);
-		rc = moat_store_vnum_bind(s, o->order_id, a->p.principal, g->pool_lo, g->pool_hi, from,
-					  until, now, &x->vnum, err);
+		rc = moat_store_vnum_bind(s, o->order_id, a->p.principal, g->pool_lo, g->pool_hi,
+					  from, until, now, &x->vnum, err);
 		pthread_mutex_unlock(&g->write_mu);
 		if (rc != MOAT_OK)
 			return rc;
@@ -207,7 +210,8 @@ static moat_err_t render(const moat_order_row_t *o, const read_one_t *x, moat_bu
 			rc = put_time(b, "phone_valid_until", x->vnum.valid_until);
 		first = false;
 	} else if (rc == MOAT_OK && x->has_pii && x->pii.phone &&
-		   (v[MOAT_FIELD_PHONE] == MOAT_VIEW_FULL || v[MOAT_FIELD_PHONE] == MOAT_VIEW_MASK)) {
+		   (v[MOAT_FIELD_PHONE] == MOAT_VIEW_FULL ||
+		    v[MOAT_FIELD_PHONE] == MOAT_VIEW_MASK)) {
 		if (v[MOAT_FIELD_PHONE] == MOAT_VIEW_FULL)
 			rc = put_kv(b, "phone", x->pii.phone, !first);
 		else if ((rc = moat_view_mask_phone(x->pii.phone, &tmp)) == MOAT_OK)
@@ -224,13 +228,15 @@ static moat_err_t render(const moat_order_row_t *o, const read_one_t *x, moat_bu
 			rc = put_kv(b, "city", o->city, true);
 		if (rc == MOAT_OK)
 			rc = put_kv(b, "district", o->district, true);
-		if (rc == MOAT_OK && v[MOAT_FIELD_ADDRESS] == MOAT_VIEW_FULL && x->pii.address_detail)
+		if (rc == MOAT_OK && v[MOAT_FIELD_ADDRESS] == MOAT_VIEW_FULL &&
+		    x->pii.address_detail)
 			rc = put_kv(b, "detail", x->pii.address_detail, true);
 		if (rc == MOAT_OK)
 			rc = moat_buf_putc(b, '}');
 		first = false;
 	}
-	if (rc == MOAT_OK && x->has_pii && x->pii.id_number && v[MOAT_FIELD_ID_NUMBER] > MOAT_VIEW_HIDDEN) {
+	if (rc == MOAT_OK && x->has_pii && x->pii.id_number &&
+	    v[MOAT_FIELD_ID_NUMBER] > MOAT_VIEW_HIDDEN) {
 		if (v[MOAT_FIELD_ID_NUMBER] == MOAT_VIEW_FULL)
 			rc = put_kv(b, "id_number", x->pii.id_number, !first);
 		else if ((rc = moat_view_mask_id_number(x->pii.id_number, &tmp)) == MOAT_OK)
@@ -243,7 +249,8 @@ static moat_err_t render(const moat_order_row_t *o, const read_one_t *x, moat_bu
 		rc = moat_buf_putc(b, '}');
 
 	/* items and amounts */
-	bool items = v[MOAT_FIELD_ITEMS] == MOAT_VIEW_FULL || v[MOAT_FIELD_ITEMS] == MOAT_VIEW_CATEGORY;
+	bool items =
+	    v[MOAT_FIELD_ITEMS] == MOAT_VIEW_FULL || v[MOAT_FIELD_ITEMS] == MOAT_VIEW_CATEGORY;
 	bool amounts = v[MOAT_FIELD_AMOUNTS] == MOAT_VIEW_FULL;
 	if (rc == MOAT_OK && (items || amounts)) {
 		json_t *arr = json_loads(o->items_json ? o->items_json : "[]", 0, NULL);
@@ -271,7 +278,8 @@ static moat_err_t render(const moat_order_row_t *o, const read_one_t *x, moat_bu
 				const char *title = json_string_value(json_object_get(it, "title"));
 				rc = put_kv(b, "title", title ? title : "", true);
 				if (rc == MOAT_OK && amounts)
-					rc = moat_buf_printf(b, ",\"price_cents\":%lld", (long long)price);
+					rc = moat_buf_printf(b, ",\"price_cents\":%lld",
+							     (long long)price);
 			}
 			if (rc == MOAT_OK)
 				rc = moat_buf_printf(b, ",\"qty\":%lld}", (long long)qty);
@@ -279,13 +287,15 @@ static moat_err_t render(const moat_order_row_t *o, const read_one_t *x, moat_bu
 		if (rc == MOAT_OK && items)
 			rc = moat_buf_putc(b, ']');
 		if (rc == MOAT_OK && amounts)
-			rc = moat_buf_printf(b, ",\"amounts\":{\"total_cents\":%lld}", (long long)total);
+			rc = moat_buf_printf(b, ",\"amounts\":{\"total_cents\":%lld}",
+					     (long long)total);
 		json_decref(arr);
 	}
 	if (rc == MOAT_OK)
 		rc = moat_buf_puts(b, ",\"views\":{");
 	for (int f = 0; f < MOAT_FIELD_COUNT && rc == MOAT_OK; f++)
-		rc = moat_buf_printf(b, "%s\"%s\":\"%s\"", f ? "," : "", moat_field_name((moat_field_t)f),
+		rc = moat_buf_printf(b, "%s\"%s\":\"%s\"", f ? "," : "",
+				     moat_field_name((moat_field_t)f),
 				     moat_view_name((moat_view_t)v[f]));
 	if (rc == MOAT_OK)
 		rc = moat_buf_printf(b, "},\"rule\":\"%s\"}", x->rule);
@@ -308,7 +318,8 @@ static bool get_purpose(struct MHD_Connection *c, gw_resp_t *r, moat_purpose_t *
 {
 	const char *ps = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "purpose");
 	if (!ps || !*ps) {
-		gw_error(r, 422, "invalid", "purpose", "every read names a purpose: ?purpose=ship|deliver|…");
+		gw_error(r, 422, "invalid", "purpose",
+			 "every read names a purpose: ?purpose=ship|deliver|…");
 		return false;
 	}
 	int p = moat_purpose_parse(ps);
@@ -330,10 +341,11 @@ static void refuse(moat_gateway_t *g, const read_one_t *x, const gw_auth_t *a, g
 			 "daily quota of %lld plaintext reads under rule %s is used up for %s",
 			 (long long)x->quota, x->rule, a->p.principal);
 	} else {
-		gw_error(r, 403, "denied", "purpose",
-			 "policy denies this read (rule %s); a read needs a workflow reason such as an "
-			 "assignment or an open ticket",
-			 x->rule);
+		gw_error(
+		    r, 403, "denied", "purpose",
+		    "policy denies this read (rule %s); a read needs a workflow reason such as an "
+		    "assignment or an open ticket",
+		    x->rule);
 	}
 }
 
@@ -385,8 +397,9 @@ void gw_order_get(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, 
 	}
 	if (rc != MOAT_OK) {
 		/* The invariant: no durable ACCESS entry, no data. */
-		gw_error(r, 503, "ledger_unavailable", NULL,
-			 "the access ledger cannot record this read right now; nothing was revealed");
+		gw_error(
+		    r, 503, "ledger_unavailable", NULL,
+		    "the access ledger cannot record this read right now; nothing was revealed");
 		goto done;
 	}
 	snprintf(r->ledger_index, sizeof r->ledger_index, "%llu", (unsigned long long)index);
@@ -443,7 +456,7 @@ void gw_order_list(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s,
 		   gw_resp_t *r)
 {
 	static const char *const allowed[] = {"purpose", "merchant", "status", "since",
-					      "cursor",  "limit",    NULL};
+					      "cursor",	 "limit",    NULL};
 	if (!gw_query_only(c, allowed, r))
 		return;
 	moat_purpose_t purpose;
@@ -469,8 +482,9 @@ void gw_order_list(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s,
 	}
 	if ((v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "status"))) {
 		if ((f.status = moat_status_parse(v)) < 0) {
-			gw_error(r, 422, "invalid", "status",
-				 "unknown status; one of paid, shipped, delivered, closed, refunded");
+			gw_error(
+			    r, 422, "invalid", "status",
+			    "unknown status; one of paid, shipped, delivered, closed, refunded");
 			return;
 		}
 	}
@@ -481,7 +495,8 @@ void gw_order_list(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s,
 	}
 	if ((v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "cursor"))) {
 		if (!moat_id_valid(v)) {
-			gw_error(r, 422, "invalid", "cursor", "not a cursor returned by this endpoint");
+			gw_error(r, 422, "invalid", "cursor",
+				 "not a cursor returned by this endpoint");
 			return;
 		}
 		f.after_id = v;
@@ -519,7 +534,8 @@ void gw_order_list(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s,
 	bool quota_hit = false;
 	size_t allowed_n = 0;
 	for (; decided < l.n; decided++) {
-		if (decide_one(g, s, a, &l.rows[decided], purpose, now, &xs[decided], &e) != MOAT_OK) {
+		if (decide_one(g, s, a, &l.rows[decided], purpose, now, &xs[decided], &e) !=
+		    MOAT_OK) {
 			decided++;
 			gw_error_from(r, &e);
 			goto done;
@@ -540,8 +556,9 @@ void gw_order_list(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s,
 		goto done;
 	}
 	if (rc != MOAT_OK) {
-		gw_error(r, 503, "ledger_unavailable", NULL,
-			 "the access ledger cannot record these reads right now; nothing was revealed");
+		gw_error(
+		    r, 503, "ledger_unavailable", NULL,
+		    "the access ledger cannot record these reads right now; nothing was revealed");
 		goto done;
 	}
 	size_t shown = quota_hit ? decided - 1 : decided;
@@ -583,14 +600,16 @@ void gw_order_list(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s,
 	if (rc == MOAT_OK && quota_hit)
 		rc = moat_buf_puts(b, ",\"quota_exhausted\":true");
 	if (rc == MOAT_OK)
-		rc = moat_buf_printf(b, ",\"receipt\":{\"first_ledger_index\":%llu,\"entries\":%zu}}",
+		rc = moat_buf_printf(b,
+				     ",\"receipt\":{\"first_ledger_index\":%llu,\"entries\":%zu}}",
 				     (unsigned long long)first, decided);
 	if (rc != MOAT_OK) {
 		gw_error(r, 500, "internal", NULL, "cannot render the page");
 		goto done;
 	}
 	if (decided)
-		snprintf(r->ledger_index, sizeof r->ledger_index, "%llu", (unsigned long long)first);
+		snprintf(r->ledger_index, sizeof r->ledger_index, "%llu",
+			 (unsigned long long)first);
 	r->status = 200;
 done:
 	for (size_t i = 0; i < decided; i++)

@@ -36,7 +36,8 @@ unsigned gw_error(gw_resp_t *r, unsigned status, const char *code, const char *f
 	if (rc == MOAT_OK)
 		rc = moat_buf_puts(&r->body, ",\"field\":");
 	if (rc == MOAT_OK)
-		rc = field && field[0] ? moat_buf_json_str(&r->body, field) : moat_buf_puts(&r->body, "null");
+		rc = field && field[0] ? moat_buf_json_str(&r->body, field)
+				       : moat_buf_puts(&r->body, "null");
 	if (rc == MOAT_OK)
 		rc = moat_buf_puts(&r->body, "}}");
 	return status;
@@ -71,7 +72,8 @@ unsigned gw_error_from(gw_resp_t *r, const moat_error_t *e)
 	}
 	char msg[420];
 	if (e->line > 0)
-		snprintf(msg, sizeof msg, "line %ld: %s", e->line, e->msg[0] ? e->msg : moat_err_name(e->code));
+		snprintf(msg, sizeof msg, "line %ld: %s", e->line,
+			 e->msg[0] ? e->msg : moat_err_name(e->code));
 	else
 		snprintf(msg, sizeof msg, "%s", e->msg[0] ? e->msg : moat_err_name(e->code));
 	return gw_error(r, st, code, e->field, "%s", msg);
@@ -89,7 +91,8 @@ moat_err_t gw_append(moat_gateway_t *g, const moat_entry_t *e, size_t n, uint64_
 	moat_err_t rc = g->sink.append(g->sink.ctx, e, n, first, err);
 	if (rc != MOAT_OK) {
 		atomic_fetch_add(&g->m.ledger_failures, 1);
-		moat_log(MOAT_LOG_ERROR, "ledger_append", "event append failed: %s", err ? err->msg : "");
+		moat_log(MOAT_LOG_ERROR, "ledger_append", "event append failed: %s",
+			 err ? err->msg : "");
 	}
 	return rc;
 }
@@ -182,13 +185,13 @@ bool gw_query_only(struct MHD_Connection *c, const char *const *allowed, gw_resp
 
 /* ---- metrics --------------------------------------------------------------------- */
 
-static const unsigned status_codes[GW_STATUS_SLOTS - 1] = {200, 201, 400, 401, 403, 404, 405,
-							    409, 413, 414, 415, 422, 429, 500, 503};
-static const char *const route_names[R_COUNT] = {"other",  "healthz",   "metrics",    "openapi",
-						 "sessions", "ingest", "order_get", "order_list",
-						 "calls",  "ledger"};
-static const double lat_bounds_ms[GW_LAT_BUCKETS] = {0.1, 0.25, 0.5, 1,   2,    5,
-						     10,  25,   50,  100, 500, 2500};
+static const unsigned status_codes[GW_STATUS_SLOTS - 1] = {200, 201, 400, 401, 403, 404, 405, 409,
+							   413, 414, 415, 422, 429, 500, 503};
+static const char *const route_names[R_COUNT] = {"other",    "healthz", "metrics",   "openapi",
+						 "sessions", "ingest",	"order_get", "order_list",
+						 "calls",    "ledger"};
+static const double lat_bounds_ms[GW_LAT_BUCKETS] = {0.1, 0.25, 0.5, 1,	  2,   5,
+						     10,  25,	50,  100, 500, 2500};
 
 static int status_slot(unsigned st)
 {
@@ -222,10 +225,14 @@ static void metrics_render(moat_gateway_t *g, gw_resp_t *r)
 			if (!v)
 				continue;
 			if (s < GW_STATUS_SLOTS - 1)
-				rc = moat_buf_printf(b, "moat_http_requests_total{route=\"%s\",status=\"%u\"} %llu\n",
-						     route_names[ro], status_codes[s], v);
+				rc = moat_buf_printf(
+				    b,
+				    "moat_http_requests_total{route=\"%s\",status=\"%u\"} %llu\n",
+				    route_names[ro], status_codes[s], v);
 			else
-				rc = moat_buf_printf(b, "moat_http_requests_total{route=\"%s\",status=\"other\"} %llu\n",
+				rc = moat_buf_printf(b,
+						     "moat_http_requests_total{route=\"%s\",status="
+						     "\"other\"} %llu\n",
 						     route_names[ro], v);
 		}
 	if (rc == MOAT_OK)
@@ -235,11 +242,13 @@ static void metrics_render(moat_gateway_t *g, gw_resp_t *r)
 	for (int i = 0; i <= GW_LAT_BUCKETS && rc == MOAT_OK; i++) {
 		cum += atomic_load(&g->m.lat_bucket[i]);
 		if (i < GW_LAT_BUCKETS)
-			rc = moat_buf_printf(b, "moat_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
-					     lat_bounds_ms[i] / 1000.0, cum);
+			rc = moat_buf_printf(
+			    b, "moat_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+			    lat_bounds_ms[i] / 1000.0, cum);
 		else
-			rc = moat_buf_printf(b, "moat_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
-					     cum);
+			rc = moat_buf_printf(
+			    b, "moat_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+			    cum);
 	}
 	if (rc == MOAT_OK)
 		rc = moat_buf_printf(b,
@@ -248,22 +257,24 @@ static void metrics_render(moat_gateway_t *g, gw_resp_t *r)
 				     (double)atomic_load(&g->m.lat_sum_us) / 1e6,
 				     (unsigned long long)atomic_load(&g->m.lat_count));
 	if (rc == MOAT_OK)
-		rc = moat_buf_printf(b,
-				     "# HELP moat_decisions_total Policy decisions on order reads.\n"
-				     "# TYPE moat_decisions_total counter\n"
-				     "moat_decisions_total{decision=\"allow\"} %llu\n"
-				     "moat_decisions_total{decision=\"deny\"} %llu\n"
-				     "# HELP moat_field_views_total Fields served by view.\n"
-				     "# TYPE moat_field_views_total counter\n",
-				     (unsigned long long)atomic_load(&g->m.decisions_allow),
-				     (unsigned long long)atomic_load(&g->m.decisions_deny));
+		rc =
+		    moat_buf_printf(b,
+				    "# HELP moat_decisions_total Policy decisions on order reads.\n"
+				    "# TYPE moat_decisions_total counter\n"
+				    "moat_decisions_total{decision=\"allow\"} %llu\n"
+				    "moat_decisions_total{decision=\"deny\"} %llu\n"
+				    "# HELP moat_field_views_total Fields served by view.\n"
+				    "# TYPE moat_field_views_total counter\n",
+				    (unsigned long long)atomic_load(&g->m.decisions_allow),
+				    (unsigned long long)atomic_load(&g->m.decisions_deny));
 	for (int f = 0; f < MOAT_FIELD_COUNT && rc == MOAT_OK; f++)
 		for (int v = 1; v < MOAT_VIEW_COUNT && rc == MOAT_OK; v++) {
 			unsigned long long n = atomic_load(&g->m.views[f][v]);
 			if (n)
-				rc = moat_buf_printf(b, "moat_field_views_total{field=\"%s\",view=\"%s\"} %llu\n",
-						     moat_field_name((moat_field_t)f),
-						     moat_view_name((moat_view_t)v), n);
+				rc = moat_buf_printf(
+				    b, "moat_field_views_total{field=\"%s\",view=\"%s\"} %llu\n",
+				    moat_field_name((moat_field_t)f),
+				    moat_view_name((moat_view_t)v), n);
 		}
 	if (rc == MOAT_OK)
 		rc = moat_buf_printf(
@@ -274,7 +285,8 @@ static void metrics_render(moat_gateway_t *g, gw_resp_t *r)
 		    "# HELP moat_ledger_size Entries in the ledger.\n"
 		    "# TYPE moat_ledger_size gauge\n"
 		    "moat_ledger_size %llu\n"
-		    "# HELP moat_ledger_lag_entries Durable entries not yet in a signed checkpoint.\n"
+		    "# HELP moat_ledger_lag_entries Durable entries not yet in a signed "
+		    "checkpoint.\n"
 		    "# TYPE moat_ledger_lag_entries gauge\n"
 		    "moat_ledger_lag_entries %llu\n"
 		    "# HELP moat_ledger_append_failures_total Event appends that failed.\n"
@@ -300,7 +312,8 @@ static void metrics_render(moat_gateway_t *g, gw_resp_t *r)
 
 static void client_ip(struct MHD_Connection *c, char out[64])
 {
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	out[0] = '\0';
 	if (!ci || !ci->client_addr)
 		return;
@@ -323,7 +336,8 @@ static const char *device_header(struct MHD_Connection *c)
 static bool authenticate(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, gw_auth_t *a,
 			 gw_resp_t *r)
 {
-	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	const char *h =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	r->www_auth = true;
 	if (!h || strncmp(h, "Bearer ", 7) != 0) {
 		gw_error(r, 401, "unauthenticated", "Authorization",
@@ -344,11 +358,13 @@ static bool authenticate(moat_gateway_t *g, struct MHD_Connection *c, moat_store
 	} else if (gw_session_check(g, tok, pid)) {
 		rc = moat_store_principal_get(s, pid, &a->p, &e);
 	} else {
-		gw_error(r, 401, "unauthenticated", "Authorization", "unknown or expired credentials");
+		gw_error(r, 401, "unauthenticated", "Authorization",
+			 "unknown or expired credentials");
 		return false;
 	}
 	if (rc == MOAT_EDENIED || rc == MOAT_ENOTFOUND) {
-		gw_error(r, 401, "unauthenticated", "Authorization", "unknown or expired credentials");
+		gw_error(r, 401, "unauthenticated", "Authorization",
+			 "unknown or expired credentials");
 		return false;
 	}
 	if (rc != MOAT_OK) {
@@ -387,7 +403,8 @@ static bool method_is(const char *m, const char *want)
 
 static bool content_type_json(struct MHD_Connection *c, bool allow_ndjson)
 {
-	const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *ct =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 	if (!ct)
 		return false;
 	if (strncasecmp(ct, "application/json", 16) == 0 && (ct[16] == '\0' || ct[16] == ';'))
@@ -415,26 +432,29 @@ static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const ch
 
 	if (strcmp(url, "/healthz") == 0) {
 		if (!get)
-			return r->allow = "GET, HEAD", gw_error(r, 405, "method_not_allowed", NULL, "use GET"), R_HEALTHZ;
+			return r->allow = "GET, HEAD",
+			       gw_error(r, 405, "method_not_allowed", NULL, "use GET"), R_HEALTHZ;
 		if (!gw_query_only(c, NULL, r))
 			return R_HEALTHZ;
 		r->status = 200;
 		if (moat_buf_puts(&r->body, "{\"status\":\"ok\"}") != MOAT_OK)
-		r->status = 500;
+			r->status = 500;
 		return R_HEALTHZ;
 	}
 	if (strcmp(url, "/metrics") == 0) {
 		if (!get)
-			return r->allow = "GET, HEAD", gw_error(r, 405, "method_not_allowed", NULL, "use GET"), R_METRICS;
+			return r->allow = "GET, HEAD",
+			       gw_error(r, 405, "method_not_allowed", NULL, "use GET"), R_METRICS;
 		metrics_render(g, r);
 		return R_METRICS;
 	}
 	if (strcmp(url, "/openapi.json") == 0) {
 		if (!get)
-			return r->allow = "GET, HEAD", gw_error(r, 405, "method_not_allowed", NULL, "use GET"), R_OPENAPI;
+			return r->allow = "GET, HEAD",
+			       gw_error(r, 405, "method_not_allowed", NULL, "use GET"), R_OPENAPI;
 		r->status = 200;
 		if (moat_buf_append(&r->body, moat_openapi_json, moat_openapi_json_len) != MOAT_OK)
-		r->status = 500;
+			r->status = 500;
 		return R_OPENAPI;
 	}
 
@@ -446,17 +466,22 @@ static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const ch
 	if (strcmp(url, "/v1/sessions") == 0) {
 		route = R_SESSIONS, want_post = true, allow = "POST";
 	} else if (strcmp(url, "/v1/parties") == 0) {
-		route = R_INGEST, ingest_kind = MOAT_IMPORT_PARTIES, want_post = true, allow = "POST";
+		route = R_INGEST, ingest_kind = MOAT_IMPORT_PARTIES, want_post = true,
+		allow = "POST";
 	} else if (strcmp(url, "/v1/principals") == 0) {
-		route = R_INGEST, ingest_kind = MOAT_IMPORT_PRINCIPALS, want_post = true, allow = "POST";
+		route = R_INGEST, ingest_kind = MOAT_IMPORT_PRINCIPALS, want_post = true,
+		allow = "POST";
 	} else if (strcmp(url, "/v1/relations") == 0) {
-		route = R_INGEST, ingest_kind = MOAT_IMPORT_RELATIONS, want_post = true, allow = "POST";
+		route = R_INGEST, ingest_kind = MOAT_IMPORT_RELATIONS, want_post = true,
+		allow = "POST";
 	} else if (strcmp(url, "/v1/orders") == 0) {
 		/* GET lists, POST ingests */
 		route = post ? R_INGEST : R_ORDER_LIST, ingest_kind = MOAT_IMPORT_ORDERS;
 		want_post = post, allow = "GET, HEAD, POST";
 		if (!get && !post)
-			return r->allow = allow, gw_error(r, 405, "method_not_allowed", NULL, "use GET or POST"), route;
+			return r->allow = allow,
+			       gw_error(r, 405, "method_not_allowed", NULL, "use GET or POST"),
+			       route;
 	} else if (strncmp(url, "/v1/orders/", 11) == 0 && url[11] && !strchr(url + 11, '/')) {
 		route = R_ORDER_GET, order_id = url + 11, allow = "GET, HEAD";
 	} else if (strcmp(url, "/v1/calls") == 0) {
@@ -465,7 +490,8 @@ static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const ch
 		route = R_LEDGER, allow = "GET, HEAD";
 	} else if (strcmp(url, "/v1/ledger/checkpoint") == 0) {
 		if (!get)
-			return r->allow = "GET, HEAD", gw_error(r, 405, "method_not_allowed", NULL, "use GET"), R_LEDGER;
+			return r->allow = "GET, HEAD",
+			       gw_error(r, 405, "method_not_allowed", NULL, "use GET"), R_LEDGER;
 		if (gw_query_only(c, NULL, r))
 			gw_ledger_checkpoint(g, r);
 		return R_LEDGER;
@@ -484,7 +510,8 @@ static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const ch
 	}
 	if (want_post) {
 		if (q->too_big) {
-			gw_error(r, 413, "too_large", NULL, "request body is larger than %zu bytes", g->max_body);
+			gw_error(r, 413, "too_large", NULL, "request body is larger than %zu bytes",
+				 g->max_body);
 			return route;
 		}
 		if (!content_type_json(c, route == R_INGEST)) {
@@ -538,8 +565,8 @@ static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const ch
 
 static enum MHD_Result send_response(struct MHD_Connection *c, gw_resp_t *r)
 {
-	struct MHD_Response *resp = MHD_create_response_from_buffer(r->body.len, r->body.data,
-								    MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(r->body.len, r->body.data, MHD_RESPMEM_MUST_COPY);
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -550,7 +577,8 @@ static enum MHD_Result send_response(struct MHD_Connection *c, gw_resp_t *r)
 	if (r->allow)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
 	if (r->www_auth && r->status == 401)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"moat\"");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+					"Bearer realm=\"moat\"");
 	enum MHD_Result ret = MHD_queue_response(c, r->status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -571,13 +599,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		q->start_ns = moat_mono_ns();
 		*con_cls = q;
 		/* Refuse an announced over-size body before reading any of it. */
-		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-							     MHD_HTTP_HEADER_CONTENT_LENGTH);
+		const char *cl =
+		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > g->max_body) {
 			gw_resp_t r = {0};
 			moat_buf_init(&r.body, 4096);
-			gw_error(&r, 413, "too_large", NULL, "request body is larger than %zu bytes",
-				 g->max_body);
+			gw_error(&r, 413, "too_large", NULL,
+				 "request body is larger than %zu bytes", g->max_body);
 			enum MHD_Result ret = send_response(c, &r);
 			metrics_observe(g, R_NOT_FOUND, 413, moat_mono_ns() - q->start_ns);
 			moat_buf_free(&r.body);
@@ -627,7 +655,8 @@ bool gw_throttled(moat_gateway_t *g, const char *principal, moat_time_t now)
 	bool recent = now - g->throttle[i].last < 1000;
 	if (!recent) {
 		g->throttle[i].last = now;
-		snprintf(g->throttle[i].principal, sizeof g->throttle[i].principal, "%s", principal);
+		snprintf(g->throttle[i].principal, sizeof g->throttle[i].principal, "%s",
+			 principal);
 	}
 	pthread_mutex_unlock(&g->throttle_mu);
 	return recent;
@@ -641,7 +670,8 @@ void gw_alerts(struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a, gw
 	if (!gw_query_only(c, allowed, r))
 		return;
 	if (a->p.role != MOAT_ROLE_AUDITOR && a->p.role != MOAT_ROLE_PLATFORM_OPS) {
-		gw_error(r, 403, "forbidden", NULL, "alerts are for auditors and platform operators");
+		gw_error(r, 403, "forbidden", NULL,
+			 "alerts are for auditors and platform operators");
 		return;
 	}
 	int status = -1;
@@ -686,7 +716,8 @@ static moat_err_t load_policy(moat_gateway_t *g, moat_error_t *err)
 		if (err && err->line > 0) {
 			char msg[sizeof err->msg];
 			snprintf(msg, sizeof msg, "%s", err->msg);
-			snprintf(err->msg, sizeof err->msg, "policy.conf line %ld: %.280s", err->line, msg);
+			snprintf(err->msg, sizeof err->msg, "policy.conf line %ld: %.280s",
+				 err->line, msg);
 		}
 		return rc;
 	}
@@ -703,7 +734,8 @@ static moat_err_t load_policy(moat_gateway_t *g, moat_error_t *err)
 		e.detail = "policy.conf loaded";
 		rc = gw_append(g, &e, 1, NULL, err);
 		if (rc == MOAT_OK)
-			rc = moat_store_meta_set(s, "gateway.policy_hash", moat_policy_hash(p), err);
+			rc =
+			    moat_store_meta_set(s, "gateway.policy_hash", moat_policy_hash(p), err);
 	}
 	gw_store_release(g, s);
 	if (rc != MOAT_OK) {
@@ -730,7 +762,8 @@ static moat_err_t parse_listen(const char *listen, struct sockaddr_in *sa, moat_
 	char host[64];
 	const char *colon = strrchr(listen, ':');
 	if (!colon || (size_t)(colon - listen) >= sizeof host)
-		return moat_error_set(err, MOAT_EINVAL, "listen", "listen must be HOST:PORT (IPv4)");
+		return moat_error_set(err, MOAT_EINVAL, "listen",
+				      "listen must be HOST:PORT (IPv4)");
 	memcpy(host, listen, (size_t)(colon - listen));
 	host[colon - listen] = '\0';
 	char *end;
@@ -777,8 +810,9 @@ moat_err_t moat_gateway_start(moat_app_t *app, const moat_gateway_opts_t *opts,
 	pthread_mutex_init(&g->write_mu, NULL);
 	pthread_cond_init(&g->pool.cv, NULL);
 	if (!parse_pool(app->config.virtual_pool, &g->pool_lo, &g->pool_hi)) {
-		rc = moat_error_set(err, MOAT_EINVAL, "virtual.pool", "pool must be FIRST-LAST, e.g. "
-								      "17100000000-17199999999");
+		rc = moat_error_set(err, MOAT_EINVAL, "virtual.pool",
+				    "pool must be FIRST-LAST, e.g. "
+				    "17100000000-17199999999");
 		goto fail;
 	}
 	if ((rc = moat_random(g->session_key, sizeof g->session_key)) != MOAT_OK) {
@@ -811,18 +845,21 @@ moat_err_t moat_gateway_start(moat_app_t *app, const moat_gateway_opts_t *opts,
 	if ((rc = load_policy(g, err)) != MOAT_OK)
 		goto fail;
 	struct sockaddr_in sa;
-	if ((rc = parse_listen(opts->listen ? opts->listen : app->config.listen, &sa, err)) != MOAT_OK)
+	if ((rc = parse_listen(opts->listen ? opts->listen : app->config.listen, &sa, err)) !=
+	    MOAT_OK)
 		goto fail;
-	unsigned timeout = app->config.request_timeout_s > 0 ? (unsigned)app->config.request_timeout_s : 10;
+	unsigned timeout =
+	    app->config.request_timeout_s > 0 ? (unsigned)app->config.request_timeout_s : 10;
 	g->mhd = MHD_start_daemon(
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_TURBO,
-	    0, NULL, NULL, on_request, g, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_TURBO, 0, NULL,
+	    NULL, on_request, g, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	    (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED, on_completed, g,
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
 	if (!g->mhd) {
-		rc = moat_error_set(err, MOAT_EIO, "listen", "cannot listen on %s (in use, or not a local address?)",
+		rc = moat_error_set(err, MOAT_EIO, "listen",
+				    "cannot listen on %s (in use, or not a local address?)",
 				    opts->listen ? opts->listen : app->config.listen);
 		goto fail;
 	}

@@ -54,7 +54,8 @@ void gw_sessions(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, g
 	const char *user = NULL, *pw = NULL;
 	if (moat_json_parse(q->body.data, q->body.len, MOAT_JSON_MAX_DEPTH, &obj, &e) != MOAT_OK ||
 	    moat_json_only_keys(obj, keys, "", &e) != MOAT_OK ||
-	    moat_json_get_str(obj, "username", "username", true, MOAT_ID_MAX, &user, &e) != MOAT_OK ||
+	    moat_json_get_str(obj, "username", "username", true, MOAT_ID_MAX, &user, &e) !=
+		MOAT_OK ||
 	    moat_json_get_str(obj, "password", "password", true, 1024, &pw, &e) != MOAT_OK) {
 		gw_error_from(r, &e);
 		json_decref(obj);
@@ -70,9 +71,11 @@ void gw_sessions(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, g
 	bool suspended = ok && p.status == MOAT_PRINCIPAL_SUSPENDED;
 
 	char ip[64] = "";
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, ip, sizeof ip);
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, ip,
+			  sizeof ip);
 	const char *dev = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Moat-Device");
 	moat_entry_t ent = {0};
 	ent.kind = MOAT_ENTRY_LOGIN;
@@ -84,10 +87,12 @@ void gw_sessions(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, g
 	ent.detail = suspended ? "suspended" : (!ok ? "bad credentials" : NULL);
 	uint64_t index = 0;
 	if (gw_append(g, &ent, 1, &index, &e) != MOAT_OK) {
-		gw_error(r, 503, "ledger_unavailable", NULL, "the ledger cannot record logins right now");
+		gw_error(r, 503, "ledger_unavailable", NULL,
+			 "the ledger cannot record logins right now");
 		goto done;
 	}
-	atomic_fetch_add(ent.result == MOAT_RESULT_SUCCESS ? &g->m.logins_ok : &g->m.logins_failed, 1);
+	atomic_fetch_add(ent.result == MOAT_RESULT_SUCCESS ? &g->m.logins_ok : &g->m.logins_failed,
+			 1);
 	if (!ok) {
 		r->www_auth = true;
 		gw_error(r, 401, "unauthenticated", NULL, "wrong username or password");
@@ -103,10 +108,11 @@ void gw_sessions(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, g
 	token_mac(g, msg, mac);
 	moat_time_format(exp, until);
 	moat_buf_reset(&r->body);
-	moat_err_t brc = moat_buf_printf(&r->body,
-			      "{\"token\":\"s1.%lld.%s.%s\",\"token_type\":\"Bearer\",\"expires_at\":\"%s\","
-			      "\"principal\":\"%s\",\"role\":\"%s\"}",
-			      exp, mac, user, until, user, moat_role_name(p.role));
+	moat_err_t brc = moat_buf_printf(
+	    &r->body,
+	    "{\"token\":\"s1.%lld.%s.%s\",\"token_type\":\"Bearer\",\"expires_at\":\"%s\","
+	    "\"principal\":\"%s\",\"role\":\"%s\"}",
+	    exp, mac, user, until, user, moat_role_name(p.role));
 	snprintf(r->ledger_index, sizeof r->ledger_index, "%llu", (unsigned long long)index);
 	r->status = brc == MOAT_OK ? 201 : 500;
 done:

@@ -13,21 +13,21 @@
  * sits above the stored relation kinds. */
 #define REL_MERCHANT_BIT (1u << MOAT_REL_KIND_COUNT)
 
-enum { COND_ANY = 0, COND_NONE, COND_SOME };       /* relation */
-enum { STATE_ANY = 0, STATE_LIST, STATE_RANGE };    /* state */
-enum { TIME_ANY = 0, TIME_SHIFT, TIME_OFF_SHIFT };  /* time */
+enum { COND_ANY = 0, COND_NONE, COND_SOME };	   /* relation */
+enum { STATE_ANY = 0, STATE_LIST, STATE_RANGE };   /* state */
+enum { TIME_ANY = 0, TIME_SHIFT, TIME_OFF_SHIFT }; /* time */
 
 typedef struct rule {
 	char id[MOAT_ID_MAX + 1];
 	int line;
-	uint32_t roles;    /* bit per moat_role_t */
+	uint32_t roles;	   /* bit per moat_role_t */
 	uint32_t purposes; /* bit per moat_purpose_t */
 	int rel_mode;
 	unsigned rel_bits;
 	int state_mode;
 	unsigned state_bits; /* STATE_LIST: bit per status */
-	int lo, hi;          /* STATE_RANGE: lifecycle ranks */
-	int hi_status;       /* status named as the range end (for its timestamp) */
+	int lo, hi;	     /* STATE_RANGE: lifecycle ranks */
+	int hi_status;	     /* status named as the range end (for its timestamp) */
 	int64_t grace_ms;    /* STATE_RANGE: -1 = none */
 	char state_text[64];
 	int time_mode;
@@ -193,7 +193,8 @@ static bool personal_field(int f)
 bool moat_policy_is_plaintext(const uint8_t views[MOAT_FIELD_COUNT])
 {
 	for (int f = 0; f < MOAT_FIELD_COUNT; f++)
-		if (personal_field(f) && (views[f] == MOAT_VIEW_FULL || views[f] == MOAT_VIEW_VIRTUAL))
+		if (personal_field(f) &&
+		    (views[f] == MOAT_VIEW_FULL || views[f] == MOAT_VIEW_VIRTUAL))
 			return true;
 	return false;
 }
@@ -209,8 +210,8 @@ bool moat_policy_reveals_pii(const uint8_t views[MOAT_FIELD_COUNT])
 /* ---- parsing --------------------------------------------------------------------- */
 
 enum { KW_ROLE = 0, KW_PURPOSE, KW_RELATION, KW_STATE, KW_TIME, KW_DENY, KW_QUOTA, KW_VIEW };
-static const char *const keywords[] = {"role", "purpose", "relation", "state",
-				       "time", "deny",    "quota",    "view", NULL};
+static const char *const keywords[] = {"role", "purpose", "relation", "state", "time",
+				       "deny", "quota",	  "view",     NULL};
 
 #define MAX_TOKENS 64
 
@@ -248,8 +249,9 @@ static moat_err_t parse_quota(const char *s, int64_t *out, moat_error_t *err, in
 	errno = 0;
 	long long v = strtoll(s, &end, 10);
 	if (errno || *end || end == s || v < 0 || v > 100000000) {
-		moat_error_set(err, MOAT_EINVAL, "quota",
-			       "quota must be a number 0..100000000 or \"unlimited\", not \"%.40s\"", s);
+		moat_error_set(
+		    err, MOAT_EINVAL, "quota",
+		    "quota must be a number 0..100000000 or \"unlimited\", not \"%.40s\"", s);
 		if (err)
 			err->line = line;
 		return MOAT_EINVAL;
@@ -299,7 +301,8 @@ static bool parse_range(const char *s, rule_t *r)
 		else
 			return false;
 		/* Closed and refunded orders carry no timestamp to count from. */
-		if (sb != MOAT_STATUS_PAID && sb != MOAT_STATUS_SHIPPED && sb != MOAT_STATUS_DELIVERED)
+		if (sb != MOAT_STATUS_PAID && sb != MOAT_STATUS_SHIPPED &&
+		    sb != MOAT_STATUS_DELIVERED)
 			return false;
 	}
 	return true;
@@ -336,7 +339,8 @@ static moat_err_t parse_rule_line(rule_t *r, char **tok, int n, int line, moat_e
 	r->seen[kw] = true;
 	if (kw == KW_DENY) {
 		if (n != 1)
-			return line_error(err, line, MOAT_EINVAL, "deny", "\"deny\" takes no values");
+			return line_error(err, line, MOAT_EINVAL, "deny",
+					  "\"deny\" takes no values");
 		r->deny = true;
 		return MOAT_OK;
 	}
@@ -353,10 +357,13 @@ static moat_err_t parse_rule_line(rule_t *r, char **tok, int n, int line, moat_e
 			bits = kw == KW_ROLE ? ALL_ROLES : ALL_PURPOSES;
 		} else {
 			for (int i = 1; i < n; i++) {
-				int v = kw == KW_ROLE ? moat_role_parse(tok[i]) : moat_purpose_parse(tok[i]);
+				int v = kw == KW_ROLE ? moat_role_parse(tok[i])
+						      : moat_purpose_parse(tok[i]);
 				if (v < 0) {
-					snprintf(msg, sizeof msg, "unknown %s \"%.40s\"", keywords[kw], tok[i]);
-					return line_error(err, line, MOAT_EINVAL, keywords[kw], msg);
+					snprintf(msg, sizeof msg, "unknown %s \"%.40s\"",
+						 keywords[kw], tok[i]);
+					return line_error(err, line, MOAT_EINVAL, keywords[kw],
+							  msg);
 				}
 				bits |= 1u << v;
 			}
@@ -386,7 +393,8 @@ static moat_err_t parse_rule_line(rule_t *r, char **tok, int n, int line, moat_e
 				r->rel_bits |= REL_MERCHANT_BIT;
 			else {
 				snprintf(msg, sizeof msg,
-					 "unknown relation \"%.40s\"; expected assign, ticket, authorize, "
+					 "unknown relation \"%.40s\"; expected assign, ticket, "
+					 "authorize, "
 					 "merchant, none or any",
 					 tok[i]);
 				return line_error(err, line, MOAT_EINVAL, "relation", msg);
@@ -400,10 +408,11 @@ static moat_err_t parse_rule_line(rule_t *r, char **tok, int n, int line, moat_e
 		}
 		if (n == 2 && strstr(tok[1], "..")) {
 			if (!parse_range(tok[1], r)) {
-				snprintf(msg, sizeof msg,
-					 "bad state window \"%.40s\"; write FROM..TO or FROM..TO+Nd "
-					 "(TO paid, shipped or delivered when a grace is given)",
-					 tok[1]);
+				snprintf(
+				    msg, sizeof msg,
+				    "bad state window \"%.40s\"; write FROM..TO or FROM..TO+Nd "
+				    "(TO paid, shipped or delivered when a grace is given)",
+				    tok[1]);
 				return line_error(err, line, MOAT_EINVAL, "state", msg);
 			}
 			r->state_mode = STATE_RANGE;
@@ -437,7 +446,8 @@ static moat_err_t parse_rule_line(rule_t *r, char **tok, int n, int line, moat_e
 		return MOAT_OK;
 	case KW_QUOTA:
 		if (n != 2)
-			return line_error(err, line, MOAT_EINVAL, "quota", "\"quota\" takes one value");
+			return line_error(err, line, MOAT_EINVAL, "quota",
+					  "\"quota\" takes one value");
 		r->has_quota = true;
 		return parse_quota(tok[1], &r->quota, err, line);
 	case KW_VIEW:
@@ -445,21 +455,25 @@ static moat_err_t parse_rule_line(rule_t *r, char **tok, int n, int line, moat_e
 		for (int i = 1; i < n; i++) {
 			char *eq = strchr(tok[i], '=');
 			if (!eq) {
-				snprintf(msg, sizeof msg, "expected FIELD=VIEW, not \"%.40s\"", tok[i]);
+				snprintf(msg, sizeof msg, "expected FIELD=VIEW, not \"%.40s\"",
+					 tok[i]);
 				return line_error(err, line, MOAT_EINVAL, "view", msg);
 			}
 			*eq = '\0';
 			int f = moat_field_parse(tok[i]);
 			int v = moat_view_parse(eq + 1);
 			if (f < 0) {
-				snprintf(msg, sizeof msg,
-					 "unknown field \"%.40s\"; fields are name, phone, address, "
-					 "id_number, items, amounts, waybill",
-					 tok[i]);
+				snprintf(
+				    msg, sizeof msg,
+				    "unknown field \"%.40s\"; fields are name, phone, address, "
+				    "id_number, items, amounts, waybill",
+				    tok[i]);
 				return line_error(err, line, MOAT_EINVAL, "view", msg);
 			}
-			if (v <= MOAT_VIEW_NONE || !moat_policy_view_allowed((moat_field_t)f, (moat_view_t)v)) {
-				snprintf(msg, sizeof msg, "field %s has no view \"%.40s\"", tok[i], eq + 1);
+			if (v <= MOAT_VIEW_NONE ||
+			    !moat_policy_view_allowed((moat_field_t)f, (moat_view_t)v)) {
+				snprintf(msg, sizeof msg, "field %s has no view \"%.40s\"", tok[i],
+					 eq + 1);
 				return line_error(err, line, MOAT_EINVAL, "view", msg);
 			}
 			r->views[f] = (uint8_t)v;
@@ -485,14 +499,16 @@ static moat_err_t rule_finish(moat_policy_t *p, rule_t *r, moat_error_t *err)
 {
 	char msg[200];
 	if (r->deny == r->has_view) {
-		snprintf(msg, sizeof msg, "rule %s needs exactly one of \"view …\" or \"deny\"", r->id);
+		snprintf(msg, sizeof msg, "rule %s needs exactly one of \"view …\" or \"deny\"",
+			 r->id);
 		return line_error(err, r->line, MOAT_EINVAL, "rule", msg);
 	}
 	if (r->deny && r->has_quota) {
 		snprintf(msg, sizeof msg, "rule %s denies, so it cannot have a quota", r->id);
 		return line_error(err, r->line, MOAT_EINVAL, "quota", msg);
 	}
-	const uint32_t platform = (1u << MOAT_ROLE_PLATFORM_SERVICE) | (1u << MOAT_ROLE_PLATFORM_OPS);
+	const uint32_t platform =
+	    (1u << MOAT_ROLE_PLATFORM_SERVICE) | (1u << MOAT_ROLE_PLATFORM_OPS);
 	if (r->views[MOAT_FIELD_ID_NUMBER] == MOAT_VIEW_FULL && (r->roles & ~platform)) {
 		snprintf(msg, sizeof msg,
 			 "rule %s shows id_number in full to a role outside the platform; only "
@@ -544,7 +560,8 @@ moat_err_t moat_policy_parse(const char *text, size_t len, moat_policy_t **out, 
 		const char *nl = memchr(text + pos, '\n', len - pos);
 		size_t ll = nl ? (size_t)(nl - (text + pos)) : len - pos;
 		if (ll > MOAT_POLICY_MAX_LINE) {
-			rc = line_error(err, line, MOAT_ELIMIT, NULL, "line is longer than 1024 bytes");
+			rc = line_error(err, line, MOAT_ELIMIT, NULL,
+					"line is longer than 1024 bytes");
 			goto fail;
 		}
 		memcpy(buf, text + pos, ll);
@@ -557,7 +574,8 @@ moat_err_t moat_policy_parse(const char *text, size_t len, moat_policy_t **out, 
 		char *tok[MAX_TOKENS];
 		int n = tokenize(buf, tok, MAX_TOKENS);
 		if (n < 0) {
-			rc = line_error(err, line, MOAT_ELIMIT, NULL, "too many values on one line");
+			rc =
+			    line_error(err, line, MOAT_ELIMIT, NULL, "too many values on one line");
 			goto fail;
 		}
 		if (n == 0)
@@ -565,7 +583,8 @@ moat_err_t moat_policy_parse(const char *text, size_t len, moat_policy_t **out, 
 		if (cur) {
 			if (strcmp(tok[0], "end") == 0) {
 				if (n != 1) {
-					rc = line_error(err, line, MOAT_EINVAL, "end", "\"end\" takes no values");
+					rc = line_error(err, line, MOAT_EINVAL, "end",
+							"\"end\" takes no values");
 					goto fail;
 				}
 				if ((rc = rule_finish(p, cur, err)) != MOAT_OK)
@@ -575,7 +594,8 @@ moat_err_t moat_policy_parse(const char *text, size_t len, moat_policy_t **out, 
 				continue;
 			}
 			if (strcmp(tok[0], "rule") == 0) {
-				snprintf(msg, sizeof msg, "rule %s (line %d) has no \"end\" before the next rule",
+				snprintf(msg, sizeof msg,
+					 "rule %s (line %d) has no \"end\" before the next rule",
 					 cur->id, cur->line);
 				rc = line_error(err, line, MOAT_EINVAL, "end", msg);
 				goto fail;
@@ -586,19 +606,22 @@ moat_err_t moat_policy_parse(const char *text, size_t len, moat_policy_t **out, 
 		}
 		if (strcmp(tok[0], "rule") == 0) {
 			if (n != 2 || !moat_id_valid(tok[1])) {
-				rc = line_error(err, line, MOAT_EINVAL, "rule",
-						"expected \"rule ID\" with an id of 1..64 of [A-Za-z0-9._:-]");
+				rc = line_error(
+				    err, line, MOAT_EINVAL, "rule",
+				    "expected \"rule ID\" with an id of 1..64 of [A-Za-z0-9._:-]");
 				goto fail;
 			}
 			for (size_t i = 0; i < p->n; i++)
 				if (strcmp(p->rules[i].id, tok[1]) == 0) {
-					snprintf(msg, sizeof msg, "rule id %s already used on line %d", tok[1],
+					snprintf(msg, sizeof msg,
+						 "rule id %s already used on line %d", tok[1],
 						 p->rules[i].line);
 					rc = line_error(err, line, MOAT_EINVAL, "rule", msg);
 					goto fail;
 				}
 			if (p->n == MOAT_POLICY_MAX_RULES) {
-				rc = line_error(err, line, MOAT_ELIMIT, "rule", "more than 1024 rules");
+				rc = line_error(err, line, MOAT_ELIMIT, "rule",
+						"more than 1024 rules");
 				goto fail;
 			}
 			cur = &p->rules[p->n];
@@ -610,9 +633,11 @@ moat_err_t moat_policy_parse(const char *text, size_t len, moat_policy_t **out, 
 						"this moat reads policy version 1 only");
 				goto fail;
 			}
-		} else if (strcmp(tok[0], "timezone") == 0 || strcmp(tok[0], "default-quota") == 0) {
+		} else if (strcmp(tok[0], "timezone") == 0 ||
+			   strcmp(tok[0], "default-quota") == 0) {
 			if (seen_rule) {
-				snprintf(msg, sizeof msg, "\"%s\" must come before the first rule", tok[0]);
+				snprintf(msg, sizeof msg, "\"%s\" must come before the first rule",
+					 tok[0]);
 				rc = line_error(err, line, MOAT_EINVAL, tok[0], msg);
 				goto fail;
 			}
@@ -626,23 +651,28 @@ moat_err_t moat_policy_parse(const char *text, size_t len, moat_policy_t **out, 
 				int hh, mm;
 				if (strcmp(z, "Z") == 0 || strcmp(z, "UTC") == 0) {
 					p->tz_minutes = 0;
-				} else if (strlen(z) == 6 && (z[0] == '+' || z[0] == '-') && z[3] == ':' &&
-					   isdigit((unsigned char)z[1]) && isdigit((unsigned char)z[2]) &&
-					   isdigit((unsigned char)z[4]) && isdigit((unsigned char)z[5]) &&
+				} else if (strlen(z) == 6 && (z[0] == '+' || z[0] == '-') &&
+					   z[3] == ':' && isdigit((unsigned char)z[1]) &&
+					   isdigit((unsigned char)z[2]) &&
+					   isdigit((unsigned char)z[4]) &&
+					   isdigit((unsigned char)z[5]) &&
 					   (hh = (z[1] - '0') * 10 + z[2] - '0') <= 14 &&
 					   (mm = (z[4] - '0') * 10 + z[5] - '0') < 60) {
 					p->tz_minutes = (z[0] == '-' ? -1 : 1) * (hh * 60 + mm);
 				} else {
-					rc = line_error(err, line, MOAT_EINVAL, "timezone",
-							"timezone must be an offset like +08:00, or Z");
+					rc = line_error(
+					    err, line, MOAT_EINVAL, "timezone",
+					    "timezone must be an offset like +08:00, or Z");
 					goto fail;
 				}
-			} else if ((rc = parse_quota(tok[1], &p->default_quota, err, line)) != MOAT_OK) {
+			} else if ((rc = parse_quota(tok[1], &p->default_quota, err, line)) !=
+				   MOAT_OK) {
 				goto fail;
 			}
 		} else {
 			snprintf(msg, sizeof msg,
-				 "unknown directive \"%.40s\"; expected version, timezone, default-quota "
+				 "unknown directive \"%.40s\"; expected version, timezone, "
+				 "default-quota "
 				 "or rule",
 				 tok[0]);
 			rc = line_error(err, line, MOAT_EINVAL, tok[0], msg);
@@ -820,14 +850,16 @@ moat_err_t moat_policy_explain(const moat_policy_t *p, const moat_policy_request
 	if (rc == MOAT_OK && !anyrel)
 		rc = moat_buf_puts(out, "none");
 	if (rc == MOAT_OK)
-		rc = moat_buf_printf(out, " state=%s shift=%s (%s)\n", moat_status_name(req->status),
-				     req->shift && req->shift[0] ? req->shift : "none",
-				     on_shift(p, req) ? "on shift" : "off shift");
+		rc =
+		    moat_buf_printf(out, " state=%s shift=%s (%s)\n", moat_status_name(req->status),
+				    req->shift && req->shift[0] ? req->shift : "none",
+				    on_shift(p, req) ? "on shift" : "off shift");
 	for (size_t i = 0; i < p->n && rc == MOAT_OK; i++) {
 		const rule_t *r = &p->rules[i];
 		const char *why = rule_mismatch(p, r, req);
 		if (why) {
-			rc = moat_buf_printf(out, "  rule %s (line %d): skipped: %s\n", r->id, r->line, why);
+			rc = moat_buf_printf(out, "  rule %s (line %d): skipped: %s\n", r->id,
+					     r->line, why);
 			continue;
 		}
 		rc = moat_buf_printf(out, "  rule %s (line %d): matches\n", r->id, r->line);
@@ -859,8 +891,7 @@ static bool covers(const rule_t *a, const rule_t *b)
 		return false;
 	if (a->rel_mode == COND_NONE && b->rel_mode != COND_NONE)
 		return false;
-	if (a->rel_mode == COND_SOME &&
-	    (b->rel_mode != COND_SOME || (b->rel_bits & ~a->rel_bits)))
+	if (a->rel_mode == COND_SOME && (b->rel_mode != COND_SOME || (b->rel_bits & ~a->rel_bits)))
 		return false;
 	if (a->state_mode == STATE_LIST &&
 	    (b->state_mode != STATE_LIST || (b->state_bits & ~a->state_bits)))
@@ -880,23 +911,30 @@ size_t moat_policy_lint(const moat_policy_t *p, moat_buf_t *out)
 		const rule_t *b = &p->rules[j];
 		for (size_t i = 0; i < j; i++)
 			if (covers(&p->rules[i], b)) {
-				if (moat_buf_printf(out, "line %d: rule %s: never applies: rule %s (line %d) "
-							 "matches every request it would\n",
-						    b->line, b->id, p->rules[i].id, p->rules[i].line) != MOAT_OK)
+				if (moat_buf_printf(
+					out,
+					"line %d: rule %s: never applies: rule %s (line %d) "
+					"matches every request it would\n",
+					b->line, b->id, p->rules[i].id,
+					p->rules[i].line) != MOAT_OK)
 					return n + 1;
 				n++;
 				break;
 			}
 		if (!b->deny && b->rel_mode != COND_SOME && moat_policy_is_plaintext(b->views)) {
-			if (moat_buf_printf(out, "line %d: rule %s: grants plaintext without requiring a "
-						 "relation (add \"relation …\")\n",
-					    b->line, b->id) != MOAT_OK)
+			if (moat_buf_printf(
+				out,
+				"line %d: rule %s: grants plaintext without requiring a "
+				"relation (add \"relation …\")\n",
+				b->line, b->id) != MOAT_OK)
 				return n + 1;
 			n++;
 		}
-		if (!b->deny && b->quota == MOAT_QUOTA_UNLIMITED && moat_policy_is_plaintext(b->views)) {
-			if (moat_buf_printf(out, "line %d: rule %s: grants plaintext with no daily quota\n",
-					    b->line, b->id) != MOAT_OK)
+		if (!b->deny && b->quota == MOAT_QUOTA_UNLIMITED &&
+		    moat_policy_is_plaintext(b->views)) {
+			if (moat_buf_printf(
+				out, "line %d: rule %s: grants plaintext with no daily quota\n",
+				b->line, b->id) != MOAT_OK)
 				return n + 1;
 			n++;
 		}

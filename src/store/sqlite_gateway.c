@@ -24,8 +24,10 @@ static void vnum_row(sqlite3_stmt *st, moat_vnum_row_t *out)
 {
 	out->id = sqlite3_column_int64(st, 0);
 	snprintf(out->number, sizeof out->number, "%s", (const char *)sqlite3_column_text(st, 1));
-	snprintf(out->order_id, sizeof out->order_id, "%s", (const char *)sqlite3_column_text(st, 2));
-	snprintf(out->principal, sizeof out->principal, "%s", (const char *)sqlite3_column_text(st, 3));
+	snprintf(out->order_id, sizeof out->order_id, "%s",
+		 (const char *)sqlite3_column_text(st, 2));
+	snprintf(out->principal, sizeof out->principal, "%s",
+		 (const char *)sqlite3_column_text(st, 3));
 	out->valid_from = sqlite3_column_int64(st, 4);
 	out->valid_until = sqlite3_column_int64(st, 5);
 	out->created_at = sqlite3_column_int64(st, 6);
@@ -56,7 +58,8 @@ moat_err_t moat_store_vnum_bind(moat_store_t *s, const char *order_id, const cha
 				moat_error_t *err)
 {
 	if (pool_lo > pool_hi || pool_hi > 99999999999999ull)
-		return moat_error_set(err, MOAT_EINVAL, "virtual.pool", "virtual number pool is empty");
+		return moat_error_set(err, MOAT_EINVAL, "virtual.pool",
+				      "virtual number pool is empty");
 	/* Most reads find a binding that already covers the window: answer them
 	 * without a write, so concurrent readers never queue for SQLite's write
 	 * lock. Widening by less than an hour is not worth a write either. */
@@ -82,7 +85,8 @@ moat_err_t moat_store_vnum_bind(moat_store_t *s, const char *order_id, const cha
 	for (int attempt = 0; attempt < 32; attempt++) {
 		uint64_t r;
 		if (moat_random(&r, sizeof r) != MOAT_OK)
-			return moat_error_set(err, MOAT_ECRYPTO, NULL, "no randomness for a virtual number");
+			return moat_error_set(err, MOAT_ECRYPTO, NULL,
+					      "no randomness for a virtual number");
 		char number[24];
 		snprintf(number, sizeof number, "%llu", (unsigned long long)(pool_lo + r % span));
 		sqlite3_reset(st);
@@ -125,8 +129,8 @@ moat_err_t moat_store_vnum_find(moat_store_t *s, const char *number, moat_vnum_r
 	return gw_db_error(s, err, "virtual number find");
 }
 
-moat_err_t moat_store_quota_take(moat_store_t *s, const char *principal, int64_t day,
-				 int64_t limit, int64_t *used, moat_error_t *err)
+moat_err_t moat_store_quota_take(moat_store_t *s, const char *principal, int64_t day, int64_t limit,
+				 int64_t *used, moat_error_t *err)
 {
 	if (limit <= 0) {
 		*used = 0;
@@ -161,8 +165,8 @@ moat_err_t moat_store_quota_take(moat_store_t *s, const char *principal, int64_t
 	return MOAT_OK;
 }
 
-moat_err_t moat_store_quota_used(moat_store_t *s, const char *principal, int64_t day,
-				 int64_t *used, moat_error_t *err)
+moat_err_t moat_store_quota_used(moat_store_t *s, const char *principal, int64_t day, int64_t *used,
+				 moat_error_t *err)
 {
 	sqlite3_stmt *st = moat_sqlite_stmt(
 	    s, STMT_QUOTA_USED, "SELECT used FROM quota_use WHERE principal = ? AND day = ?", err);
