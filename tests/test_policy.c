@@ -224,10 +224,70 @@ static void test_errors(void)
 	free(big);
 }
 
+/* Mutated policies (bytes flipped, lines cut, tokens duplicated) parse or fail
+ * cleanly, never crash: a cheap stand-in for a fuzzer, run under ASan in CI. */
+static void test_mutations(void)
+{
+	const char *base = moat_policy_default_text();
+	size_t n = strlen(base);
+	char *buf = malloc(n * 2 + 16);
+	srand(7);
+	int ok = 0;
+	for (int i = 0; i < 3000; i++) {
+		memcpy(buf, base, n);
+		size_t len = n;
+		int edits = 1 + rand() % 4;
+		for (int k = 0; k < edits; k++) {
+			size_t at = (size_t)rand() % len;
+			switch (rand() % 4) {
+			case 0: /* flip a byte */
+				buf[at] = (char)(rand() % 256);
+				break;
+			case 1: /* cut the rest */
+				len = at;
+				break;
+			case 2: /* duplicate a span */
+				if (len + 32 < n * 2) {
+					memmove(buf + at + 16, buf + at, len - at);
+					len += 16;
+				}
+				break;
+			default: /* delete a span */
+				if (at + 8 < len) {
+					memmove(buf + at, buf + at + 8, len - at - 8);
+					len -= 8;
+				}
+			}
+			if (len == 0)
+				break;
+		}
+		moat_policy_t *p = NULL;
+		moat_error_t e = {0};
+		if (moat_policy_parse(buf, len, &p, &e) == MOAT_OK) {
+			moat_policy_request_t q =
+			    req(MOAT_ROLE_COURIER, MOAT_PURPOSE_DELIVER, 1, MOAT_STATUS_SHIPPED);
+			moat_policy_decision_t d;
+			moat_policy_decide(p, &q, &d);
+			moat_buf_t b;
+			moat_buf_init(&b, 1 << 20);
+			(void)moat_policy_lint(p, &b);
+			CHECK(moat_policy_explain(p, &q, &b) == MOAT_OK);
+			moat_buf_free(&b);
+			moat_policy_free(p);
+			ok++;
+		} else {
+			CHECK(p == NULL && e.msg[0] != '\0');
+		}
+	}
+	printf("mutations: %d of 3000 still parse\n", ok);
+	free(buf);
+}
+
 int main(void)
 {
 	test_default_policy();
 	test_language();
 	test_errors();
+	test_mutations();
 	return check_done();
 }
