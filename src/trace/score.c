@@ -18,6 +18,7 @@
  * is not confirmed again for the same victims.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,6 +121,63 @@ static size_t order_receipts(const moat_exposure_t *x, uint32_t o, moat_time_t a
 	return np;
 }
 
+/* Pass 2 over a range of orders: population count and K counters. */
+typedef struct pass2 {
+	const moat_exposure_t *x;
+	uint32_t lo, hi;
+	moat_time_t last;
+	unsigned family;
+	const unsigned *fam;
+	size_t nf;
+	uint32_t C, P;
+	const uint8_t *hot, *isc;
+	uint32_t *Kc;
+	uint64_t N;
+	moat_err_t rc;
+} pass2_t;
+
+static void *pass2_run(void *arg)
+{
+	pass2_t *t = arg;
+	const moat_exposure_t *x = t->x;
+	size_t cap = 4096;
+	uint32_t *pr = malloc(cap * sizeof *pr);
+	unsigned *pf = malloc(cap * sizeof *pf);
+	party_acc_t *acc = malloc(cap * sizeof *acc);
+	if (!pr || !pf || !acc) {
+		t->rc = MOAT_ENOMEM;
+		goto out;
+	}
+	for (uint32_t o = t->lo; o < t->hi; o++) {
+		if ((x->order_flags[o] & TRACE_ORDER_HONEY) ||
+		    (int64_t)x->order_first[o] * 1000 > t->last + 999)
+			continue;
+		t->N++;
+		bool any = false;
+		for (uint32_t i = x->off[o]; i < x->off[o + 1]; i++)
+			if (t->hot[x->rpm[i] >> 8] && (x->rpm[i] & t->family)) {
+				any = true;
+				break;
+			}
+		if (!any)
+			continue;
+		size_t nacc;
+		size_t np = order_receipts(x, o, t->last, pr, pf, cap, acc, &nacc);
+		for (size_t a = 0; a < np + nacc; a++) {
+			unsigned got = (a < np ? pf[a] : acc[a - np].fields) & t->family;
+			uint32_t c = a < np ? pr[a] : t->P + acc[a - np].party;
+			for (size_t fi = 0; got && fi < t->nf; fi++)
+				if ((got & t->fam[fi]) && t->isc[fi * t->C + c])
+					t->Kc[fi * t->C + c]++;
+		}
+	}
+out:
+	free(pr);
+	free(pf);
+	free(acc);
+	return NULL;
+}
+
 static bool better(const cand_t *a, uint32_t ia, const cand_t *b, uint32_t ib, uint32_t P)
 {
 	if (a->log_adj != b->log_adj)
@@ -161,7 +219,7 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	double *lp = NULL, *la = NULL;
 	bool *active = NULL;
 	uint8_t *hot = NULL, *isc = NULL;
-	size_t cap = 4096;
+	size_t cap = 4096, *vslot = NULL;
 	pr = malloc(cap * sizeof *pr);
 	pf = malloc(cap * sizeof *pf);
 	acc = malloc(cap * sizeof *acc);
@@ -169,7 +227,15 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		goto nomem;
 
 	/* Merge reports of the same order: earliest contact, fields quoted by both. */
-	size_t nv = 0;
+	size_t nv = 0, vmask = 1;
+	while (vmask < 2 * n_victims)
+		vmask <<= 1;
+	vslot = malloc(vmask * sizeof *vslot);
+	if (!vslot)
+		goto nomem;
+	for (size_t i = 0; i < vmask; i++)
+		vslot[i] = SIZE_MAX;
+	vmask--;
 	for (size_t i = 0; i < n_victims; i++) {
 		const moat_victim_t *v = &victims[i];
 		unsigned q = v->quoted & MOAT_EXPOSURE_FIELDS_ALL;
@@ -180,12 +246,22 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 			goto fail;
 		}
 		int64_t o = trace_dict_find(&x->orders, v->order_id);
-		size_t j = 0;
-		for (; j < nv; j++)
-			if (o >= 0 ? vs[j].order == o
-				   : (vs[j].order < 0 &&
-				      strcmp(victims[vs[j].input].order_id, v->order_id) == 0))
-				break;
+		size_t j = nv;
+		if (o >= 0) {
+			/* open addressing on the order number: reports are many, orders few */
+			size_t hsh = (size_t)((uint64_t)o * 0x9E3779B97F4A7C15ull >> 20) & vmask;
+			while (vslot[hsh] != SIZE_MAX && vs[vslot[hsh]].order != o)
+				hsh = (hsh + 1) & vmask;
+			if (vslot[hsh] != SIZE_MAX)
+				j = vslot[hsh];
+			else
+				vslot[hsh] = nv;
+		} else {
+			for (j = 0; j < nv; j++)
+				if (vs[j].order < 0 &&
+				    strcmp(victims[vs[j].input].order_id, v->order_id) == 0)
+					break;
+		}
 		if (j < nv) {
 			if (v->contact < vs[j].contact)
 				vs[j].contact = v->contact;
@@ -291,30 +367,35 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 			if (isc[fi * C + p] || (q != TRACE_NO_PARTY && isc[fi * C + P + q]))
 				hot[p] = 1;
 	}
-	uint64_t N = 0;
-	for (uint32_t o = 0; o < x->off_orders; o++) {
-		if ((x->order_flags[o] & TRACE_ORDER_HONEY) ||
-		    (int64_t)x->order_first[o] * 1000 > last + 999)
-			continue;
-		N++;
-		bool any = false;
-		for (uint32_t i = x->off[o]; i < x->off[o + 1]; i++)
-			if (hot[x->rpm[i] >> 8] && (x->rpm[i] & family)) {
-				any = true;
-				break;
+	/* The scan is split over two threads (each with its own counters) when the
+	 * index is large; the second thread is an optimisation, never required. */
+	pass2_t half[2] = {{x, 0, x->off_orders, last, family, fam, nf, C, P, hot, isc, Kc, 0, MOAT_OK},
+			   {x, 0, 0, last, family, fam, nf, C, P, hot, isc, NULL, 0, MOAT_OK}};
+	pthread_t th;
+	bool threaded = false;
+	if (x->nrec > (1u << 20)) {
+		half[1].Kc = calloc(H ? H : 1, sizeof *Kc);
+		if (half[1].Kc) {
+			half[1].lo = half[0].hi = x->off_orders / 2;
+			half[1].hi = x->off_orders;
+			threaded = pthread_create(&th, NULL, pass2_run, &half[1]) == 0;
+			if (!threaded) {
+				half[0].hi = x->off_orders;
+				free(half[1].Kc);
+				half[1].Kc = NULL;
 			}
-		if (!any)
-			continue;
-		size_t nacc;
-		size_t np = order_receipts(x, o, last, pr, pf, cap, acc, &nacc);
-		for (size_t a = 0; a < np + nacc; a++) {
-			unsigned got = (a < np ? pf[a] : acc[a - np].fields) & family;
-			uint32_t c = a < np ? pr[a] : P + acc[a - np].party;
-			for (size_t fi = 0; got && fi < nf; fi++)
-				if ((got & fam[fi]) && isc[fi * C + c])
-					Kc[fi * C + c]++;
 		}
 	}
+	pass2_run(&half[0]);
+	if (threaded) {
+		pthread_join(th, NULL);
+		for (size_t h = 0; h < H; h++)
+			Kc[h] += half[1].Kc[h];
+	}
+	free(half[1].Kc);
+	if (half[0].rc != MOAT_OK || (threaded && half[1].rc != MOAT_OK))
+		goto nomem;
+	uint64_t N = half[0].N + (threaded ? half[1].N : 0);
 	for (size_t h = 0; h < H; h++)
 		cs[h].K = Kc[h];
 	N += unknown;
@@ -428,9 +509,22 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		free(lv);
 		goto nomem;
 	}
-	for (size_t i = 0; i < nc && npool < 256; i++)
+	/* The pool: the significant hypotheses, best first, at most 64 (more sources
+	 * than that in one case is not a leak pattern the mixture needs to untangle). */
+	for (size_t i = 0; i < nc; i++)
 		if (la[i] < log_alpha)
 			pool[npool++] = (uint32_t)i;
+	for (size_t i = 1; i < npool; i++) {
+		uint32_t v = pool[i];
+		size_t j = i;
+		while (j > 0 && la[pool[j - 1]] > la[v]) {
+			pool[j] = pool[j - 1];
+			j--;
+		}
+		pool[j] = v;
+	}
+	if (npool > 64)
+		npool = 64;
 	double nlive = 0;
 	for (size_t j = 0; j < nv; j++)
 		nlive += active[j];
@@ -458,9 +552,15 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 			}
 			share[s2] = r;
 		}
-		for (size_t s2 = 0; s2 < npool; s2++)
-			pi[s2] = share[s2] / nlive;
+		double moved = fabs(pi[npool] - bg / nlive);
+		for (size_t s2 = 0; s2 < npool; s2++) {
+			double np2 = share[s2] / nlive;
+			moved = fmax(moved, fabs(np2 - pi[s2]));
+			pi[s2] = np2;
+		}
 		pi[npool] = bg / nlive;
+		if (moved < 1e-7)
+			break;
 	}
 	/* Order: most victims explained first; ties by p, then principal first. */
 	for (size_t i = 1; i < npool; i++) {
@@ -720,6 +820,7 @@ nomem:
 fail:
 	moat_score_result_clear(out);
 done:
+	free(vslot);
 	free(vs);
 	free(cs);
 	free(pairs);
