@@ -56,8 +56,7 @@ echo "   ($(($(wc -l <"$WORLD/alerts.txt") - 1)) alerts in all)"
 if "$MOAT" help | grep -q "^  trace"; then
 	say "4. traced: scam reports become a case; moat names the leakers"
 	"$MOAT" import reports "$WORLD/reports.jsonl" --data "$DATA"
-	"$MOAT" import calls "$WORLD/calls.jsonl" --data "$DATA" 2>/dev/null || true
-	case=$("$MOAT" case list --json --data "$DATA" | head -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["case_id"])')
+	case=$("$MOAT" case list --json --data "$DATA" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["case"])')
 	"$MOAT" trace "$case" --data "$DATA" --out "$DATA.evidence"
 fi
 
@@ -100,7 +99,8 @@ trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 get() { curl -sS -H "Authorization: Bearer $1" "http://127.0.0.1:$PORT$2"; }
 echo "-- courier cr-live reads its assigned order L001 to deliver it:"
-get "$CR" "/v1/orders/L001?purpose=deliver" | python3 -m json.tool --no-ensure-ascii | head -30
+get "$CR" "/v1/orders/L001?purpose=deliver" >"$WORLD/L001.json"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.pop("receipt",None); print(json.dumps(d, ensure_ascii=False, indent=2))' "$WORLD/L001.json"
 echo "-- the same courier asks for L020, which it was never assigned:"
 get "$CR" "/v1/orders/L020?purpose=deliver"; echo
 echo "-- customer service cs-live reads L001 (open ticket) for customer_care:"
