@@ -1,9 +1,11 @@
 /* Unit tests for src/crypto: keyring, AES-256-GCM blobs, rotation, API keys. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "check.h"
+#include "moat/base.h"
 #include "moat/crypto.h"
 
 int main(void)
@@ -81,6 +83,35 @@ int main(void)
 	chmod(path, 0640);
 	CHECK_INT(moat_keyring_open(keys, &k, &e), MOAT_EDENIED);
 	chmod(path, 0600);
+
+	/* The look-up hash is HMAC-SHA-256 (RFC 2104) of the look-up key: checked
+	 * against values computed independently (Python hmac) for a known key. */
+	{
+		char lk[512], saved[128] = {0};
+		snprintf(lk, sizeof lk, "%s/lookup.key", keys);
+		FILE *f = fopen(lk, "r");
+		CHECK(f && fgets(saved, sizeof saved, f));
+		fclose(f);
+		f = fopen(lk, "w");
+		CHECK(f != NULL);
+		for (int i = 0; i < 32; i++)
+			fprintf(f, "%02x", i);
+		fputs("\n", f);
+		fclose(f);
+		CHECK_INT(moat_keyring_open(keys, &k, &e), MOAT_OK);
+		uint8_t h[32];
+		char hex[65];
+		moat_lookup_hash(k, "13812345678", h);
+		moat_hex_encode(h, 32, hex);
+		CHECK_STR(hex, "05ec8d79e8cc09ed99aa938b4d7714e3d1bafdeefa21bb9f942fb862f50cfcd2");
+		moat_lookup_hash(k, "", h);
+		moat_hex_encode(h, 32, hex);
+		CHECK_STR(hex, "d38b42096d80f45f826b44a9d5607de72496a415d3f4a1a8c88e3bb9da8dc1cb");
+		moat_keyring_free(k);
+		f = fopen(lk, "w");
+		CHECK(f && fputs(saved, f) >= 0);
+		fclose(f);
+	}
 
 	char key[72];
 	uint8_t hash[32], hash2[32];

@@ -30,6 +30,10 @@ struct moat_keyring {
 	size_t n;
 	size_t current;
 	uint8_t lookup[KEY_LEN];
+	/* HMAC-SHA-256 of the look-up key with the padded key blocks already
+	 * absorbed (RFC 2104): a look-up hash copies these two states instead of
+	 * fetching the MAC and hashing the key again on every call. */
+	EVP_MD_CTX *hmac_inner, *hmac_outer;
 	/* GCM nonces use the deterministic construction of NIST SP 800-38D 8.2.1:
 	 * a random 4-byte field fixed per keyring instance and a 64-bit invocation
 	 * counter, so no nonce repeats under one key without a RAND call per record. */
@@ -56,7 +60,8 @@ static moat_err_t read_key_file(const char *path, uint8_t key[KEY_LEN], moat_err
 		return moat_error_set(err, MOAT_ENOTFOUND, NULL, "missing key file %s", path);
 	if (st.st_mode & 077)
 		return moat_error_set(err, MOAT_EDENIED, NULL,
-				      "key file %s is readable by others; run chmod 600 on it", path);
+				      "key file %s is readable by others; run chmod 600 on it",
+				      path);
 	char *text = NULL;
 	size_t len = 0;
 	moat_err_t rc = moat_file_read(path, 256, &text, &len, err);
@@ -68,14 +73,16 @@ static moat_err_t read_key_file(const char *path, uint8_t key[KEY_LEN], moat_err
 	bool ok = moat_hex_decode(text, len, key, &n, KEY_LEN) && n == KEY_LEN;
 	OPENSSL_cleanse(text, len);
 	free(text);
-	return ok ? MOAT_OK : moat_error_set(err, MOAT_ECORRUPT, NULL, "key file %s is malformed", path);
+	return ok ? MOAT_OK
+		  : moat_error_set(err, MOAT_ECORRUPT, NULL, "key file %s is malformed", path);
 }
 
 moat_err_t moat_keyring_create(const char *dir, moat_error_t *err)
 {
 	struct stat st;
 	if (stat(dir, &st) == 0)
-		return moat_error_set(err, MOAT_EEXIST, NULL, "key directory %s already exists", dir);
+		return moat_error_set(err, MOAT_EEXIST, NULL, "key directory %s already exists",
+				      dir);
 	moat_err_t rc = moat_mkdirs(dir, 0700, err);
 	if (rc != MOAT_OK)
 		return rc;
@@ -108,6 +115,28 @@ static bool key_id_valid(const char *id)
 	return true;
 }
 
+/* Absorbs the look-up key's inner and outer padded blocks (RFC 2104). */
+static bool hmac_prepare(moat_keyring_t *k)
+{
+	uint8_t ipad[64], opad[64];
+	memset(ipad, 0x36, sizeof ipad);
+	memset(opad, 0x5c, sizeof opad);
+	for (size_t i = 0; i < KEY_LEN; i++) {
+		ipad[i] ^= k->lookup[i];
+		opad[i] ^= k->lookup[i];
+	}
+	k->hmac_inner = EVP_MD_CTX_new();
+	k->hmac_outer = EVP_MD_CTX_new();
+	bool ok = k->hmac_inner && k->hmac_outer &&
+		  EVP_DigestInit_ex(k->hmac_inner, EVP_sha256(), NULL) == 1 &&
+		  EVP_DigestUpdate(k->hmac_inner, ipad, sizeof ipad) == 1 &&
+		  EVP_DigestInit_ex(k->hmac_outer, EVP_sha256(), NULL) == 1 &&
+		  EVP_DigestUpdate(k->hmac_outer, opad, sizeof opad) == 1;
+	OPENSSL_cleanse(ipad, sizeof ipad);
+	OPENSSL_cleanse(opad, sizeof opad);
+	return ok;
+}
+
 moat_err_t moat_keyring_open(const char *dir, moat_keyring_t **out, moat_error_t *err)
 {
 	moat_keyring_t *k = calloc(1, sizeof *k);
@@ -122,21 +151,23 @@ moat_err_t moat_keyring_open(const char *dir, moat_keyring_t **out, moat_error_t
 	}
 	DIR *d = opendir(dir);
 	if (!d) {
-		rc = moat_error_set(err, MOAT_ENOTFOUND, NULL, "cannot open key directory %s: %s", dir,
-				    strerror(errno));
+		rc = moat_error_set(err, MOAT_ENOTFOUND, NULL, "cannot open key directory %s: %s",
+				    dir, strerror(errno));
 		goto fail;
 	}
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
 		char id[MOAT_KEY_ID_MAX + 16];
 		size_t len = strlen(de->d_name);
-		if (len < 9 || strncmp(de->d_name, "dek-", 4) != 0 || strcmp(de->d_name + len - 4, ".key") != 0)
+		if (len < 9 || strncmp(de->d_name, "dek-", 4) != 0 ||
+		    strcmp(de->d_name + len - 4, ".key") != 0)
 			continue;
 		snprintf(id, sizeof id, "%.*s", (int)(len - 8), de->d_name + 4);
 		if (!key_id_valid(id))
 			continue;
 		if (k->n == MAX_KEYS) {
-			rc = moat_error_set(err, MOAT_ELIMIT, NULL, "more than %d data keys", MAX_KEYS);
+			rc = moat_error_set(err, MOAT_ELIMIT, NULL, "more than %d data keys",
+					    MAX_KEYS);
 			break;
 		}
 		char path[1400];
@@ -164,13 +195,18 @@ moat_err_t moat_keyring_open(const char *dir, moat_keyring_t **out, moat_error_t
 		}
 	free(cur);
 	if (!found) {
-		rc = moat_error_set(err, MOAT_ECORRUPT, NULL, "current data key named in %s is missing", path);
+		rc = moat_error_set(err, MOAT_ECORRUPT, NULL,
+				    "current data key named in %s is missing", path);
 		goto fail;
 	}
 	snprintf(path, sizeof path, "%s/lookup.key", dir);
 	rc = read_key_file(path, k->lookup, err);
 	if (rc != MOAT_OK)
 		goto fail;
+	if (!hmac_prepare(k)) {
+		rc = moat_error_set(err, MOAT_ECRYPTO, NULL, "cannot prepare the look-up HMAC");
+		goto fail;
+	}
 	*out = k;
 	return MOAT_OK;
 fail:
@@ -183,11 +219,16 @@ void moat_keyring_free(moat_keyring_t *k)
 	if (!k)
 		return;
 	pthread_mutex_destroy(&k->nonce_lock);
+	EVP_MD_CTX_free(k->hmac_inner);
+	EVP_MD_CTX_free(k->hmac_outer);
 	OPENSSL_cleanse(k, sizeof *k);
 	free(k);
 }
 
-const char *moat_keyring_current(const moat_keyring_t *k) { return k->keys[k->current].id; }
+const char *moat_keyring_current(const moat_keyring_t *k)
+{
+	return k->keys[k->current].id;
+}
 
 moat_err_t moat_keyring_rotate(moat_keyring_t *k, char *out_id, moat_error_t *err)
 {
@@ -285,7 +326,8 @@ moat_err_t moat_decrypt(const moat_keyring_t *k, const uint8_t *blob, size_t n, 
 		return moat_error_set(err, MOAT_ECORRUPT, NULL, "encrypted record is malformed");
 	const dek_t *d = find_key(k, id);
 	if (!d)
-		return moat_error_set(err, MOAT_ECORRUPT, NULL, "record is encrypted with unknown key %s", id);
+		return moat_error_set(err, MOAT_ECORRUPT, NULL,
+				      "record is encrypted with unknown key %s", id);
 	size_t idlen = blob[1];
 	const uint8_t *nonce = blob + 2 + idlen, *ct = nonce + NONCE_LEN;
 	size_t ctlen = n - 2 - idlen - NONCE_LEN - TAG_LEN;
@@ -305,8 +347,9 @@ moat_err_t moat_decrypt(const moat_keyring_t *k, const uint8_t *blob, size_t n, 
 	if (!ok) {
 		OPENSSL_cleanse(p, ctlen);
 		free(p);
-		return moat_error_set(err, MOAT_ECORRUPT, NULL,
-				      "encrypted record failed authentication (tampered or wrong record)");
+		return moat_error_set(
+		    err, MOAT_ECORRUPT, NULL,
+		    "encrypted record failed authentication (tampered or wrong record)");
 	}
 	p[ctlen] = '\0';
 	*out = p;
@@ -317,11 +360,24 @@ moat_err_t moat_decrypt(const moat_keyring_t *k, const uint8_t *blob, size_t n, 
 
 void moat_lookup_hash(const moat_keyring_t *k, const char *s, uint8_t out[MOAT_HMAC_LEN])
 {
-	unsigned int len = MOAT_HMAC_LEN;
-	HMAC(EVP_sha256(), k->lookup, KEY_LEN, (const uint8_t *)s, strlen(s), out, &len);
+	uint8_t inner[SHA256_DIGEST_LENGTH];
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	bool ok =
+	    c && EVP_MD_CTX_copy_ex(c, k->hmac_inner) == 1 &&
+	    EVP_DigestUpdate(c, s, strlen(s)) == 1 && EVP_DigestFinal_ex(c, inner, NULL) == 1 &&
+	    EVP_MD_CTX_copy_ex(c, k->hmac_outer) == 1 &&
+	    EVP_DigestUpdate(c, inner, sizeof inner) == 1 && EVP_DigestFinal_ex(c, out, NULL) == 1;
+	EVP_MD_CTX_free(c);
+	if (!ok) { /* allocation failure only: fall back to the one-shot API */
+		unsigned int len = MOAT_HMAC_LEN;
+		HMAC(EVP_sha256(), k->lookup, KEY_LEN, (const uint8_t *)s, strlen(s), out, &len);
+	}
 }
 
-void moat_sha256(const void *data, size_t n, uint8_t out[32]) { SHA256(data, n, out); }
+void moat_sha256(const void *data, size_t n, uint8_t out[32])
+{
+	SHA256(data, n, out);
+}
 
 moat_err_t moat_api_key_new(char out[72], uint8_t hash[32])
 {
