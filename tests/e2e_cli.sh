@@ -114,6 +114,30 @@ expect 1 "1 GiB line" "$MOAT" import orders "$T/huge.jsonl" --data "$D"
 contains "$T/err" "line 2: line is longer than" "1 GiB line message"
 [ "$(count_orders)" = "$before" ] && ok || bad "1 GiB line: batch partly written"
 rm -f "$T/huge.jsonl"
+# errors deep in a large file (orders are parsed and encrypted on a second
+# thread while rows are written): still nothing written, still the right line
+python3 - "$T" "$good" <<'PYEOF'
+import json, sys
+t, good = sys.argv[1], json.loads(sys.argv[2])
+def world(bad_line, change):
+    with open(f"{t}/big.jsonl", "w") as f:
+        for i in range(1, 3001):
+            o = json.loads(json.dumps(good)); o["order_id"] = f"BIG{i:05d}"
+            if i == bad_line: change(o)
+            f.write(json.dumps(o, ensure_ascii=False) + "\n")
+def phone(o): o["buyer"]["phone"] = "12345"
+world(2777, phone)
+import os; os.rename(f"{t}/big.jsonl", f"{t}/big1.jsonl")
+def merchant(o): o["merchant"] = "m-nobody"
+world(2900, merchant)
+PYEOF
+before=$(count_orders)
+expect 1 "bad phone at line 2777" "$MOAT" import orders "$T/big1.jsonl" --data "$D"
+contains "$T/err" "line 2777, field buyer.phone" "late parse error names its line"
+expect 1 "unknown merchant at line 2900" "$MOAT" import orders "$T/big.jsonl" --data "$D"
+contains "$T/err" "line 2900, field merchant: unknown party" "late store error names its line"
+[ "$(count_orders)" = "$before" ] && ok || bad "late errors: batch partly written"
+rm -f "$T/big.jsonl" "$T/big1.jsonl"
 # wrong kinds in other files
 printf '{"party":"x","kind":"bank","name":"n"}\n' >"$T/p.jsonl"
 expect 1 "bad party kind" "$MOAT" import parties "$T/p.jsonl" --data "$D"
