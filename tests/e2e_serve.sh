@@ -34,6 +34,11 @@ check "too-short password refused" '[ $? -eq 1 ]'
 check "key for unknown principal" '[ $? -eq 1 ]'
 "$MOAT" principal key --data "$D" >/dev/null 2>&1
 check "key without id" '[ $? -eq 2 ]'
+# credential changes are PRINCIPAL ledger entries naming what changed, never the secret
+"$MOAT" ledger show 0 --data "$D" >/dev/null 2>&1 || true
+creds=$(for i in $(seq 0 20); do "$MOAT" ledger show "$i" --data "$D" 2>/dev/null; done)
+check "key and passwd are ledger entries" '[ "$(grep -c "\"kind\":\"principal\".*\"ref\":\"key\"" <<<"$creds")" -ge 3 ] && grep -q "\"principal\":\"cs-017\",\"ref\":\"passwd\"" <<<"$creds"'
+check "no secret in the ledger" '! grep -Rqa -e "s3cret-passw0rd" -e "$K2" "$D/ledger"'
 
 # ---- start ----
 "$MOAT" serve --data "$D" --listen 127.0.0.1:0 --threads 4 2>"$T/serve.log" &

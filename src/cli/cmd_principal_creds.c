@@ -7,6 +7,8 @@
 #include "cli/cli.h"
 #include "moat/app.h"
 #include "moat/crypto.h"
+#include "moat/ledger.h"
+#include "moat/model.h"
 
 /* Reads one line (without the newline) from stdin, without echo on a terminal. */
 static bool read_password(const char *prompt, char *out, size_t cap)
@@ -35,6 +37,18 @@ static bool read_password(const char *prompt, char *out, size_t cap)
 	return true;
 }
 
+/* A credential change is a PRINCIPAL ledger entry (never the secret), durable
+ * before the change commits, as for add, suspend and resume. */
+static moat_err_t log_change(moat_app_t *a, const char *id, const char *what, moat_error_t *e)
+{
+	moat_entry_t en = {.kind = MOAT_ENTRY_PRINCIPAL,
+			   .time = moat_now(),
+			   .principal = id,
+			   .ref = what,
+			   .detail = "cli"};
+	return moat_ledger_append(a->ledger, &en, 1, NULL, e);
+}
+
 int cli_principal_creds(const cli_common_t *c, const char *verb, int nargs, const char *id)
 {
 	if (nargs != 1 || !id)
@@ -52,7 +66,7 @@ int cli_principal_creds(const cli_common_t *c, const char *verb, int nargs, cons
 	}
 	moat_error_t e = {0};
 	moat_app_t *a = NULL;
-	if (moat_app_open(c->data_dir, MOAT_APP_NO_LEDGER, &a, &e) != MOAT_OK)
+	if (moat_app_open(c->data_dir, 0, &a, &e) != MOAT_OK)
 		return cli_fail("principal", &e);
 	moat_principal_row_t row;
 	moat_err_t rc = moat_store_principal_get(a->store, id, &row, &e);
@@ -62,8 +76,15 @@ int cli_principal_creds(const cli_common_t *c, const char *verb, int nargs, cons
 		rc = moat_api_key_new(key, hash);
 		if (rc != MOAT_OK)
 			moat_error_set(&e, rc, NULL, "no randomness available");
-		else
+		else if ((rc = moat_store_begin(a->store, &e)) == MOAT_OK) {
 			rc = moat_store_principal_set_key(a->store, id, hash, &e);
+			if (rc == MOAT_OK)
+				rc = log_change(a, id, "key", &e);
+			if (rc == MOAT_OK)
+				rc = moat_store_commit(a->store, &e);
+			if (rc != MOAT_OK)
+				moat_store_rollback(a->store);
+		}
 		if (rc == MOAT_OK) {
 			if (c->json)
 				printf("{\"principal\":\"%s\",\"api_key\":\"%s\"}\n", id, key);
@@ -75,8 +96,15 @@ int cli_principal_creds(const cli_common_t *c, const char *verb, int nargs, cons
 	} else if (rc == MOAT_OK) {
 		char phc[MOAT_PHC_MAX];
 		rc = moat_password_hash(pw, phc, &e);
-		if (rc == MOAT_OK)
+		if (rc == MOAT_OK && (rc = moat_store_begin(a->store, &e)) == MOAT_OK) {
 			rc = moat_store_principal_set_password(a->store, id, phc, &e);
+			if (rc == MOAT_OK)
+				rc = log_change(a, id, "passwd", &e);
+			if (rc == MOAT_OK)
+				rc = moat_store_commit(a->store, &e);
+			if (rc != MOAT_OK)
+				moat_store_rollback(a->store);
+		}
 		if (rc == MOAT_OK)
 			printf("password set for %s\n", id);
 	}
