@@ -34,6 +34,7 @@ typedef struct moat_config {
 	char virtual_pool[64];      /* [virtual] pool = 17100000000-17199999999 */
 	int virtual_grace_days;     /* [virtual] grace_days = 3           */
 	int case_window_days;       /* [trace] case_window_days = 30      */
+	char webhook[513];          /* [detect] webhook = (empty: off)    MOAT_WEBHOOK */
 } moat_config_t;
 
 void moat_config_defaults(moat_config_t *c);

@@ -213,6 +213,11 @@ moat_err_t moat_store_alert_get(moat_store_t *s, const char *id, moat_alert_row_
 moat_err_t moat_store_alert_list(moat_store_t *s, int status, size_t limit,
 				 int (*fn)(void *ctx, const moat_alert_row_t *row), void *ctx,
 				 moat_error_t *err) MOAT_MUST_CHECK;
+/* Alerts whose ALERT ledger entry lies after index `after`, in ledger order (the
+ * order they were raised); limit 0 = no limit. fn non-zero stops. */
+moat_err_t moat_store_alert_after(moat_store_t *s, int64_t after, size_t limit,
+				  int (*fn)(void *ctx, const moat_alert_row_t *row), void *ctx,
+				  moat_error_t *err) MOAT_MUST_CHECK;
 /* Marks an open alert resolved with a reason (1..MOAT_TEXT_MAX chars).
  * MOAT_ENOTFOUND, or MOAT_ECONFLICT if already resolved. */
 moat_err_t moat_store_alert_resolve(moat_store_t *s, const char *id, const char *reason,
@@ -351,5 +356,26 @@ moat_err_t moat_detect_alerts_json(moat_store_t *s, int status, size_t limit, mo
 				   moat_error_t *err) MOAT_MUST_CHECK;
 /* One alert row as a JSON object. */
 moat_err_t moat_detect_alert_row_json(const moat_alert_row_t *r, moat_buf_t *out) MOAT_MUST_CHECK;
+
+/* ---- alert webhook (src/detect/webhook.c) ---------------------------------------- */
+
+/* Delivers every alert raised after it first starts to an HTTP(S) endpoint, in
+ * the order raised, at least once: POST of the alert's JSON (ids, rule, action,
+ * evidence ledger indexes; never buyer PII) with
+ *   Moat-Signature: sha256=<hex HMAC-SHA-256 of the body under <data>/keys/webhook.key>
+ *   Moat-Alert-Id: <id>
+ * A 2xx answer advances a cursor kept in the store ("detect.webhook_cursor"), so
+ * a restart resumes where delivery stopped; anything else is retried with
+ * backoff (1 s doubling to 60 s). Runs on its own thread with its own store
+ * connection; stop waits at most one request timeout (5 s). */
+typedef struct moat_webhook moat_webhook_t;
+/* Validates a webhook URL: http:// or https://, at most 512 characters, no
+ * spaces or control characters. */
+bool moat_webhook_url_valid(const char *url);
+moat_err_t moat_webhook_start(const char *data_dir, const char *url, moat_webhook_t **out,
+			      moat_error_t *err) MOAT_MUST_CHECK;
+/* Asks for delivery now (after a detector step raised alerts). */
+void moat_webhook_poke(moat_webhook_t *w);
+void moat_webhook_stop(moat_webhook_t *w);
 
 #endif

@@ -7,6 +7,7 @@
 #include <ini.h>
 
 #include "moat/app.h"
+#include "moat/detect.h"
 
 void moat_config_defaults(moat_config_t *c)
 {
@@ -75,6 +76,16 @@ static bool apply(moat_config_t *c, const char *section, const char *key, const 
 	STR("virtual", "pool", c->virtual_pool)
 	NUM("virtual", "grace_days", c->virtual_grace_days, 0, 365)
 	NUM("trace", "case_window_days", c->case_window_days, 1, 3650)
+	if (strcmp(section, "detect") == 0 && strcmp(key, "webhook") == 0) {
+		if (*v && !moat_webhook_url_valid(v)) {
+			moat_error_set(err, MOAT_EINVAL, field,
+				       "must be an http:// or https:// URL of at most 512 characters without "
+				       "spaces, or empty");
+			return false;
+		}
+		snprintf(c->webhook, sizeof c->webhook, "%s", v);
+		return true;
+	}
 	if (strcmp(section, "log") == 0 && strcmp(key, "level") == 0) {
 		if (!moat_log_parse_level(v, &c->log_level)) {
 			moat_error_set(err, MOAT_EINVAL, field, "must be debug, info, warn, error or off");
@@ -134,7 +145,7 @@ moat_err_t moat_config_env(moat_config_t *c, moat_error_t *err)
 	} map[] = {
 	    {"MOAT_LISTEN", "server", "listen"},   {"MOAT_THREADS", "server", "threads"},
 	    {"MOAT_MAX_BODY", "server", "max_body"}, {"MOAT_LOG_LEVEL", "log", "level"},
-	    {"MOAT_CHECKPOINT_MS", "ledger", "checkpoint_ms"},
+	    {"MOAT_CHECKPOINT_MS", "ledger", "checkpoint_ms"}, {"MOAT_WEBHOOK", "detect", "webhook"},
 	};
 	for (size_t i = 0; i < MOAT_ARRAY_LEN(map); i++) {
 		const char *v = getenv(map[i].env);

@@ -109,6 +109,10 @@ int cmd_serve(int argc, char **argv)
 	/* The engine stays resident between ticks, so each tick reads only what
 	 * the ledger gained (the first one replays it to rebuild the windows). */
 	moat_detect_runner_t *runner = NULL;
+	moat_webhook_t *hook = NULL;
+	if (a->config.webhook[0] &&
+	    moat_webhook_start(a->data_dir, a->config.webhook, &hook, &e) != MOAT_OK)
+		goto done;
 	for (;;) {
 		struct timespec tick = {1, 0};
 		int sig = sigtimedwait(&set, NULL, &tick);
@@ -119,6 +123,7 @@ int cmd_serve(int argc, char **argv)
 				drc = moat_detect_runner_open(a, &runner, &de);
 			if (drc == MOAT_OK && runner)
 				drc = moat_detect_runner_step(runner, NULL, &de);
+			moat_webhook_poke(hook);
 			if (drc != MOAT_OK && !warned) {
 				moat_log(MOAT_LOG_WARN, "detect_failed", "%s", de.msg);
 				warned = true;
@@ -136,6 +141,7 @@ int cmd_serve(int argc, char **argv)
 		break;
 	}
 	moat_detect_runner_free(runner);
+	moat_webhook_stop(hook);
 	moat_log(MOAT_LOG_INFO, "serve_stopping", "shutting down");
 	ret = CLI_OK;
 done:

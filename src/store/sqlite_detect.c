@@ -26,6 +26,7 @@ enum {
 	STMT_ACTION_LIST_ALL,
 	STMT_ACTION_LIST_ACTIVE,
 	STMT_ACTION_FOR,
+	STMT_ALERT_AFTER,
 	STMT_DETECT_END
 };
 _Static_assert((int)STMT_DETECT_END <= (int)STMT_TRACE_BASE, "detector statement ids overflow their range");
@@ -156,6 +157,31 @@ moat_err_t moat_store_alert_list(moat_store_t *s, int status, size_t limit,
 	if (status >= 0)
 		sqlite3_bind_int(st, p++, status);
 	sqlite3_bind_int64(st, p, limit ? (int64_t)limit : -1);
+	moat_alert_row_t row;
+	int r;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		alert_row(st, &row);
+		if (fn(ctx, &row) != 0) {
+			sqlite3_reset(st);
+			return MOAT_OK;
+		}
+	}
+	sqlite3_reset(st);
+	return r == SQLITE_DONE ? MOAT_OK : db_err(s, err, "alert list");
+}
+
+moat_err_t moat_store_alert_after(moat_store_t *s, int64_t after, size_t limit,
+				  int (*fn)(void *ctx, const moat_alert_row_t *row), void *ctx,
+				  moat_error_t *err)
+{
+	sqlite3_stmt *st = moat_sqlite_stmt(s, STMT_ALERT_AFTER,
+					    "SELECT " ALERT_COLS " FROM detect_alerts WHERE ledger_index > ?"
+					    " ORDER BY ledger_index LIMIT ?",
+					    err);
+	if (!st)
+		return MOAT_EDB;
+	sqlite3_bind_int64(st, 1, after);
+	sqlite3_bind_int64(st, 2, limit ? (int64_t)limit : -1);
 	moat_alert_row_t row;
 	int r;
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
