@@ -14,10 +14,12 @@ static void help(void)
 	printf("usage: moat serve [--data DIR] [--listen HOST:PORT] [--threads N] [--no-detect]\n\n"
 	       "Serves the gateway API (docs/openapi.yaml, also at /openapi.json) until SIGTERM\n"
 	       "or SIGINT; in-flight requests finish and the event log is flushed first.\n"
-	       "SIGHUP reloads <data>/policy.conf (a bad policy is refused; the old one stays).\n"
+	       "SIGHUP reloads <data>/policy.conf and <data>/rules.conf (a bad file is refused;\n"
+	       "the old one stays).\n"
 	       "The detector runs over new ledger entries about once a second; its actions\n"
 	       "(throttle, force masking, suspend) apply to a principal's next request;\n"
-	       "--no-detect leaves detection to `moat alerts scan` run elsewhere.\n"
+	       "--no-detect leaves detection to `moat alerts scan` run elsewhere. With\n"
+	       "[detect] webhook set, new alerts are POSTed there, signed (docs/config.md).\n"
 	       "Listen address and threads default to moat.conf [server] (127.0.0.1:8080).\n");
 }
 
@@ -136,6 +138,22 @@ int cmd_serve(int argc, char **argv)
 				moat_log(MOAT_LOG_ERROR, "reload_failed", "%s", re.msg);
 			else
 				moat_log(MOAT_LOG_INFO, "reloaded", "policy reloaded");
+			/* New rules take effect only if the whole file is valid; the
+			 * fresh engine rebuilds its windows from the ledger on its first
+			 * tick and re-raises nothing already stored. */
+			moat_detect_runner_t *fresh = NULL;
+			moat_error_t de = {0};
+			if (detect && a->ledger) {
+				if (moat_detect_runner_open(a, &fresh, &de) != MOAT_OK) {
+					moat_log(MOAT_LOG_ERROR, "rules_reload_failed",
+						 "%s; the previous rules stay in force", de.msg);
+				} else {
+					moat_detect_runner_free(runner);
+					runner = fresh;
+					warned = false;
+					moat_log(MOAT_LOG_INFO, "rules_reloaded", "detection rules reloaded");
+				}
+			}
 			continue;
 		}
 		break;

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End to end: the alert webhook. A real `moat serve` with [detect] webhook set,
+# End to end: the detector inside `moat serve` — SIGHUP rules reload, and the
+# alert webhook. A real `moat serve` with [detect] webhook set,
 # a real HTTP receiver (python), credential stuffing over POST /v1/sessions:
 # the alert reaches the receiver signed with HMAC-SHA-256 under
 # <data>/keys/webhook.key, a receiver failure is retried, a restart does not
@@ -120,7 +121,26 @@ kill -TERM "$SERVER"; wait "$SERVER" 2>/dev/null; SERVER=
 start
 sleep 2.5
 check "restart delivers nothing twice" '[ "$(grep -c "\"status\": 200" "$T/got.jsonl")" = "$delivered" ]'
+
+# SIGHUP: a broken rules file is refused and the old rules stay; a valid one
+# takes effect for new events
+cp "$D/rules.conf" "$T/rules.saved"
+printf '[rule broken]\ntype = event_count\n' >>"$D/rules.conf"
+kill -HUP "$SERVER"; sleep 1.5
+check "broken rules refused on SIGHUP" 'grep -q "rules_reload_failed" "$T/serve.log"'
+check "server still serving" 'curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null'
+cp "$T/rules.saved" "$D/rules.conf"
+printf '\n[rule any_failure]\ntitle = Any failed login\ntype = event_count\nfilter = kind=login result=failure\ngroup-by = principal\ntimespan = 1m\ncondition = gte 1\nseverity = low\n' >>"$D/rules.conf"
+"$MOAT" rules check "$D/rules.conf" >/dev/null || bad "test rule file invalid"
+kill -HUP "$SERVER"
+for _ in $(seq 50); do grep -q '"rules_reloaded"' "$T/serve.log" && break; sleep 0.1; done
+check "valid rules reloaded" 'grep -q "\"rules_reloaded\"" "$T/serve.log"'
+curl -s -o /dev/null -H 'Content-Type: application/json' \
+	-d '{"username":"audit-01","password":"wrong-one-here"}' "http://127.0.0.1:$PORT/v1/sessions"
+for _ in $(seq 50); do grep -q any_failure "$T/got.jsonl" && break; sleep 0.1; done
+check "the new rule fires on a new event (and reaches the webhook)" 'grep -q "any_failure" "$T/got.jsonl"'
+check "the new rule did not fire on the history" '[ "$(grep -c any_failure "$T/got.jsonl")" = 1 ]'
 kill -TERM "$SERVER"; wait "$SERVER" 2>/dev/null; SERVER=
 
-echo "e2e_webhook: $pass passed, $fail failed"
+echo "e2e_serve_detect: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
