@@ -545,8 +545,13 @@ moat_err_t moat_store_relation_check(moat_store_t *s, const char *principal, con
 {
 	sqlite3_stmt *st = moat_sqlite_stmt(
 	    s, STMT_RELATION_CHECK,
-	    "SELECT DISTINCT kind FROM relations WHERE principal = ?1"
-	    " AND ((kind IN (0, 1) AND order_id = ?2) OR (kind = 2 AND merchant = ?3))"
+	    /* Two indexed lookups, not one OR: SQLite cannot use relations_by_order's
+	     * order_id column under the OR, and scanned every relation the principal
+	     * holds (a courier holds thousands) on each read. */
+	    "SELECT kind FROM relations WHERE principal = ?1 AND order_id = ?2 AND kind IN (0, 1)"
+	    " AND (from_ms IS NULL OR from_ms <= ?4) AND (until_ms IS NULL OR until_ms >= ?4)"
+	    " UNION ALL SELECT kind FROM relations WHERE principal = ?1 AND merchant = ?3"
+	    " AND kind = 2"
 	    " AND (from_ms IS NULL OR from_ms <= ?4) AND (until_ms IS NULL OR until_ms >= ?4)",
 	    err);
 	if (!st)
