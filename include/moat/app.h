@@ -25,7 +25,7 @@ typedef struct moat_ledger moat_ledger_t;
 /* Settings, in precedence flags > environment (MOAT_*) > moat.conf > defaults. */
 typedef struct moat_config {
 	char listen[128];           /* [server] listen = 127.0.0.1:8080   MOAT_LISTEN */
-	int threads;                /* [server] threads = 4               MOAT_THREADS */
+	int threads;                /* [server] threads = 32              MOAT_THREADS */
 	size_t max_body;            /* [server] max_body = 8388608        MOAT_MAX_BODY */
 	int request_timeout_s;      /* [server] timeout = 10              */
 	moat_log_level_t log_level; /* [log] level = info                 MOAT_LOG_LEVEL */

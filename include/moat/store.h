@@ -30,6 +30,13 @@ int moat_store_schema_version(moat_store_t *s);
 moat_err_t moat_store_begin(moat_store_t *s, moat_error_t *err) MOAT_MUST_CHECK;
 moat_err_t moat_store_commit(moat_store_t *s, moat_error_t *err) MOAT_MUST_CHECK;
 void moat_store_rollback(moat_store_t *s);
+/* Groups the reads that follow, up to read_end, into one snapshot: SQLite then
+ * takes its WAL read lock once instead of once per statement, which is most of
+ * the cost of a short lookup. Nothing may be written between the two (a write
+ * on a stale snapshot would fail with busy); read_end is a no-op when no
+ * transaction is open, so it may be called on every path. */
+moat_err_t moat_store_read_begin(moat_store_t *s, moat_error_t *err) MOAT_MUST_CHECK;
+void moat_store_read_end(moat_store_t *s);
 
 /* Small key/value state (cursors, settings). Values up to 4 KiB. get: ENOTFOUND if absent. */
 moat_err_t moat_store_meta_get(moat_store_t *s, const char *key, char *out, size_t cap,

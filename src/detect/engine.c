@@ -69,10 +69,16 @@ static uint64_t hash_str(const char *s)
 	return h ? h : 1; /* 0 marks an empty slot */
 }
 
-/* Open-addressing map from a non-zero 64-bit key to a uint32 value. */
+/* Open-addressing map from a non-zero 64-bit key to a uint32 value. Key and
+ * value share a slot, so a look-up touches one cache line, not two: with tens
+ * of thousands of principals the map does not stay in cache. */
+typedef struct keymap_slot {
+	uint64_t key;
+	uint32_t val;
+} keymap_slot_t;
+
 typedef struct keymap {
-	uint64_t *keys;
-	uint32_t *vals;
+	keymap_slot_t *s;
 	size_t cap, n;
 } keymap_t;
 
@@ -82,11 +88,11 @@ static bool keymap_get(const keymap_t *m, uint64_t key, uint32_t *val)
 		return false;
 	size_t mask = m->cap - 1;
 	for (size_t i = (size_t)key & mask;; i = (i + 1) & mask) {
-		if (m->keys[i] == key) {
-			*val = m->vals[i];
+		if (m->s[i].key == key) {
+			*val = m->s[i].val;
 			return true;
 		}
-		if (m->keys[i] == 0)
+		if (m->s[i].key == 0)
 			return false;
 	}
 }
@@ -95,42 +101,34 @@ static bool keymap_put(keymap_t *m, uint64_t key, uint32_t val, size_t *mem)
 {
 	if ((m->n + 1) * 2 > m->cap) {
 		size_t ncap = m->cap ? m->cap * 2 : 16;
-		uint64_t *nk = calloc(ncap, sizeof *nk);
-		uint32_t *nv = calloc(ncap, sizeof *nv);
-		if (!nk || !nv) {
-			free(nk);
-			free(nv);
+		keymap_slot_t *ns = calloc(ncap, sizeof *ns);
+		if (!ns)
 			return false;
-		}
 		for (size_t i = 0; i < m->cap; i++) {
-			if (!m->keys[i])
+			if (!m->s[i].key)
 				continue;
-			size_t j = (size_t)m->keys[i] & (ncap - 1);
-			while (nk[j])
+			size_t j = (size_t)m->s[i].key & (ncap - 1);
+			while (ns[j].key)
 				j = (j + 1) & (ncap - 1);
-			nk[j] = m->keys[i];
-			nv[j] = m->vals[i];
+			ns[j] = m->s[i];
 		}
-		*mem += (ncap - m->cap) * (sizeof *nk + sizeof *nv);
-		free(m->keys);
-		free(m->vals);
-		m->keys = nk;
-		m->vals = nv;
+		*mem += (ncap - m->cap) * sizeof *ns;
+		free(m->s);
+		m->s = ns;
 		m->cap = ncap;
 	}
 	size_t mask = m->cap - 1, i = (size_t)key & mask;
-	while (m->keys[i])
+	while (m->s[i].key)
 		i = (i + 1) & mask;
-	m->keys[i] = key;
-	m->vals[i] = val;
+	m->s[i].key = key;
+	m->s[i].val = val;
 	m->n++;
 	return true;
 }
 
 static void keymap_free(keymap_t *m)
 {
-	free(m->keys);
-	free(m->vals);
+	free(m->s);
 }
 
 /* ---- windows ------------------------------------------------------------------------ */
@@ -168,7 +166,10 @@ static void win_advance(win_t *w, int64_t idx)
 	w->head = idx;
 }
 
-static bool win_in(const win_t *w, int64_t idx) { return idx > w->head - WIN_BUCKETS && idx <= w->head; }
+static bool win_in(const win_t *w, int64_t idx)
+{
+	return idx > w->head - WIN_BUCKETS && idx <= w->head;
+}
 
 /* Adds n at bucket idx (after advancing to it); an entry older than the window is
  * dropped. */
@@ -237,7 +238,10 @@ static uint64_t *vset_find(vset_t *s, uint64_t tag, bool *found)
 	}
 }
 
-static bool vset_full(const vset_t *s) { return (uint64_t)(s->n + 1) * 4 > (uint64_t)s->cap * 3; }
+static bool vset_full(const vset_t *s)
+{
+	return (uint64_t)(s->n + 1) * 4 > (uint64_t)s->cap * 3;
+}
 
 /* Rebuilds s keeping only values still in w's window, at most half full; false
  * on OOM (s unchanged). */
@@ -446,12 +450,12 @@ typedef struct principal {
 	const char *name; /* arena */
 	bool known;
 	moat_detect_principal_t info;
-	int group;        /* peer group, -1 if unknown */
+	int group;	    /* peer group, -1 if unknown */
 	uint32_t group_pos; /* position among the group's members */
-	uint64_t entries; /* entries seen */
+	uint64_t entries;   /* entries seen */
 	uint64_t ips[KNOWN_MAX], devices[KNOWN_MAX];
 	uint8_t n_ips, n_devices, ip_pos, device_pos;
-	features_t *feat; /* allocated on the first access/deny/export */
+	features_t *feat;  /* allocated on the first access/deny/export */
 	struct state **st; /* per rule grouped by principal: its state (or NULL) */
 } principal_t;
 
@@ -633,9 +637,18 @@ void moat_detect_free(moat_detect_t *d)
 	free(d);
 }
 
-void moat_detect_set_quiet(moat_detect_t *d, uint64_t quiet) { d->quiet = quiet; }
-size_t moat_detect_principals(const moat_detect_t *d) { return d->n_prins; }
-size_t moat_detect_memory(const moat_detect_t *d) { return d->mem; }
+void moat_detect_set_quiet(moat_detect_t *d, uint64_t quiet)
+{
+	d->quiet = quiet;
+}
+size_t moat_detect_principals(const moat_detect_t *d)
+{
+	return d->n_prins;
+}
+size_t moat_detect_memory(const moat_detect_t *d)
+{
+	return d->mem;
+}
 
 /* ---- principals and groups ---------------------------------------------------------- */
 
@@ -774,7 +787,8 @@ static bool update_features(moat_detect_t *d, ev_t *x)
 	switch (e->kind) {
 	case MOAT_ENTRY_ACCESS:
 		feat_add(f, idx, F_READS, 1);
-		if (e->order_id && !vset_add(&f->orders, &f->distinct, ev_order_hash(x), idx, &d->mem))
+		if (e->order_id &&
+		    !vset_add(&f->orders, &f->distinct, ev_order_hash(x), idx, &d->mem))
 			return false;
 		if (x->plaintext)
 			feat_add(f, idx, F_PLAINTEXT, 1);
@@ -886,16 +900,23 @@ static bool field_of(moat_detect_t *d, ev_t *x, rule_field_t f, uint64_t *h, con
 		*h = mix64((uint64_t)x->p->group + 1) | 1;
 		*s = d->groups[x->p->group].name;
 		return true;
-	case FIELD_IP: v = e->ip; break;
-	case FIELD_DEVICE: v = e->device; break;
+	case FIELD_IP:
+		v = e->ip;
+		break;
+	case FIELD_DEVICE:
+		v = e->device;
+		break;
 	case FIELD_ORDER:
 		if (!e->order_id || !*e->order_id)
 			return false;
 		*h = ev_order_hash(x);
 		*s = e->order_id;
 		return true;
-	case FIELD_REF: v = e->ref; break;
-	default: break;
+	case FIELD_REF:
+		v = e->ref;
+		break;
+	default:
+		break;
 	}
 	if (!v || !*v)
 		return false;
@@ -936,12 +957,22 @@ static state_t *state_get(moat_detect_t *d, size_t ri, uint64_t key, const char 
 	 * it uses is a prefix of the allocation): most principals carry several. */
 	size_t size = offsetof(state_t, u);
 	switch (r->type) {
-	case RULE_EVENT_COUNT: size += sizeof st_proto.u.w.a; break;
-	case RULE_VALUE_COUNT: size += offsetof(struct state_w, b); break;
-	case RULE_RATIO: size += sizeof st_proto.u.w; break;
+	case RULE_EVENT_COUNT:
+		size += sizeof st_proto.u.w.a;
+		break;
+	case RULE_VALUE_COUNT:
+		size += offsetof(struct state_w, b);
+		break;
+	case RULE_RATIO:
+		size += sizeof st_proto.u.w;
+		break;
 	case RULE_PEER:
-	case RULE_SELF: size += sizeof st_proto.u.p; break;
-	default: size += sizeof st_proto.u.t; break;
+	case RULE_SELF:
+		size += sizeof st_proto.u.p;
+		break;
+	default:
+		size += sizeof st_proto.u.t;
+		break;
 	}
 	state_t *st = xcalloc(d, 1, size);
 	if (!st)
@@ -1016,10 +1047,14 @@ static void evidence_copy(state_t *st, const state_t *from)
 static bool cond_holds(cond_op_t op, double v, double t)
 {
 	switch (op) {
-	case COND_GTE: return v >= t;
-	case COND_GT: return v > t;
-	case COND_LTE: return v <= t;
-	case COND_LT: return v < t;
+	case COND_GTE:
+		return v >= t;
+	case COND_GT:
+		return v > t;
+	case COND_LTE:
+		return v <= t;
+	case COND_LT:
+		return v < t;
 	}
 	return false;
 }
@@ -1053,7 +1088,9 @@ static void period_roll(const rule_t *r, state_t *st, int64_t pidx)
 		int64_t gap = pidx - st->u.p.period;
 		int64_t pushes = gap > r->history ? r->history : gap;
 		for (int64_t i = 0; i < pushes; i++) {
-			uint32_t v = i == 0 ? (uint32_t)(st->u.p.count > UINT32_MAX ? UINT32_MAX : st->u.p.count) : 0;
+			uint32_t v = i == 0 ? (uint32_t)(st->u.p.count > UINT32_MAX ? UINT32_MAX
+										    : st->u.p.count)
+					    : 0;
 			st->u.p.hist[st->u.p.hpos] = v;
 			st->u.p.hpos = (uint8_t)((st->u.p.hpos + 1) % r->history);
 			if (st->u.p.nhist < r->history)
@@ -1149,6 +1186,24 @@ static bool score_state(moat_detect_t *d, size_t ri, state_t *st, double *value,
 	const rule_rt_t *rt = &d->rt[ri];
 	const peer_count_t *pc = (size_t)p->group < rt->n_gcounts ? rt->gcounts[p->group] : NULL;
 	size_t have = pc ? rt->gcounts_cap[p->group] : 0;
+	if ((r->op == COND_GTE || r->op == COND_GT) && r->threshold >= 0) {
+		/* "x - median >= t * scale" with scale >= 1 and t >= 0 needs
+		 * median <= x - t, so at least half the peers at or below x - t. Most
+		 * checks fail that count, and skip the two selections below; the ones
+		 * that pass are scored exactly as before. */
+		double lim = x - r->threshold;
+		size_t below = 0;
+		for (size_t i = 0; i < g->n; i++) {
+			if (i == p->group_pos)
+				continue;
+			double c = 0;
+			if (i < have && pc[i].period == st->u.p.period)
+				c = (double)pc[i].count;
+			below += c <= lim;
+		}
+		if (below < (g->n - 1) / 2)
+			return false;
+	}
 	for (size_t i = 0; i < g->n; i++) {
 		if (i == p->group_pos)
 			continue;
@@ -1351,6 +1406,25 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 	return emit(d, ri, st, x, value, count, err);
 }
 
+/* The engine's state does not fit in cache (a few KiB per principal), so an
+ * entry costs a chain of cache misses: the principal, its features, its rule
+ * states. Asking for all of them at once lets the misses overlap instead of
+ * being paid one after another as the rules run. Hints only: nothing is read. */
+static void prefetch_principal(const moat_detect_t *d, const principal_t *p, const moat_entry_t *e)
+{
+	const features_t *f = p->feat;
+	if (f) {
+		__builtin_prefetch(f);
+		__builtin_prefetch(f->b[slot(floordiv(e->time, FEATURE_WINDOW_MS / WIN_BUCKETS))]);
+		__builtin_prefetch(&f->distinct);
+		__builtin_prefetch(&f->orders);
+	}
+	if (p->st)
+		for (size_t i = 0; i < d->rules->n; i++)
+			if (p->st[i])
+				__builtin_prefetch(p->st[i]);
+}
+
 moat_err_t moat_detect_feed(moat_detect_t *d, uint64_t index, const moat_entry_t *e,
 			    moat_error_t *err)
 {
@@ -1378,6 +1452,7 @@ moat_err_t moat_detect_feed(moat_detect_t *d, uint64_t index, const moat_entry_t
 		x.p = principal_get(d, e->principal, x.phash, &rc, err);
 		if (!x.p)
 			return rc;
+		prefetch_principal(d, x.p, e);
 		if (x.p->known)
 			x.role_bit = 1u << x.p->info.role;
 		x.off_shift = e->kind != MOAT_ENTRY_LOGIN && is_off_shift(x.p, e->time);

@@ -60,6 +60,7 @@ static moat_err_t decide_one(moat_gateway_t *g, moat_store_t *s, const gw_auth_t
 	x->d.rule = x->rule;
 	if (!x->d.allow) {
 		x->outcome = OUT_DENY;
+		moat_store_read_end(s);
 		return MOAT_OK;
 	}
 	/* A detector FORCE_MASK action caps every personal field below plaintext. */
@@ -77,6 +78,8 @@ static moat_err_t decide_one(moat_gateway_t *g, moat_store_t *s, const gw_auth_t
 				x->d.views[f] = cap[f];
 		x->forced_mask = true;
 	}
+	/* Writes follow (quota, binding): leave the caller's read snapshot, if any. */
+	moat_store_read_end(s);
 	if (moat_policy_is_plaintext(x->d.views) && x->d.quota != MOAT_QUOTA_UNLIMITED) {
 		int64_t used;
 		moat_error_t qe = {0};

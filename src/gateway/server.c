@@ -535,6 +535,14 @@ static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const ch
 	}
 	gw_auth_t a;
 	memset(&a, 0, sizeof a);
+	/* An order read's lookups (key, action, order, relations) share one
+	 * snapshot; decide_one ends it before the first write. */
+	moat_error_t te = {0};
+	if (route == R_ORDER_GET && moat_store_read_begin(s, &te) != MOAT_OK) {
+		gw_error_from(r, &te);
+		gw_store_release(g, s);
+		return route;
+	}
 	if (authenticate(g, c, s, &a, r)) {
 		switch (route) {
 		case R_INGEST:
@@ -559,6 +567,7 @@ static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const ch
 			gw_error(r, 404, "not_found", NULL, "no such endpoint");
 		}
 	}
+	moat_store_read_end(s);
 	gw_store_release(g, s);
 	return route;
 }

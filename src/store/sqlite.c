@@ -7,6 +7,7 @@
  * user_version records how many have run and PRAGMA application_id marks the
  * file as moat's so a foreign database is refused rather than altered.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,8 +184,18 @@ static moat_err_t migrate(moat_store_t *s, moat_error_t *err)
 	return MOAT_OK;
 }
 
+/* SQLite's allocation statistics take a process-wide mutex on every malloc and
+ * free; with a store handle per server thread that mutex was contended on every
+ * statement. Nothing reads the statistics. Must run before sqlite3_initialize. */
+static void sqlite_global_config(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 moat_err_t moat_store_open_sqlite(const char *path, bool create, moat_store_t **out, moat_error_t *err)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, sqlite_global_config);
 	*out = NULL;
 	struct stat st;
 	if (!create && stat(path, &st) != 0)
@@ -250,6 +261,22 @@ void moat_store_rollback(moat_store_t *s)
 {
 	s->known_party[0] = '\0'; /* the party may have been inserted by the rolled-back batch */
 	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+moat_err_t moat_store_read_begin(moat_store_t *s, moat_error_t *err)
+{
+	sqlite3_stmt *st = moat_sqlite_stmt(s, STMT_READ_BEGIN, "BEGIN DEFERRED", err);
+	return st ? moat_sqlite_step_done(s, st, err) : MOAT_EDB;
+}
+
+void moat_store_read_end(moat_store_t *s)
+{
+	if (sqlite3_get_autocommit(s->db))
+		return;
+	moat_error_t e;
+	sqlite3_stmt *st = moat_sqlite_stmt(s, STMT_READ_END, "COMMIT", &e);
+	if (!st || moat_sqlite_step_done(s, st, &e) != MOAT_OK)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
@@ -545,8 +572,13 @@ moat_err_t moat_store_relation_check(moat_store_t *s, const char *principal, con
 {
 	sqlite3_stmt *st = moat_sqlite_stmt(
 	    s, STMT_RELATION_CHECK,
-	    "SELECT DISTINCT kind FROM relations WHERE principal = ?1"
-	    " AND ((kind IN (0, 1) AND order_id = ?2) OR (kind = 2 AND merchant = ?3))"
+	    /* Two indexed lookups, not one OR: SQLite cannot use relations_by_order's
+	     * order_id column under the OR, and scanned every relation the principal
+	     * holds (a courier holds thousands) on each read. */
+	    "SELECT kind FROM relations WHERE principal = ?1 AND order_id = ?2 AND kind IN (0, 1)"
+	    " AND (from_ms IS NULL OR from_ms <= ?4) AND (until_ms IS NULL OR until_ms >= ?4)"
+	    " UNION ALL SELECT kind FROM relations WHERE principal = ?1 AND merchant = ?3"
+	    " AND kind = 2"
 	    " AND (from_ms IS NULL OR from_ms <= ?4) AND (until_ms IS NULL OR until_ms >= ?4)",
 	    err);
 	if (!st)

@@ -37,6 +37,8 @@ enum {
 	STMT_ORDER_REKEY,
 	STMT_ORDER_COUNT,
 	STMT_ORDER_MERCHANT,
+	STMT_READ_BEGIN,
+	STMT_READ_END,
 	STMT_CORE_END,
 	STMT_GATEWAY_BASE = 40, /* src/store/sqlite_gateway.c: 40..79 */
 	STMT_DETECT_BASE = 80,  /* src/store/sqlite_detect.c: 80..119 */
