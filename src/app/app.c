@@ -21,7 +21,7 @@ static const char default_config[] =
     "\n"
     "[server]\n"
     "listen = 127.0.0.1:8080\n"
-    "threads = 4\n"
+    "threads = 32\n"
     "max_body = 8388608\n"
     "timeout = 10\n"
     "\n"
