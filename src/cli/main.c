@@ -17,6 +17,7 @@ static int cmd_help(int argc, char **argv);
 static const command_t commands[] = {
     {"alerts", cmd_alerts, "list and resolve detector alerts; list and lift actions"},
     {"case", cmd_case, "list, show, create and narrow cases of scam reports"},
+    {"eval", cmd_eval, "score detection and tracing against a simulated world's truth"},
     {"help", cmd_help, "show this help, or `moat help CMD` for one command"},
     {"honey", cmd_honey, "plant honey orders visible to exactly one recipient"},
     {"import", cmd_import, "import parties, principals, relations, orders (JSON Lines)"},
@@ -85,7 +86,8 @@ int main(int argc, char **argv)
 	}
 	const command_t *c = find(argv[1]);
 	if (!c) {
-		fprintf(stderr, "moat: unknown command \"%s\"\nRun `moat help` for the list of commands.\n",
+		fprintf(stderr,
+			"moat: unknown command \"%s\"\nRun `moat help` for the list of commands.\n",
 			argv[1]);
 		return CLI_USAGE;
 	}
