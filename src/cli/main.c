@@ -86,8 +86,7 @@ int main(int argc, char **argv)
 	}
 	const command_t *c = find(argv[1]);
 	if (!c) {
-		fprintf(stderr,
-			"moat: unknown command \"%s\"\nRun `moat help` for the list of commands.\n",
+		fprintf(stderr, "moat: unknown command \"%s\"\nRun `moat help` for the list of commands.\n",
 			argv[1]);
 		return CLI_USAGE;
 	}
