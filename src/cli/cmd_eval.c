@@ -79,11 +79,15 @@ static void print_detector(json_t *d)
 	       "(precision %s), %lld false (%s per 1,000 principal-days)\n\n",
 	       num(d, "detected"), num(d, "detectable"), num(d, "alerts"), num(d, "true_alerts"),
 	       prec, num(d, "false_alerts"), fp);
-	printf("%-6s %-20s %-18s %-8s %-9s %-24s %-20s %s\n", "ATTACK", "KIND", "PRINCIPAL",
-	       "DETECTED", "TO DETECT", "FIRST ACTION", "SERVED BEFORE IT", "ALERTS");
+	json_t *attacks = json_object_get(d, "attacks");
+	if (!json_array_size(attacks))
+		printf("no attacks in this world: every alert is a false alert\n");
+	else
+		printf("%-6s %-20s %-18s %-8s %-9s %-24s %-20s %s\n", "ATTACK", "KIND", "PRINCIPAL",
+		       "DETECTED", "TO DETECT", "FIRST ACTION", "SERVED BEFORE IT", "ALERTS");
 	size_t i;
 	json_t *a;
-	json_array_foreach(json_object_get(d, "attacks"), i, a)
+	json_array_foreach(attacks, i, a)
 	{
 		printf("%-6s %-20s %-18s ", str(a, "attack"), str(a, "kind"), str(a, "principal"));
 		if (!json_is_true(json_object_get(a, "detectable"))) {
@@ -190,12 +194,13 @@ static void print_text(json_t *r)
 	       num(w, "principal_days"));
 	print_detector(json_object_get(r, "detector"));
 	json_t *t = json_object_get(r, "tracer");
-	printf(
-	    "\nTRACER    %lld of %lld leakers (with genuine reports, over all cases) significant, "
-	    "%lld ranked first; %lld false accusations\n",
-	    num(t, "leakers_found"), num(t, "leakers"), num(t, "leakers_rank1"),
-	    num(t, "false_accusations"));
-	json_array_foreach(json_object_get(t, "cases"), i, s) print_case(s);
+	json_t *cases = json_object_get(t, "cases");
+	printf("\nTRACER    %zu case%s: %lld of %lld (leaker, case) pairs significant, %lld ranked "
+	       "first; %lld false accusations\n",
+	       json_array_size(cases), json_array_size(cases) == 1 ? "" : "s",
+	       num(t, "leakers_found"), num(t, "leakers"), num(t, "leakers_rank1"),
+	       num(t, "false_accusations"));
+	json_array_foreach(cases, i, s) print_case(s);
 	json_t *ws = json_object_get(r, "warnings");
 	if (json_array_size(ws)) {
 		printf("\nwarnings:\n");

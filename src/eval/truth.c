@@ -17,7 +17,8 @@
 /* Most items of any one array (event indexes of a large world's attack). */
 #define TRUTH_ARRAY_MAX ((size_t)1 << 26)
 
-/* Prefixes err's message with the file's path, keeping code and field. */
+/* Rewrites err's message as "<path>, field <field>: <message>" (the path first, so
+ * a reader sees which file before what is wrong with it), keeping the code. */
 static moat_err_t in_file(const char *path, moat_err_t rc, moat_error_t *err)
 {
 	if (!err)
@@ -25,7 +26,9 @@ static moat_err_t in_file(const char *path, moat_err_t rc, moat_error_t *err)
 	char msg[sizeof err->msg], field[sizeof err->field];
 	memcpy(msg, err->msg, sizeof msg);
 	memcpy(field, err->field, sizeof field);
-	return moat_error_set(err, rc, field[0] ? field : NULL, "%s: %s", path, msg);
+	if (field[0])
+		return moat_error_set(err, rc, NULL, "%s, field %s: %s", path, field, msg);
+	return moat_error_set(err, rc, NULL, "%s: %s", path, msg);
 }
 
 static int cmp_report(const void *a, const void *b)
