@@ -60,6 +60,7 @@ int cmd_simulate(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
 int cmd_case(int argc, char **argv);
 int cmd_honey(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 /* `moat import reports FILE` (src/cli/cmd_import_reports.c). */
 int cli_import_reports(const cli_common_t *c, const char *path);
 

@@ -882,7 +882,8 @@ static moat_err_t write_bundle(moat_app_t *a, const char *dir, evidence_t *ev, m
 		rc = moat_buf_puts(out, ",\"entries\":[");
 	moat_buf_t verify;
 	moat_buf_init(&verify, 1 << 22);
-	qsort(ev->idx, ev->n, sizeof *ev->idx, cmp_u64);
+	if (ev->n) /* ev->idx is NULL when no suspect was confirmed */
+		qsort(ev->idx, ev->n, sizeof *ev->idx, cmp_u64);
 	for (size_t i = 0; rc == MOAT_OK && i < ev->n; i++) {
 		uint64_t index = ev->idx[i];
 		if (index >= size)
