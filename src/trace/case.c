@@ -1052,7 +1052,7 @@ moat_err_t moat_trace_case_run(moat_app_t *a, const char *case_id, const moat_tr
 	for (size_t i = 0; i < t.reports.n; i++) {
 		moat_trace_contact_normalise(t.reports.r[i].scammer_contact, t.contacts[i], 130);
 		vs[i] = (moat_victim_t){t.reports.r[i].order_id, t.reports.r[i].contact_time,
-					t.reports.r[i].quoted};
+					t.reports.r[i].quoted, t.reports.r[i].scammer_contact};
 	}
 
 	/* Direct evidence first. */
