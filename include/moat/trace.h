@@ -311,10 +311,37 @@ moat_err_t moat_trace_reindex(moat_app_t *a, uint64_t *entries, moat_error_t *er
  * recipient. The exposure index is brought up to date before it returns. */
 moat_err_t moat_trace_import_reports(moat_app_t *a, const char *path, size_t *count,
 				     moat_error_t *err) MOAT_MUST_CHECK;
-/* One report from the HTTP API (POST /v1/reports), same rules; *ledger_index is
- * the REPORT entry's index. */
+/* One report, same rules as moat_trace_reports_add; *ledger_index is the REPORT
+ * entry's index. */
 moat_err_t moat_trace_report_add(moat_app_t *a, json_t *obj, uint64_t *ledger_index,
 				 moat_error_t *err) MOAT_MUST_CHECK;
+/* A batch of parsed report objects (borrowed) from the HTTP API (POST
+ * /v1/reports), all-or-nothing like moat_trace_import_reports: every report is
+ * validated first (an error names the field, err->line the 1-based position in
+ * the batch), then the REPORT ledger entries and store rows are written and the
+ * exposure index is brought up to date. *count = reports added, *first_index =
+ * the first REPORT entry's index. a->store must be used by this thread only. */
+moat_err_t moat_trace_reports_add(moat_app_t *a, json_t *const *objs, size_t n, size_t *count,
+				  uint64_t *first_index, moat_error_t *err) MOAT_MUST_CHECK;
+
+typedef struct moat_calls_stats {
+	size_t calls;	      /* CALL ledger entries appended */
+	size_t bindings;      /* to a virtual number moat issued (valid or expired) */
+	size_t honey;	      /* to a honey order's monitored number */
+	size_t unknown;	      /* to any other number: logged, not an error */
+	uint64_t first_index; /* of the first CALL entry */
+} moat_calls_stats_t;
+
+/* Imports a JSON Lines file of calls ("-" = stdin; DESIGN.md "calls": time,
+ * from, to, extension) all-or-nothing: every line is validated first (errors
+ * name the line and field), then each call becomes one CALL ledger entry marked
+ * imported, as POST /v1/calls records it: a call to a virtual number moat issued
+ * names the binding's principal and order, a call to a honey number or to a
+ * number moat never issued is recorded as such. The exposure index and its call
+ * table are brought up to date, so a call through a binding or to a honey
+ * number is direct evidence in moat_trace_case_run. */
+moat_err_t moat_trace_import_calls(moat_app_t *a, const char *path, moat_calls_stats_t *st,
+				   moat_error_t *err) MOAT_MUST_CHECK;
 
 /* Creates an explicit case: the given reports, or (n_reports = 0) every report
  * whose contact lies in [from, until]. *out_id receives "C<n>". */
