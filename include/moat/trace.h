@@ -174,15 +174,20 @@ typedef struct moat_score_result {
 } moat_score_result_t;
 void moat_score_result_clear(moat_score_result_t *r);
 
-/* Scores the victims against the index. There is one hypothesis per principal
- * and per party c: k counts the victims for which c had received every field
- * their report quotes before their contact; K counts the population orders for
- * which c had received any field some report quotes, before the last contact
- * (so every covered victim lies in E_c); p = P(X >= k), X ~ Hyp(N, K, n),
- * Holm-corrected over every candidate that ever received such a field (the
- * others cannot be rejected). The best significant candidate is confirmed, the
- * victims it covers are removed from victims and population, and the rest is
- * rescored, up to max_rounds times. */
+/* Scores the victims against the index (the method is in src/trace/score.c).
+ * One hypothesis per principal and per party c: victim v is covered when c had
+ * received every field its report quotes before its contact; under the null
+ * (c is not the source) v is covered with probability at most K_c(Q_v)/N, where
+ * K_c(Q) counts the population orders for which c had every field of Q before
+ * the last contact. Victims whose reports share a normalised scammer contact
+ * form a group (one scam crew, one source) that counts only if c covers all of
+ * it. p = P(X >= x) for the victims so covered, Holm/Bonferroni-corrected over
+ * every candidate that ever received a quoted field. Each explain-away round
+ * confirms the significant candidates a mixture (EM over the groups) gives at
+ * least min_victims victims, then conditions the case on them (their orders
+ * leave the population, the victims on them leave the draw) and tests again, up
+ * to max_rounds times. Suspect rows carry the test that confirmed them, else
+ * round one's. */
 moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims, size_t n_victims,
 			       const moat_score_params_t *params, moat_score_result_t *out,
 			       moat_error_t *err) MOAT_MUST_CHECK;

@@ -28,9 +28,13 @@
  * the plain hypergeometric tail of DESIGN.md.
  *
  * Several leakers: a crew of one leaker makes its victims stand out even when
- * the other leakers' victims dilute the whole case. The most significant
- * candidate (Bonferroni over every hypothesis that could be rejected) is
- * confirmed; then the case is conditioned on it: every order it had received
+ * the other leakers' victims dilute the whole case. Each round tests every
+ * candidate (Bonferroni over every hypothesis that could be rejected); among
+ * the significant ones a mixture fitted by EM over the groups (em_explain)
+ * decides who explains the victims, and those it gives at least min_victims
+ * victims are confirmed (an innocent who merely saw the same orders as the
+ * leaker is significant too, but explains nothing the leaker does not explain
+ * better). Then the case is conditioned on them: every order they had received
  * is taken out of the population and every victim on such an order out of the
  * victims, so the next test asks whether c explains the victims the confirmed
  * leakers could not have, among the orders they never saw. Under the null that
@@ -266,36 +270,6 @@ static moat_err_t count_exposure(pass2_t *base, uint64_t *N)
 	return MOAT_OK;
 }
 
-/*
- * Which candidate a round confirms. Any candidate significant in the round may
- * be (each is a valid rejection on its own); the choice only decides what the
- * next rounds are conditioned on. Conditioning on a broad leaker (an ISV app
- * that legitimately sees half the orders) takes its whole exposure out of the
- * population, and with it the victims of a narrow leaker inside it (a CS agent
- * of a merchant that authorised the app). So among the significant candidates
- * the narrowest exposure goes first, a principal before its party; among the
- * rest, the smallest p.
- */
-static bool narrower_first(const cand_t *a, uint32_t ia, const cand_t *b, uint32_t ib, uint32_t P,
-			   double log_level)
-{
-	bool sa = a->log_p < log_level, sb = b->log_p < log_level;
-	if (sa != sb)
-		return sa;
-	if (sa) {
-		if ((ia < P) != (ib < P) && a->Kfam == b->Kfam)
-			return ia < P;
-		if (a->Kfam != b->Kfam)
-			return a->Kfam < b->Kfam;
-		return a->log_p < b->log_p;
-	}
-	if (a->log_p != b->log_p)
-		return a->log_p < b->log_p;
-	if ((ia < P) != (ib < P))
-		return ia < P;
-	return a->Kfam < b->Kfam;
-}
-
 /* ln(e^a + e^b) */
 static double lse(double a, double b)
 {
@@ -426,6 +400,126 @@ static double grouped_tail(tester_t *t, uint64_t N, const uint64_t *Kq, uint64_t
 	return dp[x] > 0.0 ? 0.0 : dp[x];
 }
 
+/* At most this many significant candidates enter one round's mixture. */
+#define EM_POOL 64
+
+/*
+ * Which of a round's significant candidates explain the victims? Several can be
+ * significant for the same victims: the leaker, and whoever saw the same orders
+ * (the merchant admin over a CS insider, the merchant staff of the shops an ISV
+ * app over-pulled). A mixture decides, by EM over the scam-contact groups: each
+ * group comes from one source s, with likelihood pi_s * prod over its victims of
+ * 1 / K_s(Q_v) if s covers every victim of the group, or from the background
+ * with pi_0 * N^-size. A narrow source that covers the same groups explains them
+ * with higher likelihood and takes them over; a broad one keeps what only it
+ * covers. em[k] = the victims the fit gives pool member k.
+ */
+static moat_err_t em_explain(tester_t *t, const cand_t *cs, const uint32_t *ids,
+			     const uint32_t *cov, const uint32_t *pool, size_t npool,
+			     const uint32_t *Kq32, size_t nc, uint64_t N, size_t ngrp, double *em)
+{
+	for (size_t k = 0; k < npool; k++)
+		em[k] = 0.0;
+	if (npool == 0)
+		return MOAT_OK;
+	typedef struct gl {
+		uint32_t k, g;
+		double l;
+	} gl_t;
+	size_t n = 0, cap = 64;
+	gl_t *ls = malloc(cap * sizeof *ls);
+	double *pi = malloc((npool + 1) * sizeof *pi), *acc = malloc((npool + 1) * sizeof *acc);
+	double *den = malloc((ngrp + 1) * sizeof *den), *l0 = malloc((ngrp + 1) * sizeof *l0);
+	if (!ls || !pi || !acc || !den || !l0)
+		goto nomem;
+	size_t G = 0;
+	for (size_t g = 0; g < ngrp; g++) {
+		l0[g] = -(double)t->gsize[g] * log((double)N);
+		G += t->gsize[g] != 0;
+	}
+	for (size_t k = 0; k < npool; k++) {
+		const cand_t *c = &cs[ids[pool[k]]];
+		size_t nt = 0;
+		for (uint32_t i = 0; i < c->k_all; i++) {
+			uint32_t v = cov[c->cov_off + i];
+			if (!t->active[v])
+				continue;
+			if (t->gcov[t->vs[v].grp]++ == 0)
+				t->touched[nt++] = t->vs[v].grp;
+		}
+		for (size_t i = 0; i < nt; i++) {
+			uint32_t g = t->touched[i];
+			if (t->gcov[g] == t->gsize[g]) {
+				double l = 0.0;
+				for (uint32_t m = t->goff[g]; m < t->goff[g + 1]; m++) {
+					uint32_t v = t->gmembers[m];
+					if (!t->active[v])
+						continue;
+					uint32_t K = Kq32[t->vs[v].pat * nc + pool[k]];
+					l -= log((double)(K ? K : 1));
+				}
+				if (n == cap) {
+					cap *= 2;
+					gl_t *nl = realloc(ls, cap * sizeof *nl);
+					if (!nl) {
+						for (size_t j = i; j < nt; j++)
+							t->gcov[t->touched[j]] = 0;
+						goto nomem;
+					}
+					ls = nl;
+				}
+				ls[n++] = (gl_t){(uint32_t)k, g, l};
+			}
+			t->gcov[g] = 0;
+		}
+	}
+	for (size_t k = 0; k <= npool; k++)
+		pi[k] = 1.0 / (double)(npool + 1);
+	for (int iter = 0; iter < 200 && G; iter++) {
+		/* den[g] = ln sum_s pi_s L_gs, background included */
+		for (size_t g = 0; g < ngrp; g++)
+			den[g] = log(pi[npool]) + l0[g];
+		for (size_t i = 0; i < n; i++)
+			den[ls[i].g] = lse(den[ls[i].g], log(pi[ls[i].k]) + ls[i].l);
+		for (size_t k = 0; k <= npool; k++)
+			acc[k] = 0.0;
+		for (size_t g = 0; g < ngrp; g++)
+			if (t->gsize[g])
+				acc[npool] += exp(log(pi[npool]) + l0[g] - den[g]);
+		for (size_t i = 0; i < n; i++)
+			acc[ls[i].k] += exp(log(pi[ls[i].k]) + ls[i].l - den[ls[i].g]);
+		double moved = 0.0;
+		for (size_t k = 0; k <= npool; k++) {
+			double np = acc[k] / (double)G;
+			moved = fmax(moved, fabs(np - pi[k]));
+			pi[k] = np > 1e-300 ? np : 1e-300;
+		}
+		if (moved < 1e-9)
+			break;
+	}
+	/* victims explained: responsibilities times group sizes */
+	for (size_t g = 0; g < ngrp; g++)
+		den[g] = log(pi[npool]) + l0[g];
+	for (size_t i = 0; i < n; i++)
+		den[ls[i].g] = lse(den[ls[i].g], log(pi[ls[i].k]) + ls[i].l);
+	for (size_t i = 0; i < n; i++)
+		em[ls[i].k] +=
+		    exp(log(pi[ls[i].k]) + ls[i].l - den[ls[i].g]) * (double)t->gsize[ls[i].g];
+	free(ls);
+	free(pi);
+	free(acc);
+	free(den);
+	free(l0);
+	return MOAT_OK;
+nomem:
+	free(ls);
+	free(pi);
+	free(acc);
+	free(den);
+	free(l0);
+	return MOAT_ENOMEM;
+}
+
 moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims, size_t n_victims,
 			       const moat_score_params_t *params, moat_score_result_t *out,
 			       moat_error_t *err)
@@ -451,7 +545,8 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	size_t npairs = 0, pairs_cap = 0;
 	uint32_t *pr = NULL, *cov = NULL, *ids = NULL, *slot = NULL, *Kq32 = NULL, *Kf32 = NULL;
 	uint32_t *up = NULL, *gsize = NULL, *gmembers = NULL, *goff = NULL, *gcov = NULL;
-	uint32_t *touched = NULL, *single_n = NULL;
+	uint32_t *touched = NULL, *single_n = NULL, *pool = NULL;
+	double *em = NULL;
 	unsigned *pf = NULL;
 	party_acc_t *acc = NULL;
 	double *lp = NULL, *la = NULL, *dp = NULL, *tmp = NULL, *lpmf = NULL, *suf = NULL;
@@ -698,9 +793,11 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	lpmf = malloc((n + 2) * sizeof *lpmf);
 	suf = malloc((n + 2) * sizeof *suf);
 	lp = malloc((nc ? nc : 1) * sizeof *lp);
+	pool = malloc(EM_POOL * sizeof *pool);
+	em = malloc(EM_POOL * sizeof *em);
 	la = malloc((nc ? nc : 1) * sizeof *la);
 	if (!gsize || !goff || !gmembers || !gcov || !touched || !single_n || !active || !dp ||
-	    !tmp || !lpmf || !suf || !lp || !la)
+	    !tmp || !lpmf || !suf || !pool || !em || !lp || !la)
 		goto nomem;
 	for (size_t j = 0; j < nv; j++)
 		goff[vs[j].grp + 1]++;
@@ -788,8 +885,7 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 				c->log_p = grouped_tail(&tt, Nr, Kq, xs);
 			}
 			lp[i] = c->log_p;
-			if (best == SIZE_MAX || narrower_first(c, ids[i], &cs[ids[best]], ids[best],
-							       P, log_alpha - log_m))
+			if (best == SIZE_MAX || c->log_p < cs[ids[best]].log_p)
 				best = i;
 		}
 		if (round == 0) {
@@ -811,44 +907,90 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		}
 		if (best == SIZE_MAX || round >= prm.max_rounds || nr < prm.min_victims)
 			break;
-		cand_t *b = &cs[ids[best]];
-		double adj = b->log_p + log_m > 0.0 ? 0.0 : b->log_p + log_m;
+		double adj = cs[ids[best]].log_p + log_m;
 		if (!(adj < log_alpha))
 			break;
-		round++;
-		b->round = (int)round;
-		b->live = false;
-		b->r_log_p = b->log_p;
-		b->r_log_adj = adj;
-		b->r_x = b->x;
-		b->r_N = Nr;
-		b->r_n = nr;
-		b->r_K = b->Kfam;
-		b->r_groups = b->groups;
-		b->r_ngroups = tt.multi_groups;
-		b->r_expect = b->expect;
-
-		/* Condition on it: out go the orders it had received (any quoted field
-		 * by the last contact) and the victims on them. */
-		uint32_t cb = ids[best];
-		for (uint32_t o = 0; o < x->off_orders; o++) {
-			if (excl[o] || !in_population(x, o, last))
+		size_t npool = 0;
+		for (size_t i = 0; i < nc; i++) {
+			if (!cs[ids[i]].live || !(cs[ids[i]].log_p + log_m < log_alpha))
 				continue;
-			for (uint32_t i = x->off[o]; i < x->off[o + 1]; i++) {
-				uint32_t p = x->rpm[i] >> 8;
-				bool mine = cb < P ? p == cb : x->principal_party[p] == cb - P;
-				if (mine && (x->rpm[i] & family) &&
-				    trace_rec_time(x, o, i) * 1000 <= last) {
-					excl[o] = 1;
-					break;
+			if (npool < EM_POOL) {
+				pool[npool++] = (uint32_t)i;
+				continue;
+			}
+			size_t worst = 0; /* keep the EM_POOL smallest p */
+			for (size_t k = 1; k < npool; k++)
+				if (cs[ids[pool[k]]].log_p > cs[ids[pool[worst]]].log_p)
+					worst = k;
+			if (cs[ids[i]].log_p < cs[ids[pool[worst]]].log_p)
+				pool[worst] = (uint32_t)i;
+		}
+		if (em_explain(&tt, cs, ids, cov, pool, npool, Kq32, nc, Nr, ngrp, em) != MOAT_OK)
+			goto nomem;
+		/* Confirm every significant candidate the mixture gives at least
+		 * min_victims victims (or, if none, the one it gives most). */
+		size_t top = 0, confirmed = 0;
+		for (size_t k = 1; k < npool; k++)
+			if (em[k] > em[top])
+				top = k;
+		round++;
+		/* Principals first; a party is not confirmed in the round that confirms one
+		 * of its principals (the narrower accusation explains it). */
+		bool any_enough = em[top] >= (double)prm.min_victims;
+		for (size_t kk = 0; kk < 2 * npool; kk++) {
+			size_t k = kk % npool;
+			bool party = ids[pool[k]] >= P;
+			if (party != (kk >= npool))
+				continue;
+			if (!(em[k] >= (double)prm.min_victims || (k == top && !any_enough)))
+				continue;
+			if (party) {
+				bool member = false;
+				for (size_t j = 0; j < npool && !member; j++)
+					member =
+					    ids[pool[j]] < P &&
+					    cs[ids[pool[j]]].round == (int)round &&
+					    x->principal_party[ids[pool[j]]] == ids[pool[k]] - P;
+				if (member)
+					continue;
+			}
+			cand_t *b = &cs[ids[pool[k]]];
+			double badj = b->log_p + log_m > 0.0 ? 0.0 : b->log_p + log_m;
+			confirmed++;
+			b->round = (int)round;
+			b->live = false;
+			b->r_log_p = b->log_p;
+			b->r_log_adj = badj;
+			b->r_x = b->x;
+			b->r_N = Nr;
+			b->r_n = nr;
+			b->r_K = b->Kfam;
+			b->r_groups = b->groups;
+			b->r_ngroups = tt.multi_groups;
+			b->r_expect = b->expect;
+			/* Condition on it: out go the orders it had received (any quoted
+			 * field by the last contact) and the victims on them. */
+			uint32_t cb = ids[pool[k]];
+			for (uint32_t o = 0; o < x->off_orders; o++) {
+				if (excl[o] || !in_population(x, o, last))
+					continue;
+				for (uint32_t i = x->off[o]; i < x->off[o + 1]; i++) {
+					uint32_t p = x->rpm[i] >> 8;
+					bool mine =
+					    cb < P ? p == cb : x->principal_party[p] == cb - P;
+					if (mine && (x->rpm[i] & family) &&
+					    trace_rec_time(x, o, i) * 1000 <= last) {
+						excl[o] = 1;
+						break;
+					}
 				}
 			}
+			for (uint32_t t = 0; t < b->k_all; t++)
+				active[cov[b->cov_off + t]] = false;
 		}
 		for (size_t j = 0; j < nv; j++)
 			if (active[j] && vs[j].order >= 0 && excl[vs[j].order])
 				active[j] = false;
-		for (uint32_t t = 0; t < b->k_all; t++)
-			active[cov[b->cov_off + t]] = false;
 		/* Only candidates that still cover an active victim stay in the test. */
 		for (size_t i = 0; i < nc; i++) {
 			cand_t *c = &cs[ids[i]];
@@ -880,8 +1022,10 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		while (j > 0) {
 			const cand_t *a = &cs[ids[j - 1]], *bb = &cs[v];
 			bool b_first;
-			if (a->round && bb->round)
+			if (a->round && bb->round && a->round != bb->round)
 				b_first = bb->round < a->round;
+			else if (a->round && bb->round)
+				b_first = bb->r_log_p < a->r_log_p;
 			else if (a->round || bb->round)
 				b_first = bb->round != 0;
 			else if (a->r_log_adj != bb->r_log_adj)
@@ -976,5 +1120,7 @@ done:
 	free(tmp);
 	free(lpmf);
 	free(suf);
+	free(pool);
+	free(em);
 	return rc;
 }
