@@ -2189,9 +2189,13 @@ static void gen_victims(sim_t *s, const scale_params_t *sp, int a, report_t **v,
 		/* The crew that bought the data works it with a handful of numbers (and
 		 * links, chat accounts), switching every few days as numbers get
 		 * reported and blocked; the old one stays in use for a while. */
+		(void)rng_below(&r, 4); /* the draw that once picked the number: keeps
+					 * every later victim as it was */
 		int64_t since = rep.contact > at->from ? rep.contact - at->from : 0;
 		rep.scammer = (uint32_t)(since / (3 * DAY));
-		if (rep.scammer > 0 && rng_chance(&r, 0.2))
+		/* (drawn from its own hash, so the rest of the victim stream, and every
+		 * report time, stays as it was before crews rotated numbers) */
+		if (rep.scammer > 0 && mix3(s->seed ^ 0xc4e3, (uint64_t)a, i) % 5 == 0)
 			rep.scammer--;
 		add_report(s, v, n, cap, rep);
 	}
@@ -2264,7 +2268,7 @@ static void gen_noise(sim_t *s, const scale_params_t *sp, uint32_t genuine, repo
 			rep.label = 2;
 			rep.channel = (uint8_t)rng_below(&r, 2);
 			rep.quoted = F_NAME | F_PHONE;
-			rep.scammer = 100 + 100 * rng_below(&r, 2) +
+			rep.scammer = 100 + 100 * (uint32_t)(mix3(s->seed ^ 0xb9c7, i, 0) & 1) +
 				      (uint32_t)((rep.contact - s->start) / (3 * DAY));
 		}
 		rep.loss = draw_loss(&r);
