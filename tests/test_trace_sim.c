@@ -12,7 +12,13 @@
  * at MOAT_TRACE_EVAL_BASE (default 1: the development seeds). The held-out
  * evaluation reported in the issue note runs MOAT_TRACE_EVAL_BASE=1000
  * MOAT_TRACE_EVAL_SEEDS=100, seeds never looked at while developing.
- * MOAT_TRACE_EVAL_VERBOSE=1 prints every miss.
+ * MOAT_TRACE_EVAL_VERBOSE=1 prints every miss. MOAT_TRACE_EVAL_SCENARIOS=a,b
+ * runs only those scenarios; MOAT_TRACE_EVAL_NO_CONTACTS=1 drops the scammer
+ * contacts from the victims (the test without scam-contact groups). The mixed
+ * scenario (four leakers) reports how many of the four each seed confirms and
+ * checks that at least three are found in 80% of seeds; every scenario reports
+ * the seeds in which an innocent principal (or a party with no leaker) was
+ * accused. Seeds with fewer than 5 reports are left out of the targets.
  */
 #include <math.h>
 #include <stdio.h>
