@@ -294,7 +294,7 @@ int main(int argc, char **argv)
 		uint32_t o = vorder[i];
 		snprintf(vid[i], 16, "O%08u", o);
 		int64_t contact = T0 + (int64_t)o * 90 * DAY / n_orders + 10 * DAY;
-		vs[i] = (moat_victim_t){vid[i], contact * 1000, i % 2 ? quoted : quoted_short};
+		vs[i] = (moat_victim_t){vid[i], contact * 1000, i % 2 ? quoted : quoted_short, NULL};
 		if (contact > last)
 			last = contact;
 	}

@@ -166,9 +166,9 @@ static void test_score(void)
 	 * two unrelated reports. */
 	moat_victim_t v[10];
 	for (int i = 0; i < 8; i++)
-		v[i] = (moat_victim_t){oid(3 + 10 * i * 7), T0 + (3 + 70 * i) * 60000 + 30 * HOUR, np};
-	v[8] = (moat_victim_t){oid(1001), T0 + 1001 * 60000 + 30 * HOUR, np};
-	v[9] = (moat_victim_t){oid(1502), T0 + 1502 * 60000 + 30 * HOUR, np};
+		v[i] = (moat_victim_t){oid(3 + 10 * i * 7), T0 + (3 + 70 * i) * 60000 + 30 * HOUR, np, NULL};
+	v[8] = (moat_victim_t){oid(1001), T0 + 1001 * 60000 + 30 * HOUR, np, NULL};
+	v[9] = (moat_victim_t){oid(1502), T0 + 1502 * 60000 + 30 * HOUR, np, NULL};
 	CHECK(moat_exposure_score(x, v, 10, &prm, &r, &err) == MOAT_OK);
 	CHECK(r.n == 10);
 	CHECK(r.N == 2000);
@@ -203,7 +203,7 @@ static void test_score(void)
 
 	/* Virtual phone does not expose the phone: victims of cr-4 quoting the phone. */
 	for (int i = 0; i < 8; i++)
-		v[i] = (moat_victim_t){oid(4 + 10 * i * 7), T0 + (4 + 70 * i) * 60000 + 30 * HOUR, np};
+		v[i] = (moat_victim_t){oid(4 + 10 * i * 7), T0 + (4 + 70 * i) * 60000 + 30 * HOUR, np, NULL};
 	CHECK(moat_exposure_score(x, v, 8, &prm, &r, &err) == MOAT_OK);
 	for (size_t i = 0; i < r.n_suspects; i++)
 		CHECK_MSG(strcmp(r.suspects[i].principal, "cr-4") != 0 || !r.suspects[i].significant,
@@ -213,10 +213,10 @@ static void test_score(void)
 	/* Two leakers: cr-3 (name+phone) and cs-7 (name only quoted). */
 	moat_victim_t w[14];
 	for (int i = 0; i < 7; i++)
-		w[i] = (moat_victim_t){oid(3 + 10 * i * 9), T0 + (3 + 90 * i) * 60000 + 30 * HOUR, np};
+		w[i] = (moat_victim_t){oid(3 + 10 * i * 9), T0 + (3 + 90 * i) * 60000 + 30 * HOUR, np, NULL};
 	for (int i = 0; i < 7; i++)
 		w[7 + i] = (moat_victim_t){oid(7 + 20 * i * 9), T0 + (7 + 180 * i) * 60000 + 30 * HOUR,
-					   1u << MOAT_FIELD_NAME};
+					   1u << MOAT_FIELD_NAME, NULL};
 	CHECK(moat_exposure_score(x, w, 14, &prm, &r, &err) == MOAT_OK);
 	int found = 0;
 	for (size_t i = 0; i < r.n_suspects; i++)
@@ -229,7 +229,7 @@ static void test_score(void)
 
 	/* Clean: victims spread over everyone. */
 	for (int i = 0; i < 10; i++)
-		v[i] = (moat_victim_t){oid(i * 197), T0 + i * 197 * 60000 + 30 * HOUR, np};
+		v[i] = (moat_victim_t){oid(i * 197), T0 + i * 197 * 60000 + 30 * HOUR, np, NULL};
 	CHECK(moat_exposure_score(x, v, 10, &prm, &r, &err) == MOAT_OK);
 	for (size_t i = 0; i < r.n_suspects; i++)
 		CHECK_MSG(!r.suspects[i].significant, "clean case accused %s", r.suspects[i].principal);

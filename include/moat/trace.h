@@ -91,8 +91,8 @@ moat_err_t moat_exposure_compact(moat_exposure_t *x, moat_error_t *err) MOAT_MUS
  * allocate (MOAT_ENOMEM). */
 /* *fields = bits principal had received for order by time `at` (ms, inclusive);
  * 0 if none or unknown. */
-moat_err_t moat_exposure_received(moat_exposure_t *x, const char *principal,
-				  const char *order_id, moat_time_t at, unsigned *fields,
+moat_err_t moat_exposure_received(moat_exposure_t *x, const char *principal, const char *order_id,
+				  moat_time_t at, unsigned *fields,
 				  moat_error_t *err) MOAT_MUST_CHECK;
 /* Calls fn for every principal that received anything of order_id by `at`, with the
  * field bits. fn returning non-zero stops. */
@@ -109,11 +109,11 @@ moat_err_t moat_exposure_orders_of(moat_exposure_t *x, const char *who, bool is_
 				   moat_error_t *err) MOAT_MUST_CHECK;
 
 typedef struct moat_exposure_stats {
-	uint64_t entries;    /* ledger entries fed */
-	uint64_t exposures;  /* entries that revealed at least one field */
-	uint64_t records;    /* (principal, order, new fields, time) records kept */
+	uint64_t entries;   /* ledger entries fed */
+	uint64_t exposures; /* entries that revealed at least one field */
+	uint64_t records;   /* (principal, order, new fields, time) records kept */
 	uint64_t orders, principals, parties;
-	size_t bytes_records;    /* memory of the records and per-order offsets */
+	size_t bytes_records;	 /* memory of the records and per-order offsets */
 	size_t bytes_dictionary; /* memory of the id dictionaries */
 } moat_exposure_stats_t;
 void moat_exposure_stats(const moat_exposure_t *x, moat_exposure_stats_t *out);
@@ -128,55 +128,66 @@ moat_err_t moat_exposure_load(const char *path, moat_exposure_t **out,
 /* ---- scoring ------------------------------------------------------------------------- */
 
 /* One victim: the order the scammer quoted, the first contact, the field bits
- * quoted (name, phone, address, items …; at least one). Strings borrowed. */
+ * quoted (name, phone, address, items …; at least one), and the scammer's
+ * contact as reported (NULL or "" if unknown). Victims whose reports share a
+ * normalised contact were worked by one scam crew (see moat_exposure_score).
+ * Strings borrowed. */
 typedef struct moat_victim {
 	const char *order_id;
 	moat_time_t contact;
 	unsigned quoted;
+	const char *scammer_contact;
 } moat_victim_t;
 
 typedef struct moat_score_params {
-	double alpha;          /* significance after correction; default 0.01 */
-	uint64_t population;   /* N; 0 = orders the index knows from before the last contact */
-	size_t max_rounds;     /* explain-away rounds; default 5 */
-	size_t max_suspects;   /* rows returned; default 20 */
-	size_t min_victims;    /* below this many victims nothing is significant; default 3 */
+	double alpha;	     /* significance after correction; default 0.01 */
+	uint64_t population; /* N; 0 = orders the index knows from before the last contact */
+	size_t max_rounds;   /* explain-away rounds; default 5 */
+	size_t max_suspects; /* rows returned; default 20 */
+	size_t min_victims;  /* below this many victims nothing is significant; default 3 */
 } moat_score_params_t;
 void moat_score_params_default(moat_score_params_t *p);
 
 typedef struct moat_suspect {
 	char principal[MOAT_ID_MAX + 1]; /* "" for a party-level suspect */
-	char party[MOAT_ID_MAX + 1];     /* the principal's party, or the party suspected */
+	char party[MOAT_ID_MAX + 1];	 /* the principal's party, or the party suspected */
 	bool is_party;
-	unsigned fields;      /* field bits of the hypothesis (see moat_exposure_score) */
-	uint64_t N, K, n, k;  /* the test: population, exposure, victims, covered */
-	double log_p;         /* ln of the uncorrected tail */
-	double log_p_adj;     /* ln of the Holm-corrected p */
-	bool significant;     /* p_adj < alpha, confirmed in an explain-away round */
-	int round;            /* 1-based explain-away round that confirmed it; 0 = not */
+	unsigned fields;     /* field bits of the hypothesis (see moat_exposure_score) */
+	uint64_t N, K, n, k; /* the test: population, exposure, victims, covered */
+	unsigned groups;     /* scam-contact groups (>= 2 reports) it covers entirely */
+	unsigned n_groups;   /* scam-contact groups in the test */
+	double log_p;	     /* ln of the uncorrected tail */
+	double log_p_adj;    /* ln of the Holm-corrected p */
+	bool significant;    /* p_adj < alpha, confirmed in an explain-away round */
+	int round;	     /* 1-based explain-away round that confirmed it; 0 = not */
 	double lift, coverage;
-	size_t n_covered;     /* victims (indexes into the input) it explains */
-	size_t *covered;      /* malloc'd */
+	size_t n_covered; /* victims (indexes into the input) it explains */
+	size_t *covered;  /* malloc'd */
 } moat_suspect_t;
 
 typedef struct moat_score_result {
 	uint64_t N, n;
-	unsigned quoted;     /* fields quoted by any report (one hypothesis family each) */
-	size_t tested;       /* hypotheses in the correction */
+	unsigned quoted; /* fields quoted by any report (one hypothesis family each) */
+	size_t tested;	 /* hypotheses in the correction */
 	size_t n_suspects;
 	moat_suspect_t *suspects; /* confirmed first (by round), then by corrected p */
 } moat_score_result_t;
 void moat_score_result_clear(moat_score_result_t *r);
 
-/* Scores the victims against the index. There is one hypothesis per principal
- * and per party c: k counts the victims for which c had received every field
- * their report quotes before their contact; K counts the population orders for
- * which c had received any field some report quotes, before the last contact
- * (so every covered victim lies in E_c); p = P(X >= k), X ~ Hyp(N, K, n),
- * Holm-corrected over every candidate that ever received such a field (the
- * others cannot be rejected). The best significant candidate is confirmed, the
- * victims it covers are removed from victims and population, and the rest is
- * rescored, up to max_rounds times. */
+/* Scores the victims against the index (the method is in src/trace/score.c).
+ * One hypothesis per principal and per party c: victim v is covered when c had
+ * received every field its report quotes before its contact; under the null
+ * (c is not the source) v is covered with probability at most K_c(Q_v)/N, where
+ * K_c(Q) counts the population orders for which c had every field of Q before
+ * the last contact. Victims whose reports share a normalised scammer contact
+ * form a group (one scam crew, one source) that counts only if c covers all of
+ * it. p = P(X >= x) for the victims so covered, Holm/Bonferroni-corrected over
+ * every candidate that ever received a quoted field. Each explain-away round
+ * confirms the significant candidates a mixture (EM over the groups) gives at
+ * least min_victims victims, then conditions the case on them (their orders
+ * leave the population, the victims on them leave the draw) and tests again, up
+ * to max_rounds times. Suspect rows carry the test that confirmed them, else
+ * round one's. */
 moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims, size_t n_victims,
 			       const moat_score_params_t *params, moat_score_result_t *out,
 			       moat_error_t *err) MOAT_MUST_CHECK;
@@ -187,15 +198,16 @@ typedef struct moat_report {
 	const char *report_id;
 	const char *order_id;
 	moat_time_t contact_time;
-	const char *channel;         /* call | sms | chat */
-	unsigned quoted;             /* field bits, at least one */
+	const char *channel;	     /* call | sms | chat */
+	unsigned quoted;	     /* field bits, at least one */
 	const char *scammer_contact; /* as given; kept in the store, never on the ledger */
 	int64_t loss_cents;
 } moat_report_t;
 
 /* Parses and validates one report object (unknown keys are an error; errors name
  * the field). Strings borrow from obj. */
-moat_err_t moat_report_from_json(json_t *obj, moat_report_t *out, moat_error_t *err) MOAT_MUST_CHECK;
+moat_err_t moat_report_from_json(json_t *obj, moat_report_t *out,
+				 moat_error_t *err) MOAT_MUST_CHECK;
 
 /* A contact reduced to digits for matching ("+86 170 0000 0000" -> "17000000000");
  * anything that is not a phone number is copied as is. out >= 130 bytes. */
@@ -229,7 +241,7 @@ typedef struct moat_case_row {
 	char case_id[MOAT_ID_MAX + 1];
 	char title[4 * MOAT_TEXT_MAX + 1];
 	moat_time_t from, until; /* window on contact time; NONE = open */
-	bool explicit_members;   /* true: exactly the reports added to it */
+	bool explicit_members;	 /* true: exactly the reports added to it */
 	moat_time_t created_at;
 } moat_case_row_t;
 
@@ -242,8 +254,8 @@ moat_err_t moat_store_trace_case_list(moat_store_t *s,
 				      moat_error_t *err) MOAT_MUST_CHECK;
 moat_err_t moat_store_trace_case_add(moat_store_t *s, const char *case_id, const char *report_id,
 				     moat_error_t *err) MOAT_MUST_CHECK;
-moat_err_t moat_store_trace_case_remove(moat_store_t *s, const char *case_id,
-					const char *report_id, moat_error_t *err) MOAT_MUST_CHECK;
+moat_err_t moat_store_trace_case_remove(moat_store_t *s, const char *case_id, const char *report_id,
+					moat_error_t *err) MOAT_MUST_CHECK;
 /* Reports explicitly in a case, by contact time. */
 moat_err_t moat_store_trace_case_reports(moat_store_t *s, const char *case_id,
 					 int (*fn)(void *ctx, const moat_report_row_t *r),
@@ -255,8 +267,8 @@ typedef struct moat_call_row {
 	moat_time_t time;
 	char principal[MOAT_ID_MAX + 1]; /* binding recipient; "" if none */
 	char order_id[MOAT_ID_MAX + 1];
-	char number[32];                 /* the number called */
-	char caller[32];                 /* the caller's number, digits */
+	char number[32]; /* the number called */
+	char caller[32]; /* the caller's number, digits */
 } moat_call_row_t;
 moat_err_t moat_store_trace_call_put(moat_store_t *s, const moat_call_row_t *c,
 				     moat_error_t *err) MOAT_MUST_CHECK;
@@ -304,16 +316,44 @@ moat_err_t moat_trace_reindex(moat_app_t *a, uint64_t *entries, moat_error_t *er
  * recipient. The exposure index is brought up to date before it returns. */
 moat_err_t moat_trace_import_reports(moat_app_t *a, const char *path, size_t *count,
 				     moat_error_t *err) MOAT_MUST_CHECK;
-/* One report from the HTTP API (POST /v1/reports), same rules; *ledger_index is
- * the REPORT entry's index. */
+/* One report, same rules as moat_trace_reports_add; *ledger_index is the REPORT
+ * entry's index. */
 moat_err_t moat_trace_report_add(moat_app_t *a, json_t *obj, uint64_t *ledger_index,
 				 moat_error_t *err) MOAT_MUST_CHECK;
+/* A batch of parsed report objects (borrowed) from the HTTP API (POST
+ * /v1/reports), all-or-nothing like moat_trace_import_reports: every report is
+ * validated first (an error names the field, err->line the 1-based position in
+ * the batch), then the REPORT ledger entries and store rows are written and the
+ * exposure index is brought up to date. *count = reports added, *first_index =
+ * the first REPORT entry's index. a->store must be used by this thread only. */
+moat_err_t moat_trace_reports_add(moat_app_t *a, json_t *const *objs, size_t n, size_t *count,
+				  uint64_t *first_index, moat_error_t *err) MOAT_MUST_CHECK;
+
+typedef struct moat_calls_stats {
+	size_t calls;	      /* CALL ledger entries appended */
+	size_t bindings;      /* to a virtual number moat issued (valid or expired) */
+	size_t honey;	      /* to a honey order's monitored number */
+	size_t unknown;	      /* to any other number: logged, not an error */
+	uint64_t first_index; /* of the first CALL entry */
+} moat_calls_stats_t;
+
+/* Imports a JSON Lines file of calls ("-" = stdin; DESIGN.md "calls": time,
+ * from, to, extension) all-or-nothing: every line is validated first (errors
+ * name the line and field), then each call becomes one CALL ledger entry marked
+ * imported, as POST /v1/calls records it: a call to a virtual number moat issued
+ * names the binding's principal and order, a call to a honey number or to a
+ * number moat never issued is recorded as such. The exposure index and its call
+ * table are brought up to date, so a call through a binding or to a honey
+ * number is direct evidence in moat_trace_case_run. */
+moat_err_t moat_trace_import_calls(moat_app_t *a, const char *path, moat_calls_stats_t *st,
+				   moat_error_t *err) MOAT_MUST_CHECK;
 
 /* Creates an explicit case: the given reports, or (n_reports = 0) every report
  * whose contact lies in [from, until]. *out_id receives "C<n>". */
 moat_err_t moat_trace_case_create(moat_app_t *a, const char *title, moat_time_t from,
-				  moat_time_t until, const char *const *report_ids, size_t n_reports,
-				  char out_id[MOAT_ID_MAX + 1], moat_error_t *err) MOAT_MUST_CHECK;
+				  moat_time_t until, const char *const *report_ids,
+				  size_t n_reports, char out_id[MOAT_ID_MAX + 1],
+				  moat_error_t *err) MOAT_MUST_CHECK;
 /* Calls fn for each report of a case (the default case included). */
 moat_err_t moat_trace_case_reports(moat_app_t *a, const char *case_id,
 				   int (*fn)(void *ctx, const moat_report_row_t *r), void *ctx,
@@ -324,7 +364,7 @@ moat_err_t moat_trace_case_list_json(moat_app_t *a, moat_buf_t *out,
 
 typedef struct moat_trace_opts {
 	const char *out_dir; /* write the bundle here (created); NULL = none */
-	double alpha;        /* 0 = 0.01 */
+	double alpha;	     /* 0 = 0.01 */
 	size_t max_evidence; /* ledger entries with proofs per suspect; 0 = 50 */
 } moat_trace_opts_t;
 

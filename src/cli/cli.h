@@ -17,17 +17,17 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 /* Options every record-printing command accepts; fill with cli_common_opt(). */
 typedef struct cli_common {
 	const char *data_dir; /* --data, else $MOAT_DATA, else ./moat-data */
-	bool json;            /* --json */
+	bool json;	      /* --json */
 } cli_common_t;
 
 /* Long options ids shared by subcommands (values above any short option). */
 enum { CLI_OPT_DATA = 1000, CLI_OPT_JSON, CLI_OPT_HELP };
 
-#define CLI_COMMON_LONGOPTS                                          \
-	{"data", required_argument, NULL, CLI_OPT_DATA},             \
-	    {"json", no_argument, NULL, CLI_OPT_JSON},               \
-	{                                                            \
-		"help", no_argument, NULL, 'h'                       \
+#define CLI_COMMON_LONGOPTS                                                                        \
+	{"data", required_argument, NULL, CLI_OPT_DATA},                                           \
+	    {"json", no_argument, NULL, CLI_OPT_JSON},                                             \
+	{                                                                                          \
+		"help", no_argument, NULL, 'h'                                                     \
 	}
 
 /* Initialises defaults (data dir from $MOAT_DATA or ./moat-data). */
@@ -63,5 +63,6 @@ int cmd_honey(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 /* `moat import reports FILE` (src/cli/cmd_import_reports.c). */
 int cli_import_reports(const cli_common_t *c, const char *path);
+int cli_import_calls(const cli_common_t *c, const char *path);
 
 #endif

@@ -10,12 +10,15 @@ static void help(void)
 {
 	printf("usage: moat import KIND FILE [--data DIR] [--json]\n\n"
 	       "Imports JSON Lines (one object per line; FILE \"-\" reads stdin). KIND is one of\n"
-	       "  parties, principals, relations, orders, events, reports\n"
+	       "  parties, principals, relations, orders, events, reports, calls\n"
 	       "The formats are in README.md and examples/. A file is imported all-or-nothing:\n"
 	       "on any error nothing is written and the message names the line and field.\n"
 	       "Re-importing an order id updates that order instead of duplicating it.\n"
 	       "events (access, login, export logs of existing systems) go onto the ledger marked\n"
-	       "imported; the whole file is validated before the first entry is appended.\n");
+	       "imported; the whole file is validated before the first entry is appended.\n"
+	       "calls (telephony logs: time, from, to, extension) become CALL ledger entries; a\n"
+	       "call to a virtual number moat issued or to a honey number is direct evidence in\n"
+	       "`moat trace`; calls to other numbers are logged as unknown.\n");
 }
 
 static int import_events(const cli_common_t *c, const char *path)
@@ -45,15 +48,17 @@ static int import_events(const cli_common_t *c, const char *path)
 		return cli_fail("import", &e);
 	}
 	if (c->json)
-		printf("{\"kind\":\"events\",\"imported\":%zu,\"ledger_entries\":%zu,\"first_index\":%llu,"
+		printf("{\"kind\":\"events\",\"imported\":%zu,\"ledger_entries\":%zu,\"first_"
+		       "index\":%llu,"
 		       "\"alerts\":%llu}\n",
 		       events, entries, (unsigned long long)first, (unsigned long long)ds.alerts);
 	else
-		printf("imported %zu events as ledger entries %llu..%llu; detector: %llu new alerts, "
-		       "%llu actions\n",
-		       events, (unsigned long long)first,
-		       (unsigned long long)(first + entries - (entries ? 1 : 0)),
-		       (unsigned long long)ds.alerts, (unsigned long long)ds.actions);
+		printf(
+		    "imported %zu events as ledger entries %llu..%llu; detector: %llu new alerts, "
+		    "%llu actions\n",
+		    events, (unsigned long long)first,
+		    (unsigned long long)(first + entries - (entries ? 1 : 0)),
+		    (unsigned long long)ds.alerts, (unsigned long long)ds.actions);
 	return CLI_OK;
 }
 
@@ -79,9 +84,13 @@ int cmd_import(int argc, char **argv)
 		return import_events(&c, path);
 	if (strcmp(kind_name, "reports") == 0)
 		return cli_import_reports(&c, path);
+	if (strcmp(kind_name, "calls") == 0)
+		return cli_import_calls(&c, path);
 	if (kind < 0)
-		return cli_usage("import", "unknown kind \"%s\" (expected parties, principals, relations, orders)",
-				 kind_name);
+		return cli_usage(
+		    "import",
+		    "unknown kind \"%s\" (expected parties, principals, relations, orders)",
+		    kind_name);
 	moat_error_t e = {0};
 	moat_app_t *a = NULL;
 	if (moat_app_open(c.data_dir, MOAT_APP_NO_LEDGER, &a, &e) != MOAT_OK)

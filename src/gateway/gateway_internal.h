@@ -27,6 +27,8 @@ typedef enum gw_route {
 	R_ORDER_LIST,
 	R_CALLS,
 	R_LEDGER,
+	R_REPORTS,
+	R_CASES,
 	R_COUNT
 } gw_route_t;
 
@@ -74,6 +76,9 @@ struct moat_gateway {
 	 * bindings): writers queue here instead of in SQLite's busy handler, which
 	 * sleeps in whole milliseconds. */
 	pthread_mutex_t write_mu;
+	/* Serialises the tracer (its exposure index file is brought up to date and
+	 * saved by every call). */
+	pthread_mutex_t trace_mu;
 	/* Last read time per throttled principal (small open-addressed table). */
 	pthread_mutex_t throttle_mu;
 	struct {
@@ -133,6 +138,11 @@ void gw_order_list(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s,
 void gw_ingest(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a,
 	       moat_import_kind_t kind, gw_req_t *q, gw_resp_t *r);
 void gw_calls(moat_gateway_t *g, moat_store_t *s, const gw_auth_t *a, gw_req_t *q, gw_resp_t *r);
+/* POST /v1/reports; GET /v1/cases (case_id NULL) and /v1/cases/{case_id}. */
+void gw_reports(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a,
+		gw_req_t *q, gw_resp_t *r);
+void gw_cases(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a,
+	      const char *case_id, gw_resp_t *r);
 void gw_sessions(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, gw_req_t *q,
 		 gw_resp_t *r);
 void gw_alerts(struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a, gw_resp_t *r);

@@ -189,7 +189,7 @@ static const unsigned status_codes[GW_STATUS_SLOTS - 1] = {200, 201, 400, 401, 4
 							   413, 414, 415, 422, 429, 500, 503};
 static const char *const route_names[R_COUNT] = {"other",    "healthz", "metrics",   "openapi",
 						 "sessions", "ingest",	"order_get", "order_list",
-						 "calls",    "ledger"};
+						 "calls",    "ledger",	"reports",   "cases"};
 static const double lat_bounds_ms[GW_LAT_BUCKETS] = {0.1, 0.25, 0.5, 1,	  2,   5,
 						     10,  25,	50,  100, 500, 2500};
 
@@ -486,6 +486,12 @@ static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const ch
 		route = R_ORDER_GET, order_id = url + 11, allow = "GET, HEAD";
 	} else if (strcmp(url, "/v1/calls") == 0) {
 		route = R_CALLS, want_post = true, allow = "POST";
+	} else if (strcmp(url, "/v1/reports") == 0) {
+		route = R_REPORTS, want_post = true, allow = "POST";
+	} else if (strcmp(url, "/v1/cases") == 0) {
+		route = R_CASES, allow = "GET, HEAD";
+	} else if (strncmp(url, "/v1/cases/", 10) == 0 && url[10] && !strchr(url + 10, '/')) {
+		route = R_CASES, order_id = url + 10, allow = "GET, HEAD";
 	} else if (strcmp(url, "/v1/alerts") == 0) {
 		route = R_LEDGER, allow = "GET, HEAD";
 	} else if (strcmp(url, "/v1/ledger/checkpoint") == 0) {
@@ -514,10 +520,11 @@ static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const ch
 				 g->max_body);
 			return route;
 		}
-		if (!content_type_json(c, route == R_INGEST)) {
+		bool batch = route == R_INGEST || route == R_REPORTS;
+		if (!content_type_json(c, batch)) {
 			gw_error(r, 415, "unsupported_media_type", "Content-Type",
-				 route == R_INGEST ? "send application/json or application/x-ndjson"
-						   : "send application/json");
+				 batch ? "send application/json or application/x-ndjson"
+				       : "send application/json");
 			return route;
 		}
 		if (!moat_utf8_valid(q->body.data, q->body.len)) {
@@ -556,6 +563,12 @@ static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const ch
 			break;
 		case R_CALLS:
 			gw_calls(g, s, &a, q, r);
+			break;
+		case R_REPORTS:
+			gw_reports(g, c, s, &a, q, r);
+			break;
+		case R_CASES:
+			gw_cases(g, c, s, &a, order_id, r); /* order_id holds the case id */
 			break;
 		case R_LEDGER:
 			if (strcmp(url, "/v1/alerts") == 0)
@@ -817,6 +830,7 @@ moat_err_t moat_gateway_start(moat_app_t *app, const moat_gateway_opts_t *opts,
 	pthread_mutex_init(&g->pool.mu, NULL);
 	pthread_mutex_init(&g->throttle_mu, NULL);
 	pthread_mutex_init(&g->write_mu, NULL);
+	pthread_mutex_init(&g->trace_mu, NULL);
 	pthread_cond_init(&g->pool.cv, NULL);
 	if (!parse_pool(app->config.virtual_pool, &g->pool_lo, &g->pool_hi)) {
 		rc = moat_error_set(err, MOAT_EINVAL, "virtual.pool",
@@ -912,6 +926,7 @@ void moat_gateway_stop(moat_gateway_t *g)
 	pthread_mutex_destroy(&g->pool.mu);
 	pthread_mutex_destroy(&g->throttle_mu);
 	pthread_mutex_destroy(&g->write_mu);
+	pthread_mutex_destroy(&g->trace_mu);
 	pthread_cond_destroy(&g->pool.cv);
 	free(g);
 }

@@ -2186,7 +2186,17 @@ static void gen_victims(sim_t *s, const scale_params_t *sp, int a, report_t **v,
 					rep.quoted = (uint8_t)(1u << f);
 		rep.reported = i < 5 || rng_chance(&r, 0.55);
 		rep.loss = draw_loss(&r);
-		rep.scammer = rng_below(&r, 4);
+		/* The crew that bought the data works it with a handful of numbers (and
+		 * links, chat accounts), switching every few days as numbers get
+		 * reported and blocked; the old one stays in use for a while. */
+		(void)rng_below(&r, 4); /* the draw that once picked the number: keeps
+					 * every later victim as it was */
+		int64_t since = rep.contact > at->from ? rep.contact - at->from : 0;
+		rep.scammer = (uint32_t)(since / (3 * DAY));
+		/* (drawn from its own hash, so the rest of the victim stream, and every
+		 * report time, stays as it was before crews rotated numbers) */
+		if (rep.scammer > 0 && mix3(s->seed ^ 0xc4e3, (uint64_t)a, i) % 5 == 0)
+			rep.scammer--;
 		add_report(s, v, n, cap, rep);
 	}
 	free(pick);
@@ -2250,13 +2260,18 @@ static void gen_noise(sim_t *s, const scale_params_t *sp, uint32_t genuine, repo
 						       F_NAME | (1u << MOAT_FIELD_ITEMS),
 						       1u << MOAT_FIELD_ADDRESS, F_NAME | F_PHONE};
 			rep.quoted = sets[rng_below(&r, MOAT_ARRAY_LEN(sets))];
+			rep.scammer = 1000 + i; /* a cold call: its own number */
 		} else {
+			/* Data bought elsewhere, worked by one of two background crews that
+			 * reuse their numbers like any crew (a shared number here must not
+			 * accuse anyone). */
 			rep.label = 2;
 			rep.channel = (uint8_t)rng_below(&r, 2);
 			rep.quoted = F_NAME | F_PHONE;
+			rep.scammer = 100 + 100 * (uint32_t)(mix3(s->seed ^ 0xb9c7, i, 0) & 1) +
+				      (uint32_t)((rep.contact - s->start) / (3 * DAY));
 		}
 		rep.loss = draw_loss(&r);
-		rep.scammer = 1000 + i;
 		add_report(s, v, n, cap, rep);
 	}
 }

@@ -16,8 +16,8 @@
 #include "moat/trace.h"
 
 #define INDEX_FILE "trace/exposure.idx"
-#define PERSONAL_FIELDS                                                                        \
-	((1u << MOAT_FIELD_NAME) | (1u << MOAT_FIELD_PHONE) | (1u << MOAT_FIELD_ADDRESS) |     \
+#define PERSONAL_FIELDS                                                                            \
+	((1u << MOAT_FIELD_NAME) | (1u << MOAT_FIELD_PHONE) | (1u << MOAT_FIELD_ADDRESS) |         \
 	 (1u << MOAT_FIELD_ID_NUMBER) | (1u << MOAT_FIELD_ITEMS))
 #define MAX_CASE_REPORTS 100000
 
@@ -105,14 +105,16 @@ static moat_err_t catch_up(moat_app_t *a, moat_exposure_t *x, uint64_t *read, mo
 			moat_call_row_t c = {0};
 			c.ledger_index = index;
 			c.time = e.time;
-			snprintf(c.principal, sizeof c.principal, "%s", e.principal ? e.principal : "");
+			snprintf(c.principal, sizeof c.principal, "%s",
+				 e.principal ? e.principal : "");
 			snprintf(c.order_id, sizeof c.order_id, "%s", e.order_id ? e.order_id : "");
 			snprintf(c.number, sizeof c.number, "%s", e.ref);
 			if (e.detail && strncmp(e.detail, "from ", 5) == 0)
 				snprintf(c.caller, sizeof c.caller, "%s", e.detail + 5);
 			const char *probe = c.number;
 			if (!c.principal[0])
-				rc = moat_store_trace_honey_list(a->store, is_honey_number, &probe, err);
+				rc = moat_store_trace_honey_list(a->store, is_honey_number, &probe,
+								 err);
 			if (rc == MOAT_OK && (c.principal[0] || probe == NULL)) {
 				if (!in_tx && (rc = moat_store_begin(a->store, err)) == MOAT_OK)
 					in_tx = true;
@@ -247,8 +249,8 @@ static moat_err_t check_report(moat_app_t *a, json_t *obj, pending_t *p, moat_er
 	moat_report_row_t old;
 	moat_error_t ignore;
 	if (moat_store_trace_report_get(a->store, r.report_id, &old, &ignore) == MOAT_OK)
-		return moat_error_set(err, MOAT_EEXIST, "report_id", "report %s was already imported",
-				      r.report_id);
+		return moat_error_set(err, MOAT_EEXIST, "report_id",
+				      "report %s was already imported", r.report_id);
 	memset(p, 0, sizeof *p);
 	snprintf(p->row.report_id, sizeof p->row.report_id, "%s", r.report_id);
 	snprintf(p->row.order_id, sizeof p->row.order_id, "%s", r.order_id);
@@ -321,14 +323,16 @@ static moat_err_t commit_reports(moat_app_t *a, pending_t *ps, size_t n, uint64_
 		if (rc == MOAT_OK && hh.principal[0]) {
 			moat_case_row_t c = {0};
 			snprintf(c.case_id, sizeof c.case_id, "honey-%.50s", ps[i].row.order_id);
-			snprintf(c.title, sizeof c.title, "honey order %.64s (planted for %.64s) was contacted",
+			snprintf(c.title, sizeof c.title,
+				 "honey order %.64s (planted for %.64s) was contacted",
 				 ps[i].row.order_id, hh.principal);
 			c.from = c.until = MOAT_TIME_NONE;
 			c.explicit_members = true;
 			c.created_at = moat_now();
 			rc = moat_store_trace_case_put(a->store, &c, err);
 			if (rc == MOAT_OK)
-				rc = moat_store_trace_case_add(a->store, c.case_id, ps[i].row.report_id, err);
+				rc = moat_store_trace_case_add(a->store, c.case_id,
+							       ps[i].row.report_id, err);
 			moat_log(MOAT_LOG_WARN, "trace.honey_hit", "report %s on honey order of %s",
 				 ps[i].row.report_id, hh.principal);
 		}
@@ -410,13 +414,47 @@ moat_err_t moat_trace_import_reports(moat_app_t *a, const char *path, size_t *co
 moat_err_t moat_trace_report_add(moat_app_t *a, json_t *obj, uint64_t *ledger_index,
 				 moat_error_t *err)
 {
+	size_t n = 0;
+	return moat_trace_reports_add(a, &obj, 1, &n, ledger_index, err);
+}
+
+moat_err_t moat_trace_reports_add(moat_app_t *a, json_t *const *objs, size_t n, size_t *count,
+				  uint64_t *first_index, moat_error_t *err)
+{
+	*count = 0;
 	moat_err_t rc = need_ledger(a, err);
 	if (rc != MOAT_OK)
 		return rc;
-	pending_t p;
-	rc = check_report(a, obj, &p, err);
+	if (n == 0)
+		return moat_error_set(err, MOAT_EINVAL, NULL, "no reports");
+	if (n > MAX_CASE_REPORTS)
+		return moat_error_set(err, MOAT_ELIMIT, NULL, "at most %d reports at once",
+				      MAX_CASE_REPORTS);
+	pending_t *ps = calloc(n, sizeof *ps);
+	if (!ps)
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	for (size_t i = 0; i < n && rc == MOAT_OK; i++) {
+		rc = json_is_object(objs[i])
+			 ? check_report(a, objs[i], &ps[i], err)
+			 : moat_error_set(err, MOAT_EINVAL, NULL, "a report must be a JSON object");
+		for (size_t j = 0; rc == MOAT_OK && j < i; j++)
+			if (strcmp(ps[j].row.report_id, ps[i].row.report_id) == 0)
+				rc = moat_error_set(err, MOAT_EEXIST, "report_id",
+						    "report %s appears twice in the batch",
+						    ps[i].row.report_id);
+		if (rc != MOAT_OK && err)
+			err->line = (long)i + 1;
+	}
 	if (rc == MOAT_OK)
-		rc = commit_reports(a, &p, 1, ledger_index, err);
+		rc = commit_reports(a, ps, n, first_index, err);
+	free(ps);
+	if (rc != MOAT_OK)
+		return rc;
+	*count = n;
+	moat_exposure_t *x = NULL;
+	rc = moat_trace_index_open(a, &x, err);
+	moat_exposure_free(x);
+	moat_log(MOAT_LOG_INFO, "trace.reports_add", "added %zu reports", n);
 	return rc;
 }
 
@@ -477,8 +515,8 @@ static int count_case(void *ctx, const moat_case_row_t *c)
 }
 
 moat_err_t moat_trace_case_create(moat_app_t *a, const char *title, moat_time_t from,
-				  moat_time_t until, const char *const *report_ids, size_t n_reports,
-				  char out_id[MOAT_ID_MAX + 1], moat_error_t *err)
+				  moat_time_t until, const char *const *report_ids,
+				  size_t n_reports, char out_id[MOAT_ID_MAX + 1], moat_error_t *err)
 {
 	count_ctx_t cc = {0};
 	moat_err_t rc = moat_store_trace_case_list(a->store, count_case, &cc, err);
@@ -660,10 +698,11 @@ static int scan_call(void *ctx, const moat_call_row_t *c)
 			continue;
 		char how[512];
 		if (c->principal[0]) {
-			snprintf(how, sizeof how,
-				 "virtual_number: the scam call of report %s came through %s, bound to "
-				 "this principal for order %s (ledger entry %" PRIu64 ")",
-				 r->report_id, c->number, c->order_id, c->ledger_index);
+			snprintf(
+			    how, sizeof how,
+			    "virtual_number: the scam call of report %s came through %s, bound to "
+			    "this principal for order %s (ledger entry %" PRIu64 ")",
+			    r->report_id, c->number, c->order_id, c->ledger_index);
 			add_direct(t, c->principal, c->ledger_index, how);
 		}
 		return 0;
@@ -677,10 +716,11 @@ static int scan_honey(void *ctx, const moat_honey_row_t *h)
 	for (size_t i = 0; i < t->reports.n; i++)
 		if (strcmp(t->reports.r[i].order_id, h->order_id) == 0) {
 			char how[512];
-			snprintf(how, sizeof how,
-				 "honey: report %s concerns honey order %s, planted for and visible "
-				 "only to this principal",
-				 t->reports.r[i].report_id, h->order_id);
+			snprintf(
+			    how, sizeof how,
+			    "honey: report %s concerns honey order %s, planted for and visible "
+			    "only to this principal",
+			    t->reports.r[i].report_id, h->order_id);
 			add_direct(t, h->principal, t->reports.r[i].ledger_index, how);
 		}
 	return 0;
@@ -787,7 +827,8 @@ static moat_err_t find_evidence(moat_app_t *a, moat_exposure_t *x, want_t *w, si
 		if (rc != MOAT_OK)
 			break;
 		moat_entry_t e;
-		if ((rc = moat_entry_decode(data, len, &e, scratch, MOAT_ENTRY_MAX + 64, err)) != MOAT_OK)
+		if ((rc = moat_entry_decode(data, len, &e, scratch, MOAT_ENTRY_MAX + 64, err)) !=
+		    MOAT_OK)
 			break;
 		if ((e.kind != MOAT_ENTRY_ACCESS && e.kind != MOAT_ENTRY_EXPORT) || !e.order_id ||
 		    !e.principal)
@@ -809,7 +850,8 @@ static moat_err_t find_evidence(moat_app_t *a, moat_exposure_t *x, want_t *w, si
 				(void)p;
 				char party[MOAT_ID_MAX + 1] = "";
 				moat_principal_row_t pr;
-				if (moat_store_principal_get(a->store, e.principal, &pr, &ig) == MOAT_OK)
+				if (moat_store_principal_get(a->store, e.principal, &pr, &ig) ==
+				    MOAT_OK)
 					snprintf(party, sizeof party, "%s", pr.party);
 				member = strcmp(party, w[i].party) == 0;
 				if (!member)
@@ -862,16 +904,16 @@ static moat_err_t write_bundle(moat_app_t *a, const char *dir, evidence_t *ev, m
 			rc = moat_error_set(err, MOAT_ELIMIT, NULL, "output path too long");
 		if (rc == MOAT_OK)
 			rc = moat_mkdirs(edir, 0700, err);
-		if (rc == MOAT_OK && moat_path_join(path, sizeof path, dir, "checkpoint") == MOAT_OK)
+		if (rc == MOAT_OK &&
+		    moat_path_join(path, sizeof path, dir, "checkpoint") == MOAT_OK)
 			rc = moat_file_write_atomic(path, cp.data, cp.len, 0644, err);
 		const char *vk = moat_ledger_verifier_key(a->ledger);
 		if (rc == MOAT_OK && moat_path_join(path, sizeof path, dir, "vkey") == MOAT_OK)
 			rc = moat_file_write_atomic(path, vk, strlen(vk), 0644, err);
 	}
 	if (rc == MOAT_OK)
-		rc = moat_buf_printf(out, ",\"evidence\":{\"checkpoint_size\":%" PRIu64
-					  ",\"verifier_key\":",
-				     size);
+		rc = moat_buf_printf(
+		    out, ",\"evidence\":{\"checkpoint_size\":%" PRIu64 ",\"verifier_key\":", size);
 	if (rc == MOAT_OK)
 		rc = moat_buf_json_str(out, moat_ledger_verifier_key(a->ledger));
 	if (rc == MOAT_OK)
@@ -893,7 +935,8 @@ static moat_err_t write_bundle(moat_app_t *a, const char *dir, evidence_t *ev, m
 		moat_buf_reset(&tmp);
 		rc = moat_ledger_read(a->ledger, index, &tmp, err);
 		if (rc == MOAT_OK)
-			rc = moat_ledger_prove_inclusion(a->ledger, index, size, leaf, proof, &n, err);
+			rc = moat_ledger_prove_inclusion(a->ledger, index, size, leaf, proof, &n,
+							 err);
 		char b64[64];
 		moat_b64_encode(leaf, MOAT_HASH_LEN, b64);
 		moat_buf_t pj;
@@ -901,7 +944,8 @@ static moat_err_t write_bundle(moat_app_t *a, const char *dir, evidence_t *ev, m
 		if (rc == MOAT_OK)
 			rc = moat_buf_printf(&pj,
 					     "{\"type\":\"inclusion\",\"index\":%" PRIu64
-					     ",\"size\":%" PRIu64 ",\"leaf_hash\":\"%s\",\"proof\":[",
+					     ",\"size\":%" PRIu64
+					     ",\"leaf_hash\":\"%s\",\"proof\":[",
 					     index, size, b64);
 		for (size_t k = 0; rc == MOAT_OK && k < n; k++) {
 			moat_b64_encode(proof[k], MOAT_HASH_LEN, b64);
@@ -922,7 +966,8 @@ static moat_err_t write_bundle(moat_app_t *a, const char *dir, evidence_t *ev, m
 		if (rc == MOAT_OK)
 			rc = moat_entry_to_json(&e, &ej);
 		if (rc == MOAT_OK)
-			rc = moat_buf_printf(out, "%s{\"index\":%" PRIu64 ",\"entry\":%s,\"proof\":%s}",
+			rc = moat_buf_printf(out,
+					     "%s{\"index\":%" PRIu64 ",\"entry\":%s,\"proof\":%s}",
 					     i ? "," : "", index, ej.data, pj.data);
 		if (rc == MOAT_OK && dir) {
 			char name[64];
@@ -930,14 +975,16 @@ static moat_err_t write_bundle(moat_app_t *a, const char *dir, evidence_t *ev, m
 			if (moat_path_join(path, sizeof path, edir, name) == MOAT_OK)
 				rc = moat_file_write_atomic(path, tmp.data, tmp.len, 0644, err);
 			snprintf(name, sizeof name, "%" PRIu64 ".proof.json", index);
-			if (rc == MOAT_OK && moat_path_join(path, sizeof path, edir, name) == MOAT_OK)
+			if (rc == MOAT_OK &&
+			    moat_path_join(path, sizeof path, edir, name) == MOAT_OK)
 				rc = moat_file_write_atomic(path, pj.data, pj.len, 0644, err);
 			if (rc == MOAT_OK)
-				rc = moat_buf_printf(&verify,
-						     "moat ledger verify-proof --vkey-file vkey "
-						     "--checkpoint checkpoint --entry evidence/%" PRIu64
-						     ".entry evidence/%" PRIu64 ".proof.json\n",
-						     index, index);
+				rc = moat_buf_printf(
+				    &verify,
+				    "moat ledger verify-proof --vkey-file vkey "
+				    "--checkpoint checkpoint --entry evidence/%" PRIu64
+				    ".entry evidence/%" PRIu64 ".proof.json\n",
+				    index, index);
 		}
 		free(scratch);
 		moat_buf_free(&ej);
@@ -1053,7 +1100,7 @@ moat_err_t moat_trace_case_run(moat_app_t *a, const char *case_id, const moat_tr
 	for (size_t i = 0; i < t.reports.n; i++) {
 		moat_trace_contact_normalise(t.reports.r[i].scammer_contact, t.contacts[i], 130);
 		vs[i] = (moat_victim_t){t.reports.r[i].order_id, t.reports.r[i].contact_time,
-					t.reports.r[i].quoted};
+					t.reports.r[i].quoted, t.reports.r[i].scammer_contact};
 	}
 
 	/* Direct evidence first. */
@@ -1074,9 +1121,10 @@ moat_err_t moat_trace_case_run(moat_app_t *a, const char *case_id, const moat_tr
 			if (rc != MOAT_OK)
 				goto done;
 			if (hh.principal[0])
-				add_direct(&t, hh.principal, 0,
-					   "honey: this case was opened by a contact to a honey order "
-					   "planted for this principal");
+				add_direct(
+				    &t, hh.principal, 0,
+				    "honey: this case was opened by a contact to a honey order "
+				    "planted for this principal");
 		}
 	}
 
@@ -1104,7 +1152,8 @@ moat_err_t moat_trace_case_run(moat_app_t *a, const char *case_id, const moat_tr
 		const direct_t *d = &t.direct[i];
 		const moat_suspect_t *st = NULL;
 		for (size_t k = 0; k < res.n_suspects; k++)
-			if (!res.suspects[k].is_party && strcmp(res.suspects[k].principal, d->principal) == 0)
+			if (!res.suspects[k].is_party &&
+			    strcmp(res.suspects[k].principal, d->principal) == 0)
 				st = &res.suspects[k];
 		moat_principal_row_t pr;
 		moat_error_t ig;
@@ -1123,9 +1172,9 @@ moat_err_t moat_trace_case_run(moat_app_t *a, const char *case_id, const moat_tr
 					     ",\"p_value\":%.6g,\"p_value_raw\":%.6g,\"ln_p\":%.4f,"
 					     "\"significant\":true,\"lift\":%.4g,\"coverage\":%.4g,"
 					     "\"direct\":true,\"how\":",
-					     st ? p_of(st->log_p_adj) : 0.0, st ? p_of(st->log_p) : 0.0,
-					     st ? st->log_p_adj : 0.0, st ? st->lift : 0.0,
-					     st ? st->coverage : 0.0);
+					     st ? p_of(st->log_p_adj) : 0.0,
+					     st ? p_of(st->log_p) : 0.0, st ? st->log_p_adj : 0.0,
+					     st ? st->lift : 0.0, st ? st->coverage : 0.0);
 		if (rc == MOAT_OK)
 			rc = moat_buf_json_str(out, d->how);
 		if (rc == MOAT_OK)
@@ -1139,37 +1188,47 @@ moat_err_t moat_trace_case_run(moat_app_t *a, const char *case_id, const moat_tr
 				dup = true;
 		if (dup)
 			continue;
-		char how[320];
+		char how[400], groups[96] = "";
+		if (s->n_groups)
+			snprintf(
+			    groups, sizeof groups,
+			    ", including every report of %u of the %u scam contacts used more than "
+			    "once",
+			    s->groups, s->n_groups);
 		if (s->significant)
 			snprintf(how, sizeof how,
 				 "statistics: received in plaintext the quoted fields of %" PRIu64
-				 " of %" PRIu64 " victims before the scam contact, while it received "
+				 " of %" PRIu64
+				 " victims before the scam contact%s, while it received "
 				 "%" PRIu64 " of %" PRIu64 " orders (explain-away round %d)",
-				 s->k, s->n, s->K, s->N, s->round);
+				 s->k, s->n, groups, s->K, s->N, s->round);
 		else
 			snprintf(how, sizeof how,
-				 "statistics: %" PRIu64 " of %" PRIu64 " victims against %" PRIu64
+				 "statistics: %" PRIu64 " of %" PRIu64 " victims%s against %" PRIu64
 				 " of %" PRIu64 " orders; not significant after correction%s",
-				 s->k, s->n, s->K, s->N,
-				 res.n_suspects && res.suspects[0].significant ? " or explained by a "
-										 "confirmed suspect"
-									       : "");
+				 s->k, s->n, groups, s->K, s->N,
+				 res.n_suspects && res.suspects[0].significant
+				     ? " or explained by a "
+				       "confirmed suspect"
+				     : "");
 		rc = moat_buf_printf(out, "%s{\"principal\":", rows++ ? "," : "");
 		if (rc == MOAT_OK)
-			rc = s->is_party ? moat_buf_puts(out, "null") : moat_buf_json_str(out, s->principal);
+			rc = s->is_party ? moat_buf_puts(out, "null")
+					 : moat_buf_json_str(out, s->principal);
 		if (rc == MOAT_OK)
 			rc = moat_buf_puts(out, ",\"party\":");
 		if (rc == MOAT_OK)
 			rc = moat_buf_json_str(out, s->party);
 		if (rc == MOAT_OK)
-			rc = moat_buf_printf(out,
-					     ",\"level\":\"%s\",\"p_value\":%.6g,\"p_value_raw\":%.6g,"
-					     "\"ln_p\":%.4f,\"significant\":%s,\"lift\":%.4g,"
-					     "\"coverage\":%.4g,\"k\":%" PRIu64 ",\"n\":%" PRIu64
-					     ",\"K\":%" PRIu64 ",\"N\":%" PRIu64 ",\"direct\":false,\"how\":",
-					     s->is_party ? "party" : "principal", p_of(s->log_p_adj),
-					     p_of(s->log_p), s->log_p_adj, s->significant ? "true" : "false",
-					     s->lift, s->coverage, s->k, s->n, s->K, s->N);
+			rc = moat_buf_printf(
+			    out,
+			    ",\"level\":\"%s\",\"p_value\":%.6g,\"p_value_raw\":%.6g,"
+			    "\"ln_p\":%.4f,\"significant\":%s,\"lift\":%.4g,"
+			    "\"coverage\":%.4g,\"k\":%" PRIu64 ",\"n\":%" PRIu64 ",\"K\":%" PRIu64
+			    ",\"N\":%" PRIu64 ",\"direct\":false,\"how\":",
+			    s->is_party ? "party" : "principal", p_of(s->log_p_adj), p_of(s->log_p),
+			    s->log_p_adj, s->significant ? "true" : "false", s->lift, s->coverage,
+			    s->k, s->n, s->K, s->N);
 		if (rc == MOAT_OK)
 			rc = moat_buf_json_str(out, how);
 		if (rc == MOAT_OK)
@@ -1213,7 +1272,8 @@ moat_err_t moat_trace_case_run(moat_app_t *a, const char *case_id, const moat_tr
 		size_t per = o.max_evidence / (s->n_covered ? s->n_covered : 1);
 		for (size_t v = 0; v < s->n_covered && v < o.max_evidence; v++) {
 			const moat_report_row_t *r = &t.reports.r[s->covered[v]];
-			w[nw++] = (want_t){s->is_party ? NULL : s->principal, s->party, r, per ? per : 1};
+			w[nw++] =
+			    (want_t){s->is_party ? NULL : s->principal, s->party, r, per ? per : 1};
 			if (!ev_add(&ev, r->ledger_index)) {
 				rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
 				goto done;
@@ -1231,7 +1291,8 @@ moat_err_t moat_trace_case_run(moat_app_t *a, const char *case_id, const moat_tr
 
 	/* Notification list. */
 	char csv_path[1400] = "";
-	if (o.out_dir && moat_path_join(csv_path, sizeof csv_path, o.out_dir, "notification.csv") == MOAT_OK) {
+	if (o.out_dir &&
+	    moat_path_join(csv_path, sizeof csv_path, o.out_dir, "notification.csv") == MOAT_OK) {
 		/* Plaintext buyer data: owner-only from the first byte. */
 		int fd = open(csv_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		csv = fd >= 0 ? fdopen(fd, "w") : NULL;
@@ -1265,8 +1326,8 @@ moat_err_t moat_trace_case_run(moat_app_t *a, const char *case_id, const moat_tr
 		if (dup)
 			continue;
 		nctx.leaker = s->is_party ? s->party : s->principal;
-		rc = moat_exposure_orders_of(t.x, nctx.leaker, s->is_party, PERSONAL_FIELDS, INT64_MAX,
-					     notify_order, &nctx, err);
+		rc = moat_exposure_orders_of(t.x, nctx.leaker, s->is_party, PERSONAL_FIELDS,
+					     INT64_MAX, notify_order, &nctx, err);
 		confirmed++;
 	}
 	if (rc == MOAT_OK)
@@ -1299,16 +1360,19 @@ moat_err_t moat_trace_case_run(moat_app_t *a, const char *case_id, const moat_tr
 		    "\"cause\":{\"confirmed_sources\":%zu,\"method\":\"exposure analysis of the "
 		    "access ledger (hypergeometric test, Holm-corrected at %g) and direct evidence "
 		    "(virtual numbers, honey orders); see suspects and evidence\"},"
-		    "\"possible_harm\":\"scam calls and messages quoting order details (fake refunds, "
+		    "\"possible_harm\":\"scam calls and messages quoting order details (fake "
+		    "refunds, "
 		    "loan apps, requests for verification codes); reported losses %" PRId64
 		    " cents\","
-		    "\"remedies\":[\"the confirmed sources' access can be suspended (moat principal "
+		    "\"remedies\":[\"the confirmed sources' access can be suspended (moat "
+		    "principal "
 		    "suspend) and their plaintext views masked by policy\",\"phones are shown to "
 		    "couriers and agents only as expiring virtual numbers\",\"honey orders monitor "
 		    "the remaining recipients\"],"
 		    "\"what_buyers_can_do\":[\"ignore calls or messages offering refunds or "
 		    "compensation outside the platform\",\"never share SMS verification codes or "
-		    "install apps at a caller's request\",\"check orders only in the official app\","
+		    "install apps at a caller's request\",\"check orders only in the official "
+		    "app\","
 		    "\"report suspicious contacts to customer service\"],"
 		    "\"contact\":\"the platform's personal-information protection officer\"}",
 		    case_id, qt, nctx.n, t.reports.n, confirmed, o.alpha, loss);
@@ -1375,18 +1439,20 @@ moat_err_t moat_trace_honey_plant(moat_app_t *a, const char *principal, size_t c
 		char id[40], phone[16], json[1200];
 		snprintf(id, sizeof id, "H%012" PRIu64, (uint64_t)(r % UINT64_C(1000000000000)));
 		/* Monitored numbers come from the 170 block, one per honey order. */
-		snprintf(phone, sizeof phone, "170%08" PRIu64, (uint64_t)((r / 7) % UINT64_C(100000000)));
+		snprintf(phone, sizeof phone, "170%08" PRIu64,
+			 (uint64_t)((r / 7) % UINT64_C(100000000)));
 		char placed[32];
 		moat_time_format(now, placed);
-		snprintf(json, sizeof json,
-			 "{\"order_id\":\"%s\",\"merchant\":\"%s\",\"placed_at\":\"%s\","
-			 "\"status\":\"paid\",\"buyer\":{\"name\":\"%s%s\",\"phone\":\"%s\","
-			 "\"address\":{\"province\":\"浙江省\",\"city\":\"杭州市\",\"district\":"
-			 "\"西湖区\",\"detail\":\"文三路%d号%d栋%d室\"}},\"items\":[{\"sku\":\"S-H\","
-			 "\"title\":\"羊毛围巾\",\"qty\":1,\"price_cents\":%d}]}",
-			 id, merchant, placed, surnames[r % 8], given[(r >> 8) % 8], phone,
-			 (int)(r % 300) + 1, (int)(r % 20) + 1, (int)(r % 900) + 101,
-			 9900 + (int)(r % 20000));
+		snprintf(
+		    json, sizeof json,
+		    "{\"order_id\":\"%s\",\"merchant\":\"%s\",\"placed_at\":\"%s\","
+		    "\"status\":\"paid\",\"buyer\":{\"name\":\"%s%s\",\"phone\":\"%s\","
+		    "\"address\":{\"province\":\"浙江省\",\"city\":\"杭州市\",\"district\":"
+		    "\"西湖区\",\"detail\":\"文三路%d号%d栋%d室\"}},\"items\":[{\"sku\":\"S-H\","
+		    "\"title\":\"羊毛围巾\",\"qty\":1,\"price_cents\":%d}]}",
+		    id, merchant, placed, surnames[r % 8], given[(r >> 8) % 8], phone,
+		    (int)(r % 300) + 1, (int)(r % 20) + 1, (int)(r % 900) + 101,
+		    9900 + (int)(r % 20000));
 		json_t *obj = json_loads(json, 0, NULL);
 		if (!obj) {
 			rc = moat_error_set(err, MOAT_EINVAL, NULL, "cannot build a honey order");

@@ -1,21 +1,47 @@
 /*
  * Scoring a case against the exposure index.
  *
- * Candidates are every principal and every party. For candidate c, E_c is the
- * set of population orders for which c had received in plaintext every field
- * the case's reports all quote, before the last contact; K_c = |E_c|. A victim
- * is covered by c when c had received every field *its* report quotes before
- * *its* first contact; k_c counts those. Under the null hypothesis that the
- * victims are a random draw of n orders out of N, k_c is hypergeometric, so the
- * p-value is P(X >= k_c). A party is one candidate whose receipts are the union
- * of its principals' (two staff who each saw half the fields make the party see
- * all of them).
+ * Candidates are every principal and every party (a party's receipts are the
+ * union of its principals': two staff who each saw half the fields make the
+ * party see all of them). A victim is covered by candidate c when c had
+ * received in plaintext every field its report quotes before its first contact.
  *
- * Several leakers: the best candidate (smallest Holm-corrected p) is confirmed
- * if significant; its covered victims are then removed from both the victims
- * and the population and everything is rescored, so a second leaker stands out
- * once the first one's victims no longer dominate, and the first leaker's party
- * is not confirmed again for the same victims.
+ * The null hypothesis for c: c is not the source, so each victim's order is a
+ * random order of the population, whatever its report quotes. Then victim v is
+ * covered with probability at most p_v = K_c(Q_v) / N, where Q_v is the set of
+ * fields v quoted and K_c(Q) counts the population orders for which c had every
+ * field of Q before the last contact. Using each victim's own Q matters: a
+ * report quoting the buyer's phone can never be explained by a principal that
+ * only ever got virtual numbers, and must not dilute its test.
+ *
+ * Scam crews: reports that share a normalised scammer contact (the same calling
+ * number, link or chat account) were worked by one crew, and one crew buys its
+ * data from one source. Such reports form a group (union-find over identical
+ * contacts; built from the reports alone, never from exposure, so the grouping
+ * cannot bias the test). The statistic for c is X_c = the number of victims in
+ * groups c covers entirely, ungrouped victims counting one by one. Under the
+ * null each group is covered entirely with probability prod p_v; groups are
+ * treated as independent (the draw of distinct orders is negatively dependent,
+ * which makes that conservative) and ungrouped victims with the same Q are one
+ * hypergeometric draw, exact. The tail P(X >= X_c) is a convolution over
+ * groups in log space. With no shared contact and one quoted set the test is
+ * the plain hypergeometric tail of DESIGN.md.
+ *
+ * Several leakers: a crew of one leaker makes its victims stand out even when
+ * the other leakers' victims dilute the whole case. Each round tests every
+ * candidate (Bonferroni over every hypothesis that could be rejected); among
+ * the significant ones a mixture fitted by EM over the groups (em_explain)
+ * decides who explains the victims, and those it gives at least min_victims
+ * victims are confirmed (an innocent who merely saw the same orders as the
+ * leaker is significant too, but explains nothing the leaker does not explain
+ * better). Then the case is conditioned on them: every order they had received
+ * is taken out of the population and every victim on such an order out of the
+ * victims, so the next test asks whether c explains the victims the confirmed
+ * leakers could not have, among the orders they never saw. Under the null that
+ * those remaining victims are background, that conditional test is exact again
+ * (sequential rejection: each round is a valid test given that the earlier
+ * confirmations were right; with no leaker at all the first round is the only
+ * chance to accuse and its error is at most alpha).
  */
 #include <math.h>
 #include <pthread.h>
@@ -29,7 +55,7 @@ void moat_score_params_default(moat_score_params_t *p)
 {
 	memset(p, 0, sizeof *p);
 	p->alpha = 0.01;
-	p->max_rounds = 5;
+	p->max_rounds = 8;
 	p->max_suspects = 20;
 	p->min_victims = 3;
 }
@@ -44,20 +70,25 @@ void moat_score_result_clear(moat_score_result_t *r)
 	memset(r, 0, sizeof *r);
 }
 
-/* Candidate numbering: principals 0..P-1, parties P..P+Q-1. */
+/* Quoted-field sets the victims use: a test needs K_c(Q) for each. */
+#define MAX_PATTERNS 128
+
+/* Candidate numbering: principals 0..P-1, parties P..P+Q-1. Only candidates that
+ * cover a victim get a slot (ids[slot] = candidate). */
 typedef struct cand {
-	uint64_t K;
-	uint32_t k_all;    /* victims covered in total */
-	uint32_t cov_off;  /* into the coverage list */
-	uint32_t k;        /* covered among the still-active victims (per round) */
-	uint32_t k_removed;
-	double log_p, log_adj;
-	int round;         /* its candidate was confirmed in this round (1-based), 0 = not */
-	double first_log_p, first_log_adj; /* the test reported: first round, or the
-					     round that confirmed it */
-	uint32_t first_k;
-	uint64_t tN, tn, tK; /* population, victims and exposure of that test */
-	bool confirmed;      /* this hypothesis confirmed its candidate */
+	uint32_t k_all;	  /* victims covered in total */
+	uint32_t cov_off; /* into the coverage list */
+	uint64_t Kfam;	  /* orders with any quoted field (current population) */
+	double log_p;	  /* this round's test */
+	uint64_t x;	  /* this round's statistic */
+	unsigned groups;  /* groups covered entirely in this round */
+	double expect;	  /* this round's expected covered victims under the null */
+	int round;	  /* confirmed in this round (1-based), 0 = not */
+	bool live;	  /* still tested: not confirmed, covers an active victim */
+	/* the test reported: round one's, or the confirming round's */
+	double r_log_p, r_log_adj, r_expect;
+	uint64_t r_x, r_N, r_n, r_K;
+	unsigned r_groups, r_ngroups;
 } cand_t;
 
 typedef struct pair {
@@ -80,18 +111,19 @@ static int cmp_pair(const void *a, const void *b)
 
 /* Victims after merging duplicate reports of one order. */
 typedef struct vict {
-	int64_t order;     /* index order id, -1 if never accessed */
+	int64_t order; /* index order id, -1 if never accessed */
 	moat_time_t contact;
 	unsigned quoted;
-	size_t input;      /* first input index */
+	size_t input; /* first input index */
 	bool honey;
+	uint32_t pat; /* index of its quoted set */
+	uint32_t grp; /* scam-contact group (dense id) */
 } vict_t;
 
-/* Walks one order's rows grouping by principal; calls back with the fields each
- * principal had by `at`, and returns the party unions through acc/nacc. */
-static size_t order_receipts(const moat_exposure_t *x, uint32_t o, moat_time_t at,
-			     uint32_t *pr, unsigned *pf, size_t cap, party_acc_t *acc,
-			     size_t *nacc)
+/* Walks one order's rows grouping by principal; returns the fields each
+ * principal had by `at` and the party unions through acc/nacc. */
+static size_t order_receipts(const moat_exposure_t *x, uint32_t o, moat_time_t at, uint32_t *pr,
+			     unsigned *pf, size_t cap, party_acc_t *acc, size_t *nacc)
 {
 	size_t np = 0;
 	*nacc = 0;
@@ -121,17 +153,28 @@ static size_t order_receipts(const moat_exposure_t *x, uint32_t o, moat_time_t a
 	return np;
 }
 
-/* Pass 2 over a range of orders: population count and K counters. */
+static bool in_population(const moat_exposure_t *x, uint32_t o, moat_time_t last)
+{
+	return !(x->order_flags[o] & TRACE_ORDER_HONEY) &&
+	       (int64_t)x->order_first[o] * 1000 <= last + 999;
+}
+
+/* A pass over a range of orders: the population count, and for each live
+ * candidate K_c(Q) per quoted set and K_c(any quoted field). Orders flagged in
+ * excl (received by a confirmed leaker) are outside the population. */
 typedef struct pass2 {
 	const moat_exposure_t *x;
 	uint32_t lo, hi;
 	moat_time_t last;
 	unsigned family;
-	const unsigned *fam;
-	size_t nf;
-	uint32_t C, P;
-	const uint8_t *hot, *isc;
-	uint32_t *Kc;
+	const unsigned *pats;
+	size_t npat;
+	uint32_t P, nslot;
+	const uint32_t *slot; /* candidate -> slot, UINT32_MAX if not live */
+	const uint8_t *hot;   /* principals that matter to a live candidate */
+	const uint8_t *excl;
+	uint32_t *Kq; /* npat * nslot */
+	uint32_t *Kf; /* nslot */
 	uint64_t N;
 	moat_err_t rc;
 } pass2_t;
@@ -149,8 +192,7 @@ static void *pass2_run(void *arg)
 		goto out;
 	}
 	for (uint32_t o = t->lo; o < t->hi; o++) {
-		if ((x->order_flags[o] & TRACE_ORDER_HONEY) ||
-		    (int64_t)x->order_first[o] * 1000 > t->last + 999)
+		if (!in_population(x, o, t->last) || (t->excl && t->excl[o]))
 			continue;
 		t->N++;
 		bool any = false;
@@ -164,11 +206,15 @@ static void *pass2_run(void *arg)
 		size_t nacc;
 		size_t np = order_receipts(x, o, t->last, pr, pf, cap, acc, &nacc);
 		for (size_t a = 0; a < np + nacc; a++) {
-			unsigned got = (a < np ? pf[a] : acc[a - np].fields) & t->family;
+			unsigned got = a < np ? pf[a] : acc[a - np].fields;
 			uint32_t c = a < np ? pr[a] : t->P + acc[a - np].party;
-			for (size_t fi = 0; got && fi < t->nf; fi++)
-				if ((got & t->fam[fi]) && t->isc[fi * t->C + c])
-					t->Kc[fi * t->C + c]++;
+			uint32_t s = t->slot[c];
+			if (s == UINT32_MAX || !(got & t->family))
+				continue;
+			t->Kf[s]++;
+			for (size_t q = 0; q < t->npat; q++)
+				if ((got & t->pats[q]) == t->pats[q])
+					t->Kq[q * t->nslot + s]++;
 		}
 	}
 out:
@@ -178,18 +224,300 @@ out:
 	return NULL;
 }
 
-static bool better(const cand_t *a, uint32_t ia, const cand_t *b, uint32_t ib, uint32_t P)
+/* Runs the pass over every order, on two threads when the index is large (the
+ * second thread is an optimisation, never required). Kq and Kf are overwritten. */
+static moat_err_t count_exposure(pass2_t *base, uint64_t *N)
 {
-	if (a->log_adj != b->log_adj)
-		return a->log_adj < b->log_adj;
-	if (a->log_p != b->log_p)
-		return a->log_p < b->log_p;
-	bool pa = ia < P, pb = ib < P;
-	if (pa != pb)
-		return pa; /* the narrower accusation first */
-	if (a->k != b->k)
-		return a->k > b->k;
-	return a->K < b->K;
+	const moat_exposure_t *x = base->x;
+	size_t nk = base->npat * base->nslot;
+	memset(base->Kq, 0, (nk ? nk : 1) * sizeof *base->Kq);
+	memset(base->Kf, 0, (base->nslot ? base->nslot : 1) * sizeof *base->Kf);
+	pass2_t half[2] = {*base, *base};
+	half[0].lo = 0;
+	half[0].hi = x->off_orders;
+	half[0].N = 0;
+	half[0].rc = MOAT_OK;
+	pthread_t th;
+	bool threaded = false;
+	if (x->nrec > (1u << 20)) {
+		half[1].Kq = calloc(nk ? nk : 1, sizeof *half[1].Kq);
+		half[1].Kf = calloc(base->nslot ? base->nslot : 1, sizeof *half[1].Kf);
+		half[1].N = 0;
+		half[1].rc = MOAT_OK;
+		if (half[1].Kq && half[1].Kf) {
+			half[1].lo = half[0].hi = x->off_orders / 2;
+			half[1].hi = x->off_orders;
+			threaded = pthread_create(&th, NULL, pass2_run, &half[1]) == 0;
+			if (!threaded)
+				half[0].hi = x->off_orders;
+		}
+	}
+	pass2_run(&half[0]);
+	if (threaded) {
+		pthread_join(th, NULL);
+		for (size_t i = 0; i < nk; i++)
+			base->Kq[i] += half[1].Kq[i];
+		for (size_t i = 0; i < base->nslot; i++)
+			base->Kf[i] += half[1].Kf[i];
+	}
+	if (half[1].Kq != base->Kq)
+		free(half[1].Kq);
+	if (half[1].Kf != base->Kf)
+		free(half[1].Kf);
+	if (half[0].rc != MOAT_OK || (threaded && half[1].rc != MOAT_OK))
+		return MOAT_ENOMEM;
+	*N = half[0].N + (threaded ? half[1].N : 0);
+	return MOAT_OK;
+}
+
+/* ln(e^a + e^b) */
+static double lse(double a, double b)
+{
+	if (a == -INFINITY)
+		return b;
+	if (b == -INFINITY)
+		return a;
+	return a > b ? a + log1p(exp(b - a)) : b + log1p(exp(a - b));
+}
+
+/* Union-find over victims. */
+static uint32_t uf_find(uint32_t *up, uint32_t i)
+{
+	while (up[i] != i) {
+		up[i] = up[up[i]];
+		i = up[i];
+	}
+	return i;
+}
+
+typedef struct contact_ref {
+	const char *norm; /* normalised contact */
+	uint32_t victim;  /* merged victim */
+} contact_ref_t;
+
+static int cmp_contact_ref(const void *a, const void *b)
+{
+	const contact_ref_t *x = a, *y = b;
+	int c = strcmp(x->norm, y->norm);
+	return c ? c : (x->victim > y->victim) - (x->victim < y->victim);
+}
+
+/* Working memory of one round's test of one candidate. */
+typedef struct tester {
+	size_t nv, ngrp, npat;
+	const vict_t *vs;
+	const bool *active;
+	const uint32_t *gsize;	  /* active victims per group */
+	const uint32_t *gmembers; /* victims sorted by group */
+	const uint32_t *goff;	  /* ngrp + 1 offsets into gmembers */
+	const uint32_t *single_n; /* per pattern: active victims alone in their group */
+	uint32_t *gcov;		  /* per group: covered active victims (scratch, kept 0) */
+	uint32_t *touched;
+	double *dp, *tmp, *lpmf, *suf;
+	unsigned multi_groups; /* groups of >= 2 active victims */
+} tester_t;
+
+/*
+ * ln P(X >= x) for one candidate: ungrouped victims of pattern q are one
+ * hypergeometric draw Hyp(N, Kq[q], single_n[q]), each group g of >= 2 victims
+ * adds its size with probability prod over members of Kq[pat]/N.
+ */
+static double grouped_tail(tester_t *t, uint64_t N, const uint64_t *Kq, uint64_t x)
+{
+	if (x == 0)
+		return 0.0;
+	size_t nsingle_pats = 0, only = 0;
+	for (size_t q = 0; q < t->npat; q++)
+		if (t->single_n[q]) {
+			nsingle_pats++;
+			only = q;
+		}
+	if (t->multi_groups == 0 && nsingle_pats == 1) {
+		uint64_t K = Kq[only], n = t->single_n[only];
+		if (K > N)
+			K = N;
+		double l = moat_stats_log_hypergeom_tail(N, K, n > N ? N : n, x);
+		return isnan(l) ? 0.0 : l;
+	}
+	/* dp[s] = ln P(sum so far = s), dp[x] = ln P(sum >= x) */
+	double *dp = t->dp, *tmp = t->tmp, *lpmf = t->lpmf, *suf = t->suf;
+	for (uint64_t s = 0; s <= x; s++)
+		dp[s] = -INFINITY;
+	dp[0] = 0.0;
+	for (size_t q = 0; q < t->npat; q++) {
+		uint64_t n = t->single_n[q], K = Kq[q] > N ? N : Kq[q];
+		if (!n)
+			continue;
+		if (n > N)
+			n = N;
+		/* lpmf[j] = ln P(S = j) for j < x; suf[j] = ln P(S >= j) for j <= x */
+		uint64_t hi = K < n ? K : n;
+		double tl = moat_stats_log_hypergeom_tail(N, K, n, x);
+		suf[x] = isnan(tl) ? -INFINITY : tl;
+		for (uint64_t j = x; j-- > 0;) {
+			lpmf[j] = j <= hi ? moat_stats_log_hypergeom_pmf(N, K, n, j) : -INFINITY;
+			suf[j] = lse(lpmf[j], suf[j + 1]);
+		}
+		for (uint64_t s = 0; s <= x; s++)
+			tmp[s] = -INFINITY;
+		for (uint64_t s = 0; s <= x; s++) {
+			if (dp[s] == -INFINITY)
+				continue;
+			/* j < x - s lands on s + j; j >= x - s lands on x */
+			for (uint64_t j = 0; j < x - s && j <= hi; j++)
+				tmp[s + j] = lse(tmp[s + j], dp[s] + lpmf[j]);
+			tmp[x] = lse(tmp[x], dp[s] + suf[x - s]);
+		}
+		double *sw = dp;
+		dp = tmp;
+		tmp = sw;
+	}
+	for (size_t g = 0; g < t->ngrp; g++) {
+		uint32_t w = t->gsize[g];
+		if (w < 2)
+			continue;
+		double lq = 0.0;
+		for (uint32_t i = t->goff[g]; i < t->goff[g + 1]; i++) {
+			const vict_t *v = &t->vs[t->gmembers[i]];
+			if (!t->active[t->gmembers[i]])
+				continue;
+			uint64_t K = Kq[v->pat];
+			lq += K ? log((double)(K > N ? N : K) / (double)N) : -INFINITY;
+		}
+		if (lq == -INFINITY)
+			continue;
+		double l1q = lq > -1e-12 ? -INFINITY : log1p(-exp(lq));
+		for (uint64_t s = x + 1; s-- > 0;) {
+			if (dp[s] == -INFINITY)
+				continue;
+			if (s == x)
+				continue; /* absorbed */
+			uint64_t to = s + w < x ? s + w : x;
+			dp[to] = lse(dp[to], dp[s] + lq);
+			dp[s] += l1q;
+		}
+	}
+	return dp[x] > 0.0 ? 0.0 : dp[x];
+}
+
+/* At most this many significant candidates enter one round's mixture. */
+#define EM_POOL 64
+
+/*
+ * Which of a round's significant candidates explain the victims? Several can be
+ * significant for the same victims: the leaker, and whoever saw the same orders
+ * (the merchant admin over a CS insider, the merchant staff of the shops an ISV
+ * app over-pulled). A mixture decides, by EM over the scam-contact groups: each
+ * group comes from one source s, with likelihood pi_s * prod over its victims of
+ * 1 / K_s(Q_v) if s covers every victim of the group, or from the background
+ * with pi_0 * N^-size. A narrow source that covers the same groups explains them
+ * with higher likelihood and takes them over; a broad one keeps what only it
+ * covers. em[k] = the victims the fit gives pool member k.
+ */
+static moat_err_t em_explain(tester_t *t, const cand_t *cs, const uint32_t *ids,
+			     const uint32_t *cov, const uint32_t *pool, size_t npool,
+			     const uint32_t *Kq32, size_t nc, uint64_t N, size_t ngrp, double *em)
+{
+	for (size_t k = 0; k < npool; k++)
+		em[k] = 0.0;
+	if (npool == 0)
+		return MOAT_OK;
+	typedef struct gl {
+		uint32_t k, g;
+		double l;
+	} gl_t;
+	size_t n = 0, cap = 64;
+	gl_t *ls = malloc(cap * sizeof *ls);
+	double *pi = malloc((npool + 1) * sizeof *pi), *acc = malloc((npool + 1) * sizeof *acc);
+	double *den = malloc((ngrp + 1) * sizeof *den), *l0 = malloc((ngrp + 1) * sizeof *l0);
+	if (!ls || !pi || !acc || !den || !l0)
+		goto nomem;
+	size_t G = 0;
+	for (size_t g = 0; g < ngrp; g++) {
+		l0[g] = -(double)t->gsize[g] * log((double)N);
+		G += t->gsize[g] != 0;
+	}
+	for (size_t k = 0; k < npool; k++) {
+		const cand_t *c = &cs[ids[pool[k]]];
+		size_t nt = 0;
+		for (uint32_t i = 0; i < c->k_all; i++) {
+			uint32_t v = cov[c->cov_off + i];
+			if (!t->active[v])
+				continue;
+			if (t->gcov[t->vs[v].grp]++ == 0)
+				t->touched[nt++] = t->vs[v].grp;
+		}
+		for (size_t i = 0; i < nt; i++) {
+			uint32_t g = t->touched[i];
+			if (t->gcov[g] == t->gsize[g]) {
+				double l = 0.0;
+				for (uint32_t m = t->goff[g]; m < t->goff[g + 1]; m++) {
+					uint32_t v = t->gmembers[m];
+					if (!t->active[v])
+						continue;
+					uint32_t K = Kq32[t->vs[v].pat * nc + pool[k]];
+					l -= log((double)(K ? K : 1));
+				}
+				if (n == cap) {
+					cap *= 2;
+					gl_t *nl = realloc(ls, cap * sizeof *nl);
+					if (!nl) {
+						for (size_t j = i; j < nt; j++)
+							t->gcov[t->touched[j]] = 0;
+						goto nomem;
+					}
+					ls = nl;
+				}
+				ls[n++] = (gl_t){(uint32_t)k, g, l};
+			}
+			t->gcov[g] = 0;
+		}
+	}
+	for (size_t k = 0; k <= npool; k++)
+		pi[k] = 1.0 / (double)(npool + 1);
+	for (int iter = 0; iter < 200 && G; iter++) {
+		/* den[g] = ln sum_s pi_s L_gs, background included */
+		for (size_t g = 0; g < ngrp; g++)
+			den[g] = log(pi[npool]) + l0[g];
+		for (size_t i = 0; i < n; i++)
+			den[ls[i].g] = lse(den[ls[i].g], log(pi[ls[i].k]) + ls[i].l);
+		for (size_t k = 0; k <= npool; k++)
+			acc[k] = 0.0;
+		for (size_t g = 0; g < ngrp; g++)
+			if (t->gsize[g])
+				acc[npool] += exp(log(pi[npool]) + l0[g] - den[g]);
+		for (size_t i = 0; i < n; i++)
+			acc[ls[i].k] += exp(log(pi[ls[i].k]) + ls[i].l - den[ls[i].g]);
+		double moved = 0.0;
+		for (size_t k = 0; k <= npool; k++) {
+			double np = acc[k] / (double)G;
+			moved = fmax(moved, fabs(np - pi[k]));
+			pi[k] = np > 1e-300 ? np : 1e-300;
+		}
+		if (moved < 1e-9)
+			break;
+	}
+	/* victims explained: responsibilities times group sizes */
+	for (size_t g = 0; g < ngrp; g++)
+		den[g] = log(pi[npool]) + l0[g];
+	for (size_t i = 0; i < n; i++)
+		den[ls[i].g] = lse(den[ls[i].g], log(pi[ls[i].k]) + ls[i].l);
+	for (size_t i = 0; i < n; i++)
+		em[ls[i].k] +=
+		    exp(log(pi[ls[i].k]) + ls[i].l - den[ls[i].g]) * (double)t->gsize[ls[i].g];
+	free(ls);
+	free(pi);
+	free(acc);
+	free(den);
+	free(l0);
+	return MOAT_OK;
+nomem:
+	free(ls);
+	free(pi);
+	free(acc);
+	free(den);
+	free(l0);
+	return MOAT_ENOMEM;
 }
 
 moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims, size_t n_victims,
@@ -203,27 +531,36 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		moat_score_params_default(&prm);
 	memset(out, 0, sizeof *out);
 	if (n_victims == 0)
-		return moat_error_set(err, MOAT_EINVAL, "victims", "a case needs at least one report");
+		return moat_error_set(err, MOAT_EINVAL, "victims",
+				      "a case needs at least one report");
 	moat_err_t rc = trace_compact(x);
 	if (rc != MOAT_OK)
-		return moat_error_set(err, rc, NULL, "exposure index: out of memory while compacting");
+		return moat_error_set(err, rc, NULL,
+				      "exposure index: out of memory while compacting");
 
 	uint32_t P = x->principals.n, Q = x->parties.n, C = P + Q;
 	vict_t *vs = calloc(n_victims, sizeof *vs);
 	cand_t *cs = NULL;
 	pair_t *pairs = NULL;
 	size_t npairs = 0, pairs_cap = 0;
-	uint32_t *pr = NULL, *cov = NULL, *ids = NULL, *Kc = NULL;
+	uint32_t *pr = NULL, *cov = NULL, *ids = NULL, *slot = NULL, *Kq32 = NULL, *Kf32 = NULL;
+	uint32_t *up = NULL, *gsize = NULL, *gmembers = NULL, *goff = NULL, *gcov = NULL;
+	uint32_t *touched = NULL, *single_n = NULL, *pool = NULL;
+	double *em = NULL;
 	unsigned *pf = NULL;
 	party_acc_t *acc = NULL;
-	double *lp = NULL, *la = NULL;
+	double *lp = NULL, *la = NULL, *dp = NULL, *tmp = NULL, *lpmf = NULL, *suf = NULL;
+	uint64_t *Kq = NULL;
 	bool *active = NULL;
-	uint8_t *hot = NULL, *isc = NULL;
-	size_t cap = 4096, *vslot = NULL;
+	uint8_t *hot = NULL, *excl = NULL;
+	char(*norm)[130] = NULL;
+	contact_ref_t *refs = NULL;
+	size_t nrefs = 0, cap = 4096, *vslot = NULL;
+	size_t *vmap = calloc(n_victims, sizeof *vmap); /* input -> merged victim */
 	pr = malloc(cap * sizeof *pr);
 	pf = malloc(cap * sizeof *pf);
 	acc = malloc(cap * sizeof *acc);
-	if (!vs || !pr || !pf || !acc)
+	if (!vs || !pr || !pf || !acc || !vmap)
 		goto nomem;
 
 	/* Merge reports of the same order: earliest contact, fields quoted by both. */
@@ -240,9 +577,9 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		const moat_victim_t *v = &victims[i];
 		unsigned q = v->quoted & MOAT_EXPOSURE_FIELDS_ALL;
 		if (!v->order_id || !q) {
-			rc = moat_error_set(err, MOAT_EINVAL, "quoted_fields",
-					    "victim %zu: an order and at least one quoted field are needed",
-					    i + 1);
+			rc = moat_error_set(
+			    err, MOAT_EINVAL, "quoted_fields",
+			    "victim %zu: an order and at least one quoted field are needed", i + 1);
 			goto fail;
 		}
 		int64_t o = trace_dict_find(&x->orders, v->order_id);
@@ -262,6 +599,7 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 				    strcmp(victims[vs[j].input].order_id, v->order_id) == 0)
 					break;
 		}
+		vmap[i] = j;
 		if (j < nv) {
 			if (v->contact < vs[j].contact)
 				vs[j].contact = v->contact;
@@ -269,20 +607,46 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 				vs[j].quoted &= q;
 			continue;
 		}
-		vs[nv] = (vict_t){o, v->contact, q, i, o >= 0 && (x->order_flags[o] & TRACE_ORDER_HONEY)};
+		vs[nv] = (vict_t){
+		    o, v->contact, q, i, o >= 0 && (x->order_flags[o] & TRACE_ORDER_HONEY), 0, 0};
 		nv++;
 	}
 
-	/*
-	 * Hypotheses are (candidate, family of fields). Victim v counts for (c, F)
-	 * when it quoted a field of F and c had every field v quoted before v's
-	 * contact; the draw is the n_F victims that quoted a field of F; E is the
-	 * orders for which c had a field of F before the last contact. Every covered
-	 * victim is then inside E, the consistency the exact test needs.
-	 */
-	unsigned fam[MOAT_FIELD_COUNT]; /* field mask of each hypothesis family */
-	uint64_t n_f[MOAT_FIELD_COUNT] = {0}, rem_f[MOAT_FIELD_COUNT] = {0};
-	size_t nf = 0;
+	/* Scam-contact groups: union-find over identical normalised contacts (two
+	 * reports of one order with different contacts join their groups too). */
+	up = malloc((nv ? nv : 1) * sizeof *up);
+	norm = malloc(n_victims * sizeof *norm);
+	refs = malloc(n_victims * sizeof *refs);
+	if (!up || !norm || !refs)
+		goto nomem;
+	for (size_t j = 0; j < nv; j++)
+		up[j] = (uint32_t)j;
+	for (size_t i = 0; i < n_victims; i++) {
+		const char *c = victims[i].scammer_contact;
+		if (!c || !*c || vs[vmap[i]].honey)
+			continue;
+		moat_trace_contact_normalise(c, norm[i], sizeof norm[i]);
+		if (norm[i][0])
+			refs[nrefs++] = (contact_ref_t){norm[i], (uint32_t)vmap[i]};
+	}
+	if (nrefs)
+		qsort(refs, nrefs, sizeof *refs, cmp_contact_ref);
+	for (size_t i = 1; i < nrefs; i++)
+		if (strcmp(refs[i].norm, refs[i - 1].norm) == 0) {
+			uint32_t a = uf_find(up, refs[i].victim),
+				 b = uf_find(up, refs[i - 1].victim);
+			if (a != b)
+				up[a < b ? b : a] = a < b ? a : b;
+		}
+	size_t ngrp = 0;
+	for (size_t j = 0; j < nv; j++) {
+		uint32_t r = uf_find(up, (uint32_t)j);
+		vs[j].grp = r == j ? (uint32_t)ngrp++ : vs[r].grp; /* roots come first */
+	}
+
+	/* The quoted sets, and the draw. */
+	unsigned pats[MAX_PATTERNS];
+	size_t npat = 0;
 	moat_time_t last = MOAT_TIME_NONE;
 	uint64_t n = 0, unknown = 0;
 	unsigned family = 0;
@@ -295,48 +659,39 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		family |= vs[j].quoted;
 		if (last == MOAT_TIME_NONE || vs[j].contact > last)
 			last = vs[j].contact;
+		size_t q = 0;
+		while (q < npat && pats[q] != vs[j].quoted)
+			q++;
+		if (q == npat)
+			pats[npat++] = vs[j].quoted; /* at most 2^7 - 1 non-empty sets */
+		vs[j].pat = (uint32_t)q;
 	}
-	/* One family: "c is the source of these reports", E_c = orders for which c
-	 * had any quoted field. (Per-field families were tried: they split the
-	 * victims and multiply the hypotheses, and lost power on the simulator.) */
-	if (family)
-		fam[nf++] = family;
-	for (size_t j = 0; j < nv; j++)
-		for (size_t a = 0; !vs[j].honey && a < nf; a++)
-			if (vs[j].quoted & fam[a])
-				n_f[a]++;
 	out->quoted = family;
-	size_t H = (size_t)C * nf;
-	cs = calloc(H ? H : 1, sizeof *cs);
+	cs = calloc(C ? C : 1, sizeof *cs);
 	if (!cs)
 		goto nomem;
 
-	/* Pass 1: which hypotheses cover which victims. */
+	/* Pass 1: which candidates cover which victims. */
 	for (size_t j = 0; j < nv; j++) {
 		if (vs[j].honey || vs[j].order < 0)
 			continue;
 		size_t nacc;
-		size_t np = order_receipts(x, (uint32_t)vs[j].order, vs[j].contact, pr, pf, cap, acc,
-					   &nacc);
+		size_t np = order_receipts(x, (uint32_t)vs[j].order, vs[j].contact, pr, pf, cap,
+					   acc, &nacc);
 		for (size_t a = 0; a < np + nacc; a++) {
-			uint32_t c;
 			unsigned got = a < np ? pf[a] : acc[a - np].fields;
 			if ((got & vs[j].quoted) != vs[j].quoted)
 				continue;
-			c = a < np ? pr[a] : P + acc[a - np].party;
-			for (size_t fi = 0; fi < nf; fi++) {
-				if (!(vs[j].quoted & fam[fi]))
-					continue;
-				if (npairs == pairs_cap) {
-					size_t ncap = pairs_cap ? pairs_cap * 2 : 1024;
-					pair_t *np2 = realloc(pairs, ncap * sizeof *np2);
-					if (!np2)
-						goto nomem;
-					pairs = np2;
-					pairs_cap = ncap;
-				}
-				pairs[npairs++] = (pair_t){(uint32_t)(fi * C + c), (uint32_t)j};
+			uint32_t c = a < np ? pr[a] : P + acc[a - np].party;
+			if (npairs == pairs_cap) {
+				size_t ncap = pairs_cap ? pairs_cap * 2 : 1024;
+				pair_t *np2 = realloc(pairs, ncap * sizeof *np2);
+				if (!np2)
+					goto nomem;
+				pairs = np2;
+				pairs_cap = ncap;
 			}
+			pairs[npairs++] = (pair_t){c, (uint32_t)j};
 		}
 	}
 	if (npairs)
@@ -351,70 +706,49 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		cs[pairs[i].cand].k_all++;
 	}
 
-	/* Pass 2: the population and K of every hypothesis that covers a victim.
-	 * Byte flags (one per principal, one per hypothesis) keep the scan over all
-	 * rows in cache; rows of principals that matter to no hypothesis are skipped. */
-	hot = calloc(P ? P : 1, 1);
-	isc = calloc(H ? H : 1, 1);
-	Kc = calloc(H ? H : 1, sizeof *Kc);
-	if (!hot || !isc || !Kc)
+	/* Slots: the candidates that cover anything; only they can be rejected with a
+	 * victim behind them, so only they need K. */
+	slot = malloc((C ? C : 1) * sizeof *slot);
+	ids = malloc((C ? C : 1) * sizeof *ids);
+	if (!slot || !ids)
 		goto nomem;
-	for (size_t h = 0; h < H; h++)
-		isc[h] = cs[h].k_all != 0;
-	for (uint32_t p = 0; p < P; p++) {
-		uint32_t q = x->principal_party[p];
-		for (size_t fi = 0; fi < nf; fi++)
-			if (isc[fi * C + p] || (q != TRACE_NO_PARTY && isc[fi * C + P + q]))
-				hot[p] = 1;
-	}
-	/* The scan is split over two threads (each with its own counters) when the
-	 * index is large; the second thread is an optimisation, never required. */
-	pass2_t half[2] = {{x, 0, x->off_orders, last, family, fam, nf, C, P, hot, isc, Kc, 0, MOAT_OK},
-			   {x, 0, 0, last, family, fam, nf, C, P, hot, isc, NULL, 0, MOAT_OK}};
-	pthread_t th;
-	bool threaded = false;
-	if (x->nrec > (1u << 20)) {
-		half[1].Kc = calloc(H ? H : 1, sizeof *Kc);
-		if (half[1].Kc) {
-			half[1].lo = half[0].hi = x->off_orders / 2;
-			half[1].hi = x->off_orders;
-			threaded = pthread_create(&th, NULL, pass2_run, &half[1]) == 0;
-			if (!threaded) {
-				half[0].hi = x->off_orders;
-				free(half[1].Kc);
-				half[1].Kc = NULL;
-			}
+	size_t nc = 0;
+	for (uint32_t c = 0; c < C; c++) {
+		slot[c] = UINT32_MAX;
+		if (cs[c].k_all) {
+			slot[c] = (uint32_t)nc;
+			ids[nc++] = c;
+			cs[c].live = true;
 		}
 	}
-	pass2_run(&half[0]);
-	if (threaded) {
-		pthread_join(th, NULL);
-		for (size_t h = 0; h < H; h++)
-			Kc[h] += half[1].Kc[h];
-	}
-	free(half[1].Kc);
-	if (half[0].rc != MOAT_OK || (threaded && half[1].rc != MOAT_OK))
+	hot = calloc(P ? P : 1, 1);
+	excl = calloc(x->off_orders ? x->off_orders : 1, 1);
+	Kq32 = calloc(npat * nc + 1, sizeof *Kq32);
+	Kf32 = calloc(nc ? nc : 1, sizeof *Kf32);
+	Kq = calloc(npat ? npat : 1, sizeof *Kq);
+	if (!hot || !excl || !Kq32 || !Kf32 || !Kq)
 		goto nomem;
-	uint64_t N = half[0].N + (threaded ? half[1].N : 0);
-	for (size_t h = 0; h < H; h++)
-		cs[h].K = Kc[h];
+	for (uint32_t p = 0; p < P; p++) {
+		uint32_t q = x->principal_party[p];
+		if (cs[p].live || (q != TRACE_NO_PARTY && cs[P + q].live))
+			hot[p] = 1;
+	}
+	pass2_t base = {x,    0,   0,	 last, family, pats, npat,   P, (uint32_t)nc,
+			slot, hot, NULL, Kq32, Kf32,   0,    MOAT_OK};
+	uint64_t N = 0;
+	if (count_exposure(&base, &N) != MOAT_OK)
+		goto nomem;
 	N += unknown;
 	if (prm.population)
 		N = prm.population;
 	if (N < n)
 		N = n;
-	for (size_t h = 0; h < H; h++) {
-		if (cs[h].K < cs[h].k_all)
-			cs[h].K = cs[h].k_all;
-		if (cs[h].K > N)
-			cs[h].K = N;
-	}
 	out->N = N;
 	out->n = n;
 
 	/*
-	 * The number of hypotheses the correction counts. A (candidate, field) that
-	 * never received the field has p = 1 whatever the victims are, can never be
+	 * The number of hypotheses the correction counts. A candidate that never
+	 * received a quoted field has p = 1 whatever the victims are, can never be
 	 * rejected and so costs nothing (the Bonferroni bound sums over hypotheses
 	 * that can be rejected); a party with a single principal is the same
 	 * hypothesis as that principal and is counted once.
@@ -428,340 +762,278 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 			goto nomem;
 		}
 		for (size_t i = 0; i < x->nrec; i++)
-			seen[x->rpm[i] >> 8] |= (uint8_t)(x->rpm[i] & family);
+			if (x->rpm[i] & family)
+				seen[x->rpm[i] >> 8] = 1;
 		for (uint32_t p = 0; p < P; p++) {
 			uint32_t q = x->principal_party[p];
-			if (q != TRACE_NO_PARTY) {
-				seen[P + q] |= seen[p];
-				if (seen[p])
-					members[q]++;
+			if (q != TRACE_NO_PARTY && seen[p]) {
+				seen[P + q] = 1;
+				members[q]++;
 			}
 		}
 		size_t m = 0;
 		for (uint32_t c = 0; c < C; c++)
 			if (c < P || members[c - P] > 1)
-				for (size_t fi = 0; fi < nf; fi++)
-					m += (seen[c] & fam[fi]) != 0;
+				m += seen[c];
 		free(seen);
 		free(members);
-		out->tested = m > nf ? m : nf;
+		out->tested = m ? m : 1;
 	}
 
-	/* Explain-away rounds over the hypotheses that cover anything. */
-	ids = malloc((H ? H : 1) * sizeof *ids);
-	size_t nc = 0;
-	if (!ids)
-		goto nomem;
-	for (size_t h = 0; h < H; h++)
-		if (cs[h].k_all)
-			ids[nc++] = (uint32_t)h;
-	lp = malloc((nc ? nc : 1) * sizeof *lp);
-	la = malloc((nc ? nc : 1) * sizeof *la);
+	/* Groups: members sorted by group, per-round sizes. */
+	gsize = calloc(ngrp + 1, sizeof *gsize);
+	goff = calloc(ngrp + 2, sizeof *goff);
+	gmembers = malloc((nv ? nv : 1) * sizeof *gmembers);
+	gcov = calloc(ngrp + 1, sizeof *gcov);
+	touched = malloc((nv ? nv : 1) * sizeof *touched);
+	single_n = calloc(npat ? npat : 1, sizeof *single_n);
 	active = malloc((nv ? nv : 1) * sizeof *active);
-	if (!lp || !la || !active)
+	dp = malloc((n + 2) * sizeof *dp);
+	tmp = malloc((n + 2) * sizeof *tmp);
+	lpmf = malloc((n + 2) * sizeof *lpmf);
+	suf = malloc((n + 2) * sizeof *suf);
+	lp = malloc((nc ? nc : 1) * sizeof *lp);
+	pool = malloc(EM_POOL * sizeof *pool);
+	em = malloc(EM_POOL * sizeof *em);
+	la = malloc((nc ? nc : 1) * sizeof *la);
+	if (!gsize || !goff || !gmembers || !gcov || !touched || !single_n || !active || !dp ||
+	    !tmp || !lpmf || !suf || !pool || !em || !lp || !la)
 		goto nomem;
 	for (size_t j = 0; j < nv; j++)
-		active[j] = !vs[j].honey && vs[j].order >= 0;
-	uint64_t removed = 0;
+		goff[vs[j].grp + 1]++;
+	for (size_t g = 0; g < ngrp; g++)
+		goff[g + 1] += goff[g];
+	{
+		uint32_t *fill = calloc(ngrp + 1, sizeof *fill);
+		if (!fill)
+			goto nomem;
+		for (size_t j = 0; j < nv; j++)
+			gmembers[goff[vs[j].grp] + fill[vs[j].grp]++] = (uint32_t)j;
+		free(fill);
+	}
+	for (size_t j = 0; j < nv; j++)
+		active[j] = !vs[j].honey;
+	tester_t tt = {nv,	 ngrp, npat,	vs, active, gsize, gmembers, goff,
+		       single_n, gcov, touched, dp, tmp,    lpmf,  suf,	     0};
+
 	double log_alpha = log(prm.alpha), log_m = log((double)out->tested);
-
-	/* Round one: every hypothesis on all victims, Holm-corrected. */
-	for (size_t i = 0; i < nc; i++) {
-		cand_t *c = &cs[ids[i]];
-		c->k = c->k_all;
-		lp[i] = moat_stats_log_hypergeom_tail(N, c->K, n_f[ids[i] / C], c->k);
-		if (isnan(lp[i]))
-			lp[i] = 0.0;
-	}
-	if (moat_stats_holm(lp, nc, out->tested, la) != MOAT_OK)
-		goto nomem;
-	for (size_t i = 0; i < nc; i++) {
-		cand_t *c = &cs[ids[i]];
-		c->log_p = c->first_log_p = lp[i];
-		c->log_adj = c->first_log_adj = la[i];
-		c->first_k = c->k;
-		c->tN = N;
-		c->tn = n_f[ids[i] / C];
-		c->tK = c->K;
-	}
-
-	/*
-	 * Which of the significant candidates explain the victims? Greedy explaining
-	 * away in p order lets a broad candidate (a merchant admin who sees all of a
-	 * shop's orders) swallow the victims of two narrower real leakers inside it
-	 * (a CS agent of that shop and a courier). So first fit a mixture by EM:
-	 * each victim comes from one source s with probability pi_s / K_s if s
-	 * covers it, or from the background with pi_0 / N. A narrow source that
-	 * covers the same victims explains them with higher likelihood and takes
-	 * them over. The candidates are then tested in order of the victims the
-	 * mixture gives them, each on the victims not yet explained (Bonferroni over
-	 * all hypotheses, so every test stands on its own), and confirmed if still
-	 * significant; their victims are removed before the next test.
-	 */
-	size_t npool = 0;
-	uint32_t *pool = malloc((nc ? nc : 1) * sizeof *pool);
-	double *pi = malloc((nc + 1) * sizeof *pi), *share = malloc((nc + 1) * sizeof *share);
-	double *lv = malloc((nv ? nv : 1) * sizeof *lv);
-	if (!pool || !pi || !share || !lv) {
-		free(pool);
-		free(pi);
-		free(share);
-		free(lv);
-		goto nomem;
-	}
-	/* The pool: the significant hypotheses, best first, at most 64 (more sources
-	 * than that in one case is not a leak pattern the mixture needs to untangle). */
-	for (size_t i = 0; i < nc; i++)
-		if (la[i] < log_alpha)
-			pool[npool++] = (uint32_t)i;
-	for (size_t i = 1; i < npool; i++) {
-		uint32_t v = pool[i];
-		size_t j = i;
-		while (j > 0 && la[pool[j - 1]] > la[v]) {
-			pool[j] = pool[j - 1];
-			j--;
-		}
-		pool[j] = v;
-	}
-	if (npool > 64)
-		npool = 64;
-	double nlive = 0;
-	for (size_t j = 0; j < nv; j++)
-		nlive += active[j];
-	for (size_t s2 = 0; s2 <= npool; s2++)
-		pi[s2] = 1.0 / (double)(npool + 1);
-	for (int iter = 0; iter < 200 && npool && nlive > 0; iter++) {
-		for (size_t j = 0; j < nv; j++)
-			lv[j] = pi[npool] / (double)N;
-		for (size_t s2 = 0; s2 < npool; s2++) {
-			const cand_t *c = &cs[ids[pool[s2]]];
-			for (uint32_t t = 0; t < c->k_all; t++)
-				lv[cov[c->cov_off + t]] += pi[s2] / (double)c->K;
-		}
-		double bg = 0;
-		for (size_t j = 0; j < nv; j++)
-			if (active[j])
-				bg += (pi[npool] / (double)N) / lv[j];
-		for (size_t s2 = 0; s2 < npool; s2++) {
-			const cand_t *c = &cs[ids[pool[s2]]];
-			double r = 0;
-			for (uint32_t t = 0; t < c->k_all; t++) {
-				uint32_t v = cov[c->cov_off + t];
-				if (active[v])
-					r += (pi[s2] / (double)c->K) / lv[v];
-			}
-			share[s2] = r;
-		}
-		double moved = fabs(pi[npool] - bg / nlive);
-		for (size_t s2 = 0; s2 < npool; s2++) {
-			double np2 = share[s2] / nlive;
-			moved = fmax(moved, fabs(np2 - pi[s2]));
-			pi[s2] = np2;
-		}
-		pi[npool] = bg / nlive;
-		if (moved < 1e-7)
-			break;
-	}
-	/* Order: most victims explained first; ties by p, then principal first. */
-	for (size_t i = 1; i < npool; i++) {
-		uint32_t v = pool[i];
-		double sv = pi[i];
-		size_t j = i;
-		while (j > 0) {
-			const cand_t *pa = &cs[ids[pool[j - 1]]], *pb = &cs[ids[v]];
-			bool first = sv > pi[j - 1] + 1e-12 ||
-				     (fabs(sv - pi[j - 1]) <= 1e-12 &&
-				      better(pb, ids[v] % C, pa, ids[pool[j - 1]] % C, P));
-			if (!first)
-				break;
-			pool[j] = pool[j - 1];
-			pi[j] = pi[j - 1];
-			j--;
-		}
-		pool[j] = v;
-		pi[j] = sv;
-	}
 	size_t round = 0;
-	for (size_t q = 0; q < npool && round < prm.max_rounds; q++) {
-		if (n - removed < prm.min_victims)
-			break;
-		uint32_t h = ids[pool[q]], cb = h % C;
-		size_t fb = h / C;
-		cand_t *b = &cs[h];
-		if (b->round)
-			continue;
-		b->k = b->k_removed = 0;
-		for (uint32_t t = 0; t < b->k_all; t++) {
-			if (active[cov[b->cov_off + t]])
-				b->k++;
-			else
-				b->k_removed++;
-		}
-		/* Removed victims may lie in E without being covered: clamp. */
-		uint64_t Nr = N - removed, nr = n_f[fb] - rem_f[fb];
-		uint64_t Kr = b->K - b->k_removed;
-		if (Kr > Nr)
-			Kr = Nr;
-		if (nr > Nr)
-			nr = Nr;
-		double l = b->k ? moat_stats_log_hypergeom_tail(Nr, Kr, nr, b->k) : 0.0;
-		if (isnan(l))
-			l = 0.0;
-		double adj = l + log_m > 0.0 ? 0.0 : l + log_m;
-		if (round == 0)
-			adj = b->first_log_adj; /* the first test is round one's Holm step */
-		if (!(adj < log_alpha))
-			continue;
-		round++;
-		b->first_log_p = round == 1 ? b->first_log_p : l;
-		b->first_log_adj = adj;
-		b->first_k = b->k;
-		b->tN = Nr;
-		b->tn = nr;
-		b->tK = Kr;
-		b->confirmed = true;
-		for (size_t fi = 0; fi < nf; fi++) {
-			cand_t *c = &cs[fi * C + cb];
-			if (!c->round)
-				c->round = (int)round;
-		}
-		for (size_t fi = 0; fi < nf; fi++) {
-			cand_t *c = &cs[fi * C + cb];
-			for (uint32_t t = 0; t < c->k_all; t++) {
-				uint32_t v = cov[c->cov_off + t];
-				if (!active[v])
-					continue;
-				active[v] = false;
-				removed++;
-				for (size_t a2 = 0; a2 < nf; a2++)
-					if (vs[v].quoted & fam[a2])
-						rem_f[a2]++;
+	uint64_t Nr = N;
+	for (;;) {
+		/* This round's draw: active victims, their groups. */
+		uint64_t nr = 0;
+		memset(gsize, 0, ngrp * sizeof *gsize);
+		for (size_t j = 0; j < nv; j++)
+			if (active[j]) {
+				nr++;
+				gsize[vs[j].grp]++;
 			}
-		}
-	}
-	free(pool);
-	free(pi);
-	free(share);
-	free(lv);
+		memset(single_n, 0, npat * sizeof *single_n);
+		tt.multi_groups = 0;
+		for (size_t g = 0; g < ngrp; g++)
+			tt.multi_groups += gsize[g] >= 2;
+		for (size_t j = 0; j < nv; j++)
+			if (active[j] && gsize[vs[j].grp] == 1)
+				single_n[vs[j].pat]++;
 
-	/* Then, while victims remain unexplained, the best remaining candidate on
-	 * them: a second leaker may only stand out once the first one's victims are
-	 * gone. */
-	while (round < prm.max_rounds && n - removed >= prm.min_victims) {
+		/* Every live candidate's test. */
 		size_t best = SIZE_MAX;
-		double best_l = 0.0;
 		for (size_t i = 0; i < nc; i++) {
 			cand_t *c = &cs[ids[i]];
-			if (c->round)
+			lp[i] = 0.0;
+			if (!c->live)
 				continue;
-			size_t fi = ids[i] / C;
-			c->k = c->k_removed = 0;
-			for (uint32_t t = 0; t < c->k_all; t++) {
-				if (active[cov[c->cov_off + t]])
-					c->k++;
-				else
-					c->k_removed++;
-			}
-			if (!c->k)
-				continue;
-			uint64_t Nr = N - removed, nr = n_f[fi] - rem_f[fi], Kr = c->K - c->k_removed;
-			if (Kr > Nr)
-				Kr = Nr;
-			if (nr > Nr)
-				nr = Nr;
-			double l = moat_stats_log_hypergeom_tail(Nr, Kr, nr, c->k);
-			if (isnan(l))
-				l = 0.0;
-			c->log_p = l;
-			c->tK = Kr;
-			if (best == SIZE_MAX || l < best_l ||
-			    (l == best_l && better(c, ids[i] % C, &cs[ids[best]], ids[best] % C, P))) {
-				best = i;
-				best_l = l;
-			}
-		}
-		if (best == SIZE_MAX || !(best_l + log_m < log_alpha))
-			break;
-		uint32_t h = ids[best], cb = h % C;
-		size_t fb = h / C;
-		cand_t *b = &cs[h];
-		round++;
-		b->first_log_p = best_l;
-		b->first_log_adj = best_l + log_m;
-		b->first_k = b->k;
-		b->tN = N - removed;
-		b->tn = n_f[fb] - rem_f[fb];
-		b->confirmed = true;
-		for (size_t fi = 0; fi < nf; fi++) {
-			cand_t *c = &cs[fi * C + cb];
-			if (!c->round)
-				c->round = (int)round;
+			size_t nt = 0;
+			uint64_t xs = 0;
 			for (uint32_t t = 0; t < c->k_all; t++) {
 				uint32_t v = cov[c->cov_off + t];
 				if (!active[v])
 					continue;
-				active[v] = false;
-				removed++;
-				for (size_t a2 = 0; a2 < nf; a2++)
-					if (vs[v].quoted & fam[a2])
-						rem_f[a2]++;
+				if (gsize[vs[v].grp] == 1) {
+					xs++;
+					continue;
+				}
+				if (gcov[vs[v].grp]++ == 0)
+					touched[nt++] = vs[v].grp;
+			}
+			unsigned full = 0;
+			for (size_t t = 0; t < nt; t++) {
+				uint32_t g = touched[t];
+				if (gcov[g] == gsize[g]) {
+					xs += gsize[g];
+					full++;
+				}
+				gcov[g] = 0;
+			}
+			double expect = 0.0;
+			for (size_t q = 0; q < npat; q++) {
+				Kq[q] = Kq32[q * nc + i];
+				if (Kq[q] > Nr)
+					Kq[q] = Nr;
+			}
+			for (size_t j = 0; j < nv; j++)
+				if (active[j])
+					expect += (double)Kq[vs[j].pat] / (double)Nr;
+			c->x = xs;
+			c->groups = full;
+			c->expect = expect;
+			c->Kfam = Kf32[i] > Nr ? Nr : Kf32[i];
+			if (nr == 0 || !xs) {
+				c->log_p = 0.0;
+				c->live = nr != 0 && c->live;
+			} else {
+				c->log_p = grouped_tail(&tt, Nr, Kq, xs);
+			}
+			lp[i] = c->log_p;
+			if (best == SIZE_MAX || c->log_p < cs[ids[best]].log_p)
+				best = i;
+		}
+		if (round == 0) {
+			/* Round one is reported for everyone, Holm-corrected. */
+			if (moat_stats_holm(lp, nc, out->tested, la) != MOAT_OK)
+				goto nomem;
+			for (size_t i = 0; i < nc; i++) {
+				cand_t *c = &cs[ids[i]];
+				c->r_log_p = lp[i];
+				c->r_log_adj = la[i];
+				c->r_x = c->x;
+				c->r_N = Nr;
+				c->r_n = nr;
+				c->r_K = c->Kfam;
+				c->r_groups = c->groups;
+				c->r_ngroups = tt.multi_groups;
+				c->r_expect = c->expect;
 			}
 		}
+		if (best == SIZE_MAX || round >= prm.max_rounds || nr < prm.min_victims)
+			break;
+		double adj = cs[ids[best]].log_p + log_m;
+		if (!(adj < log_alpha))
+			break;
+		size_t npool = 0;
+		for (size_t i = 0; i < nc; i++) {
+			if (!cs[ids[i]].live || !(cs[ids[i]].log_p + log_m < log_alpha))
+				continue;
+			if (npool < EM_POOL) {
+				pool[npool++] = (uint32_t)i;
+				continue;
+			}
+			size_t worst = 0; /* keep the EM_POOL smallest p */
+			for (size_t k = 1; k < npool; k++)
+				if (cs[ids[pool[k]]].log_p > cs[ids[pool[worst]]].log_p)
+					worst = k;
+			if (cs[ids[i]].log_p < cs[ids[pool[worst]]].log_p)
+				pool[worst] = (uint32_t)i;
+		}
+		if (em_explain(&tt, cs, ids, cov, pool, npool, Kq32, nc, Nr, ngrp, em) != MOAT_OK)
+			goto nomem;
+		/* Confirm every significant candidate the mixture gives at least
+		 * min_victims victims (or, if none, the one it gives most). */
+		size_t top = 0, confirmed = 0;
+		for (size_t k = 1; k < npool; k++)
+			if (em[k] > em[top])
+				top = k;
+		round++;
+		/* Principals first; a party is not confirmed in the round that confirms one
+		 * of its principals (the narrower accusation explains it). */
+		bool any_enough = em[top] >= (double)prm.min_victims;
+		for (size_t kk = 0; kk < 2 * npool; kk++) {
+			size_t k = kk % npool;
+			bool party = ids[pool[k]] >= P;
+			if (party != (kk >= npool))
+				continue;
+			if (!(em[k] >= (double)prm.min_victims || (k == top && !any_enough)))
+				continue;
+			if (party) {
+				bool member = false;
+				for (size_t j = 0; j < npool && !member; j++)
+					member =
+					    ids[pool[j]] < P &&
+					    cs[ids[pool[j]]].round == (int)round &&
+					    x->principal_party[ids[pool[j]]] == ids[pool[k]] - P;
+				if (member)
+					continue;
+			}
+			cand_t *b = &cs[ids[pool[k]]];
+			double badj = b->log_p + log_m > 0.0 ? 0.0 : b->log_p + log_m;
+			confirmed++;
+			b->round = (int)round;
+			b->live = false;
+			b->r_log_p = b->log_p;
+			b->r_log_adj = badj;
+			b->r_x = b->x;
+			b->r_N = Nr;
+			b->r_n = nr;
+			b->r_K = b->Kfam;
+			b->r_groups = b->groups;
+			b->r_ngroups = tt.multi_groups;
+			b->r_expect = b->expect;
+			/* Condition on it: out go the orders it had received (any quoted
+			 * field by the last contact) and the victims on them. */
+			uint32_t cb = ids[pool[k]];
+			for (uint32_t o = 0; o < x->off_orders; o++) {
+				if (excl[o] || !in_population(x, o, last))
+					continue;
+				for (uint32_t i = x->off[o]; i < x->off[o + 1]; i++) {
+					uint32_t p = x->rpm[i] >> 8;
+					bool mine =
+					    cb < P ? p == cb : x->principal_party[p] == cb - P;
+					if (mine && (x->rpm[i] & family) &&
+					    trace_rec_time(x, o, i) * 1000 <= last) {
+						excl[o] = 1;
+						break;
+					}
+				}
+			}
+			for (uint32_t t = 0; t < b->k_all; t++)
+				active[cov[b->cov_off + t]] = false;
+		}
+		for (size_t j = 0; j < nv; j++)
+			if (active[j] && vs[j].order >= 0 && excl[vs[j].order])
+				active[j] = false;
+		/* Only candidates that still cover an active victim stay in the test. */
+		for (size_t i = 0; i < nc; i++) {
+			cand_t *c = &cs[ids[i]];
+			bool any = false;
+			for (uint32_t t = 0; c->live && !any && t < c->k_all; t++)
+				any = active[cov[c->cov_off + t]];
+			c->live = any;
+			slot[ids[i]] = any ? (uint32_t)i : UINT32_MAX;
+		}
+		for (uint32_t p = 0; p < P; p++) {
+			uint32_t q = x->principal_party[p];
+			hot[p] = cs[p].live || (q != TRACE_NO_PARTY && cs[P + q].live);
+		}
+		base.excl = excl;
+		if (count_exposure(&base, &Nr) != MOAT_OK)
+			goto nomem;
+		Nr += unknown;
+		if (Nr < 1)
+			Nr = 1;
 	}
 
-	/* One row per candidate: its confirming hypothesis, else its best one. */
-	size_t rows = 0;
-	for (size_t i = 0; i < nc; i++) {
-		uint32_t c = ids[i] % C;
-		const cand_t *h = &cs[ids[i]];
-		/* keep the hypothesis that confirmed c, or the best first-round one */
-		bool keep = true;
-		for (size_t fi = 0; fi < nf; fi++) {
-			uint32_t other = (uint32_t)(fi * C + c);
-			const cand_t *o = &cs[other];
-			if (other == ids[i] || !o->k_all)
-				continue;
-			if (o->confirmed != h->confirmed) {
-				if (o->confirmed)
-					keep = false;
-			} else if (o->first_log_adj < h->first_log_adj ||
-				   (o->first_log_adj == h->first_log_adj && other < ids[i])) {
-				keep = false;
-			}
-		}
-		if (keep)
-			ids[rows++] = ids[i];
-	}
-	nc = rows;
-	size_t want = 0;
-	for (size_t i = 0; i < nc; i++)
-		if (cs[ids[i]].confirmed)
-			want++;
-	if (want < prm.max_suspects)
-		want = prm.max_suspects;
+	/* Rows: confirmed first (by round), then by round one's corrected p. */
+	size_t want = round > prm.max_suspects ? round : prm.max_suspects;
 	if (want > nc)
 		want = nc;
-	out->suspects = calloc(want ? want : 1, sizeof *out->suspects);
-	if (!out->suspects)
-		goto nomem;
-	/* Confirmed first (by round), then by first-round corrected p. */
 	for (size_t i = 1; i < nc; i++) {
 		uint32_t v = ids[i];
 		size_t j = i;
 		while (j > 0) {
-			const cand_t *a = &cs[ids[j - 1]], *b = &cs[v];
-			int ra = a->confirmed ? a->round : 0, rb = b->confirmed ? b->round : 0;
+			const cand_t *a = &cs[ids[j - 1]], *bb = &cs[v];
 			bool b_first;
-			if (ra && rb)
-				b_first = rb < ra;
-			else if (ra || rb)
-				b_first = rb != 0;
-			else if (a->first_log_adj != b->first_log_adj)
-				b_first = b->first_log_adj < a->first_log_adj;
-			else if (a->first_log_p != b->first_log_p)
-				b_first = b->first_log_p < a->first_log_p;
+			if (a->round && bb->round && a->round != bb->round)
+				b_first = bb->round < a->round;
+			else if (a->round && bb->round)
+				b_first = bb->r_log_p < a->r_log_p;
+			else if (a->round || bb->round)
+				b_first = bb->round != 0;
+			else if (a->r_log_adj != bb->r_log_adj)
+				b_first = bb->r_log_adj < a->r_log_adj;
+			else if (a->r_log_p != bb->r_log_p)
+				b_first = bb->r_log_p < a->r_log_p;
 			else
-				b_first = (v % C < P) && ids[j - 1] % C >= P;
+				b_first = v < P && ids[j - 1] >= P;
 			if (!b_first)
 				break;
 			ids[j] = ids[j - 1];
@@ -769,48 +1041,44 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		}
 		ids[j] = v;
 	}
+	out->suspects = calloc(want ? want : 1, sizeof *out->suspects);
+	if (!out->suspects)
+		goto nomem;
 	for (size_t r = 0; r < want; r++) {
-		uint32_t h = ids[r], id = h % C;
-		size_t fi = h / C;
-		cand_t *c = &cs[h];
+		uint32_t id = ids[r];
+		cand_t *c = &cs[id];
 		moat_suspect_t *s = &out->suspects[out->n_suspects];
 		if (id < P) {
-			snprintf(s->principal, sizeof s->principal, "%s", trace_dict_str(&x->principals, id));
+			snprintf(s->principal, sizeof s->principal, "%s",
+				 trace_dict_str(&x->principals, id));
 			uint32_t q = x->principal_party[id];
 			if (q != TRACE_NO_PARTY)
-				snprintf(s->party, sizeof s->party, "%s", trace_dict_str(&x->parties, q));
+				snprintf(s->party, sizeof s->party, "%s",
+					 trace_dict_str(&x->parties, q));
 		} else {
 			s->is_party = true;
-			snprintf(s->party, sizeof s->party, "%s", trace_dict_str(&x->parties, id - P));
+			snprintf(s->party, sizeof s->party, "%s",
+				 trace_dict_str(&x->parties, id - P));
 		}
-		s->fields = fam[fi];
-		s->N = c->tN;
-		s->n = c->tn;
-		s->K = c->tK;
-		s->k = c->first_k;
-		s->log_p = c->first_log_p;
-		s->log_p_adj = c->first_log_adj;
-		s->round = c->confirmed ? c->round : 0;
-		s->significant = c->confirmed;
-		s->lift = moat_stats_lift(s->k, s->n, s->K, s->N);
+		s->fields = family;
+		s->N = c->r_N;
+		s->n = c->r_n;
+		s->K = c->r_K;
+		s->k = c->r_x;
+		s->groups = c->r_groups;
+		s->n_groups = c->r_ngroups;
+		s->log_p = c->r_log_p;
+		s->log_p_adj = c->r_log_adj;
+		s->round = c->round;
+		s->significant = c->round != 0;
+		/* observed over expected under the null */
+		s->lift = c->r_expect > 0 ? (double)s->k / c->r_expect : 0.0;
 		s->coverage = moat_stats_coverage(s->k, s->n);
-		/* Victims it explains: the union over its fields. */
-		size_t tot = 0;
-		for (size_t a = 0; a < nf; a++)
-			tot += cs[a * C + id].k_all;
-		s->covered = malloc((tot ? tot : 1) * sizeof *s->covered);
+		s->covered = malloc((c->k_all ? c->k_all : 1) * sizeof *s->covered);
 		if (!s->covered)
 			goto nomem;
-		for (size_t a = 0; a < nf; a++) {
-			const cand_t *o = &cs[a * C + id];
-			for (uint32_t t = 0; t < o->k_all; t++) {
-				size_t in = vs[cov[o->cov_off + t]].input, z = 0;
-				while (z < s->n_covered && s->covered[z] != in)
-					z++;
-				if (z == s->n_covered)
-					s->covered[s->n_covered++] = in;
-			}
-		}
+		for (uint32_t t = 0; t < c->k_all; t++)
+			s->covered[s->n_covered++] = vs[cov[c->cov_off + t]].input;
 		out->n_suspects++;
 	}
 	rc = MOAT_OK;
@@ -821,11 +1089,13 @@ fail:
 	moat_score_result_clear(out);
 done:
 	free(vslot);
+	free(vmap);
 	free(vs);
 	free(cs);
 	free(pairs);
 	free(cov);
 	free(ids);
+	free(slot);
 	free(pr);
 	free(pf);
 	free(acc);
@@ -833,7 +1103,24 @@ done:
 	free(la);
 	free(active);
 	free(hot);
-	free(isc);
-	free(Kc);
+	free(excl);
+	free(Kq32);
+	free(Kf32);
+	free(Kq);
+	free(up);
+	free(norm);
+	free(refs);
+	free(gsize);
+	free(goff);
+	free(gmembers);
+	free(gcov);
+	free(touched);
+	free(single_n);
+	free(dp);
+	free(tmp);
+	free(lpmf);
+	free(suf);
+	free(pool);
+	free(em);
 	return rc;
 }

@@ -1,0 +1,169 @@
+/*
+ * Tracing over HTTP: POST /v1/reports (scam reports in, all-or-nothing), GET
+ * /v1/cases (the case list) and GET /v1/cases/{id} (a case traced: suspects,
+ * evidence, notification count, regulator report).
+ *
+ * The tracer keeps its exposure index in one file under the data directory and
+ * brings it up to date on every call, so trace calls are serialised by
+ * g->trace_mu; each still uses the request's own store handle.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "gateway/gateway_internal.h"
+#include "moat/json.h"
+#include "moat/trace.h"
+
+/* Bad input is a 400 naming the field; the rest maps as everywhere else. */
+static void trace_error(gw_resp_t *r, moat_error_t *e)
+{
+	if (e->code == MOAT_EINVAL || e->code == MOAT_ENOTFOUND) {
+		char msg[420];
+		if (e->line > 0)
+			snprintf(msg, sizeof msg, "report %ld: %s", e->line, e->msg);
+		else
+			snprintf(msg, sizeof msg, "%s", e->msg);
+		gw_error(r, 400, "invalid", e->field[0] ? e->field : NULL, "%s", msg);
+		return;
+	}
+	gw_error_from(r, e);
+}
+
+/* Splits the body into report objects: one object, an array, or NDJSON. */
+static bool parse_batch(struct MHD_Connection *c, gw_req_t *q, json_t *records, gw_resp_t *r)
+{
+	const char *ct =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (ct && strncasecmp(ct, "application/x-ndjson", 20) == 0) {
+		size_t pos = 0;
+		long line = 0;
+		while (pos < q->body.len) {
+			line++;
+			const char *start = q->body.data + pos;
+			const char *nl = memchr(start, '\n', q->body.len - pos);
+			size_t len = nl ? (size_t)(nl - start) : q->body.len - pos;
+			pos += len + (nl ? 1 : 0);
+			if (len == 0 || (len == 1 && start[0] == '\r'))
+				continue;
+			json_t *obj = NULL;
+			moat_error_t e = {0};
+			if (moat_json_parse(start, len, MOAT_JSON_MAX_DEPTH, &obj, &e) != MOAT_OK) {
+				gw_error(r, 400, "invalid", NULL, "line %ld: %s", line, e.msg);
+				return false;
+			}
+			json_array_append_new(records, obj);
+			if (json_array_size(records) > GW_MAX_BATCH) {
+				gw_error(r, 413, "too_large", NULL,
+					 "more than %d reports in one batch", GW_MAX_BATCH);
+				return false;
+			}
+		}
+	} else {
+		json_error_t je;
+		json_t *doc = json_loadb(q->body.data, q->body.len, JSON_REJECT_DUPLICATES, &je);
+		if (!doc) {
+			gw_error(r, 400, "invalid", NULL, "body is not valid JSON: %s (line %d)",
+				 je.text, je.line);
+			return false;
+		}
+		if (json_is_object(doc)) {
+			json_array_append_new(records, doc);
+		} else if (json_is_array(doc)) {
+			json_array_extend(records, doc);
+			json_decref(doc);
+		} else {
+			json_decref(doc);
+			gw_error(r, 400, "invalid", NULL,
+				 "body must be a report object or an array of them");
+			return false;
+		}
+		if (json_array_size(records) > GW_MAX_BATCH) {
+			gw_error(r, 413, "too_large", NULL, "more than %d reports in one batch",
+				 GW_MAX_BATCH);
+			return false;
+		}
+	}
+	if (json_array_size(records) == 0) {
+		gw_error(r, 400, "invalid", NULL, "no reports in the body");
+		return false;
+	}
+	return true;
+}
+
+void gw_reports(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a,
+		gw_req_t *q, gw_resp_t *r)
+{
+	if (a->p.role != MOAT_ROLE_PLATFORM_SERVICE && a->p.role != MOAT_ROLE_PLATFORM_OPS) {
+		gw_error(r, 403, "forbidden", NULL,
+			 "reports are filed by the platform's services and operators");
+		return;
+	}
+	json_t *records = json_array();
+	json_t **objs = NULL;
+	if (!records) {
+		gw_error(r, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	if (!parse_batch(c, q, records, r))
+		goto done;
+	size_t n = json_array_size(records);
+	objs = calloc(n, sizeof *objs);
+	if (!objs) {
+		gw_error(r, 500, "internal", NULL, "out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++)
+		objs[i] = json_array_get(records, i);
+	moat_app_t view = *g->app;
+	view.store = s;
+	moat_error_t e = {0};
+	size_t count = 0;
+	uint64_t first = 0;
+	pthread_mutex_lock(&g->trace_mu);
+	moat_err_t rc = moat_trace_reports_add(&view, objs, n, &count, &first, &e);
+	pthread_mutex_unlock(&g->trace_mu);
+	if (rc != MOAT_OK) {
+		trace_error(r, &e);
+		goto done;
+	}
+	snprintf(r->ledger_index, sizeof r->ledger_index, "%llu", (unsigned long long)first);
+	moat_buf_reset(&r->body);
+	r->status = moat_buf_printf(&r->body, "{\"imported\":%zu,\"first_ledger_index\":%llu}",
+				    count, (unsigned long long)first) == MOAT_OK
+			? 201
+			: 500;
+done:
+	free(objs);
+	json_decref(records);
+}
+
+void gw_cases(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a,
+	      const char *case_id, gw_resp_t *r)
+{
+	if (!gw_query_only(c, NULL, r))
+		return;
+	if (a->p.role != MOAT_ROLE_PLATFORM_OPS && a->p.role != MOAT_ROLE_AUDITOR) {
+		gw_error(r, 403, "forbidden", NULL,
+			 "cases are for platform operators and auditors");
+		return;
+	}
+	if (case_id && !moat_id_valid(case_id)) {
+		gw_error(r, 400, "invalid", "case",
+			 "a case id is 1..64 characters of A-Z a-z 0-9 . _ : -");
+		return;
+	}
+	moat_app_t view = *g->app;
+	view.store = s;
+	moat_error_t e = {0};
+	moat_buf_reset(&r->body);
+	pthread_mutex_lock(&g->trace_mu);
+	moat_err_t rc = case_id ? moat_trace_case_run(&view, case_id, NULL, &r->body, &e)
+				: moat_trace_case_list_json(&view, &r->body, &e);
+	pthread_mutex_unlock(&g->trace_mu);
+	if (rc != MOAT_OK) {
+		moat_buf_reset(&r->body);
+		gw_error_from(r, &e);
+		return;
+	}
+	r->status = 200;
+}
