@@ -35,6 +35,18 @@ static bool read_password(const char *prompt, char *out, size_t cap)
 	return true;
 }
 
+moat_err_t cli_principal_new_key(moat_store_t *s, const char *id, char key[72], moat_error_t *e)
+{
+	uint8_t hash[32];
+	moat_err_t rc = moat_api_key_new(key, hash);
+	if (rc != MOAT_OK)
+		return moat_error_set(e, rc, NULL, "no randomness available");
+	rc = moat_store_principal_set_key(s, id, hash, e);
+	if (rc != MOAT_OK)
+		memset(key, 0, 72);
+	return rc;
+}
+
 int cli_principal_creds(const cli_common_t *c, const char *verb, int nargs, const char *id)
 {
 	if (nargs != 1 || !id)
@@ -58,12 +70,7 @@ int cli_principal_creds(const cli_common_t *c, const char *verb, int nargs, cons
 	moat_err_t rc = moat_store_principal_get(a->store, id, &row, &e);
 	char key[72] = "";
 	if (rc == MOAT_OK && is_key) {
-		uint8_t hash[32];
-		rc = moat_api_key_new(key, hash);
-		if (rc != MOAT_OK)
-			moat_error_set(&e, rc, NULL, "no randomness available");
-		else
-			rc = moat_store_principal_set_key(a->store, id, hash, &e);
+		rc = cli_principal_new_key(a->store, id, key, &e);
 		if (rc == MOAT_OK) {
 			if (c->json)
 				printf("{\"principal\":\"%s\",\"api_key\":\"%s\"}\n", id, key);
