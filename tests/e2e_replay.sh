@@ -72,6 +72,9 @@ from datetime import datetime
 s = [x for x in d[\"suspended\"] if x[\"principal\"] == \"$insider\"]
 p = lambda t: datetime.fromisoformat(t.replace(\"Z\", \"+00:00\"))
 sys.exit(0 if s and s[0][\"refused\"] > 0 and p(s[0][\"first_403\"]) < p(\"$until\") else 1)"'
+code=$(curl -s -o "$T/bad" -w '%{http_code}' -H "Moat-Replay-Time: yesterday" "$U/v1/orders/O1?purpose=ship")
+check "a malformed Moat-Replay-Time is a 422 under the replay clock" \
+	'[ "$code" = 422 ] && grep -q "Moat-Replay-Time" "$T/bad"'
 curl -s "$U/metrics" >"$T/metrics"
 check "the server counted replayed requests" \
 	'grep -q "^moat_replayed_requests_total [1-9]" "$T/metrics"'

@@ -631,6 +631,7 @@ typedef struct stats {
 	uint64_t status[600];	     /* [0]: transport errors */
 	uint64_t views[MOAT_FIELD_COUNT][MOAT_VIEW_COUNT];
 	uint64_t orders_served, export_rows, denied, quota, throttled, suspended;
+	uint64_t denied_role[MOAT_ROLE_COUNT + 1]; /* [MOAT_ROLE_COUNT]: not a principal */
 	uint64_t logins_ok, logins_refused;
 	uint64_t reads_session, reads_key;
 	uint64_t calls_relay, calls_expired, calls_unknown, calls_unbound;
@@ -652,6 +653,8 @@ static void stats_add(stats_t *to, const stats_t *s)
 	to->orders_served += s->orders_served;
 	to->export_rows += s->export_rows;
 	to->denied += s->denied;
+	for (int i = 0; i <= MOAT_ROLE_COUNT; i++)
+		to->denied_role[i] += s->denied_role[i];
 	to->quota += s->quota;
 	to->throttled += s->throttled;
 	to->suspended += s->suspended;
@@ -666,6 +669,12 @@ static void stats_add(stats_t *to, const stats_t *s)
 	to->other_errors += s->other_errors;
 	if (!to->first_error[0] && s->first_error[0])
 		snprintf(to->first_error, sizeof to->first_error, "%s", s->first_error);
+}
+
+static void count_denied(stats_t *s, const actor_t *a, uint64_t n)
+{
+	s->denied += n;
+	s->denied_role[a->role >= 0 && a->role < MOAT_ROLE_COUNT ? a->role : MOAT_ROLE_COUNT] += n;
 }
 
 static void count_status(stats_t *s, long st)
@@ -814,7 +823,7 @@ static void refused(replay_t *r, stats_t *s, http_t *h, long st, actor_t *a, moa
 		}
 		pthread_mutex_unlock(&r->mu);
 	} else if (st == 403 && strcmp(code, "denied") == 0) {
-		s->denied++;
+		count_denied(s, a, 1);
 	} else if (st == 429 && strcmp(code, "quota_exceeded") == 0) {
 		s->quota++;
 	} else if (st == 429) {
@@ -938,7 +947,7 @@ static void play(replay_t *r, http_t *h, stats_t *s, const ev_t *x)
 					served(r, s, it, a->id);
 					s->export_rows++;
 				}
-				s->denied += json_array_size(json_object_get(o, "denied"));
+				count_denied(s, a, json_array_size(json_object_get(o, "denied")));
 				const char *next = str_of(o, "next_cursor");
 				uint32_t page =
 				    (uint32_t)json_array_size(orders) +
@@ -1222,6 +1231,16 @@ static void print_summary(const replay_t *r, const stats_t *s, double secs, size
 				}
 			printf("}");
 		}
+		printf("},\"denied_by_role\":{");
+		first = true;
+		for (int i = 0; i <= MOAT_ROLE_COUNT; i++)
+			if (s->denied_role[i]) {
+				printf("%s\"%s\":%" PRIu64, first ? "" : ",",
+				       i < MOAT_ROLE_COUNT ? moat_role_name((moat_role_t)i)
+							   : "unknown",
+				       s->denied_role[i]);
+				first = false;
+			}
 		printf("},\"denied\":%" PRIu64 ",\"quota_exceeded\":%" PRIu64
 		       ",\"throttled\":%" PRIu64 ",\"suspended_403\":%" PRIu64
 		       ",\"logins\":{\"ok\":%" PRIu64 ",\"refused\":%" PRIu64
@@ -1284,6 +1303,16 @@ static void print_summary(const replay_t *r, const stats_t *s, double secs, size
 	printf("refused: policy %" PRIu64 ", quota %" PRIu64 ", throttled %" PRIu64
 	       ", suspended %" PRIu64 "; logins ok %" PRIu64 ", refused %" PRIu64 "\n",
 	       s->denied, s->quota, s->throttled, s->suspended, s->logins_ok, s->logins_refused);
+	if (s->denied) {
+		printf("policy refusals by role:");
+		for (int i = 0; i <= MOAT_ROLE_COUNT; i++)
+			if (s->denied_role[i])
+				printf(" %s %" PRIu64,
+				       i < MOAT_ROLE_COUNT ? moat_role_name((moat_role_t)i)
+							   : "unknown",
+				       s->denied_role[i]);
+		printf("\n");
+	}
 	printf("calls: relayed %" PRIu64 ", expired %" PRIu64 ", unknown number %" PRIu64
 	       " (%" PRIu64 " with no number from the gateway)\n",
 	       s->calls_relay, s->calls_expired, s->calls_unknown, s->calls_unbound);
