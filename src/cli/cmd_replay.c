@@ -1272,6 +1272,12 @@ static void print_summary(const replay_t *r, const stats_t *s, double secs, size
 	printf("replayed %s through %s in %.1f s: %" PRIu64 " requests, %.0f req/s "
 	       "(concurrency %d)\n",
 	       dir, r->url, secs, total, rps, r->concurrency);
+	if (w->n) {
+		char t0[32], t1[32];
+		moat_time_format(w->ev[0].time, t0);
+		moat_time_format(w->ev[w->n - 1].time, t1);
+		printf("world time %s .. %s\n", t0, t1);
+	}
 	printf("setup: %zu ingest requests, %zu API keys, %zu passwords (in memory only)\n",
 	       setup_req, keys, passwords);
 	printf("events:   ");
@@ -1547,6 +1553,27 @@ int cmd_replay(int argc, char **argv)
 			http_free(&ws[started].h);
 			set_fatal(&r, "cannot start a worker thread");
 			break;
+		}
+	}
+	/* Progress on a terminal, every two seconds, in world time. */
+	if (isatty(STDERR_FILENO) && started == conc) {
+		uint64_t last = moat_mono_ns();
+		for (;;) {
+			struct timespec ts = {0, 200 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+			pthread_mutex_lock(&r.mu);
+			size_t lo = r.lo;
+			bool finished = r.fatal || lo >= w.n;
+			pthread_mutex_unlock(&r.mu);
+			if (finished)
+				break;
+			if (moat_mono_ns() - last < 2000000000ull)
+				continue;
+			last = moat_mono_ns();
+			char at[32];
+			moat_time_format(w.ev[lo].time, at);
+			fprintf(stderr, "moat replay: %zu of %zu events, world time %s\n", lo, w.n,
+				at);
 		}
 	}
 	for (int i = 0; i < started; i++) {
