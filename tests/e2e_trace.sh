@@ -110,11 +110,11 @@ $(rep HR3 "$O2" '["address"]')")" = 201 ] || fail "POST NDJSON batch: $(cat "$T/
 grep -q '"imported":2' "$T/resp" || fail "batch count"
 # All-or-nothing: a bad second report rejects the batch, naming the field.
 [ "$(post "$OPS" application/x-ndjson "$(rep HR4 "$O1" '["name"]')
-$(rep HR5 "$O2" '["nose"]')")" = 400 ] || fail "bad batch not refused: $(cat "$T/resp")"
-grep -q '"field":"quoted_fields"' "$T/resp" || fail "400 does not name the field: $(cat "$T/resp")"
-[ "$(post "$OPS" application/json "$(rep HR4 O-none '["name"]')")" = 400 ] || fail "unknown order"
+$(rep HR5 "$O2" '["nose"]')")" = 422 ] || fail "bad batch not refused: $(cat "$T/resp")"
+grep -q '"field":"quoted_fields"' "$T/resp" || fail "422 does not name the field: $(cat "$T/resp")"
+[ "$(post "$OPS" application/json "$(rep HR4 O-none '["name"]')")" = 422 ] || fail "unknown order"
 grep -q '"field":"order_id"' "$T/resp" || fail "unknown order field: $(cat "$T/resp")"
-[ "$(post "$OPS" application/json '{"report_id":"HR6"')" = 400 ] || fail "broken JSON"
+[ "$(post "$OPS" application/json '{"report_id":"HR6"')" = 422 ] || fail "broken JSON"
 [ "$(post "$OPS" application/json "$(rep HR1 "$O1" '["name"]')")" = 409 ] || fail "duplicate report id"
 [ "$(post "$CR" application/json "$(rep HR7 "$O1" '["name"]')")" = 403 ] || fail "a courier may not file reports"
 [ "$(post "$AUD" application/json "$(rep HR7 "$O1" '["name"]')")" = 403 ] || fail "an auditor may not file reports"
@@ -135,7 +135,7 @@ assert not any(x["significant"] for x in stat[1:]), "second accusation"
 assert all(x["principal"] == "cr-zt-00002" for x in r["suspects"] if x["direct"])
 PY
 [ "$(get "$OPS" /v1/cases/no-such-case)" = 404 ] || fail "unknown case: $(cat "$T/resp")"
-[ "$(get "$OPS" '/v1/cases/bad%20id')" = 400 ] || fail "bad case id: $(cat "$T/resp")"
+[ "$(get "$OPS" '/v1/cases/bad%20id')" = 422 ] || fail "bad case id: $(cat "$T/resp")"
 [ "$(get "$CR" "/v1/cases/$C")" = 403 ] || fail "a courier may not read cases"
 [ "$(get "$SVC" /v1/cases)" = 403 ] || fail "a service may not read cases"
 code=$(curl -s -o "$T/resp" -w '%{http_code}' -X DELETE -H "Authorization: Bearer $OPS" "$U/v1/cases")

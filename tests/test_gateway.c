@@ -59,6 +59,8 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 }
 
 static CURL *curl;
+/* Extra request headers for the next requests (NULL-terminated), or NULL. */
+static const char *const *extra_headers;
 
 static void resp_free(resp_t *r)
 {
@@ -96,6 +98,8 @@ static void http(resp_t *r, const char *method, const char *path, const char *ke
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)body_len);
 	}
 	h = curl_slist_append(h, "Moat-Device: test-dev");
+	for (size_t i = 0; extra_headers && extra_headers[i]; i++)
+		h = curl_slist_append(h, extra_headers[i]);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
 	CURLcode cc = curl_easy_perform(curl);
 	CHECK_MSG(cc == CURLE_OK, "%s %s: %s", method, path, curl_easy_strerror(cc));
@@ -293,6 +297,8 @@ static void setup(void)
 		    "{\"principal\":\"courier-q\",\"party\":\"l-x\",\"role\":\"courier\"}");
 	import_line(MOAT_IMPORT_PRINCIPALS,
 		    "{\"principal\":\"staff-s\",\"party\":\"m-a\",\"role\":\"cs_agent\"}");
+	import_line(MOAT_IMPORT_PRINCIPALS,
+		    "{\"principal\":\"staff-r\",\"party\":\"m-a\",\"role\":\"cs_agent\"}");
 	moat_time_t now = moat_now();
 	char from[32];
 	moat_time_format(now - 10 * 86400000LL, from);
@@ -790,6 +796,126 @@ static void test_sessions(void)
 	CHECK_INT(ok, 1);
 }
 
+/* The replay clock: ignored by a normal gateway; honoured (time, source address,
+ * session expiry, replayed flag) by one started with replay_clock. */
+static void test_replay_clock(void)
+{
+	static const char *const past[] = {"Moat-Replay-Time: 2026-09-01T10:00:00+08:00",
+					   "Moat-Replay-Client-IP: 192.0.2.7", NULL};
+	moat_time_t t0;
+	CHECK(moat_time_parse("2026-09-01T10:00:00+08:00", &t0));
+	moat_buf_t ej;
+	moat_buf_init(&ej, 1 << 20);
+	resp_t r;
+	/* normal gateway: the headers change nothing */
+	moat_time_t before = moat_now();
+	extra_headers = past;
+	get(&r, "/v1/orders/O-3-1-1?purpose=audit", keys[MOAT_ROLE_AUDITOR]);
+	CHECK_INT(r.status, 200);
+	CHECK(r.ledger_index[0] && ledger_entry_json(strtoull(r.ledger_index, NULL, 10), &ej));
+	CHECK(ej.data && !strstr(ej.data, "replayed") && !strstr(ej.data, "192.0.2.7") &&
+	      !strstr(ej.data, "2026-09-01"));
+	CHECK(moat_now() >= before);
+	resp_free(&r);
+
+	/* a replay-clock gateway on the same data */
+	moat_gateway_opts_t go = {0};
+	go.listen = "127.0.0.1:0";
+	moat_gateway_ledger_sink(app->ledger, &go.sink);
+	go.ledger = app->ledger;
+	go.replay_clock = true;
+	moat_gateway_t *rg = NULL;
+	moat_error_t e = {0};
+	CHECK_MSG(moat_gateway_start(app, &go, &rg, &e) == MOAT_OK, "%s", e.msg);
+	if (!rg) {
+		extra_headers = NULL;
+		moat_buf_free(&ej);
+		return;
+	}
+	int saved_port = port;
+	port = moat_gateway_port(rg);
+	get(&r, "/v1/orders/O-3-1-1?purpose=audit", keys[MOAT_ROLE_AUDITOR]);
+	CHECK_INT(r.status, 200);
+	moat_buf_reset(&ej);
+	CHECK(r.ledger_index[0] && ledger_entry_json(strtoull(r.ledger_index, NULL, 10), &ej));
+	CHECK(ej.data && strstr(ej.data, "\"replayed\":true") &&
+	      strstr(ej.data, "\"ip\":\"192.0.2.7\"") &&
+	      strstr(ej.data, "\"time\":\"2026-09-01T02:00:00"));
+	resp_free(&r);
+	/* sessions are issued and checked on the request's clock */
+	char secret[] = "0123456789abcdef0123456789abcdef", phc[MOAT_PHC_MAX];
+	CHECK(moat_password_hash_secret(secret, phc, &e) == MOAT_OK);
+	CHECK(moat_password_hash_secret("short-secret", phc + 0, &e) == MOAT_EINVAL);
+	CHECK(moat_password_hash_secret(secret, phc, &e) == MOAT_OK);
+	CHECK(moat_store_principal_set_password(app->store, "staff-r", phc, &e) == MOAT_OK);
+	post(&r, "/v1/sessions", NULL,
+	     "{\"username\":\"staff-r\",\"password\":\"0123456789abcdef0123456789abcdef\"}");
+	CHECK_INT(r.status, 201);
+	char token[256] = "";
+	snprintf(token, sizeof token, "%s",
+		 json_string_value(json_object_get(r.json, "token")) ?: "");
+	moat_time_t until = MOAT_TIME_NONE;
+	CHECK(moat_time_parse(json_string_value(json_object_get(r.json, "expires_at")) ?: "",
+			      &until) &&
+	      until == t0 + 15 * 60 * 1000);
+	resp_free(&r);
+	static const char *const later[] = {"Moat-Replay-Time: 2026-09-01T10:14:00+08:00", NULL};
+	static const char *const too_late[] = {"Moat-Replay-Time: 2026-09-01T10:16:00+08:00", NULL};
+	extra_headers = later;
+	get(&r, "/v1/orders/O-3-1-1?purpose=analytics", token);
+	CHECK_MSG(r.status != 401, "token valid 14 replayed minutes later: %ld", r.status);
+	resp_free(&r);
+	extra_headers = too_late;
+	get(&r, "/v1/orders/O-3-1-1?purpose=analytics", token);
+	expect_error(&r, 401, "unauthenticated", "token expired on the replay clock");
+	resp_free(&r);
+	extra_headers = NULL;
+	get(&r, "/v1/orders/O-3-1-1?purpose=analytics", token);
+	expect_error(&r, 401, "unauthenticated", "token expired at the real now");
+	resp_free(&r);
+	static const char *const bad[] = {"Moat-Replay-Time: tomorrow", NULL};
+	static const char *const bad_ip[] = {"Moat-Replay-Client-IP: 999.1.1.1", NULL};
+	extra_headers = bad;
+	get(&r, "/v1/orders/O-3-1-1?purpose=audit", keys[MOAT_ROLE_AUDITOR]);
+	expect_error(&r, 422, "invalid", "malformed Moat-Replay-Time");
+	resp_free(&r);
+	extra_headers = bad_ip;
+	get(&r, "/v1/orders/O-3-1-1?purpose=audit", keys[MOAT_ROLE_AUDITOR]);
+	expect_error(&r, 422, "invalid", "malformed Moat-Replay-Client-IP");
+	resp_free(&r);
+	extra_headers = NULL;
+	port = saved_port;
+	moat_gateway_stop(rg);
+
+	/* the policy judges the order's state as of now */
+	moat_principal_row_t p;
+	memset(&p, 0, sizeof p);
+	snprintf(p.principal, sizeof p.principal, "staff-r");
+	snprintf(p.party, sizeof p.party, "m-a");
+	p.role = MOAT_ROLE_CS_AGENT;
+	moat_order_row_t o;
+	memset(&o, 0, sizeof o);
+	snprintf(o.order_id, sizeof o.order_id, "O-none");
+	snprintf(o.merchant, sizeof o.merchant, "m-a");
+	o.status = MOAT_STATUS_CLOSED;
+	o.placed_at = t0;
+	o.shipped_at = t0 + 86400000;
+	o.delivered_at = t0 + 3 * 86400000LL;
+	moat_policy_request_t q;
+	static const struct {
+		moat_time_t at;
+		moat_order_status_t want;
+	} cases[] = {{0, MOAT_STATUS_PAID},
+		     {86400000 + 1, MOAT_STATUS_SHIPPED},
+		     {3 * 86400000LL + 1, MOAT_STATUS_CLOSED}};
+	for (size_t i = 0; i < MOAT_ARRAY_LEN(cases); i++) {
+		CHECK(moat_gateway_policy_request(app->store, &p, &o, MOAT_PURPOSE_CUSTOMER_CARE,
+						  t0 + cases[i].at, &q, &e) == MOAT_OK);
+		CHECK_INT(q.status, cases[i].want);
+	}
+	moat_buf_free(&ej);
+}
+
 static void test_ingest(void)
 {
 	resp_t r;
@@ -1148,6 +1274,7 @@ int main(void)
 		test_quota();
 		test_ledger_invariant();
 		test_sessions();
+		test_replay_clock();
 		test_ingest();
 		test_bad_input();
 		test_slow_client();

@@ -500,6 +500,32 @@ static void test_entry_codec(void)
 	e.detail = NULL;
 	e.kind = 0;
 	CHECK_INT(moat_entry_encode(&e, &b2, &err), MOAT_EINVAL);
+	/* The replayed flag (bit 2) round-trips and shows in JSON only when set;
+	 * bits 3..7 stay invalid. */
+	e.kind = MOAT_ENTRY_ACCESS;
+	e.replayed = true;
+	moat_buf_reset(&b2);
+	CHECK_INT(moat_entry_encode(&e, &b2, &err), MOAT_OK);
+	CHECK_INT((uint8_t)b2.data[2] & 4, 4);
+	CHECK_INT(moat_entry_decode((uint8_t *)b2.data, b2.len, &d, scratch, sizeof scratch, &err),
+		  MOAT_OK);
+	CHECK(d.replayed && !d.imported);
+	moat_buf_init(&js, 65536);
+	CHECK_INT(moat_entry_to_json(&d, &js), MOAT_OK);
+	CHECK(strstr(js.data, "\"replayed\":true") != NULL);
+	moat_buf_free(&js);
+	b2.data[2] = (char)((uint8_t)b2.data[2] | 8);
+	CHECK_INT(moat_entry_decode((uint8_t *)b2.data, b2.len, &d, scratch, sizeof scratch, &err),
+		  MOAT_ECORRUPT);
+	e.replayed = false;
+	moat_buf_reset(&b2);
+	CHECK_INT(moat_entry_encode(&e, &b2, &err), MOAT_OK);
+	CHECK_INT(moat_entry_decode((uint8_t *)b2.data, b2.len, &d, scratch, sizeof scratch, &err),
+		  MOAT_OK);
+	moat_buf_init(&js, 65536);
+	CHECK_INT(moat_entry_to_json(&d, &js), MOAT_OK);
+	CHECK(strstr(js.data, "replayed") == NULL);
+	moat_buf_free(&js);
 	CHECK_STR(moat_entry_kind_name(MOAT_ENTRY_CALL), "call");
 	CHECK_INT(moat_entry_kind_parse("deny"), MOAT_ENTRY_DENY);
 	CHECK_INT(moat_entry_kind_parse("nope"), -1);

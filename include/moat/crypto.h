@@ -22,7 +22,8 @@ typedef struct moat_keyring moat_keyring_t;
  * touch an existing key directory (MOAT_EEXIST). */
 moat_err_t moat_keyring_create(const char *keys_dir, moat_error_t *err) MOAT_MUST_CHECK;
 /* Loads every key; checks permissions (refuses group/other-readable key files). */
-moat_err_t moat_keyring_open(const char *keys_dir, moat_keyring_t **out, moat_error_t *err) MOAT_MUST_CHECK;
+moat_err_t moat_keyring_open(const char *keys_dir, moat_keyring_t **out,
+			     moat_error_t *err) MOAT_MUST_CHECK;
 void moat_keyring_free(moat_keyring_t *k);
 /* Id of the key new records use (borrowed). */
 const char *moat_keyring_current(const moat_keyring_t *k);
@@ -60,6 +61,14 @@ bool moat_api_key_hash(const char *key, uint8_t hash[32]);
 #define MOAT_PHC_MAX 256
 moat_err_t moat_password_hash(const char *password, char out[MOAT_PHC_MAX],
 			      moat_error_t *err) MOAT_MUST_CHECK;
+/* The same PHC form for a machine-generated random secret of at least
+ * MOAT_SECRET_MIN bytes (e.g. 32 hex digits of 128 random bits), at argon2id's
+ * minimum cost. The slow hash exists for guessable human passwords; a random
+ * secret cannot be guessed (as with API keys), and `moat replay` logs in
+ * thousands of times a second with such secrets. Never for human passwords. */
+#define MOAT_SECRET_MIN 32
+moat_err_t moat_password_hash_secret(const char *secret, char out[MOAT_PHC_MAX],
+				     moat_error_t *err) MOAT_MUST_CHECK;
 /* True iff password matches phc. Spends the same work for a NULL/invalid phc (so
  * an unknown username takes as long as a wrong password). */
 bool moat_password_verify(const char *phc, const char *password);

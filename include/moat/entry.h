@@ -48,24 +48,27 @@ typedef enum moat_entry_result {
  */
 typedef struct moat_entry {
 	moat_entry_kind_t kind;
-	bool imported;          /* true: from `moat import events`; false: first-hand */
-	moat_time_t time;       /* event time (ms since epoch) */
-	const char *principal;  /* actor (login: the username tried) */
-	const char *order_id;   /* access/deny/report/call: the order concerned */
+	bool imported;		/* true: from `moat import events`; false: first-hand */
+	bool replayed;		/* true: made by a gateway under `moat serve --replay-clock`
+				   from a request that set Moat-Replay-Time, so `time` is the
+				   replayed world's clock, not the server's */
+	moat_time_t time;	/* event time (ms since epoch) */
+	const char *principal;	/* actor (login: the username tried) */
+	const char *order_id;	/* access/deny/report/call: the order concerned */
 	moat_purpose_t purpose; /* access/deny/export; ignored for others */
 	bool has_purpose;
 	uint8_t views[MOAT_FIELD_COUNT]; /* moat_view_t per field (access/export) */
-	uint8_t relations;      /* access/deny/export: bits (1u << moat_relation_kind_t) of
-				   the relations that held between principal and order at
-				   that time; 0 = the read had no workflow reason */
-	const char *rule;       /* policy rule id that decided (access/deny), alert rule */
-	const char *ip;         /* source address */
-	const char *device;     /* device id */
+	uint8_t relations;		 /* access/deny/export: bits (1u << moat_relation_kind_t) of
+					    the relations that held between principal and order at
+					    that time; 0 = the read had no workflow reason */
+	const char *rule;		 /* policy rule id that decided (access/deny), alert rule */
+	const char *ip;			 /* source address */
+	const char *device;		 /* device id */
 	moat_entry_result_t result;
-	uint64_t rows;          /* export: rows exported; alert: evidence count */
-	const char *ref;        /* kind-specific id: alert id, report id, policy hash,
-				   virtual-number binding id, action name … */
-	const char *detail;     /* short kind-specific text without PII */
+	uint64_t rows;	    /* export: rows exported; alert: evidence count */
+	const char *ref;    /* kind-specific id: alert id, report id, policy hash,
+			       virtual-number binding id, action name … */
+	const char *detail; /* short kind-specific text without PII */
 } moat_entry_t;
 
 const char *moat_entry_kind_name(moat_entry_kind_t k);
@@ -73,7 +76,8 @@ int moat_entry_kind_parse(const char *s);
 
 /* Encodes e into b (appending). Fails with MOAT_EINVAL naming the member if a
  * string is invalid, MOAT_ELIMIT if the result would exceed MOAT_ENTRY_MAX. */
-moat_err_t moat_entry_encode(const moat_entry_t *e, moat_buf_t *b, moat_error_t *err) MOAT_MUST_CHECK;
+moat_err_t moat_entry_encode(const moat_entry_t *e, moat_buf_t *b,
+			     moat_error_t *err) MOAT_MUST_CHECK;
 
 /* Decodes bytes produced by moat_entry_encode. String members of *out point into
  * `scratch` (at least len+64 bytes, caller-owned) and live as long as it.

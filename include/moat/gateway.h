@@ -54,6 +54,12 @@ typedef struct moat_gateway_opts {
 	/* Test hook: while a file exists at this path, event writes fail as if the
 	 * disk were full. NULL = off. */
 	const char *fail_flag_path;
+	/* Replay clock (`moat serve --replay-clock`): a request's Moat-Replay-Time
+	 * header (RFC 3339) is its "now" for policy, relation windows, quotas,
+	 * virtual-number validity, sessions and ledger entry time, and
+	 * Moat-Replay-Client-IP its source address; entries it makes are flagged
+	 * replayed. For replaying simulated worlds only; false = headers ignored. */
+	bool replay_clock;
 } moat_gateway_opts_t;
 
 /* Starts serving app (borrowed; must outlive the gateway) on its own threads.

@@ -39,7 +39,9 @@ moat_err_t moat_app_open_modules(moat_app_t *a, moat_error_t *err)
 	if (rc == MOAT_ECONFLICT && err)
 		moat_error_set(err, rc, NULL,
 			       "the ledger is held by another moat process (is `moat serve` running?); "
-			       "stop it or make this change through the HTTP API");
+			       "stop it for this change (only one process appends to the ledger), or make it "
+			       "over HTTP where an endpoint exists (POST /v1/principals, /v1/relations, "
+			       "/v1/orders, /v1/reports, /v1/calls)");
 	return rc;
 }
 

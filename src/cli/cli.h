@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "moat/base.h"
+#include "moat/store.h"
 
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
@@ -56,7 +57,14 @@ int cmd_policy(int argc, char **argv);
 /* `moat principal key|passwd ID` (cmd_principal_creds.c), dispatched from
  * cmd_principal after option parsing; nargs counts arguments after the verb. */
 int cli_principal_creds(const cli_common_t *c, const char *verb, int nargs, const char *id);
+/* A new API key for principal id (revoking the previous one): writes the key
+ * (shown once, "moat_" + 64 hex) to key; only its hash is stored in s. The
+ * code behind `moat principal key`, shared with `moat replay`. */
+moat_err_t cli_principal_new_key(moat_store_t *s, const char *id, char key[72],
+				 moat_error_t *e) MOAT_MUST_CHECK;
 int cmd_simulate(int argc, char **argv);
+/* `moat replay DIR --url URL --data D` (src/cli/cmd_replay.c). */
+int cmd_replay(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
 int cmd_case(int argc, char **argv);
 int cmd_honey(int argc, char **argv);

@@ -49,6 +49,18 @@ static moat_err_t log_change(moat_app_t *a, const char *id, const char *what, mo
 	return moat_ledger_append(a->ledger, &en, 1, NULL, e);
 }
 
+moat_err_t cli_principal_new_key(moat_store_t *s, const char *id, char key[72], moat_error_t *e)
+{
+	uint8_t hash[32];
+	moat_err_t rc = moat_api_key_new(key, hash);
+	if (rc != MOAT_OK)
+		return moat_error_set(e, rc, NULL, "no randomness available");
+	rc = moat_store_principal_set_key(s, id, hash, e);
+	if (rc != MOAT_OK)
+		memset(key, 0, 72);
+	return rc;
+}
+
 int cli_principal_creds(const cli_common_t *c, const char *verb, int nargs, const char *id)
 {
 	if (nargs != 1 || !id)
@@ -72,12 +84,9 @@ int cli_principal_creds(const cli_common_t *c, const char *verb, int nargs, cons
 	moat_err_t rc = moat_store_principal_get(a->store, id, &row, &e);
 	char key[72] = "";
 	if (rc == MOAT_OK && is_key) {
-		uint8_t hash[32];
-		rc = moat_api_key_new(key, hash);
-		if (rc != MOAT_OK)
-			moat_error_set(&e, rc, NULL, "no randomness available");
-		else if ((rc = moat_store_begin(a->store, &e)) == MOAT_OK) {
-			rc = moat_store_principal_set_key(a->store, id, hash, &e);
+		rc = moat_store_begin(a->store, &e);
+		if (rc == MOAT_OK) {
+			rc = cli_principal_new_key(a->store, id, key, &e);
 			if (rc == MOAT_OK)
 				rc = log_change(a, id, "key", &e);
 			if (rc == MOAT_OK)

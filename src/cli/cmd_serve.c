@@ -11,27 +11,38 @@
 
 static void help(void)
 {
-	printf("usage: moat serve [--data DIR] [--listen HOST:PORT] [--threads N] [--no-detect]\n\n"
+	printf("usage: moat serve [--data DIR] [--listen HOST:PORT] [--threads N] [--no-detect]\n"
+	       "                  [--detect-interval MS] [--replay-clock]\n\n"
 	       "Serves the gateway API (docs/openapi.yaml, also at /openapi.json) until SIGTERM\n"
 	       "or SIGINT; in-flight requests finish and the event log is flushed first.\n"
 	       "SIGHUP reloads <data>/policy.conf and <data>/rules.conf (a bad file is refused;\n"
 	       "the old one stays).\n"
 	       "The detector runs over new ledger entries about once a second; its actions\n"
 	       "(throttle, force masking, suspend) apply to a principal's next request;\n"
-	       "--no-detect leaves detection to `moat alerts scan` run elsewhere. With\n"
-	       "[detect] webhook set, new alerts are POSTed there, signed (docs/config.md).\n"
+	       "--no-detect leaves detection to `moat alerts scan` run elsewhere;\n"
+	       "--detect-interval sets the tick (50..60000 ms, default 1000). With [detect]\n"
+	       "webhook set, new alerts are POSTed there, signed (docs/config.md).\n"
+	       "--replay-clock is for replaying a simulated world (`moat replay`) only: a\n"
+	       "request's Moat-Replay-Time header (RFC 3339) becomes its \"now\" (policy,\n"
+	       "relation windows, quotas, virtual numbers, sessions, ledger entry time) and\n"
+	       "Moat-Replay-Client-IP its source address; the ledger entries it makes are\n"
+	       "flagged replayed. Without it both headers are ignored.\n"
 	       "Listen address and threads default to moat.conf [server] (127.0.0.1:8080).\n");
 }
 
 int cmd_serve(int argc, char **argv)
 {
-	enum { OPT_LISTEN = 1, OPT_THREADS, OPT_NO_DETECT };
+	enum { OPT_LISTEN = 1, OPT_THREADS, OPT_NO_DETECT, OPT_DETECT_INTERVAL, OPT_REPLAY_CLOCK };
 	bool detect = true;
-	static const struct option opts[] = {{"listen", required_argument, NULL, OPT_LISTEN},
-					     {"threads", required_argument, NULL, OPT_THREADS},
-					     {"no-detect", no_argument, NULL, OPT_NO_DETECT},
-					     CLI_COMMON_LONGOPTS,
-					     {0, 0, 0, 0}};
+	long detect_ms = 1000;
+	static const struct option opts[] = {
+	    {"listen", required_argument, NULL, OPT_LISTEN},
+	    {"threads", required_argument, NULL, OPT_THREADS},
+	    {"no-detect", no_argument, NULL, OPT_NO_DETECT},
+	    {"detect-interval", required_argument, NULL, OPT_DETECT_INTERVAL},
+	    {"replay-clock", no_argument, NULL, OPT_REPLAY_CLOCK},
+	    CLI_COMMON_LONGOPTS,
+	    {0, 0, 0, 0}};
 	cli_common_t c;
 	cli_common_init(&c);
 	moat_gateway_opts_t go;
@@ -48,6 +59,16 @@ int cmd_serve(int argc, char **argv)
 		case OPT_NO_DETECT:
 			detect = false;
 			break;
+		case OPT_REPLAY_CLOCK:
+			go.replay_clock = true;
+			break;
+		case OPT_DETECT_INTERVAL: {
+			char *end;
+			detect_ms = strtol(optarg, &end, 10);
+			if (*end || end == optarg || detect_ms < 50 || detect_ms > 60000)
+				return cli_usage("serve", "--detect-interval must be 50..60000 ms");
+			break;
+		}
 		case OPT_THREADS: {
 			char *end;
 			long n = strtol(optarg, &end, 10);
@@ -103,9 +124,16 @@ int cmd_serve(int argc, char **argv)
 		goto done;
 	moat_log(MOAT_LOG_INFO, "serve_started", "listening on port %d", moat_gateway_port(g));
 	fprintf(stderr, "moat serve: listening on port %d\n", moat_gateway_port(g));
+	if (go.replay_clock) {
+		moat_log(MOAT_LOG_WARN, "replay_clock",
+			 "replay clock on: Moat-Replay-Time and Moat-Replay-Client-IP are trusted; "
+			 "for replaying simulated worlds only");
+		fprintf(stderr, "moat serve: replay clock on (Moat-Replay-Time is trusted; "
+				"never use this for real traffic)\n");
+	}
 	/* Between signals, this thread runs the detector over what the ledger
-	 * gained (about once a second), so its actions reach the gateway while a
-	 * bulk pull is still going on. It uses the app's own store handle, which
+	 * gained (about once a second, or every --detect-interval), so its actions reach the
+	 * gateway while a bulk pull is still going on. It uses the app's own store handle, which
 	 * the server threads never touch. */
 	bool warned = false;
 	/* The engine stays resident between ticks, so each tick reads only what
@@ -116,7 +144,7 @@ int cmd_serve(int argc, char **argv)
 	    moat_webhook_start(a->data_dir, a->config.webhook, &hook, &e) != MOAT_OK)
 		goto done;
 	for (;;) {
-		struct timespec tick = {1, 0};
+		struct timespec tick = {detect_ms / 1000, (detect_ms % 1000) * 1000000L};
 		int sig = sigtimedwait(&set, NULL, &tick);
 		if (sig < 0) {
 			moat_error_t de = {0};

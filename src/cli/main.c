@@ -27,6 +27,7 @@ static const command_t commands[] = {
     {"order", cmd_order, "show an order as an operator sees it (masked)"},
     {"policy", cmd_policy, "check a policy file, explain a decision, print the default"},
     {"principal", cmd_principal, "add, list, suspend and resume principals"},
+    {"replay", cmd_replay, "replay a simulated world through a running `moat serve` over HTTP"},
     {"rules", cmd_rules, "check a detection rule file; print the default rules"},
     {"serve", cmd_serve, "run the HTTP gateway (policy, views, ledger, quotas)"},
     {"simulate", cmd_simulate, "write a synthetic, labelled world (interchange files + truth)"},
@@ -86,7 +87,8 @@ int main(int argc, char **argv)
 	}
 	const command_t *c = find(argv[1]);
 	if (!c) {
-		fprintf(stderr, "moat: unknown command \"%s\"\nRun `moat help` for the list of commands.\n",
+		fprintf(stderr,
+			"moat: unknown command \"%s\"\nRun `moat help` for the list of commands.\n",
 			argv[1]);
 		return CLI_USAGE;
 	}

@@ -29,6 +29,25 @@ moat_err_t moat_password_hash(const char *password, char out[MOAT_PHC_MAX], moat
 	return MOAT_OK;
 }
 
+moat_err_t moat_password_hash_secret(const char *secret, char out[MOAT_PHC_MAX], moat_error_t *err)
+{
+	size_t n = secret ? strlen(secret) : 0;
+	if (n < MOAT_SECRET_MIN || n > 1024)
+		return moat_error_set(err, MOAT_EINVAL, "password",
+				      "a machine-generated secret must be %d..1024 bytes",
+				      MOAT_SECRET_MIN);
+	uint8_t salt[PW_SALT];
+	if (moat_random(salt, sizeof salt) != MOAT_OK)
+		return moat_error_set(err, MOAT_ECRYPTO, NULL, "no randomness for a salt");
+	/* argon2's minimum: 8 KiB per lane, one pass. */
+	int r = argon2id_hash_encoded(1, 8 * PW_LANES, PW_LANES, secret, n, salt, sizeof salt,
+				      PW_HASH, out, MOAT_PHC_MAX);
+	if (r != ARGON2_OK)
+		return moat_error_set(err, MOAT_ECRYPTO, NULL, "argon2id: %s",
+				      argon2_error_message(r));
+	return MOAT_OK;
+}
+
 bool moat_password_verify(const char *phc, const char *password)
 {
 	/* A fixed hash of a random string: verifying against it costs what a real

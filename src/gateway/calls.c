@@ -82,6 +82,7 @@ void gw_calls(moat_gateway_t *g, moat_store_t *s, const gw_auth_t *a, gw_req_t *
 	moat_entry_t ent = {0};
 	ent.kind = MOAT_ENTRY_CALL;
 	ent.time = t;
+	ent.replayed = a->replayed;
 	ent.principal = known ? b.principal : NULL;
 	ent.order_id = known ? b.order_id : NULL;
 	ent.result = valid ? MOAT_RESULT_SUCCESS : MOAT_RESULT_FAILURE;

@@ -45,6 +45,7 @@ typedef struct gw_metrics {
 	atomic_ullong quota_refusals;
 	atomic_ullong ledger_failures;
 	atomic_ullong logins_ok, logins_failed;
+	atomic_ullong replayed; /* requests judged on a Moat-Replay-Time clock */
 } gw_metrics_t;
 
 /* A pool of store handles: SQLite handles are single-threaded, so each request
@@ -71,6 +72,10 @@ struct moat_gateway {
 	uint64_t pool_lo, pool_hi; /* virtual-number pool */
 	int grace_days;
 	size_t max_body;
+	/* `moat serve --replay-clock`: honour Moat-Replay-Time (and
+	 * Moat-Replay-Client-IP) as the request's clock and source. Off in normal
+	 * operation: a client's clock is never trusted otherwise. */
+	bool replay_clock;
 	gw_metrics_t m;
 	/* Serialises the gateway's own SQLite writes (quota counts, virtual-number
 	 * bindings): writers queue here instead of in SQLite's busy handler, which
@@ -87,12 +92,18 @@ struct moat_gateway {
 	} throttle[256];
 };
 
-/* Per-request state: the upload body and an arena. */
+/* Per-request state: the upload body, an arena, and the request's clock. */
 typedef struct gw_req {
 	moat_buf_t body;
 	bool too_big;
 	moat_arena_t *arena;
 	uint64_t start_ns;
+	/* "Now" for this request: the server's clock, or under --replay-clock the
+	 * time named by Moat-Replay-Time (then replayed is true and every ledger
+	 * entry the request makes carries the replayed flag). */
+	moat_time_t now;
+	bool replayed;
+	char replay_ip[64]; /* Moat-Replay-Client-IP under --replay-clock, else "" */
 } gw_req_t;
 
 /* What a handler produces. */
@@ -111,6 +122,8 @@ typedef struct gw_auth {
 	char ip[64];
 	const char *device; /* Moat-Device header or NULL */
 	int action;	    /* strongest active detector action (moat_detect_action_t) */
+	moat_time_t now;    /* the request's clock (gw_req_t.now) */
+	bool replayed;	    /* gw_req_t.replayed */
 } gw_auth_t;
 
 /* Sets an error response {"error":{"code","message","field"}}. Returns status. */
@@ -152,8 +165,13 @@ void gw_ledger_checkpoint(moat_gateway_t *g, gw_resp_t *r);
 /* rest: the path after "/v1/ledger/". */
 void gw_ledger(moat_gateway_t *g, struct MHD_Connection *c, const gw_auth_t *a, const char *rest,
 	       gw_resp_t *r);
-/* Checks a session token; on success fills principal id. */
-bool gw_session_check(moat_gateway_t *g, const char *token, char principal[MOAT_ID_MAX + 1]);
+/* Checks a session token against the request's clock now; on success fills
+ * principal id. */
+bool gw_session_check(moat_gateway_t *g, const char *token, moat_time_t now,
+		      char principal[MOAT_ID_MAX + 1]);
+/* The source address of the request: Moat-Replay-Client-IP under the replay
+ * clock, else the socket's peer (IPv4 or IPv6); "" if unknown. */
+void gw_client_ip(struct MHD_Connection *c, const gw_req_t *q, char out[64]);
 
 /* Query helpers: fails (422) on unknown keys. allowed is NULL-terminated. */
 bool gw_query_only(struct MHD_Connection *c, const char *const *allowed, gw_resp_t *r);

@@ -136,6 +136,7 @@ static void entry_for(const gw_auth_t *a, const moat_order_row_t *o, moat_purpos
 	memset(e, 0, sizeof *e);
 	e->kind = x->outcome == OUT_ALLOW ? MOAT_ENTRY_ACCESS : MOAT_ENTRY_DENY;
 	e->time = now;
+	e->replayed = a->replayed;
 	e->principal = a->p.principal;
 	e->order_id = o->order_id;
 	e->purpose = purpose;
@@ -365,7 +366,7 @@ void gw_order_get(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, 
 	moat_purpose_t purpose;
 	if (!get_purpose(c, r, &purpose))
 		return;
-	if (a->action == MOAT_ACTION_THROTTLE && gw_throttled(g, a->p.principal, moat_now())) {
+	if (a->action == MOAT_ACTION_THROTTLE && gw_throttled(g, a->p.principal, a->now)) {
 		gw_error(r, 429, "throttled", NULL,
 			 "principal %s is throttled by a detector action: one read per second",
 			 a->p.principal);
@@ -382,7 +383,7 @@ void gw_order_get(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, 
 			gw_error_from(r, &e);
 		return;
 	}
-	moat_time_t now = moat_now();
+	moat_time_t now = a->now;
 	read_one_t x;
 	rc = decide_one(g, s, a, &o, purpose, now, &x, &e);
 	if (rc != MOAT_OK) {
@@ -465,7 +466,7 @@ void gw_order_list(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s,
 	moat_purpose_t purpose;
 	if (!get_purpose(c, r, &purpose))
 		return;
-	if (a->action == MOAT_ACTION_THROTTLE && gw_throttled(g, a->p.principal, moat_now())) {
+	if (a->action == MOAT_ACTION_THROTTLE && gw_throttled(g, a->p.principal, a->now)) {
 		gw_error(r, 429, "throttled", NULL,
 			 "principal %s is throttled by a detector action: one read per second",
 			 a->p.principal);
@@ -519,7 +520,7 @@ void gw_order_list(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s,
 	read_one_t *xs = calloc(l.cap, sizeof *xs);
 	moat_entry_t *ents = calloc(l.cap, sizeof *ents);
 	moat_error_t e = {0};
-	moat_time_t now = moat_now();
+	moat_time_t now = a->now;
 	size_t decided = 0;
 	if (!l.rows || !xs || !ents) {
 		gw_error(r, 500, "internal", NULL, "out of memory");

@@ -14,7 +14,7 @@
 #include "moat/json.h"
 #include "moat/trace.h"
 
-/* Bad input is a 400 naming the field; the rest maps as everywhere else. */
+/* Bad input is a 422 naming the field; the rest maps as everywhere else. */
 static void trace_error(gw_resp_t *r, moat_error_t *e)
 {
 	if (e->code == MOAT_EINVAL || e->code == MOAT_ENOTFOUND) {
@@ -23,7 +23,7 @@ static void trace_error(gw_resp_t *r, moat_error_t *e)
 			snprintf(msg, sizeof msg, "report %ld: %s", e->line, e->msg);
 		else
 			snprintf(msg, sizeof msg, "%s", e->msg);
-		gw_error(r, 400, "invalid", e->field[0] ? e->field : NULL, "%s", msg);
+		gw_error(r, 422, "invalid", e->field[0] ? e->field : NULL, "%s", msg);
 		return;
 	}
 	gw_error_from(r, e);
@@ -48,7 +48,7 @@ static bool parse_batch(struct MHD_Connection *c, gw_req_t *q, json_t *records, 
 			json_t *obj = NULL;
 			moat_error_t e = {0};
 			if (moat_json_parse(start, len, MOAT_JSON_MAX_DEPTH, &obj, &e) != MOAT_OK) {
-				gw_error(r, 400, "invalid", NULL, "line %ld: %s", line, e.msg);
+				gw_error(r, 422, "invalid", NULL, "line %ld: %s", line, e.msg);
 				return false;
 			}
 			json_array_append_new(records, obj);
@@ -62,7 +62,7 @@ static bool parse_batch(struct MHD_Connection *c, gw_req_t *q, json_t *records, 
 		json_error_t je;
 		json_t *doc = json_loadb(q->body.data, q->body.len, JSON_REJECT_DUPLICATES, &je);
 		if (!doc) {
-			gw_error(r, 400, "invalid", NULL, "body is not valid JSON: %s (line %d)",
+			gw_error(r, 422, "invalid", NULL, "body is not valid JSON: %s (line %d)",
 				 je.text, je.line);
 			return false;
 		}
@@ -73,7 +73,7 @@ static bool parse_batch(struct MHD_Connection *c, gw_req_t *q, json_t *records, 
 			json_decref(doc);
 		} else {
 			json_decref(doc);
-			gw_error(r, 400, "invalid", NULL,
+			gw_error(r, 422, "invalid", NULL,
 				 "body must be a report object or an array of them");
 			return false;
 		}
@@ -84,7 +84,7 @@ static bool parse_batch(struct MHD_Connection *c, gw_req_t *q, json_t *records, 
 		}
 	}
 	if (json_array_size(records) == 0) {
-		gw_error(r, 400, "invalid", NULL, "no reports in the body");
+		gw_error(r, 422, "invalid", NULL, "no reports in the body");
 		return false;
 	}
 	return true;
@@ -148,7 +148,7 @@ void gw_cases(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, cons
 		return;
 	}
 	if (case_id && !moat_id_valid(case_id)) {
-		gw_error(r, 400, "invalid", "case",
+		gw_error(r, 422, "invalid", "case",
 			 "a case id is 1..64 characters of A-Z a-z 0-9 . _ : -");
 		return;
 	}

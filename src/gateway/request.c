@@ -18,7 +18,20 @@ moat_err_t moat_gateway_policy_request(moat_store_t *s, const moat_principal_row
 	out->purpose = purpose;
 	out->relations = mask;
 	out->own_merchant = strcmp(p->party, o->merchant) == 0;
-	out->status = o->status;
+	/* The state the order was in at `now`: a stored status names the latest
+	 * state, and its timestamps say when the order got there. Normally every
+	 * timestamp is in the past and this is the stored status; when now is
+	 * earlier (a replayed world, `moat policy explain --at`), an order whose
+	 * shipping or delivery lies after now is judged as it was then. Closed and
+	 * refunded carry no time of their own, so only their shipping times move
+	 * them back. */
+	moat_order_status_t st = o->status;
+	if (st != MOAT_STATUS_PAID && o->shipped_at != MOAT_TIME_NONE && o->shipped_at > now)
+		st = MOAT_STATUS_PAID;
+	else if (st != MOAT_STATUS_PAID && st != MOAT_STATUS_SHIPPED &&
+		 o->delivered_at != MOAT_TIME_NONE && o->delivered_at > now)
+		st = MOAT_STATUS_SHIPPED;
+	out->status = st;
 	out->placed_at = o->placed_at;
 	out->shipped_at = o->shipped_at;
 	out->delivered_at = o->delivered_at;

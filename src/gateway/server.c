@@ -295,7 +295,11 @@ static void metrics_render(moat_gateway_t *g, gw_resp_t *r)
 		    "# HELP moat_logins_total Login attempts by result.\n"
 		    "# TYPE moat_logins_total counter\n"
 		    "moat_logins_total{result=\"success\"} %llu\n"
-		    "moat_logins_total{result=\"failure\"} %llu\n",
+		    "moat_logins_total{result=\"failure\"} %llu\n"
+		    "# HELP moat_replayed_requests_total Requests judged on a Moat-Replay-Time "
+		    "clock (serve --replay-clock).\n"
+		    "# TYPE moat_replayed_requests_total counter\n"
+		    "moat_replayed_requests_total %llu\n",
 		    (unsigned long long)atomic_load(&g->m.quota_refusals),
 		    (unsigned long long)g->sink.size(g->sink.ctx),
 		    (unsigned long long)(g->ledger ? moat_ledger_size(g->ledger) -
@@ -303,18 +307,23 @@ static void metrics_render(moat_gateway_t *g, gw_resp_t *r)
 						   : 0),
 		    (unsigned long long)atomic_load(&g->m.ledger_failures),
 		    (unsigned long long)atomic_load(&g->m.logins_ok),
-		    (unsigned long long)atomic_load(&g->m.logins_failed));
+		    (unsigned long long)atomic_load(&g->m.logins_failed),
+		    (unsigned long long)atomic_load(&g->m.replayed));
 	r->status = 200;
 	r->content_type = "text/plain; version=0.0.4";
 }
 
 /* ---- authentication -------------------------------------------------------------- */
 
-static void client_ip(struct MHD_Connection *c, char out[64])
+void gw_client_ip(struct MHD_Connection *c, const gw_req_t *q, char out[64])
 {
+	out[0] = '\0';
+	if (q && q->replay_ip[0]) {
+		snprintf(out, 64, "%s", q->replay_ip);
+		return;
+	}
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	out[0] = '\0';
 	if (!ci || !ci->client_addr)
 		return;
 	const struct sockaddr *sa = ci->client_addr;
@@ -322,6 +331,43 @@ static void client_ip(struct MHD_Connection *c, char out[64])
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, 64);
 	else if (sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, 64);
+}
+
+/* Sets the request's clock (q->now, q->replayed, q->replay_ip). Without the
+ * replay clock the headers are ignored: in normal operation the server's own
+ * clock decides, whatever a client claims. A malformed header under the replay
+ * clock is a 422, never a silent fallback to the real time. */
+static bool request_clock(moat_gateway_t *g, struct MHD_Connection *c, gw_req_t *q, gw_resp_t *r)
+{
+	q->now = moat_now();
+	q->replayed = false;
+	q->replay_ip[0] = '\0';
+	if (!g->replay_clock)
+		return true;
+	const char *t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Moat-Replay-Time");
+	if (t) {
+		moat_time_t at;
+		if (strlen(t) > 40 || !moat_time_parse(t, &at)) {
+			gw_error(r, 422, "invalid", "Moat-Replay-Time",
+				 "Moat-Replay-Time must be an RFC 3339 time with an offset");
+			return false;
+		}
+		q->now = at;
+		q->replayed = true;
+		atomic_fetch_add(&g->m.replayed, 1);
+	}
+	const char *ip = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Moat-Replay-Client-IP");
+	if (ip) {
+		unsigned char addr[16];
+		if (strlen(ip) >= sizeof q->replay_ip ||
+		    (inet_pton(AF_INET, ip, addr) != 1 && inet_pton(AF_INET6, ip, addr) != 1)) {
+			gw_error(r, 422, "invalid", "Moat-Replay-Client-IP",
+				 "Moat-Replay-Client-IP must be an IPv4 or IPv6 address");
+			return false;
+		}
+		snprintf(q->replay_ip, sizeof q->replay_ip, "%s", ip);
+	}
+	return true;
 }
 
 static const char *device_header(struct MHD_Connection *c)
@@ -333,8 +379,8 @@ static const char *device_header(struct MHD_Connection *c)
 }
 
 /* Authenticates the caller; on failure fills r (401/403) and returns false. */
-static bool authenticate(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, gw_auth_t *a,
-			 gw_resp_t *r)
+static bool authenticate(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s,
+			 const gw_req_t *q, gw_auth_t *a, gw_resp_t *r)
 {
 	const char *h =
 	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
@@ -355,7 +401,7 @@ static bool authenticate(moat_gateway_t *g, struct MHD_Connection *c, moat_store
 			return false;
 		}
 		rc = moat_store_principal_by_key(s, hash, &a->p, &e);
-	} else if (gw_session_check(g, tok, pid)) {
+	} else if (gw_session_check(g, tok, q->now, pid)) {
 		rc = moat_store_principal_get(s, pid, &a->p, &e);
 	} else {
 		gw_error(r, 401, "unauthenticated", "Authorization",
@@ -389,8 +435,10 @@ static bool authenticate(moat_gateway_t *g, struct MHD_Connection *c, moat_store
 			 a->p.principal);
 		return false;
 	}
-	client_ip(c, a->ip);
+	gw_client_ip(c, q, a->ip);
 	a->device = device_header(c);
+	a->now = q->now;
+	a->replayed = q->replayed;
 	return true;
 }
 
@@ -534,6 +582,8 @@ static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const ch
 		if (!gw_query_only(c, NULL, r))
 			return route;
 	}
+	if (!request_clock(g, c, q, r))
+		return route;
 	moat_store_t *s = gw_store_acquire(g);
 	if (route == R_SESSIONS) {
 		gw_sessions(g, c, s, q, r);
@@ -550,7 +600,7 @@ static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const ch
 		gw_store_release(g, s);
 		return route;
 	}
-	if (authenticate(g, c, s, &a, r)) {
+	if (authenticate(g, c, s, q, &a, r)) {
 		switch (route) {
 		case R_INGEST:
 			gw_ingest(g, c, s, &a, ingest_kind, q, r);
@@ -824,6 +874,7 @@ moat_err_t moat_gateway_start(moat_app_t *app, const moat_gateway_opts_t *opts,
 	g->sink = opts->sink;
 	g->ledger = opts->ledger;
 	g->fail_flag_path = opts->fail_flag_path;
+	g->replay_clock = opts->replay_clock;
 	g->max_body = app->config.max_body ? app->config.max_body : (8u << 20);
 	g->grace_days = app->config.virtual_grace_days;
 	pthread_rwlock_init(&g->policy_lock, NULL);

@@ -1,6 +1,4 @@
 /* POST /v1/sessions: password login for people, giving a short-lived token. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +22,8 @@ static void token_mac(const moat_gateway_t *g, const char *msg, char hex[65])
 	moat_hex_encode(mac, 32, hex);
 }
 
-bool gw_session_check(moat_gateway_t *g, const char *token, char principal[MOAT_ID_MAX + 1])
+bool gw_session_check(moat_gateway_t *g, const char *token, moat_time_t now,
+		      char principal[MOAT_ID_MAX + 1])
 {
 	if (strncmp(token, "s1.", 3) != 0 || strlen(token) > 200)
 		return false;
@@ -34,7 +33,7 @@ bool gw_session_check(moat_gateway_t *g, const char *token, char principal[MOAT_
 		return false;
 	const char *mac = end + 1;
 	const char *pid = end + 66;
-	if (!moat_id_valid(pid) || exp < moat_now())
+	if (!moat_id_valid(pid) || exp < now)
 		return false;
 	char msg[160], want[65];
 	snprintf(msg, sizeof msg, "s1.%lld.%s", exp, pid);
@@ -70,16 +69,13 @@ void gw_sessions(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, g
 	bool ok = moat_password_verify(found ? phc : NULL, pw);
 	bool suspended = ok && p.status == MOAT_PRINCIPAL_SUSPENDED;
 
-	char ip[64] = "";
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, ip,
-			  sizeof ip);
+	char ip[64];
+	gw_client_ip(c, q, ip);
 	const char *dev = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Moat-Device");
 	moat_entry_t ent = {0};
 	ent.kind = MOAT_ENTRY_LOGIN;
-	ent.time = moat_now();
+	ent.time = q->now;
+	ent.replayed = q->replayed;
 	ent.principal = valid_id ? user : "invalid-username";
 	ent.ip = ip[0] ? ip : NULL;
 	ent.device = dev && moat_id_valid(dev) ? dev : NULL;
@@ -102,7 +98,7 @@ void gw_sessions(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, g
 		gw_error(r, 403, "suspended", NULL, "principal %s is suspended", user);
 		goto done;
 	}
-	long long exp = (long long)(moat_now() + GW_SESSION_TTL_MS);
+	long long exp = (long long)(q->now + GW_SESSION_TTL_MS);
 	char msg[160], mac[65], until[32];
 	snprintf(msg, sizeof msg, "s1.%lld.%s", exp, user);
 	token_mac(g, msg, mac);

@@ -4,7 +4,7 @@
  *   off len
  *     0   1  version = 1
  *     1   1  kind (1..10)
- *     2   1  flags: bit 0 imported, bit 1 has_purpose, others 0
+ *     2   1  flags: bit 0 imported, bit 1 has_purpose, bit 2 replayed, others 0
  *     3   1  purpose (0 unless has_purpose)
  *     4   1  result (0 none, 1 success, 2 failure)
  *     5   1  relations: bit k = relation kind k held (k < MOAT_REL_KIND_COUNT)
@@ -99,7 +99,8 @@ moat_err_t moat_entry_encode(const moat_entry_t *e, moat_buf_t *b, moat_error_t 
 	uint8_t hdr[HDR_LEN];
 	hdr[0] = MOAT_ENTRY_VERSION;
 	hdr[1] = (uint8_t)e->kind;
-	hdr[2] = (uint8_t)((e->imported ? 1 : 0) | (e->has_purpose ? 2 : 0));
+	hdr[2] =
+	    (uint8_t)((e->imported ? 1 : 0) | (e->has_purpose ? 2 : 0) | (e->replayed ? 4 : 0));
 	hdr[3] = e->has_purpose ? (uint8_t)e->purpose : 0;
 	hdr[4] = (uint8_t)e->result;
 	if (e->relations & ~REL_MASK)
@@ -167,7 +168,7 @@ moat_err_t moat_entry_decode(const uint8_t *d, size_t len, moat_entry_t *out, ch
 				      d[0]);
 	if (d[1] < 1 || d[1] > MOAT_ENTRY_KIND_MAX)
 		return moat_error_set(err, MOAT_ECORRUPT, "kind", "unknown entry kind %u", d[1]);
-	if (d[2] & ~3u)
+	if (d[2] & ~7u)
 		return moat_error_set(err, MOAT_ECORRUPT, "flags", "unknown flag bits");
 	bool has_purpose = d[2] & 2;
 	if ((has_purpose && d[3] >= MOAT_PURPOSE_COUNT) || (!has_purpose && d[3] != 0))
@@ -187,6 +188,7 @@ moat_err_t moat_entry_decode(const uint8_t *d, size_t len, moat_entry_t *out, ch
 		return moat_error_set(err, MOAT_ECORRUPT, NULL, "bad presence byte");
 	out->kind = (moat_entry_kind_t)d[1];
 	out->imported = d[2] & 1;
+	out->replayed = d[2] & 4;
 	out->has_purpose = has_purpose;
 	out->purpose = (moat_purpose_t)d[3];
 	out->result = (moat_entry_result_t)d[4];
@@ -233,6 +235,9 @@ moat_err_t moat_entry_to_json(const moat_entry_t *e, moat_buf_t *b)
 	moat_err_t rc =
 	    moat_buf_printf(b, "{\"kind\":\"%s\",\"imported\":%s", moat_entry_kind_name(e->kind),
 			    e->imported ? "true" : "false");
+	/* Only when set, so the JSON of ordinary entries keeps its shape. */
+	if (rc == MOAT_OK && e->replayed)
+		rc = moat_buf_puts(b, ",\"replayed\":true");
 	if (rc == MOAT_OK && e->time != MOAT_TIME_NONE) {
 		moat_time_format(e->time, ts);
 		rc = moat_buf_printf(b, ",\"time\":\"%s\"", ts);
