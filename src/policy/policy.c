@@ -132,7 +132,7 @@ static const char default_policy[] =
     "\n"
     "# Analytics never needs a person.\n"
     "rule analytics\n"
-    "  role platform_ops merchant_admin isv_app\n"
+    "  role platform_service platform_ops merchant_admin isv_app\n"
     "  purpose analytics\n"
     "  view address=coarse items=category amounts=full\n"
     "  quota unlimited\n"
