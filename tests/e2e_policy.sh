@@ -20,7 +20,7 @@ contains() { if grep -qE -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(head
 
 expect 0 "init" "$MOAT" init --data "$D"
 expect 0 "check installed policy" "$MOAT" policy check "$D/policy.conf"
-contains "$T/out" "ok: 9 rules, 0 warnings" "check summary"
+contains "$T/out" "ok: 10 rules, 0 warnings" "check summary"
 expect 0 "default" "$MOAT" policy default
 if cmp -s "$T/out" "$D/policy.conf"; then ok; else bad "init installs the default policy"; fi
 
