@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # moat's main job, end to end, on the embedded default (SQLite + files in one data
 # directory, no configuration):
-#   1. a labelled e-commerce world from the simulator (mixed threat scenario)
-#   2. its history imported: orders encrypted at rest, events onto the ledger,
-#      the detector judging them as they happened
-#   3. the gateway live: real HTTP reads through policy, views, virtual numbers,
-#      quotas and the ledger; a bulk pull stopped while it runs
-#   4. scam reports traced to their leakers with p-values and ledger proofs
-#   5. the ledger verified, an inclusion proof checked offline, and the score
-#      against the simulator's ground truth
+#   1. a labelled e-commerce world from the simulator (four leakers at once)
+#   2. moat in front: the world replayed through `moat serve` over HTTP; every
+#      read decided by policy and views and logged durably; the detector stops
+#      pulls while they run; virtual numbers and scam calls name the courier
+#   3. moat on logs alone: the same world's history imported; the detector
+#      judges it as it happened; scam reports traced to their leakers
+#   4. the score against the simulator's ground truth (`moat eval`)
+#   5. a live gateway on the real clock: a courier's read, a denial, a bulk
+#      pull suspended while it runs
+#   6. the ledger verified, an inclusion proof checked offline
 # usage: scripts/demo.sh MOAT_BIN [DATA_DIR]
 set -euo pipefail
 MOAT=$(realpath "$1")
@@ -28,17 +30,29 @@ if [ -d "$DATA" ]; then
 	fi
 fi
 WORLD="$DATA.world"
-rm -rf "$WORLD"
+rm -rf "$WORLD" "$DATA.evidence"
 export MOAT_LOG_LEVEL=${MOAT_LOG_LEVEL:-warn}
 
 say "1. a simulated world: moat simulate --scenario mixed --seed $SEED --scale small"
 "$MOAT" simulate --scenario mixed --seed "$SEED" --scale small --out "$WORLD"
-"$MOAT" init --data "$DATA"
+python3 -c '
+import json, sys
+t = json.load(open(sys.argv[1]))
+print("   the leakers moat must find (truth.json; moat itself never reads it):")
+for a in t["attacks"]:
+    print("   - %-20s %-13s %s" % (a["kind"], a["principal"], "" if a["abnormal_activity"] else "(reads only what it was assigned)"))
+' "$WORLD/truth.json"
 
-say "2. history: parties, principals, relations, orders (PII encrypted), then events onto the ledger"
-for kind in parties principals relations orders events; do
-	"$MOAT" import "$kind" "$WORLD/$kind.jsonl" --data "$DATA"
-done
+say "2. moat in front: the world replayed through the gateway (moat serve + moat replay)"
+"$MOAT" init --data "$DATA"
+"$MOAT" serve --data "$DATA" --listen "127.0.0.1:$PORT" --threads 16 --replay-clock \
+	--detect-interval 100 2>"$DATA.serve.log" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+"$MOAT" replay "$WORLD" --url "http://127.0.0.1:$PORT" --data "$DATA" --concurrency 16
+kill -TERM $SERVER && wait $SERVER 2>/dev/null || true
+trap - EXIT
 one=$(head -1 "$WORLD/orders.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["order_id"])')
 echo "-- an order as the operator sees it (moat order show $one):"
 "$MOAT" order show "$one" --data "$DATA"
@@ -47,20 +61,37 @@ if grep -q "$(head -1 "$WORLD/orders.jsonl" | python3 -c 'import json,sys; print
 	exit 1
 fi
 echo "-- plaintext PII appears nowhere in $DATA/moat.db (AES-256-GCM, keys 0600)"
-
-say "detected while it happened (moat alerts): what the detector raised on the history"
+echo "-- detected and stopped while it happened (moat alerts):"
 "$MOAT" alerts --data "$DATA" >"$WORLD/alerts.txt"
-head -12 "$WORLD/alerts.txt"
+head -8 "$WORLD/alerts.txt"
 echo "   ($(($(wc -l <"$WORLD/alerts.txt") - 1)) alerts in all)"
+echo "-- the scam reports traced against what the gateway really served (moat trace default):"
+"$MOAT" trace default --data "$DATA" --out "$DATA.evidence" >"$WORLD/trace-gateway.txt"
+head -12 "$WORLD/trace-gateway.txt"
+echo "   (evidence bundle, notification.csv and regulator_report.json in $DATA.evidence)"
 
-if "$MOAT" help | grep -q "^  trace"; then
-	say "4. traced: scam reports become a case; moat names the leakers"
-	"$MOAT" import reports "$WORLD/reports.jsonl" --data "$DATA"
-	case=$("$MOAT" case list --json --data "$DATA" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["case"])')
-	"$MOAT" trace "$case" --data "$DATA" --out "$DATA.evidence"
+say "3. moat on logs alone: the same history imported, detected as it happened, traced"
+LOGS="$DATA.logs"
+if [ -d "$LOGS" ] && [ ! -f "$LOGS/MOAT" ]; then
+	echo "demo: $LOGS exists and is not a moat data directory; refusing to touch it" >&2
+	exit 1
 fi
+rm -rf "$LOGS" "$LOGS.evidence"
+"$MOAT" init --data "$LOGS" >/dev/null
+for kind in parties principals relations orders events reports; do
+	"$MOAT" import "$kind" "$WORLD/$kind.jsonl" --data "$LOGS"
+done
+"$MOAT" trace default --data "$LOGS" --out "$LOGS.evidence" >"$WORLD/trace-logs.txt"
+head -14 "$WORLD/trace-logs.txt"
 
-say "3. prevention, live: moat serve on 127.0.0.1:$PORT"
+say "4. the score against the simulator's ground truth (moat eval)"
+echo "-- moat in front:"
+"$MOAT" eval "$WORLD" --data "$DATA"
+echo
+echo "-- moat on logs alone:"
+"$MOAT" eval "$WORLD" --data "$LOGS"
+
+say "5. the gateway live, on the real clock: moat serve on 127.0.0.1:$PORT"
 now=$(date +%s)
 iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
 cat >"$WORLD/live-parties.jsonl" <<EOF
@@ -126,7 +157,7 @@ grep -E '^moat_(decisions|ledger_size|quota)' "$WORLD/metrics.txt" | head -12 ||
 kill -TERM $SERVER && wait $SERVER 2>/dev/null || true
 trap - EXIT
 
-say "5. the ledger: verified from the entry bundles, and one inclusion proof checked offline"
+say "6. the ledger: verified from the entry bundles, and one inclusion proof checked offline"
 "$MOAT" ledger verify --data "$DATA"
 size=$("$MOAT" ledger checkpoint --json --data "$DATA" | python3 -c 'import json,sys; print(json.load(sys.stdin)["size"])')
 "$MOAT" ledger checkpoint --data "$DATA" >"$WORLD/checkpoint.txt"
@@ -138,7 +169,5 @@ idx=$((size - 1))
 echo "-- offline, with only the verifier key, the signed checkpoint and the proof file:"
 "$MOAT" ledger verify-proof --vkey-file "$WORLD/vkey.txt" --checkpoint "$WORLD/checkpoint.txt" "$WORLD/proof.txt"
 
-say "score against the simulator's ground truth (moat never read truth.json)"
-python3 "$SRC/scripts/eval_detect.py" --help >/dev/null 2>&1 && echo "(see scripts/eval_detect.py for the full detector evaluation)"
 echo
-echo "demo finished in $(( $(date +%s) - start )) s; data in $DATA, world and truth in $WORLD"
+echo "demo finished in $(( $(date +%s) - start )) s; data in $DATA (gateway) and $LOGS (logs alone); world and truth in $WORLD"

@@ -101,6 +101,8 @@ static void print_detector(json_t *d)
 		fmt_dur(json_object_get(a, "time_to_action_s"), tact, sizeof tact);
 		if (json_is_object(fa))
 			snprintf(act, sizeof act, "%s after %s", str(fa, "action"), tact);
+		else if (num(a, "refused_by_policy") > 0)
+			snprintf(act, sizeof act, "policy refused %lld", num(a, "refused_by_policy"));
 		else
 			snprintf(act, sizeof act, "none");
 		snprintf(srv, sizeof srv, "%.1f%% (%lld of %lld)",

@@ -157,7 +157,10 @@ static moat_err_t evidence_in_window(moat_ledger_t *l, const ev_alert_t *al,
 typedef struct pull {
 	const char *order; /* arena */
 	moat_time_t time;
+	uint8_t ledger; /* PULL_ALLOWED | PULL_DENIED: what the ledger says moat did */
 } pull_t;
+
+enum { PULL_ALLOWED = 1, PULL_DENIED = 2 };
 
 typedef struct pulls {
 	pull_t *v;
@@ -187,7 +190,7 @@ static moat_err_t pull_add(pulls_t *p, moat_arena_t *arena, const char *order, m
 	const char *o = moat_arena_strdup(arena, order);
 	if (!o)
 		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
-	p->v[p->n++] = (pull_t){o, t};
+	p->v[p->n++] = (pull_t){o, t, 0};
 	return MOAT_OK;
 }
 
@@ -307,15 +310,69 @@ done:
 	return rc;
 }
 
-/* Distinct orders pulled, and those first pulled at or before `by` (all if NONE). */
-static void served(pulls_t *p, moat_time_t by, uint64_t *attempted, uint64_t *before)
+/* Marks, from the ledger, which attempted orders moat allowed (an ACCESS entry
+ * of the attacker for the order) and which it refused (DENY entries only): with
+ * moat's gateway in front (a replayed world) a refused read served nothing. In a
+ * world imported from logs every attempt is an allowed ACCESS entry. */
+static moat_err_t mark_refused(moat_ledger_t *l, const eval_truth_t *t, pulls_t *pulls,
+			       char *text, moat_error_t *err)
 {
-	*attempted = *before = 0;
+	for (size_t j = 0; j < t->n_attacks; j++)
+		if (pulls[j].n)
+			qsort(pulls[j].v, pulls[j].n, sizeof *pulls[j].v, cmp_pull);
+	moat_ledger_iter_t *it = NULL;
+	moat_err_t rc = moat_ledger_iter_new(l, 0, &it, err);
+	if (rc != MOAT_OK)
+		return rc;
+	uint64_t index;
+	const uint8_t *data;
+	size_t len;
+	while ((rc = moat_ledger_iter_next(it, &index, &data, &len, err)) == MOAT_OK) {
+		moat_entry_t e;
+		if (moat_entry_decode(data, len, &e, text, MOAT_ENTRY_MAX + 64, NULL) != MOAT_OK)
+			continue;
+		if ((e.kind != MOAT_ENTRY_ACCESS && e.kind != MOAT_ENTRY_DENY) || !e.principal ||
+		    !e.order_id)
+			continue;
+		for (size_t j = 0; j < t->n_attacks; j++) {
+			pulls_t *p = &pulls[j];
+			if (!p->n || strcmp(t->attacks[j].principal, e.principal) != 0)
+				continue;
+			size_t lo = 0, hi = p->n; /* first pull of the order */
+			while (lo < hi) {
+				size_t mid = (lo + hi) / 2;
+				if (strcmp(p->v[mid].order, e.order_id) < 0)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			for (size_t i = lo; i < p->n && strcmp(p->v[i].order, e.order_id) == 0; i++)
+				p->v[i].ledger |= e.kind == MOAT_ENTRY_ACCESS ? PULL_ALLOWED : PULL_DENIED;
+		}
+	}
+	moat_ledger_iter_free(it);
+	return rc == MOAT_ENOTFOUND ? MOAT_OK : rc;
+}
+
+/* Distinct orders pulled, those of them moat served (all but the ones the
+ * ledger shows only refusals for), and those first pulled at or before `by`
+ * (all if NONE) and served. */
+static void served(pulls_t *p, moat_time_t by, uint64_t *attempted, uint64_t *before,
+		   uint64_t *refused)
+{
+	*attempted = *before = *refused = 0;
 	qsort(p->v, p->n, sizeof *p->v, cmp_pull);
 	for (size_t i = 0; i < p->n; i++) {
 		if (i > 0 && strcmp(p->v[i].order, p->v[i - 1].order) == 0)
 			continue;
 		(*attempted)++;
+		uint8_t seen = 0;
+		for (size_t k = i; k < p->n && strcmp(p->v[k].order, p->v[i].order) == 0; k++)
+			seen |= p->v[k].ledger;
+		if (seen == PULL_DENIED) {
+			(*refused)++;
+			continue;
+		}
 		/* sorted by time within an order: v[i] is its first pull */
 		if (by == MOAT_TIME_NONE || p->v[i].time <= by)
 			(*before)++;
@@ -347,6 +404,8 @@ static moat_err_t score_detector(moat_app_t *a, const char *world_dir, const eva
 		goto done;
 	}
 	if ((rc = read_pulls(path, t, pulls, arena, err)) != MOAT_OK)
+		goto done;
+	if ((rc = mark_refused(a->ledger, t, pulls, text, err)) != MOAT_OK)
 		goto done;
 
 	/* Attribute every alert to the first attack it is on. */
@@ -438,9 +497,11 @@ static moat_err_t score_detector(moat_app_t *a, const char *world_dir, const eva
 			double tta2 = act ? (double)(act->time - at->first) / 1000.0 : 0;
 			put(row, "time_to_action_s",
 			    act ? json_real(tta2 < 0 ? 0 : tta2) : json_null(), &oom);
-			uint64_t attempted, before;
-			served(&pulls[j], act ? act->time : MOAT_TIME_NONE, &attempted, &before);
+			uint64_t attempted, before, refused;
+			served(&pulls[j], act ? act->time : MOAT_TIME_NONE, &attempted, &before,
+			       &refused);
 			put(row, "attempted_orders", json_integer((json_int_t)attempted), &oom);
+			put(row, "refused_by_policy", json_integer((json_int_t)refused), &oom);
 			put(row, "served_before_action", json_integer((json_int_t)before), &oom);
 			/* Nothing pulled (an attack of logins only): nothing was served. */
 			put(row, "served_share",
