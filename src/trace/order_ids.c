@@ -143,7 +143,7 @@ static int head_cmp(const trace_odict_t *d, uint32_t b, const char *s, size_t sl
 
 static int64_t find_sorted(const trace_odict_t *d, const char *s, size_t slen)
 {
-	if (!d->nblk)
+	if (!d->nblk || strcmp(s, d->max) > 0) /* new ids usually sort last */
 		return -1;
 	/* The last block whose head is <= s. */
 	uint32_t lo = 0, hi = d->nblk;
@@ -312,9 +312,13 @@ moat_err_t trace_odict_plan(const trace_odict_t *d, trace_odict_plan_t *e)
 	e->blk = malloc(((size_t)n / TRACE_OID_BLOCK + 2) * sizeof *e->blk);
 	if (!r || !e->map || !e->blk)
 		goto fail;
-	for (uint32_t j = 0; j < nr; j++)
+	bool sorted = true;
+	for (uint32_t j = 0; j < nr; j++) {
 		r[j] = (recent_id_t){trace_dict_str(&d->recent, j), d->nsorted + j};
-	qsort(r, nr, sizeof *r, cmp_recent);
+		sorted = sorted && (j == 0 || strcmp(r[j - 1].s, r[j].s) < 0);
+	}
+	if (!sorted) /* ids usually arrive in order: then no sort is needed */
+		qsort(r, nr, sizeof *r, cmp_recent);
 	/* Merge the sorted ids (decoded in order) with the sorted recent ones. */
 	char cur[TRACE_OID_LEN_MAX + 1];
 	size_t len = 0;
@@ -378,6 +382,7 @@ void trace_odict_commit(trace_odict_t *d, trace_odict_plan_t *e)
 	d->nblk = e->nblk;
 	d->nsorted = d->n;
 	d->last_no = -1;
+	memcpy(d->max, e->prev, e->prev_len + 1);
 	e->fc = NULL;
 	e->blk = NULL;
 	trace_odict_plan_free(e);
@@ -413,5 +418,7 @@ bool trace_odict_adopt(trace_odict_t *d, uint8_t *fc, size_t fc_len, uint64_t *b
 	d->nblk = nblk;
 	d->nsorted = d->n = n;
 	d->last_no = -1;
+	if (n)
+		memcpy(d->max, cur, len + 1);
 	return true;
 }

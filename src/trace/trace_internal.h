@@ -47,6 +47,7 @@ typedef struct trace_odict {
 	 * tend to come together, and this skips the search for them. */
 	char last[TRACE_OID_LEN_MAX + 1];
 	int64_t last_no;
+	char max[TRACE_OID_LEN_MAX + 1]; /* the largest sorted id ("" if none) */
 } trace_odict_t;
 
 void trace_odict_init(trace_odict_t *d);
