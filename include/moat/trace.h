@@ -53,7 +53,9 @@ double moat_stats_coverage(uint64_t k, uint64_t n);
  * for a phone received as a virtual number. */
 #define MOAT_EXPOSURE_VIRTUAL_PHONE (1u << 7)
 #define MOAT_EXPOSURE_FIELDS_ALL ((1u << MOAT_FIELD_COUNT) - 1u)
-/* Principals the index can hold (ids are 24-bit). */
+/* Principals the index can hold (numbers are 24-bit); orders (numbers are
+ * 32-bit; records of all orders together must also stay below 2^32). Past
+ * either limit moat_exposure_add refuses the entry with MOAT_ELIMIT. */
 #define MOAT_EXPOSURE_MAX_PRINCIPALS (1u << 24)
 #define MOAT_EXPOSURE_MAX_ORDERS UINT32_MAX
 
@@ -66,8 +68,11 @@ void moat_exposure_free(moat_exposure_t *x);
 /* Feeds one ledger entry. Entries must come in ledger order: ledger_index must be
  * >= the cursor (an older index is skipped as already applied, so a restart can
  * replay safely). ACCESS and EXPORT entries with an order add what they revealed;
- * DENY and other kinds only advance the cursor. Times are kept to the second,
- * rounded up, so an exposure is never placed before it happened. */
+ * DENY and other kinds only advance the cursor. Times are kept as whole minutes
+ * after the order's first sighting, rounded up (an exposure is placed at most
+ * 59.999 s after it happened, never before; one older than the first sighting is
+ * placed at it), and to the second, rounded up, beyond 65,534 minutes. Order ids
+ * are 1..255 bytes (MOAT_ELIMIT otherwise). */
 moat_err_t moat_exposure_add(moat_exposure_t *x, uint64_t ledger_index, const moat_entry_t *e,
 			     moat_error_t *err) MOAT_MUST_CHECK;
 /* The next ledger index the index expects (one past the last applied). */

@@ -47,7 +47,7 @@ const char *trace_dict_str(const trace_dict_t *d, uint32_t id)
 	return d->pool + d->off[id];
 }
 
-int64_t trace_dict_find(const trace_dict_t *d, const char *s)
+int64_t trace_dict_find_plain(const trace_dict_t *d, const char *s)
 {
 	if (!d->nslots)
 		return -1;
@@ -86,7 +86,7 @@ moat_err_t trace_dict_intern(trace_dict_t *d, const char *s, uint32_t limit, uin
 			     bool *added)
 {
 	*added = false;
-	int64_t f = trace_dict_find(d, s);
+	int64_t f = trace_dict_find_plain(d, s);
 	if (f >= 0) {
 		*id = (uint32_t)f;
 		return MOAT_OK;
@@ -137,16 +137,21 @@ size_t trace_dict_bytes(const trace_dict_t *d)
 
 /* ---- index ------------------------------------------------------------------------ */
 
+static moat_err_t compact_rows(moat_exposure_t *x, bool keep_cache) MOAT_MUST_CHECK;
+
 moat_exposure_t *moat_exposure_new(void)
 {
-	return calloc(1, sizeof(moat_exposure_t));
+	moat_exposure_t *x = calloc(1, sizeof(moat_exposure_t));
+	if (x)
+		trace_odict_init(&x->orders);
+	return x;
 }
 
 void moat_exposure_free(moat_exposure_t *x)
 {
 	if (!x)
 		return;
-	trace_dict_free(&x->orders);
+	trace_odict_free(&x->orders);
 	trace_dict_free(&x->principals);
 	trace_dict_free(&x->parties);
 	free(x->order_first);
@@ -204,10 +209,13 @@ static moat_err_t intern_order(moat_exposure_t *x, const char *id, uint32_t firs
 			       moat_error_t *err)
 {
 	bool added;
-	moat_err_t rc = trace_dict_intern(&x->orders, id, MOAT_EXPOSURE_MAX_ORDERS, o, &added);
+	moat_err_t rc = trace_odict_intern(&x->orders, id, MOAT_EXPOSURE_MAX_ORDERS, o, &added);
 	if (rc != MOAT_OK)
 		return moat_error_set(err, rc, "order_id", "exposure index: cannot add order %s",
-				      rc == MOAT_ENOMEM ? "(out of memory)" : "(too many orders)");
+				      rc == MOAT_ENOMEM ? "(out of memory)"
+				      : x->orders.n >= MOAT_EXPOSURE_MAX_ORDERS
+					  ? "(too many orders)"
+					  : "(empty or longer than 255 bytes)");
 	if (grow((void **)&x->order_first, &x->order_cap, x->orders.n, sizeof *x->order_first) !=
 		MOAT_OK ||
 	    grow((void **)&x->order_flags, &x->order_flags_cap, x->orders.n, 1) != MOAT_OK)
@@ -216,6 +224,10 @@ static moat_err_t intern_order(moat_exposure_t *x, const char *id, uint32_t firs
 	 * arrives later with an earlier time is placed at the base (later than it
 	 * happened, never earlier). */
 	if (added)
+		x->order_first[*o] = first;
+	/* An order known only as a honey order (first = UINT32_MAX) takes its base
+	 * from its first access; it has no records yet, so none moves. */
+	else if (x->order_first[*o] == UINT32_MAX)
 		x->order_first[*o] = first;
 	return MOAT_OK;
 }
@@ -227,8 +239,9 @@ static moat_err_t intern_principal(moat_exposure_t *x, const char *id, uint32_t 
 	moat_err_t rc =
 	    trace_dict_intern(&x->principals, id, MOAT_EXPOSURE_MAX_PRINCIPALS, p, &added);
 	if (rc != MOAT_OK)
-		return moat_error_set(err, rc, "principal", "exposure index: cannot add principal %s",
-				      rc == MOAT_ENOMEM ? "(out of memory)" : "(too many principals)");
+		return moat_error_set(
+		    err, rc, "principal", "exposure index: cannot add principal %s",
+		    rc == MOAT_ENOMEM ? "(out of memory)" : "(too many principals)");
 	uint32_t old = x->principal_cap;
 	if (grow((void **)&x->principal_party, &x->principal_cap, x->principals.n,
 		 sizeof *x->principal_party) != MOAT_OK)
@@ -307,9 +320,10 @@ moat_err_t moat_exposure_add(moat_exposure_t *x, uint64_t ledger_index, const mo
 			if (!x->cache && !(x->cache = calloc(CACHE_SLOTS, sizeof(cache_slot_t))))
 				return moat_error_set(err, MOAT_ENOMEM, NULL,
 						      "exposure index: out of memory");
-			cache_slot_t *c = &((cache_slot_t *)x->cache)
-					       [(uint32_t)(((uint64_t)o * 0x9E3779B1u) ^ p * 0x85EBCA77u) &
-						(CACHE_SLOTS - 1)];
+			cache_slot_t *c = &(
+			    (cache_slot_t *)x
+				->cache)[(uint32_t)(((uint64_t)o * 0x9E3779B1u) ^ p * 0x85EBCA77u) &
+					 (CACHE_SLOTS - 1)];
 			/* A repeat of what this pair already had, at a later time, adds nothing. */
 			bool repeat = c->order == o + 1 && (c->pm >> 8) == p &&
 				      (fields & ~(c->pm & 0xffu)) == 0 && c->t <= t;
@@ -318,8 +332,9 @@ moat_err_t moat_exposure_add(moat_exposure_t *x, uint64_t ledger_index, const mo
 					size_t nc = x->tail_cap ? x->tail_cap * 2 : 4096;
 					trace_tail_t *nt = realloc(x->tail, nc * sizeof *nt);
 					if (!nt)
-						return moat_error_set(err, MOAT_ENOMEM, NULL,
-								      "exposure index: out of memory");
+						return moat_error_set(
+						    err, MOAT_ENOMEM, NULL,
+						    "exposure index: out of memory");
 					x->tail = nt;
 					x->tail_cap = nc;
 				}
@@ -331,10 +346,11 @@ moat_err_t moat_exposure_add(moat_exposure_t *x, uint64_t ledger_index, const mo
 				/* Fold the tail in once it is a sizeable share of the rows, so
 				 * the build's peak memory stays near the compact size. */
 				if (x->ntail >= (1u << 20) && x->ntail * 4 >= x->nrec) {
-					moat_err_t crc = trace_compact(x);
+					moat_err_t crc = compact_rows(x, true);
 					if (crc != MOAT_OK)
-						return moat_error_set(err, crc, NULL,
-								      "exposure index: out of memory");
+						return moat_error_set(
+						    err, crc, NULL,
+						    "exposure index: out of memory");
 				}
 			}
 		}
@@ -372,42 +388,62 @@ static void sort_recs(trace_rec_t *r, size_t n)
 	}
 }
 
-moat_err_t trace_compact(moat_exposure_t *x)
+/* Folds the tail and the recent order ids in; renumbers orders when the order
+ * dictionary's merge moves any. Everything that may fail is allocated before
+ * anything changes, so a failure leaves the index as it was. keep_cache: the
+ * repeat cache is kept (building) or freed (a query, which is when the memory
+ * is counted). */
+static moat_err_t compact_rows(moat_exposure_t *x, bool keep_cache)
 {
 	uint32_t no = x->orders.n;
-	if (x->ntail == 0 && x->off_orders == no && x->off)
+	if (x->ntail == 0 && x->off_orders == no && x->off && x->orders.recent.n == 0) {
+		if (!keep_cache) {
+			free(x->cache);
+			x->cache = NULL;
+		}
 		return MOAT_OK;
-	uint32_t *noff = calloc((size_t)no + 1, sizeof *noff);
-	size_t total = x->nrec + x->ntail;
-	trace_rec_t *nrec = malloc((total ? total : 1) * sizeof *nrec);
-	if (!noff || !nrec) {
-		free(noff);
-		free(nrec);
-		return MOAT_ENOMEM;
 	}
-	/* Counting sort of old rows and tail by order; the old rows come first. */
+	trace_odict_plan_t plan;
+	moat_err_t rc = trace_odict_plan(&x->orders, &plan);
+	if (rc != MOAT_OK)
+		return rc;
+	const uint32_t *map = plan.map;
+	size_t total = x->nrec + x->ntail, w = 0, novf = 0;
+	uint32_t *noff = calloc((size_t)no + 1, sizeof *noff);
+	uint32_t *fill = malloc(((size_t)no + 1) * sizeof *fill);
+	trace_rec_t *nrec = malloc((total ? total : 1) * sizeof *nrec);
+	uint32_t *nfirst = malloc((no ? no : 1) * sizeof *nfirst);
+	uint8_t *nflags = malloc(no ? no : 1);
+	uint32_t *rpm = NULL, *ovf_idx = NULL, *ovf_t = NULL;
+	uint16_t *rdt = NULL;
+	rc = MOAT_ENOMEM;
+	if (!noff || !fill || !nrec || !nfirst || !nflags)
+		goto fail;
+	/* Per-order data under the new numbers, trimmed to the order count. */
+	for (uint32_t o = 0; o < no; o++) {
+		nfirst[map ? map[o] : o] = x->order_first[o];
+		nflags[map ? map[o] : o] = x->order_flags[o];
+	}
+	/* Counting sort of old rows and tail by (new) order; old rows come first. */
 	for (uint32_t o = 0; o < x->off_orders; o++)
-		noff[o + 1] = x->off[o + 1] - x->off[o];
+		noff[(map ? map[o] : o) + 1] = x->off[o + 1] - x->off[o];
 	for (size_t i = 0; i < x->ntail; i++)
-		noff[x->tail[i].order + 1]++;
+		noff[(map ? map[x->tail[i].order] : x->tail[i].order) + 1]++;
 	for (uint32_t o = 0; o < no; o++)
 		noff[o + 1] += noff[o];
-	uint32_t *fill = malloc(((size_t)no + 1) * sizeof *fill);
-	if (!fill) {
-		free(noff);
-		free(nrec);
-		return MOAT_ENOMEM;
-	}
 	memcpy(fill, noff, ((size_t)no + 1) * sizeof *fill);
-	for (uint32_t o = 0; o < x->off_orders; o++)
+	for (uint32_t o = 0; o < x->off_orders; o++) {
+		uint32_t n = map ? map[o] : o;
 		for (uint32_t i = x->off[o]; i < x->off[o + 1]; i++)
-			nrec[fill[o]++] = (trace_rec_t){x->rpm[i], (uint32_t)trace_rec_time(x, o, i)};
-	for (size_t i = 0; i < x->ntail; i++)
-		nrec[fill[x->tail[i].order]++] = (trace_rec_t){x->tail[i].pm, x->tail[i].t};
-	free(fill);
+			nrec[fill[n]++] =
+			    (trace_rec_t){x->rpm[i], (uint32_t)trace_rec_time(x, o, i)};
+	}
+	for (size_t i = 0; i < x->ntail; i++) {
+		uint32_t n = map ? map[x->tail[i].order] : x->tail[i].order;
+		nrec[fill[n]++] = (trace_rec_t){x->tail[i].pm, x->tail[i].t};
+	}
 	/* Per order: sort by (principal, time), then keep only records that add a
 	 * field; the write position never passes the read position. */
-	size_t w = 0;
 	uint32_t start = 0;
 	for (uint32_t o = 0; o < no; o++) {
 		uint32_t end = noff[o + 1];
@@ -429,30 +465,20 @@ moat_err_t trace_compact(moat_exposure_t *x)
 	}
 	noff[no] = (uint32_t)w;
 	/* Encode: minutes after the order's base, rounded up; far ones overflow. */
-	size_t novf = 0;
 	for (uint32_t o = 0; o < no; o++)
 		for (uint32_t i = noff[o]; i < noff[o + 1]; i++)
-			if (nrec[i].t > x->order_first[o] &&
-			    (nrec[i].t - x->order_first[o] + 59) / 60 >= TRACE_DT_OVERFLOW)
+			if (trace_dt_minutes(nfirst[o], nrec[i].t) >= TRACE_DT_OVERFLOW)
 				novf++;
-	uint32_t *rpm = malloc((w ? w : 1) * sizeof *rpm);
-	uint16_t *rdt = malloc((w ? w : 1) * sizeof *rdt);
-	uint32_t *ovf_idx = malloc((novf ? novf : 1) * sizeof *ovf_idx);
-	uint32_t *ovf_t = malloc((novf ? novf : 1) * sizeof *ovf_t);
-	if (!rpm || !rdt || !ovf_idx || !ovf_t) {
-		free(rpm);
-		free(rdt);
-		free(ovf_idx);
-		free(ovf_t);
-		free(noff);
-		free(nrec);
-		return MOAT_ENOMEM;
-	}
+	rpm = malloc((w ? w : 1) * sizeof *rpm);
+	rdt = malloc((w ? w : 1) * sizeof *rdt);
+	ovf_idx = malloc((novf ? novf : 1) * sizeof *ovf_idx);
+	ovf_t = malloc((novf ? novf : 1) * sizeof *ovf_t);
+	if (!rpm || !rdt || !ovf_idx || !ovf_t)
+		goto fail;
 	novf = 0;
 	for (uint32_t o = 0; o < no; o++) {
 		for (uint32_t i = noff[o]; i < noff[o + 1]; i++) {
-			uint32_t base = x->order_first[o], t = nrec[i].t;
-			uint32_t d = t > base ? (t - base + 59) / 60 : 0;
+			uint32_t t = nrec[i].t, d = trace_dt_minutes(nfirst[o], t);
 			rpm[i] = nrec[i].pm;
 			if (d >= TRACE_DT_OVERFLOW) {
 				rdt[i] = TRACE_DT_OVERFLOW;
@@ -463,12 +489,24 @@ moat_err_t trace_compact(moat_exposure_t *x)
 			}
 		}
 	}
+	/* Nothing fails from here on. */
+	trace_odict_commit(&x->orders, &plan);
+	if (map || !keep_cache) {
+		free(x->cache); /* keyed by order numbers */
+		x->cache = NULL;
+	}
 	free(nrec);
+	free(fill);
 	free(x->rpm);
 	free(x->rdt);
 	free(x->ovf_idx);
 	free(x->ovf_t);
 	free(x->off);
+	free(x->order_first);
+	free(x->order_flags);
+	x->order_first = nfirst;
+	x->order_flags = nflags;
+	x->order_cap = x->order_flags_cap = no ? no : 1;
 	x->rpm = rpm;
 	x->rdt = rdt;
 	x->ovf_idx = ovf_idx;
@@ -481,6 +519,23 @@ moat_err_t trace_compact(moat_exposure_t *x)
 	x->tail = NULL;
 	x->ntail = x->tail_cap = 0;
 	return MOAT_OK;
+fail:
+	trace_odict_plan_free(&plan);
+	free(noff);
+	free(fill);
+	free(nrec);
+	free(nfirst);
+	free(nflags);
+	free(rpm);
+	free(rdt);
+	free(ovf_idx);
+	free(ovf_t);
+	return rc;
+}
+
+moat_err_t trace_compact(moat_exposure_t *x)
+{
+	return compact_rows(x, false);
 }
 
 uint32_t trace_ovf_time(const moat_exposure_t *x, size_t i)
@@ -500,7 +555,8 @@ moat_err_t moat_exposure_compact(moat_exposure_t *x, moat_error_t *err)
 {
 	moat_err_t rc = trace_compact(x);
 	if (rc != MOAT_OK)
-		return moat_error_set(err, rc, NULL, "exposure index: out of memory while compacting");
+		return moat_error_set(err, rc, NULL,
+				      "exposure index: out of memory while compacting");
 	return MOAT_OK;
 }
 
@@ -516,7 +572,8 @@ moat_err_t moat_exposure_received(moat_exposure_t *x, const char *principal, con
 	if (o < 0 || p < 0)
 		return MOAT_OK;
 	for (uint32_t i = x->off[o]; i < x->off[o + 1]; i++)
-		if ((x->rpm[i] >> 8) == (uint32_t)p && by_time(trace_rec_time(x, (uint32_t)o, i), at))
+		if ((x->rpm[i] >> 8) == (uint32_t)p &&
+		    by_time(trace_rec_time(x, (uint32_t)o, i), at))
 			*fields |= x->rpm[i] & 0xffu;
 	return MOAT_OK;
 }
@@ -560,12 +617,14 @@ moat_err_t moat_exposure_orders_of(moat_exposure_t *x, const char *who, bool is_
 	int64_t id = trace_dict_find(is_party ? &x->parties : &x->principals, who);
 	if (id < 0)
 		return MOAT_OK;
+	char buf[TRACE_OID_LEN_MAX + 1];
 	for (uint32_t o = 0; o < x->off_orders; o++) {
 		for (uint32_t i = x->off[o]; i < x->off[o + 1]; i++) {
 			uint32_t p = x->rpm[i] >> 8;
-			bool mine = is_party ? x->principal_party[p] == (uint32_t)id : p == (uint32_t)id;
+			bool mine =
+			    is_party ? x->principal_party[p] == (uint32_t)id : p == (uint32_t)id;
 			if (mine && (x->rpm[i] & fields) && by_time(trace_rec_time(x, o, i), at)) {
-				if (fn(ctx, trace_dict_str(&x->orders, o)))
+				if (fn(ctx, trace_odict_str(&x->orders, o, buf)))
 					return MOAT_OK;
 				break;
 			}
@@ -586,7 +645,7 @@ void moat_exposure_stats(const moat_exposure_t *x, moat_exposure_stats_t *out)
 	out->bytes_records = x->nrec * 6 + x->novf * 8 + x->tail_cap * sizeof(trace_tail_t) +
 			     (x->off ? ((size_t)x->off_orders + 1) * 4 : 0) +
 			     (x->cache ? CACHE_SLOTS * sizeof(cache_slot_t) : 0);
-	out->bytes_dictionary = trace_dict_bytes(&x->orders) + trace_dict_bytes(&x->principals) +
+	out->bytes_dictionary = trace_odict_bytes(&x->orders) + trace_dict_bytes(&x->principals) +
 				trace_dict_bytes(&x->parties) + (size_t)x->order_cap * 4 +
 				x->order_flags_cap + (size_t)x->principal_cap * 4;
 }

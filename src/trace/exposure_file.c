@@ -3,13 +3,18 @@
  *
  * Format, all integers little-endian as the host writes them (the file is a
  * cache rebuilt by `moat trace reindex`, never exchanged between machines):
- *   "MOATEXP1", u64 cursor, entries, exposures, nrec,
+ *   "MOATEXP2", u64 cursor, entries, exposures, nrec,
  *   u32 orders, principals, parties,
- *   three dictionaries as u64 byte length + NUL-separated ids (orders,
- *   principals, parties), u32 order_first[orders], u8 order_flags[orders],
+ *   the order ids as front-coded blocks (trace_internal.h): u64 byte length,
+ *   the bytes, u64 block offsets[ceil(orders / TRACE_OID_BLOCK) + 1],
+ *   two dictionaries as u64 byte length + NUL-separated ids (principals,
+ *   parties), u32 order_first[orders], u8 order_flags[orders],
  *   u32 principal_party[principals], u32 off[orders + 1], u32 rpm[nrec],
  *   u16 rdt[nrec], u64 novf, u32 ovf_idx[novf], u32 ovf_t[novf],
  *   and the SHA-256 of everything before it.
+ * Order numbers are the ids' ranks in byte order. Version 1 ("MOATEXP1", order
+ * ids in arrival order, NUL-separated) is refused with a message asking for
+ * `moat trace reindex`, never read as version 2.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +23,8 @@
 #include "moat/trace.h"
 #include "trace/trace_internal.h"
 
-static const char magic[8] = {'M', 'O', 'A', 'T', 'E', 'X', 'P', '1'};
+static const char magic[8] = {'M', 'O', 'A', 'T', 'E', 'X', 'P', '2'};
+static const char magic_v1[8] = {'M', 'O', 'A', 'T', 'E', 'X', 'P', '1'};
 
 static moat_err_t put(moat_buf_t *b, const void *p, size_t n)
 {
@@ -42,7 +48,11 @@ moat_err_t moat_exposure_save(moat_exposure_t *x, const char *path, moat_error_t
 {
 	moat_err_t rc = trace_compact(x);
 	if (rc != MOAT_OK)
-		return moat_error_set(err, rc, NULL, "exposure index: out of memory while compacting");
+		return moat_error_set(err, rc, NULL,
+				      "exposure index: out of memory while compacting");
+	if (x->orders.recent.n || x->orders.nsorted != x->orders.n)
+		return moat_error_set(err, MOAT_ECORRUPT, NULL,
+				      "exposure index: order ids not folded in after compaction");
 	moat_buf_t b;
 	moat_buf_init(&b, (size_t)1 << 36);
 	uint64_t h64[4] = {x->cursor, x->entries, x->exposures, x->nrec};
@@ -52,8 +62,15 @@ moat_err_t moat_exposure_save(moat_exposure_t *x, const char *path, moat_error_t
 		rc = put(&b, h64, sizeof h64);
 	if (rc == MOAT_OK)
 		rc = put(&b, h32, sizeof h32);
+	uint64_t fc_len = x->orders.fc_len;
 	if (rc == MOAT_OK)
-		rc = put_dict(&b, &x->orders);
+		rc = put(&b, &fc_len, 8);
+	if (rc == MOAT_OK)
+		rc = put(&b, x->orders.fc, x->orders.fc_len);
+	if (rc == MOAT_OK && x->orders.blk)
+		rc = put(&b, x->orders.blk, ((size_t)x->orders.nblk + 1) * 8);
+	else if (rc == MOAT_OK)
+		rc = put(&b, &(uint64_t){0}, 8);
 	if (rc == MOAT_OK)
 		rc = put_dict(&b, &x->principals);
 	if (rc == MOAT_OK)
@@ -127,6 +144,24 @@ static bool load_dict(reader_t *r, trace_dict_t *d, uint32_t count)
 	return true;
 }
 
+/* The order ids' blocks, checked by trace_odict_adopt. */
+static bool load_orders(reader_t *r, trace_odict_t *d, uint32_t count)
+{
+	uint64_t len, nblk = ((uint64_t)count + TRACE_OID_BLOCK - 1) / TRACE_OID_BLOCK;
+	if (!take(r, &len, 8) || len > (uint64_t)(r->end - r->p) ||
+	    (nblk + 1) * 8 > (uint64_t)(r->end - r->p) - len)
+		return false;
+	uint8_t *fc = malloc(len ? len : 1);
+	uint64_t *blk = malloc((nblk + 1) * 8);
+	if (!fc || !blk || !take(r, fc, len) || !take(r, blk, (nblk + 1) * 8) ||
+	    !trace_odict_adopt(d, fc, len, blk, count)) {
+		free(fc);
+		free(blk);
+		return false;
+	}
+	return true;
+}
+
 moat_err_t moat_exposure_load(const char *path, moat_exposure_t **out, moat_error_t *err)
 {
 	*out = NULL;
@@ -151,15 +186,25 @@ moat_err_t moat_exposure_load(const char *path, moat_exposure_t **out, moat_erro
 	if (memcmp(d, data + len - 32, 32) != 0)
 		goto corrupt;
 	r.end -= 32;
-	if (!take(&r, m, 8) || memcmp(m, magic, 8) != 0 || !take(&r, h64, sizeof h64) ||
-	    !take(&r, h32, sizeof h32))
+	if (!take(&r, m, 8))
+		goto corrupt;
+	if (memcmp(m, magic_v1, 8) == 0) {
+		moat_exposure_free(x);
+		free(data);
+		return moat_error_set(
+		    err, MOAT_ECONFLICT, NULL,
+		    "exposure index %s is in an older format (version 1) that this "
+		    "moat does not read; rebuild it with `moat trace reindex`",
+		    path);
+	}
+	if (memcmp(m, magic, 8) != 0 || !take(&r, h64, sizeof h64) || !take(&r, h32, sizeof h32))
 		goto corrupt;
 	x->cursor = h64[0];
 	x->entries = h64[1];
 	x->exposures = h64[2];
 	uint64_t nrec = h64[3];
 	uint32_t no = h32[0], np = h32[1];
-	if (!load_dict(&r, &x->orders, no) || !load_dict(&r, &x->principals, np) ||
+	if (!load_orders(&r, &x->orders, no) || !load_dict(&r, &x->principals, np) ||
 	    !load_dict(&r, &x->parties, h32[2]))
 		goto corrupt;
 	if (nrec > (uint64_t)(r.end - r.p) / 6)
@@ -219,5 +264,6 @@ corrupt:
 	moat_exposure_free(x);
 	free(data);
 	return moat_error_set(err, MOAT_ECORRUPT, NULL,
-			      "exposure index %s is damaged; rebuild it with `moat trace reindex`", path);
+			      "exposure index %s is damaged; rebuild it with `moat trace reindex`",
+			      path);
 }
