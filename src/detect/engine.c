@@ -488,12 +488,13 @@ typedef struct group {
 } group_t;
 
 /* The state of one rule for one group value. A state is allocated as large as
- * its rule type needs (the union member it uses is a prefix of the rest); its
- * evidence ring lives ev_off bytes further on, away from the counters every
- * entry reads, and a self rule's history follows its union member. */
+ * its rule type needs (the union member it uses is a prefix of the rest); a
+ * self rule's history follows its union member. Its evidence ring comes from the
+ * engine's ring pool at the first entry it counts: most principals never pass
+ * most rules' filters, and their states then cost no ring. */
 typedef struct state {
 	moat_time_t last_alert;
-	uint32_t ev_off; /* bytes from the state to its ring of EVID ledger indexes */
+	uint32_t ring; /* 1 + index in the ring pool; 0 until the first evidence */
 	uint8_t ev_n, ev_pos;
 	union {
 		struct state_w {
@@ -514,11 +515,6 @@ typedef struct state {
 		} t;
 	} u;
 } state_t;
-
-static uint64_t *ev_ring(state_t *st)
-{
-	return (uint64_t *)(void *)((char *)st + st->ev_off);
-}
 
 static uint32_t *self_hist(state_t *st)
 {
@@ -556,6 +552,7 @@ typedef struct chunk {
 } chunk_t;
 
 #define PREFETCH_MAX 40
+#define RING_PAGE 1024 /* rings per page of the pool */
 
 struct moat_detect {
 	const moat_detect_rules_t *rules;
@@ -576,6 +573,10 @@ struct moat_detect {
 	size_t login_size, feat_off, full_size;
 	chunk_t *chunks;
 	void *spare_login; /* list of short bodies left behind by moves */
+	/* Evidence rings (EVID ledger indexes each), in pages that never move. */
+	uint64_t (**ring_pages)[EVID];
+	size_t n_ring_pages;
+	uint32_t n_rings;
 	/* Per entry kind: the rules that can pass it, in file order, and the body
 	 * lines they touch. */
 	uint8_t run[MOAT_ENTRY_KIND_MAX + 1][MOAT_DETECT_RULES_MAX];
@@ -618,6 +619,33 @@ static void *xcalloc(moat_detect_t *d, size_t n, size_t size)
 	if (p)
 		d->mem += n * size;
 	return p;
+}
+
+static uint64_t *ev_ring(const moat_detect_t *d, const state_t *st)
+{
+	uint32_t i = st->ring - 1;
+	return d->ring_pages[i / RING_PAGE][i % RING_PAGE];
+}
+
+/* Gives st a ring; false on OOM. */
+static bool ring_new(moat_detect_t *d, state_t *st)
+{
+	if (d->n_rings == UINT32_MAX - 1)
+		return false;
+	if (d->n_rings / RING_PAGE == d->n_ring_pages) {
+		uint64_t(**np)[EVID] =
+		    realloc(d->ring_pages, (d->n_ring_pages + 1) * sizeof *d->ring_pages);
+		if (!np)
+			return false;
+		d->ring_pages = np;
+		np[d->n_ring_pages] = xcalloc(d, RING_PAGE, sizeof **np);
+		if (!np[d->n_ring_pages])
+			return false;
+		d->n_ring_pages++;
+		d->mem += sizeof *np;
+	}
+	st->ring = ++d->n_rings;
+	return true;
 }
 
 static features_t *feat_of(const moat_detect_t *d, const principal_t *p)
@@ -670,10 +698,9 @@ static size_t state_size(const rule_t *r)
 	return (size + 7) & ~(size_t)7;
 }
 
-static void state_init(const rule_t *r, state_t *st, uint32_t ev_off)
+static void state_init(const rule_t *r, state_t *st)
 {
 	st->last_alert = MOAT_TIME_NONE;
-	st->ev_off = ev_off;
 	if (r->type == RULE_EVENT_COUNT || r->type == RULE_VALUE_COUNT || r->type == RULE_RATIO)
 		win_init(&st->u.w.a);
 	if (r->type == RULE_RATIO)
@@ -700,7 +727,7 @@ static void add_lines(moat_detect_t *d, int kind, size_t from, size_t to)
 
 /* Places the states of rules grouped by principal in a body: rules that can
  * pass a login first (a short body is that prefix), then the features and the
- * other rules; each part's counters before its evidence rings. Also lists, per
+ * other rules. Also lists, per
  * entry kind, the rules to run and the body lines they read. */
 static void layout_body(moat_detect_t *d)
 {
@@ -719,13 +746,6 @@ static void layout_body(moat_detect_t *d)
 				continue;
 			d->rt[i].body_off = off;
 			off += state_size(r);
-		}
-		off = round64(off);
-		for (size_t i = 0; i < rules->n; i++) {
-			const rule_t *r = &rules->rules[i];
-			if (!in_body(r) || ((rule_kinds(rules, i) & login) != 0) != (part == 0))
-				continue;
-			off += EVID * sizeof(uint64_t);
 		}
 	}
 	d->full_size = round64(off);
@@ -791,22 +811,12 @@ static void *body_alloc(moat_detect_t *d, size_t size)
 static void body_init(moat_detect_t *d, principal_t *p, int part)
 {
 	const uint32_t login = 1u << MOAT_ENTRY_LOGIN;
-	/* Rings follow the part's counters in rule order (as layout_body placed them). */
-	size_t end = part == 0 ? round64(sizeof(principal_t)) : d->feat_off + sizeof(features_t);
-	for (size_t i = 0; i < d->rules->n; i++) {
-		const rule_t *r = &d->rules->rules[i];
-		if (!d->rt[i].body_off || ((rule_kinds(d->rules, i) & login) != 0) != (part == 0))
-			continue;
-		end = d->rt[i].body_off + state_size(r);
-	}
-	size_t ring_at = round64(end);
 	for (size_t i = 0; i < d->rules->n; i++) {
 		const rule_t *r = &d->rules->rules[i];
 		if (!d->rt[i].body_off || ((rule_kinds(d->rules, i) & login) != 0) != (part == 0))
 			continue;
 		state_t *st = (state_t *)(void *)((char *)p + d->rt[i].body_off);
-		state_init(r, st, (uint32_t)(ring_at - d->rt[i].body_off));
-		ring_at += EVID * sizeof(uint64_t);
+		state_init(r, st);
 	}
 	if (part == 1) {
 		features_t *f = feat_of(d, p);
@@ -880,6 +890,9 @@ void moat_detect_free(moat_detect_t *d)
 		free(d->chunks);
 		d->chunks = next;
 	}
+	for (size_t i = 0; i < d->n_ring_pages; i++)
+		free(d->ring_pages[i]);
+	free(d->ring_pages);
 	keymap_free(&d->pmap);
 	for (size_t i = 0; i < d->n_groups; i++)
 		free(d->groups[i].members);
@@ -1238,7 +1251,7 @@ static state_t *state_get(moat_detect_t *d, size_t ri, uint64_t key, const char 
 		rt->cap = ncap;
 	}
 	size_t size = state_size(r);
-	state_t *st = xcalloc(d, 1, size + EVID * sizeof(uint64_t));
+	state_t *st = xcalloc(d, 1, size);
 	if (!st)
 		return NULL;
 	/* Principal names and group names already live in the arena. */
@@ -1253,7 +1266,7 @@ static state_t *state_get(moat_detect_t *d, size_t ri, uint64_t key, const char 
 		free(st);
 		return NULL;
 	}
-	state_init(r, st, (uint32_t)size);
+	state_init(r, st);
 	if (!keymap_put(&rt->map, key, rt->n, &d->mem)) {
 		free(st);
 		return NULL;
@@ -1276,29 +1289,33 @@ static bool state_exists(moat_detect_t *d, size_t ri, uint64_t key, const ev_t *
 /* Adds an entry to a state's evidence. Entries come in increasing index, so
  * only a temporal rule (which also copies its steps' evidence) can see one
  * twice: evidence_push_once skips a repeat of the last one. */
-static void evidence_push(state_t *st, uint64_t index)
+static bool evidence_push(moat_detect_t *d, state_t *st, uint64_t index)
 {
-	ev_ring(st)[st->ev_pos] = index;
+	if (!st->ring && !ring_new(d, st))
+		return false;
+	ev_ring(d, st)[st->ev_pos] = index;
 	st->ev_pos = (uint8_t)((st->ev_pos + 1) % EVID);
 	if (st->ev_n < EVID)
 		st->ev_n++;
+	return true;
 }
 
-static void evidence_push_once(state_t *st, uint64_t index)
+static bool evidence_push_once(moat_detect_t *d, state_t *st, uint64_t index)
 {
-	if (st->ev_n && ev_ring(st)[(st->ev_pos + EVID - 1) % EVID] == index)
-		return;
-	evidence_push(st, index);
+	if (st->ev_n && ev_ring(d, st)[(st->ev_pos + EVID - 1) % EVID] == index)
+		return true;
+	return evidence_push(d, st, index);
 }
 
-static void evidence_copy(state_t *st, state_t *from)
+static bool evidence_copy(moat_detect_t *d, state_t *st, const state_t *from)
 {
-	if (!from)
-		return;
+	if (!from || !from->ev_n)
+		return true;
 	size_t start = from->ev_n < EVID ? 0 : from->ev_pos;
-	const uint64_t *ring = ev_ring(from);
 	for (size_t i = 0; i < from->ev_n; i++)
-		evidence_push_once(st, ring[(start + i) % EVID]);
+		if (!evidence_push_once(d, st, ev_ring(d, from)[(start + i) % EVID]))
+			return false;
+	return true;
 }
 
 static bool cond_holds(cond_op_t op, double v, double t)
@@ -1515,7 +1532,7 @@ static moat_err_t emit(moat_detect_t *d, size_t ri, state_t *st, const char *key
 	a.count = count;
 	size_t start = st->ev_n < EVID ? 0 : st->ev_pos;
 	for (size_t i = 0; i < st->ev_n; i++)
-		a.evidence[i] = ev_ring(st)[(start + i) % EVID];
+		a.evidence[i] = ev_ring(d, st)[(start + i) % EVID];
 	a.n_evidence = st->ev_n;
 	a.replay = x->index < d->quiet;
 	if (d->on_alert && d->on_alert(d->alert_ctx, &a) != 0)
@@ -1560,12 +1577,14 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 
 	switch (r->type) {
 	case RULE_MATCH:
-		evidence_push(st, x->index);
+		if (!evidence_push(d, st, x->index))
+			goto oom;
 		holds = true;
 		value = count = 1;
 		break;
 	case RULE_EVENT_COUNT:
-		evidence_push(st, x->index);
+		if (!evidence_push(d, st, x->index))
+			goto oom;
 		win_add(&st->u.w.a, idx, (uint32_t)entry_weight(r, e));
 		count = st->u.w.a.total;
 		value = (double)count;
@@ -1576,7 +1595,8 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 		const char *vs;
 		if (!field_of(d, x, r->field, &vh, &vs))
 			return MOAT_OK;
-		evidence_push(st, x->index);
+		if (!evidence_push(d, st, x->index))
+			goto oom;
 		if (!vset_add(&st->u.w.x.vs, &st->u.w.a, vh, idx, &d->mem))
 			return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
 		count = st->u.w.a.total;
@@ -1588,7 +1608,8 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 		win_add(&st->u.w.a, idx, 1);
 		bool num = filter_pass(&r->numerator, x);
 		if (num) {
-			evidence_push(st, x->index);
+			if (!evidence_push(d, st, x->index))
+				goto oom;
 			win_add(&st->u.w.x.b, idx, 1);
 		} else {
 			win_advance(&st->u.w.x.b, idx);
@@ -1607,7 +1628,8 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 		st->u.p.count++;
 		if (r->type == RULE_PEER && !peer_count_set(d, ri, x->p, st))
 			return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
-		evidence_push(st, x->index);
+		if (!evidence_push(d, st, x->index))
+			goto oom;
 		count = st->u.p.count;
 		uint64_t min = r->min > 1 ? (uint64_t)ceil(r->min) : 1;
 		uint64_t every = min / 8 ? min / 8 : 1;
@@ -1628,8 +1650,9 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 			st->u.t.step = 0;
 		int step = st->u.t.step;
 		if (step > 0 && d->sig[r->steps[step]]) {
-			evidence_copy(st, d->sig_state[r->steps[step]]);
-			evidence_push_once(st, x->index);
+			if (!evidence_copy(d, st, d->sig_state[r->steps[step]]) ||
+			    !evidence_push_once(d, st, x->index))
+				goto oom;
 			st->u.t.step = ++step;
 			if (step == r->n_steps) {
 				holds = true;
@@ -1639,8 +1662,9 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 			if (step <= 1) {
 				/* (Re)start at the most recent first step. */
 				st->ev_n = st->ev_pos = 0;
-				evidence_copy(st, d->sig_state[r->steps[0]]);
-				evidence_push_once(st, x->index);
+				if (!evidence_copy(d, st, d->sig_state[r->steps[0]]) ||
+				    !evidence_push_once(d, st, x->index))
+					goto oom;
 				st->u.t.step = 1;
 				st->u.t.t0 = e->time;
 			}
@@ -1660,6 +1684,8 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 	if (!r->alert)
 		return MOAT_OK;
 	return emit(d, ri, st, keystr, x, value, count, err);
+oom:
+	return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
 }
 
 /* The engine's state does not fit in cache (a few KiB per principal), so an
