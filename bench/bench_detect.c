@@ -55,12 +55,28 @@ static double cpu_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static uint64_t alerts;
+/* Alerts raised, and a digest of their ids and contents: two builds of the
+ * engine must print the same digest on the same stream. */
+static uint64_t alerts, digest = 0xcbf29ce484222325ULL;
+static void digest_bytes(const void *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		digest ^= ((const unsigned char *)p)[i];
+		digest *= 0x100000001b3ULL;
+	}
+}
 static int on_alert(void *ctx, const moat_detect_alert_t *a)
 {
 	(void)ctx;
-	(void)a;
 	alerts++;
+	digest_bytes(a->id, strlen(a->id));
+	if (a->principal)
+		digest_bytes(a->principal, strlen(a->principal));
+	digest_bytes(a->key, strlen(a->key));
+	digest_bytes(&a->time, sizeof a->time);
+	digest_bytes(&a->value, sizeof a->value);
+	digest_bytes(&a->count, sizeof a->count);
+	digest_bytes(a->evidence, a->n_evidence * sizeof a->evidence[0]);
 	return 0;
 }
 
@@ -82,7 +98,7 @@ int main(int argc, char **argv)
 		return 2;
 	prins = calloc(n_prins, sizeof *prins);
 	moat_entry_t *es = calloc(n, sizeof *es);
-	char (*orders)[12] = calloc(n, sizeof *orders);
+	char(*orders)[12] = calloc(n, sizeof *orders);
 	static const char *ips[64];
 	static char ipbuf[64][20];
 	if (!prins || !es || !orders)
@@ -115,9 +131,12 @@ int main(int argc, char **argv)
 				e->principal = prins[(r >> 30) % n_prins].id;
 			}
 		} else {
-			snprintf(orders[i], sizeof orders[i], "O%u", (unsigned)((r >> 24) % 5000000));
+			snprintf(orders[i], sizeof orders[i], "O%u",
+				 (unsigned)((r >> 24) % 5000000));
 			e->order_id = orders[i];
-			e->kind = k < 25 ? MOAT_ENTRY_EXPORT : k < 30 ? MOAT_ENTRY_DENY : MOAT_ENTRY_ACCESS;
+			e->kind = k < 25   ? MOAT_ENTRY_EXPORT
+				  : k < 30 ? MOAT_ENTRY_DENY
+					   : MOAT_ENTRY_ACCESS;
 			e->has_purpose = true;
 			e->purpose = MOAT_PURPOSE_SHIP;
 			e->views[MOAT_FIELD_NAME] = MOAT_VIEW_MASK;
@@ -151,8 +170,8 @@ int main(int argc, char **argv)
 	double c0 = cpu_s();
 	for (size_t i = 0; i < n; i++) {
 		moat_entry_t e;
-		if (moat_entry_decode((const uint8_t *)enc.data + off[i], off[i + 1] - off[i], &e, scratch,
-				      sizeof scratch, &err) != MOAT_OK) {
+		if (moat_entry_decode((const uint8_t *)enc.data + off[i], off[i + 1] - off[i], &e,
+				      scratch, sizeof scratch, &err) != MOAT_OK) {
 			fprintf(stderr, "bench_detect: decode: %s\n", err.msg);
 			return 1;
 		}
@@ -172,8 +191,8 @@ int main(int argc, char **argv)
 	c0 = cpu_s();
 	for (size_t i = 0; i < n; i++) {
 		moat_entry_t e;
-		if (moat_entry_decode((const uint8_t *)enc.data + off[i], off[i + 1] - off[i], &e, scratch,
-				      sizeof scratch, &err) != MOAT_OK ||
+		if (moat_entry_decode((const uint8_t *)enc.data + off[i], off[i + 1] - off[i], &e,
+				      scratch, sizeof scratch, &err) != MOAT_OK ||
 		    moat_detect_feed(d, i, &e, &err) != MOAT_OK) {
 			fprintf(stderr, "bench_detect: %s\n", err.msg);
 			return 1;
@@ -190,12 +209,14 @@ int main(int argc, char **argv)
 	       base_s, (double)n / base_s, base_cpu, (double)n / base_cpu,
 	       (unsigned long long)(sum & 0xffff));
 	printf("  decode + detect             wall %7.3f s %11.0f entries/s   cpu %7.3f s %11.0f "
-	       "entries/s  (%llu alerts)\n",
-	       det_s, (double)n / det_s, det_cpu, (double)n / det_cpu, (unsigned long long)alerts);
+	       "entries/s  (%llu alerts, digest %016llx)\n",
+	       det_s, (double)n / det_s, det_cpu, (double)n / det_cpu, (unsigned long long)alerts,
+	       (unsigned long long)digest);
 	printf("  memory: %.1f MiB engine state, %.0f bytes per principal\n",
 	       (double)mem / (1024.0 * 1024.0), np ? (double)mem / (double)np : 0.0);
 	double per = det_cpu / (double)n - base_cpu / (double)n;
-	printf("  detector alone (cpu, decode subtracted): %.0f entries/s\n", per > 0 ? 1.0 / per : 0.0);
+	printf("  detector alone (cpu, decode subtracted): %.0f entries/s\n",
+	       per > 0 ? 1.0 / per : 0.0);
 	moat_detect_free(d);
 	moat_detect_rules_free(rules);
 	moat_buf_free(&enc);

@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "detect/detect_internal.h"
 
@@ -74,7 +75,7 @@ static uint64_t hash_str(const char *s)
  * of thousands of principals the map does not stay in cache. */
 typedef struct keymap_slot {
 	uint64_t key;
-	uint32_t val;
+	uint64_t val;
 } keymap_slot_t;
 
 typedef struct keymap {
@@ -82,7 +83,7 @@ typedef struct keymap {
 	size_t cap, n;
 } keymap_t;
 
-static bool keymap_get(const keymap_t *m, uint64_t key, uint32_t *val)
+static bool keymap_get(const keymap_t *m, uint64_t key, uint64_t *val)
 {
 	if (!m->cap)
 		return false;
@@ -97,7 +98,7 @@ static bool keymap_get(const keymap_t *m, uint64_t key, uint32_t *val)
 	}
 }
 
-static bool keymap_put(keymap_t *m, uint64_t key, uint32_t val, size_t *mem)
+static bool keymap_put(keymap_t *m, uint64_t key, uint64_t val, size_t *mem)
 {
 	if ((m->n + 1) * 2 > m->cap) {
 		size_t ncap = m->cap ? m->cap * 2 : 16;
@@ -124,6 +125,18 @@ static bool keymap_put(keymap_t *m, uint64_t key, uint32_t val, size_t *mem)
 	m->s[i].val = val;
 	m->n++;
 	return true;
+}
+
+/* Replaces the value of a key that is in the map. */
+static void keymap_set(keymap_t *m, uint64_t key, uint64_t val)
+{
+	size_t mask = m->cap - 1;
+	for (size_t i = (size_t)key & mask;; i = (i + 1) & mask) {
+		if (m->s[i].key == key) {
+			m->s[i].val = val;
+			return;
+		}
+	}
 }
 
 static void keymap_free(keymap_t *m)
@@ -445,18 +458,27 @@ static void feat_add(features_t *f, int64_t idx, int k, uint64_t n)
 	}
 }
 
+/* A principal and everything kept about it live in one block (its "body"): this
+ * struct, then the states of the rules grouped by principal, then its features,
+ * at offsets fixed when the engine is created (see layout_body). An entry then
+ * costs one map look-up and a set of independent cache misses into one block
+ * that can all be requested at once, instead of a chain of pointers to chase.
+ * A principal seen only in logins (a stuffer's guesses) gets a short body
+ * holding only the states of rules that can match a login; its first other
+ * entry moves it into a full body. */
 typedef struct principal {
 	uint64_t hash;
-	const char *name; /* arena */
-	bool known;
-	moat_detect_principal_t info;
+	const char *name;   /* arena */
+	uint32_t idx;	    /* in d->prins */
 	int group;	    /* peer group, -1 if unknown */
 	uint32_t group_pos; /* position among the group's members */
-	uint64_t entries;   /* entries seen */
-	uint64_t ips[KNOWN_MAX], devices[KNOWN_MAX];
+	moat_role_t role;   /* if known */
+	int shift_start, shift_end;
+	bool known;
+	bool full; /* the body holds the features and every rule's state */
 	uint8_t n_ips, n_devices, ip_pos, device_pos;
-	features_t *feat;  /* allocated on the first access/deny/export */
-	struct state **st; /* per rule grouped by principal: its state (or NULL) */
+	uint64_t entries; /* entries seen */
+	uint64_t ips[KNOWN_MAX], devices[KNOWN_MAX];
 } principal_t;
 
 typedef struct group {
@@ -465,26 +487,27 @@ typedef struct group {
 	size_t n, cap;
 } group_t;
 
+/* The state of one rule for one group value. A state is allocated as large as
+ * its rule type needs (the union member it uses is a prefix of the rest); a
+ * self rule's history follows its union member. Its evidence ring comes from the
+ * engine's ring pool at the first entry it counts: most principals never pass
+ * most rules' filters, and their states then cost no ring. */
 typedef struct state {
-	uint64_t key;
-	const char *keystr;
 	moat_time_t last_alert;
-	uint64_t ev[EVID];
+	uint32_t ring; /* 1 + index in the ring pool; 0 until the first evidence */
 	uint8_t ev_n, ev_pos;
 	union {
-		/* Ordered so that each type's state is a prefix: event_count uses a,
-		 * value_count a and vs, ratio a, vs (unused) and b. */
 		struct state_w {
-			win_t a;   /* counts; ratio: base */
-			vset_t vs; /* value_count */
-			win_t b;   /* ratio: numerator */
+			win_t a; /* counts; ratio: base */
+			union {
+				vset_t vs; /* value_count */
+				win_t b;   /* ratio: numerator */
+			} x;
 		} w;
-		struct {
+		struct state_p {
 			int64_t period;
 			uint64_t count;
-			uint32_t prin;
-			uint8_t nhist, hpos;
-			uint32_t *hist; /* self: `history` counts */
+			uint8_t nhist, hpos; /* self: `history` uint32 counts follow */
 		} p;
 		struct {
 			int step;
@@ -493,7 +516,10 @@ typedef struct state {
 	} u;
 } state_t;
 
-static const state_t st_proto; /* for sizeof of union members */
+static uint32_t *self_hist(state_t *st)
+{
+	return (uint32_t *)(void *)((char *)st + offsetof(state_t, u) + sizeof(struct state_p));
+}
 
 typedef struct peer_count {
 	int64_t period;
@@ -501,10 +527,13 @@ typedef struct peer_count {
 } peer_count_t;
 
 typedef struct rule_rt {
+	/* States not grouped by principal (ip, device, peer, ...): by key hash. */
 	keymap_t map;
-	state_t **states; /* stable pointers: states are allocated one by one */
+	state_t **states;  /* stable pointers: states are allocated one by one */
+	const char **keys; /* each state's group value (arena) */
 	size_t n, cap;
 	moat_time_t width; /* window bucket width */
+	size_t body_off;   /* grouped by principal: offset of the state in a body, else 0 */
 	/* Peer rules: per group, each member's count in its current period, kept
 	 * contiguous so that scoring a principal against its peers reads one small
 	 * array instead of every peer's state. */
@@ -513,6 +542,18 @@ typedef struct rule_rt {
 	size_t n_gcounts;
 } rule_rt_t;
 
+/* Bodies are carved from chunks that grow to 2 MiB and are then backed by huge
+ * pages where the kernel allows it: tens of thousands of bodies read at random
+ * otherwise cost a TLB miss on top of each cache miss. */
+#define CHUNK_MAX ((size_t)2 << 20)
+typedef struct chunk {
+	struct chunk *next;
+	size_t used, cap;
+} chunk_t;
+
+#define PREFETCH_MAX 40
+#define RING_PAGE 1024 /* rings per page of the pool */
+
 struct moat_detect {
 	const moat_detect_rules_t *rules;
 	moat_detect_lookup_fn lookup;
@@ -520,13 +561,28 @@ struct moat_detect {
 	moat_detect_alert_fn on_alert;
 	void *alert_ctx;
 	moat_arena_t *arena;
-	keymap_t pmap;
-	principal_t *prins;
+	keymap_t pmap; /* principal hash -> principal_t * */
+	principal_t **prins;
 	size_t n_prins, cap_prins;
 	keymap_t gmap;
 	group_t *groups;
 	size_t n_groups, cap_groups;
 	rule_rt_t rt[MOAT_DETECT_RULES_MAX];
+	/* Body layout: login-class states [sizeof principal, login_size), then the
+	 * features at feat_off and the other states up to full_size. */
+	size_t login_size, feat_off, full_size;
+	chunk_t *chunks;
+	void *spare_login; /* list of short bodies left behind by moves */
+	/* Evidence rings (EVID ledger indexes each), in pages that never move. */
+	uint64_t (**ring_pages)[EVID];
+	size_t n_ring_pages;
+	uint32_t n_rings;
+	/* Per entry kind: the rules that can pass it, in file order, and the body
+	 * lines they touch. */
+	uint8_t run[MOAT_ENTRY_KIND_MAX + 1][MOAT_DETECT_RULES_MAX];
+	uint8_t n_run[MOAT_ENTRY_KIND_MAX + 1];
+	uint16_t lines[MOAT_ENTRY_KIND_MAX + 1][PREFETCH_MAX];
+	uint8_t n_lines[MOAT_ENTRY_KIND_MAX + 1];
 	uint64_t quiet;
 	uint64_t last_index;
 	bool any_index;
@@ -550,7 +606,6 @@ typedef struct ev {
 	uint64_t order_h; /* hash of order_id, 0 until computed */
 } ev_t;
 
-static uint64_t hash_str(const char *s);
 static uint64_t ev_order_hash(ev_t *x)
 {
 	if (!x->order_h)
@@ -564,6 +619,210 @@ static void *xcalloc(moat_detect_t *d, size_t n, size_t size)
 	if (p)
 		d->mem += n * size;
 	return p;
+}
+
+static uint64_t *ev_ring(const moat_detect_t *d, const state_t *st)
+{
+	uint32_t i = st->ring - 1;
+	return d->ring_pages[i / RING_PAGE][i % RING_PAGE];
+}
+
+/* Gives st a ring; false on OOM. */
+static bool ring_new(moat_detect_t *d, state_t *st)
+{
+	if (d->n_rings == UINT32_MAX - 1)
+		return false;
+	if (d->n_rings / RING_PAGE == d->n_ring_pages) {
+		uint64_t(**np)[EVID] =
+		    realloc(d->ring_pages, (d->n_ring_pages + 1) * sizeof *d->ring_pages);
+		if (!np)
+			return false;
+		d->ring_pages = np;
+		np[d->n_ring_pages] = xcalloc(d, RING_PAGE, sizeof **np);
+		if (!np[d->n_ring_pages])
+			return false;
+		d->n_ring_pages++;
+		d->mem += sizeof *np;
+	}
+	st->ring = ++d->n_rings;
+	return true;
+}
+
+static features_t *feat_of(const moat_detect_t *d, const principal_t *p)
+{
+	return (features_t *)(void *)((char *)p + d->feat_off);
+}
+
+/* Entry kinds a rule can pass: its filter's, or for a temporal rule those of
+ * its steps (which come before it). */
+static uint32_t rule_kinds(const moat_detect_rules_t *rules, size_t ri)
+{
+	const rule_t *r = &rules->rules[ri];
+	if (r->type != RULE_TEMPORAL)
+		return r->filter.kinds;
+	uint32_t k = 0;
+	for (int i = 0; i < r->n_steps; i++)
+		k |= rule_kinds(rules, (size_t)r->steps[i]);
+	return k;
+}
+
+/* Does the rule keep a state per principal in the principal's body? */
+static bool in_body(const rule_t *r)
+{
+	return r->group_by == FIELD_PRINCIPAL && !(r->type == RULE_MATCH && !r->alert);
+}
+
+static size_t state_size(const rule_t *r)
+{
+	size_t size = offsetof(state_t, u);
+	switch (r->type) {
+	case RULE_EVENT_COUNT:
+		size += sizeof(win_t);
+		break;
+	case RULE_VALUE_COUNT:
+		size += offsetof(struct state_w, x) + sizeof(vset_t);
+		break;
+	case RULE_RATIO:
+		size += sizeof(struct state_w);
+		break;
+	case RULE_PEER:
+		size += sizeof(struct state_p);
+		break;
+	case RULE_SELF:
+		size += sizeof(struct state_p) + (size_t)r->history * sizeof(uint32_t);
+		break;
+	default:
+		size += sizeof(int64_t) * 2;
+		break;
+	}
+	return (size + 7) & ~(size_t)7;
+}
+
+static void state_init(const rule_t *r, state_t *st)
+{
+	st->last_alert = MOAT_TIME_NONE;
+	if (r->type == RULE_EVENT_COUNT || r->type == RULE_VALUE_COUNT || r->type == RULE_RATIO)
+		win_init(&st->u.w.a);
+	if (r->type == RULE_RATIO)
+		win_init(&st->u.w.x.b);
+	if (r->type == RULE_PEER || r->type == RULE_SELF)
+		st->u.p.period = INT64_MIN;
+}
+
+static size_t round64(size_t n)
+{
+	return (n + 63) & ~(size_t)63;
+}
+
+static void add_lines(moat_detect_t *d, int kind, size_t from, size_t to)
+{
+	for (size_t l = from / 64; l * 64 < to; l++) {
+		bool have = false;
+		for (size_t i = 0; i < d->n_lines[kind]; i++)
+			have |= d->lines[kind][i] == l;
+		if (!have && d->n_lines[kind] < PREFETCH_MAX)
+			d->lines[kind][d->n_lines[kind]++] = (uint16_t)l;
+	}
+}
+
+/* Places the states of rules grouped by principal in a body: rules that can
+ * pass a login first (a short body is that prefix), then the features and the
+ * other rules. Also lists, per
+ * entry kind, the rules to run and the body lines they read. */
+static void layout_body(moat_detect_t *d)
+{
+	const moat_detect_rules_t *rules = d->rules;
+	const uint32_t login = 1u << MOAT_ENTRY_LOGIN;
+	size_t off = round64(sizeof(principal_t));
+	for (int part = 0; part < 2; part++) {
+		if (part == 1) {
+			d->login_size = round64(off);
+			d->feat_off = d->login_size;
+			off = d->feat_off + sizeof(features_t);
+		}
+		for (size_t i = 0; i < rules->n; i++) {
+			const rule_t *r = &rules->rules[i];
+			if (!in_body(r) || ((rule_kinds(rules, i) & login) != 0) != (part == 0))
+				continue;
+			d->rt[i].body_off = off;
+			off += state_size(r);
+		}
+	}
+	d->full_size = round64(off);
+	for (int k = 0; k <= MOAT_ENTRY_KIND_MAX; k++) {
+		add_lines(d, k, 0, sizeof(principal_t));
+		if (k != MOAT_ENTRY_LOGIN) {
+			add_lines(d, k, d->feat_off, d->feat_off + sizeof(int64_t));
+			add_lines(d, k, d->feat_off + offsetof(features_t, distinct),
+				  d->feat_off + sizeof(features_t));
+		}
+		for (size_t i = 0; i < rules->n; i++) {
+			if (!(rule_kinds(rules, i) & (1u << k)))
+				continue;
+			d->run[k][d->n_run[k]++] = (uint8_t)i;
+			const rule_t *r = &rules->rules[i];
+			if (d->rt[i].body_off) {
+				size_t end = r->type == RULE_SELF
+						 ? offsetof(state_t, u) + sizeof(struct state_p)
+						 : state_size(r);
+				add_lines(d, k, d->rt[i].body_off, d->rt[i].body_off + end);
+			}
+		}
+	}
+}
+
+/* A zeroed block of size bytes (a multiple of 64) from the chunks; NULL on OOM. */
+static void *body_alloc(moat_detect_t *d, size_t size)
+{
+	if (size == d->login_size && d->spare_login) {
+		void *b = d->spare_login;
+		memcpy(&d->spare_login, b, sizeof(void *));
+		memset(b, 0, size);
+		return b;
+	}
+	chunk_t *c = d->chunks;
+	if (!c || c->cap - c->used < size) {
+		size_t cap = c ? c->cap * 2 : (size_t)64 << 10;
+		if (cap > CHUNK_MAX)
+			cap = CHUNK_MAX;
+		while (cap < size + 64)
+			cap *= 2;
+		chunk_t *nc = aligned_alloc(cap >= CHUNK_MAX ? CHUNK_MAX : 64, cap);
+		if (!nc)
+			return NULL;
+#ifdef MADV_HUGEPAGE
+		if (cap >= CHUNK_MAX)
+			(void)madvise(nc, cap, MADV_HUGEPAGE);
+#endif
+		nc->next = c;
+		nc->used = 64;
+		nc->cap = cap;
+		d->chunks = c = nc;
+		d->mem += cap;
+	}
+	void *b = (char *)c + c->used;
+	c->used += size;
+	memset(b, 0, size);
+	return b;
+}
+
+/* Initialises the states of part (0: login-class, 1: features and the rest) of a
+ * fresh body. */
+static void body_init(moat_detect_t *d, principal_t *p, int part)
+{
+	const uint32_t login = 1u << MOAT_ENTRY_LOGIN;
+	for (size_t i = 0; i < d->rules->n; i++) {
+		const rule_t *r = &d->rules->rules[i];
+		if (!d->rt[i].body_off || ((rule_kinds(d->rules, i) & login) != 0) != (part == 0))
+			continue;
+		state_t *st = (state_t *)(void *)((char *)p + d->rt[i].body_off);
+		state_init(r, st);
+	}
+	if (part == 1) {
+		features_t *f = feat_of(d, p);
+		f->head = INT64_MIN / 2;
+		win_init(&f->distinct);
+	}
 }
 
 moat_err_t moat_detect_new(const moat_detect_rules_t *rules, moat_detect_lookup_fn lookup,
@@ -590,16 +849,9 @@ moat_err_t moat_detect_new(const moat_detect_rules_t *rules, moat_detect_lookup_
 		moat_time_t span = r->timespan ? r->timespan : 60000;
 		d->rt[i].width = span / WIN_BUCKETS > 0 ? span / WIN_BUCKETS : 1;
 	}
+	layout_body(d);
 	*out = d;
 	return MOAT_OK;
-}
-
-static void features_free(features_t *f)
-{
-	if (!f)
-		return;
-	free(f->orders.e);
-	free(f);
 }
 
 void moat_detect_free(moat_detect_t *d)
@@ -608,25 +860,39 @@ void moat_detect_free(moat_detect_t *d)
 		return;
 	for (size_t i = 0; i < d->rules->n; i++) {
 		rule_rt_t *rt = &d->rt[i];
+		bool vc = d->rules->rules[i].type == RULE_VALUE_COUNT;
 		for (size_t j = 0; j < rt->n; j++) {
-			if (d->rules->rules[i].type == RULE_VALUE_COUNT)
-				free(rt->states[j]->u.w.vs.e);
-			if (d->rules->rules[i].type == RULE_SELF)
-				free(rt->states[j]->u.p.hist);
+			if (vc)
+				free(rt->states[j]->u.w.x.vs.e);
 			free(rt->states[j]);
 		}
 		free(rt->states);
+		free(rt->keys);
 		keymap_free(&rt->map);
 		for (size_t g = 0; g < rt->n_gcounts; g++)
 			free(rt->gcounts[g]);
 		free(rt->gcounts);
 		free(rt->gcounts_cap);
+		if (!vc || !rt->body_off)
+			continue;
+		for (size_t j = 0; j < d->n_prins; j++) {
+			principal_t *p = d->prins[j];
+			if (p->full || rt->body_off < d->login_size)
+				free(((state_t *)(void *)((char *)p + rt->body_off))->u.w.x.vs.e);
+		}
 	}
-	for (size_t i = 0; i < d->n_prins; i++) {
-		features_free(d->prins[i].feat);
-		free(d->prins[i].st);
-	}
+	for (size_t i = 0; i < d->n_prins; i++)
+		if (d->prins[i]->full)
+			free(feat_of(d, d->prins[i])->orders.e);
 	free(d->prins);
+	while (d->chunks) {
+		chunk_t *next = d->chunks->next;
+		free(d->chunks);
+		d->chunks = next;
+	}
+	for (size_t i = 0; i < d->n_ring_pages; i++)
+		free(d->ring_pages[i]);
+	free(d->ring_pages);
 	keymap_free(&d->pmap);
 	for (size_t i = 0; i < d->n_groups; i++)
 		free(d->groups[i].members);
@@ -652,12 +918,12 @@ size_t moat_detect_memory(const moat_detect_t *d)
 
 /* ---- principals and groups ---------------------------------------------------------- */
 
-static int group_of(moat_detect_t *d, const moat_detect_principal_t *info, uint32_t member)
+static int group_of(moat_detect_t *d, const moat_detect_principal_t *info, principal_t *p)
 {
 	char name[MOAT_ID_MAX + 32];
 	snprintf(name, sizeof name, "%s/%s", moat_role_name(info->role), info->party);
 	uint64_t h = hash_str(name);
-	uint32_t g;
+	uint64_t g;
 	if (!keymap_get(&d->gmap, h, &g)) {
 		if (d->n_groups == d->cap_groups) {
 			size_t ncap = d->cap_groups ? d->cap_groups * 2 : 16;
@@ -668,7 +934,7 @@ static int group_of(moat_detect_t *d, const moat_detect_principal_t *info, uint3
 			d->groups = ng;
 			d->cap_groups = ncap;
 		}
-		g = (uint32_t)d->n_groups;
+		g = d->n_groups;
 		group_t *gr = &d->groups[g];
 		memset(gr, 0, sizeof *gr);
 		gr->name = moat_arena_strdup(d->arena, name);
@@ -686,52 +952,85 @@ static int group_of(moat_detect_t *d, const moat_detect_principal_t *info, uint3
 		gr->members = nm;
 		gr->cap = ncap;
 	}
-	d->prins[member].group_pos = (uint32_t)gr->n;
-	gr->members[gr->n++] = member;
+	p->group_pos = (uint32_t)gr->n;
+	gr->members[gr->n++] = p->idx;
 	return (int)g;
 }
 
-/* Finds or creates the principal; NULL with *rc set on failure. */
-static principal_t *principal_get(moat_detect_t *d, const char *name, uint64_t h, moat_err_t *rc,
-				  moat_error_t *err)
+/* Moves a principal with a short body into a full one; NULL on OOM (p intact). */
+static principal_t *principal_grow(moat_detect_t *d, principal_t *p)
 {
-	uint32_t i;
-	if (keymap_get(&d->pmap, h, &i))
-		return &d->prins[i];
+	principal_t *np = body_alloc(d, d->full_size);
+	if (!np)
+		return NULL;
+	memcpy(np, p, d->login_size);
+	np->full = true;
+	body_init(d, np, 1);
+	keymap_set(&d->pmap, p->hash, (uint64_t)(uintptr_t)np);
+	d->prins[p->idx] = np;
+	memcpy(p, &d->spare_login, sizeof(void *));
+	d->spare_login = p;
+	return np;
+}
+
+/* Finds or creates the principal, with a full body if `full`; NULL with *rc set
+ * on failure. */
+static principal_t *principal_get(moat_detect_t *d, const char *name, uint64_t h, bool full,
+				  moat_err_t *rc, moat_error_t *err)
+{
+	uint64_t v;
+	principal_t *p;
+	if (keymap_get(&d->pmap, h, &v)) {
+		p = (principal_t *)(uintptr_t)v;
+		if (full && !p->full && !(p = principal_grow(d, p)))
+			goto oom;
+		return p;
+	}
 	if (d->n_prins == d->cap_prins) {
 		size_t ncap = d->cap_prins ? d->cap_prins * 2 : 64;
-		principal_t *np = realloc(d->prins, ncap * sizeof *np);
+		principal_t **np = realloc(d->prins, ncap * sizeof *np);
 		if (!np)
 			goto oom;
 		d->mem += (ncap - d->cap_prins) * sizeof *np;
 		d->prins = np;
 		d->cap_prins = ncap;
 	}
-	i = (uint32_t)d->n_prins;
-	principal_t *p = &d->prins[i];
-	memset(p, 0, sizeof *p);
+	p = body_alloc(d, full ? d->full_size : d->login_size);
+	if (!p)
+		goto oom;
 	p->hash = h;
+	p->idx = (uint32_t)d->n_prins;
 	p->group = -1;
-	p->info.shift_start = p->info.shift_end = -1;
+	p->shift_start = p->shift_end = -1;
+	p->full = full;
+	body_init(d, p, 0);
+	if (full)
+		body_init(d, p, 1);
 	p->name = moat_arena_strdup(d->arena, name);
 	if (!p->name)
 		goto oom;
+	moat_detect_principal_t info;
+	memset(&info, 0, sizeof info);
+	info.shift_start = info.shift_end = -1;
 	if (d->lookup) {
-		int r = d->lookup(d->lookup_ctx, name, &p->info);
+		int r = d->lookup(d->lookup_ctx, name, &info);
 		if (r < 0) {
 			*rc = moat_error_set(err, MOAT_EUNAVAIL, "principal",
 					     "could not look up principal %s", name);
 			return NULL;
 		}
 		p->known = r > 0;
-		if (!p->known)
-			p->info.shift_start = p->info.shift_end = -1;
 	}
-	if (!keymap_put(&d->pmap, h, i, &d->mem))
-		goto oom;
-	d->n_prins++;
 	if (p->known) {
-		int g = group_of(d, &p->info, i);
+		p->role = info.role;
+		p->shift_start = info.shift_start;
+		p->shift_end = info.shift_end;
+	}
+	if (!keymap_put(&d->pmap, h, (uint64_t)(uintptr_t)p, &d->mem))
+		goto oom;
+	d->prins[d->n_prins++] = p;
+	if (p->known) {
+		int g = group_of(d, &info, p);
 		if (g == -2)
 			goto oom;
 		p->group = g;
@@ -744,7 +1043,7 @@ oom:
 
 static bool is_off_shift(const principal_t *p, moat_time_t t)
 {
-	int s = p->info.shift_start, e = p->info.shift_end;
+	int s = p->shift_start, e = p->shift_end;
 	if (s < 0 || e < 0 || s == e)
 		return false;
 	int64_t m = floordiv(t, 60000) + LOCAL_OFFSET_MIN;
@@ -772,16 +1071,9 @@ static bool update_features(moat_detect_t *d, ev_t *x)
 {
 	principal_t *p = x->p;
 	const moat_entry_t *e = x->e;
-	if (e->kind == MOAT_ENTRY_LOGIN && !p->feat)
-		return true; /* login-only names (stuffing guesses) get no feature block */
-	if (!p->feat) {
-		p->feat = xcalloc(d, 1, sizeof *p->feat);
-		if (!p->feat)
-			return false;
-		p->feat->head = INT64_MIN / 2;
-		win_init(&p->feat->distinct);
-	}
-	features_t *f = p->feat;
+	if (!p->full)
+		return true; /* login-only names (stuffing guesses) get no features */
+	features_t *f = feat_of(d, p);
 	int64_t idx = floordiv(e->time, FEATURE_WINDOW_MS / WIN_BUCKETS);
 	feat_advance(f, idx);
 	switch (e->kind) {
@@ -821,36 +1113,36 @@ moat_err_t moat_detect_features(moat_detect_t *d, const char *principal, moat_ti
 				moat_detect_features_t *out)
 {
 	memset(out, 0, sizeof *out);
-	uint32_t i;
-	if (!keymap_get(&d->pmap, hash_str(principal), &i))
+	uint64_t v;
+	if (!keymap_get(&d->pmap, hash_str(principal), &v))
 		return MOAT_ENOTFOUND;
-	const features_t *f = d->prins[i].feat;
-	if (!f)
+	const principal_t *p = (const principal_t *)(uintptr_t)v;
+	if (!p->full)
 		return MOAT_OK;
+	const features_t *f = feat_of(d, p);
 	int64_t idx = floordiv(at, FEATURE_WINDOW_MS / WIN_BUCKETS);
-	uint64_t v[F_COUNT] = {0};
+	uint64_t c[F_COUNT] = {0};
 	for (int64_t b = idx - WIN_BUCKETS + 1; b <= idx; b++)
 		if (b > f->head - WIN_BUCKETS && b <= f->head)
 			for (int k = 0; k < F_COUNT; k++)
-				v[k] += f->b[slot(b)][k];
-	v[F_DISTINCT] = win_sum_at(&f->distinct, idx);
-	out->reads = v[F_READS];
-	out->distinct_orders = v[F_DISTINCT];
-	out->plaintext = v[F_PLAINTEXT];
-	out->no_relation = v[F_NO_RELATION];
-	out->off_shift = v[F_OFF_SHIFT];
-	out->new_ip = v[F_NEW_IP];
-	out->new_device = v[F_NEW_DEVICE];
-	out->denials = v[F_DENIALS];
-	out->export_rows = v[F_EXPORT_ROWS];
-	out->login_failures = v[F_LOGIN_FAILURES];
+				c[k] += f->b[slot(b)][k];
+	c[F_DISTINCT] = win_sum_at(&f->distinct, idx);
+	out->reads = c[F_READS];
+	out->distinct_orders = c[F_DISTINCT];
+	out->plaintext = c[F_PLAINTEXT];
+	out->no_relation = c[F_NO_RELATION];
+	out->off_shift = c[F_OFF_SHIFT];
+	out->new_ip = c[F_NEW_IP];
+	out->new_device = c[F_NEW_DEVICE];
+	out->denials = c[F_DENIALS];
+	out->export_rows = c[F_EXPORT_ROWS];
+	out->login_failures = c[F_LOGIN_FAILURES];
 	if (out->reads) {
 		out->no_relation_share = (double)out->no_relation / (double)out->reads;
 		out->off_shift_share = (double)out->off_shift / (double)out->reads;
 	}
 	return MOAT_OK;
 }
-
 /* ---- rules -------------------------------------------------------------------------- */
 
 static bool filter_pass(const rule_filter_t *f, const ev_t *x)
@@ -925,23 +1217,24 @@ static bool field_of(moat_detect_t *d, ev_t *x, rule_field_t f, uint64_t *h, con
 	return true;
 }
 
+/* The state of rule ri for the entry's group value (created if need be), and in
+ * *keystr the group value as alerts name it; NULL on OOM. */
 static state_t *state_get(moat_detect_t *d, size_t ri, uint64_t key, const char *keystr,
-			  const ev_t *x)
+			  const ev_t *x, const char **keystr_out)
 {
 	rule_rt_t *rt = &d->rt[ri];
 	const rule_t *r = &d->rules->rules[ri];
-	/* States grouped by principal hang off the principal: no hash look-up. */
-	bool by_prin = r->group_by == FIELD_PRINCIPAL && x->p;
-	uint32_t i;
-	if (by_prin) {
-		if (!x->p->st) {
-			x->p->st = xcalloc(d, d->rules->n, sizeof *x->p->st);
-			if (!x->p->st)
-				return NULL;
-		}
-		if (x->p->st[ri])
-			return x->p->st[ri];
-	} else if (keymap_get(&rt->map, key, &i)) {
+	if (rt->body_off && x->p) {
+		/* Present in every body whose part holds it: a principal gets a full
+		 * body before any entry but a login reaches it. */
+		if (!x->p->full && rt->body_off >= d->login_size)
+			return NULL;
+		*keystr_out = x->p->name;
+		return (state_t *)(void *)((char *)x->p + rt->body_off);
+	}
+	uint64_t i;
+	if (keymap_get(&rt->map, key, &i)) {
+		*keystr_out = rt->keys[i];
 		return rt->states[i];
 	}
 	if (rt->n == rt->cap) {
@@ -949,99 +1242,80 @@ static state_t *state_get(moat_detect_t *d, size_t ri, uint64_t key, const char 
 		state_t **ns = realloc(rt->states, ncap * sizeof *ns);
 		if (!ns)
 			return NULL;
-		d->mem += (ncap - rt->cap) * sizeof *ns;
 		rt->states = ns;
+		const char **nk = realloc(rt->keys, ncap * sizeof *nk);
+		if (!nk)
+			return NULL;
+		rt->keys = nk;
+		d->mem += (ncap - rt->cap) * (sizeof *ns + sizeof *nk);
 		rt->cap = ncap;
 	}
-	/* Each state is allocated as large as its rule type needs (the union member
-	 * it uses is a prefix of the allocation): most principals carry several. */
-	size_t size = offsetof(state_t, u);
-	switch (r->type) {
-	case RULE_EVENT_COUNT:
-		size += sizeof st_proto.u.w.a;
-		break;
-	case RULE_VALUE_COUNT:
-		size += offsetof(struct state_w, b);
-		break;
-	case RULE_RATIO:
-		size += sizeof st_proto.u.w;
-		break;
-	case RULE_PEER:
-	case RULE_SELF:
-		size += sizeof st_proto.u.p;
-		break;
-	default:
-		size += sizeof st_proto.u.t;
-		break;
-	}
+	size_t size = state_size(r);
 	state_t *st = xcalloc(d, 1, size);
 	if (!st)
 		return NULL;
-	st->key = key;
 	/* Principal names and group names already live in the arena. */
+	const char *ks;
 	if (x->p && keystr == x->p->name)
-		st->keystr = keystr;
+		ks = keystr;
 	else if (x->p && x->p->group >= 0 && keystr == d->groups[x->p->group].name)
-		st->keystr = keystr;
+		ks = keystr;
 	else
-		st->keystr = moat_arena_strdup(d->arena, keystr);
-	if (!st->keystr) {
+		ks = moat_arena_strdup(d->arena, keystr);
+	if (!ks) {
 		free(st);
 		return NULL;
 	}
-	st->last_alert = MOAT_TIME_NONE;
-	if (r->type == RULE_EVENT_COUNT || r->type == RULE_VALUE_COUNT || r->type == RULE_RATIO)
-		win_init(&st->u.w.a);
-	if (r->type == RULE_RATIO)
-		win_init(&st->u.w.b);
-	if (r->type == RULE_PEER || r->type == RULE_SELF) {
-		st->u.p.period = INT64_MIN;
-		st->u.p.prin = (uint32_t)(x->p - d->prins);
-		if (r->type == RULE_SELF) {
-			st->u.p.hist = xcalloc(d, (size_t)r->history, sizeof *st->u.p.hist);
-			if (!st->u.p.hist) {
-				free(st);
-				return NULL;
-			}
-		}
-	}
-	if (by_prin) {
-		x->p->st[ri] = st;
-	} else if (!keymap_put(&rt->map, key, (uint32_t)rt->n, &d->mem)) {
+	state_init(r, st);
+	if (!keymap_put(&rt->map, key, rt->n, &d->mem)) {
 		free(st);
 		return NULL;
 	}
+	rt->keys[rt->n] = ks;
 	rt->states[rt->n++] = st;
+	*keystr_out = ks;
 	return st;
 }
 
-/* The existing state of a group, or NULL. */
-static state_t *state_find(moat_detect_t *d, size_t ri, uint64_t key, const ev_t *x)
+/* Does rule ri have a state for the entry's group value? */
+static bool state_exists(moat_detect_t *d, size_t ri, uint64_t key, const ev_t *x)
 {
-	const rule_t *r = &d->rules->rules[ri];
-	if (r->group_by == FIELD_PRINCIPAL && x->p)
-		return x->p->st ? x->p->st[ri] : NULL;
-	uint32_t i;
-	return keymap_get(&d->rt[ri].map, key, &i) ? d->rt[ri].states[i] : NULL;
+	if (d->rt[ri].body_off && x->p)
+		return true;
+	uint64_t i;
+	return keymap_get(&d->rt[ri].map, key, &i);
 }
 
-static void evidence_push(state_t *st, uint64_t index)
+/* Adds an entry to a state's evidence. Entries come in increasing index, so
+ * only a temporal rule (which also copies its steps' evidence) can see one
+ * twice: evidence_push_once skips a repeat of the last one. */
+static bool evidence_push(moat_detect_t *d, state_t *st, uint64_t index)
 {
-	if (st->ev_n && st->ev[(st->ev_pos + EVID - 1) % EVID] == index)
-		return;
-	st->ev[st->ev_pos] = index;
+	if (!st->ring && !ring_new(d, st))
+		return false;
+	ev_ring(d, st)[st->ev_pos] = index;
 	st->ev_pos = (uint8_t)((st->ev_pos + 1) % EVID);
 	if (st->ev_n < EVID)
 		st->ev_n++;
+	return true;
 }
 
-static void evidence_copy(state_t *st, const state_t *from)
+static bool evidence_push_once(moat_detect_t *d, state_t *st, uint64_t index)
 {
-	if (!from)
-		return;
+	if (st->ev_n && ev_ring(d, st)[(st->ev_pos + EVID - 1) % EVID] == index)
+		return true;
+	return evidence_push(d, st, index);
+}
+
+static bool evidence_copy(moat_detect_t *d, state_t *st, const state_t *from)
+{
+	if (!from || !from->ev_n)
+		return true;
 	size_t start = from->ev_n < EVID ? 0 : from->ev_pos;
 	for (size_t i = 0; i < from->ev_n; i++)
-		evidence_push(st, from->ev[(start + i) % EVID]);
+		if (!evidence_push_once(d, st, ev_ring(d, from)[(start + i) % EVID]))
+			return false;
+	return true;
 }
 
 static bool cond_holds(cond_op_t op, double v, double t)
@@ -1085,13 +1359,14 @@ static void period_roll(const rule_t *r, state_t *st, int64_t pidx)
 	if (pidx <= st->u.p.period)
 		return;
 	if (r->type == RULE_SELF) {
+		uint32_t *hist = self_hist(st);
 		int64_t gap = pidx - st->u.p.period;
 		int64_t pushes = gap > r->history ? r->history : gap;
 		for (int64_t i = 0; i < pushes; i++) {
 			uint32_t v = i == 0 ? (uint32_t)(st->u.p.count > UINT32_MAX ? UINT32_MAX
 										    : st->u.p.count)
 					    : 0;
-			st->u.p.hist[st->u.p.hpos] = v;
+			hist[st->u.p.hpos] = v;
 			st->u.p.hpos = (uint8_t)((st->u.p.hpos + 1) % r->history);
 			if (st->u.p.nhist < r->history)
 				st->u.p.nhist++;
@@ -1100,7 +1375,6 @@ static void period_roll(const rule_t *r, state_t *st, int64_t pidx)
 	st->u.p.period = pidx;
 	st->u.p.count = 0;
 }
-
 /* Records the principal's count of this period in its group's array. */
 static bool peer_count_set(moat_detect_t *d, size_t ri, const principal_t *p, const state_t *st)
 {
@@ -1141,9 +1415,10 @@ static bool peer_count_set(moat_detect_t *d, size_t ri, const principal_t *p, co
 	return true;
 }
 
-/* Scores a peer or self state; false if it cannot be scored (too few peers or too
- * little history), else *value is the score. */
-static bool score_state(moat_detect_t *d, size_t ri, state_t *st, double *value, bool *oom)
+/* Scores principal p's state of a peer or self rule; false if it cannot be
+ * scored (too few peers or too little history), else *value is the score. */
+static bool score_state(moat_detect_t *d, size_t ri, const principal_t *p, state_t *st,
+			double *value, bool *oom)
 {
 	const rule_t *r = &d->rules->rules[ri];
 	double x = (double)st->u.p.count;
@@ -1154,7 +1429,7 @@ static bool score_state(moat_detect_t *d, size_t ri, state_t *st, double *value,
 		if (r->poisson) {
 			double mean = 0;
 			for (size_t i = 0; i < n; i++)
-				mean += st->u.p.hist[i];
+				mean += self_hist(st)[i];
 			mean /= (double)n;
 			*value = moat_detect_poisson_tail(st->u.p.count, mean < 0.1 ? 0.1 : mean);
 			return true;
@@ -1164,7 +1439,7 @@ static bool score_state(moat_detect_t *d, size_t ri, state_t *st, double *value,
 			return false;
 		}
 		for (size_t i = 0; i < n; i++)
-			d->scratch[i] = st->u.p.hist[i];
+			d->scratch[i] = self_hist(st)[i];
 		double med, mad;
 		moat_detect_median_mad(d->scratch, n, &med, &mad);
 		double scale = 1.4826 * mad;
@@ -1172,7 +1447,6 @@ static bool score_state(moat_detect_t *d, size_t ri, state_t *st, double *value,
 		return true;
 	}
 	/* Peer: the same-period counts of the other members of the group. */
-	const principal_t *p = &d->prins[st->u.p.prin];
 	if (p->group < 0)
 		return false;
 	const group_t *g = &d->groups[p->group];
@@ -1226,8 +1500,8 @@ static uint64_t entry_weight(const rule_t *r, const moat_entry_t *e)
 	return e->rows > UINT32_MAX ? UINT32_MAX : (e->rows ? e->rows : 1);
 }
 
-static moat_err_t emit(moat_detect_t *d, size_t ri, state_t *st, const ev_t *x, double value,
-		       uint64_t count, moat_error_t *err)
+static moat_err_t emit(moat_detect_t *d, size_t ri, state_t *st, const char *keystr, const ev_t *x,
+		       double value, uint64_t count, moat_error_t *err)
 {
 	const rule_t *r = &d->rules->rules[ri];
 	const moat_entry_t *e = x->e;
@@ -1250,7 +1524,7 @@ static moat_err_t emit(moat_detect_t *d, size_t ri, state_t *st, const ev_t *x, 
 			  ? x->p->name
 			  : NULL;
 	a.group_by = rule_field_names[r->group_by];
-	a.key = st->keystr;
+	a.key = keystr;
 	a.time = e->time;
 	a.trigger = x->index;
 	a.value = value;
@@ -1258,7 +1532,7 @@ static moat_err_t emit(moat_detect_t *d, size_t ri, state_t *st, const ev_t *x, 
 	a.count = count;
 	size_t start = st->ev_n < EVID ? 0 : st->ev_pos;
 	for (size_t i = 0; i < st->ev_n; i++)
-		a.evidence[i] = st->ev[(start + i) % EVID];
+		a.evidence[i] = ev_ring(d, st)[(start + i) % EVID];
 	a.n_evidence = st->ev_n;
 	a.replay = x->index < d->quiet;
 	if (d->on_alert && d->on_alert(d->alert_ctx, &a) != 0)
@@ -1270,8 +1544,6 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 {
 	const rule_t *r = &d->rules->rules[ri];
 	const moat_entry_t *e = x->e;
-	d->sig[ri] = false;
-	d->sig_state[ri] = NULL;
 	if (r->type != RULE_TEMPORAL && !filter_pass(&r->filter, x))
 		return MOAT_OK;
 	if (r->type == RULE_TEMPORAL) {
@@ -1285,15 +1557,16 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 	if (r->type == RULE_MATCH && !r->alert) {
 		/* A building block: it signals, it keeps nothing. */
 		d->sig[ri] = true;
+		d->sig_state[ri] = NULL;
 		return MOAT_OK;
 	}
 	uint64_t key;
 	const char *keystr;
 	if (!field_of(d, x, r->group_by, &key, &keystr))
 		return MOAT_OK;
-	if (r->type == RULE_TEMPORAL && !d->sig[r->steps[0]] && !state_find(d, ri, key, x))
+	if (r->type == RULE_TEMPORAL && !d->sig[r->steps[0]] && !state_exists(d, ri, key, x))
 		return MOAT_OK; /* no sequence under way for this group */
-	state_t *st = state_get(d, ri, key, keystr, x);
+	state_t *st = state_get(d, ri, key, keystr, x, &keystr);
 	if (!st)
 		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
 	rule_rt_t *rt = &d->rt[ri];
@@ -1304,12 +1577,14 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 
 	switch (r->type) {
 	case RULE_MATCH:
-		evidence_push(st, x->index);
+		if (!evidence_push(d, st, x->index))
+			goto oom;
 		holds = true;
 		value = count = 1;
 		break;
 	case RULE_EVENT_COUNT:
-		evidence_push(st, x->index);
+		if (!evidence_push(d, st, x->index))
+			goto oom;
 		win_add(&st->u.w.a, idx, (uint32_t)entry_weight(r, e));
 		count = st->u.w.a.total;
 		value = (double)count;
@@ -1320,8 +1595,9 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 		const char *vs;
 		if (!field_of(d, x, r->field, &vh, &vs))
 			return MOAT_OK;
-		evidence_push(st, x->index);
-		if (!vset_add(&st->u.w.vs, &st->u.w.a, vh, idx, &d->mem))
+		if (!evidence_push(d, st, x->index))
+			goto oom;
+		if (!vset_add(&st->u.w.x.vs, &st->u.w.a, vh, idx, &d->mem))
 			return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
 		count = st->u.w.a.total;
 		value = (double)count;
@@ -1332,13 +1608,14 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 		win_add(&st->u.w.a, idx, 1);
 		bool num = filter_pass(&r->numerator, x);
 		if (num) {
-			evidence_push(st, x->index);
-			win_add(&st->u.w.b, idx, 1);
+			if (!evidence_push(d, st, x->index))
+				goto oom;
+			win_add(&st->u.w.x.b, idx, 1);
 		} else {
-			win_advance(&st->u.w.b, idx);
+			win_advance(&st->u.w.x.b, idx);
 		}
 		count = st->u.w.a.total;
-		value = count ? (double)st->u.w.b.total / (double)count : 0;
+		value = count ? (double)st->u.w.x.b.total / (double)count : 0;
 		holds = (double)count >= r->min && cond_holds(r->op, value, r->threshold);
 		break;
 	}
@@ -1351,7 +1628,8 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 		st->u.p.count++;
 		if (r->type == RULE_PEER && !peer_count_set(d, ri, x->p, st))
 			return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
-		evidence_push(st, x->index);
+		if (!evidence_push(d, st, x->index))
+			goto oom;
 		count = st->u.p.count;
 		uint64_t min = r->min > 1 ? (uint64_t)ceil(r->min) : 1;
 		uint64_t every = min / 8 ? min / 8 : 1;
@@ -1361,7 +1639,7 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 		    e->time >= st->last_alert)
 			break; /* would be suppressed anyway; skip the scoring cost */
 		bool oom = false;
-		if (score_state(d, ri, st, &value, &oom))
+		if (score_state(d, ri, x->p, st, &value, &oom))
 			holds = cond_holds(r->op, value, r->threshold);
 		if (oom)
 			return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
@@ -1372,8 +1650,9 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 			st->u.t.step = 0;
 		int step = st->u.t.step;
 		if (step > 0 && d->sig[r->steps[step]]) {
-			evidence_copy(st, d->sig_state[r->steps[step]]);
-			evidence_push(st, x->index);
+			if (!evidence_copy(d, st, d->sig_state[r->steps[step]]) ||
+			    !evidence_push_once(d, st, x->index))
+				goto oom;
 			st->u.t.step = ++step;
 			if (step == r->n_steps) {
 				holds = true;
@@ -1383,8 +1662,9 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 			if (step <= 1) {
 				/* (Re)start at the most recent first step. */
 				st->ev_n = st->ev_pos = 0;
-				evidence_copy(st, d->sig_state[r->steps[0]]);
-				evidence_push(st, x->index);
+				if (!evidence_copy(d, st, d->sig_state[r->steps[0]]) ||
+				    !evidence_push_once(d, st, x->index))
+					goto oom;
 				st->u.t.step = 1;
 				st->u.t.t0 = e->time;
 			}
@@ -1403,26 +1683,24 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 	d->sig_state[ri] = st;
 	if (!r->alert)
 		return MOAT_OK;
-	return emit(d, ri, st, x, value, count, err);
+	return emit(d, ri, st, keystr, x, value, count, err);
+oom:
+	return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
 }
 
 /* The engine's state does not fit in cache (a few KiB per principal), so an
- * entry costs a chain of cache misses: the principal, its features, its rule
- * states. Asking for all of them at once lets the misses overlap instead of
- * being paid one after another as the rules run. Hints only: nothing is read. */
-static void prefetch_principal(const moat_detect_t *d, const principal_t *p, const moat_entry_t *e)
+ * entry costs cache misses in the principal's body. Asking for every line this
+ * kind of entry reads at once lets the misses overlap instead of being paid one
+ * after another as the rules run. Hints only: nothing is read. */
+static void prefetch_body(const moat_detect_t *d, const principal_t *p, const moat_entry_t *e)
 {
-	const features_t *f = p->feat;
-	if (f) {
-		__builtin_prefetch(f);
+	const char *b = (const char *)p;
+	for (size_t i = 0; i < d->n_lines[e->kind]; i++)
+		__builtin_prefetch(b + (size_t)d->lines[e->kind][i] * 64);
+	if (e->kind != MOAT_ENTRY_LOGIN) {
+		const features_t *f = feat_of(d, p);
 		__builtin_prefetch(f->b[slot(floordiv(e->time, FEATURE_WINDOW_MS / WIN_BUCKETS))]);
-		__builtin_prefetch(&f->distinct);
-		__builtin_prefetch(&f->orders);
 	}
-	if (p->st)
-		for (size_t i = 0; i < d->rules->n; i++)
-			if (p->st[i])
-				__builtin_prefetch(p->st[i]);
 }
 
 moat_err_t moat_detect_feed(moat_detect_t *d, uint64_t index, const moat_entry_t *e,
@@ -1449,12 +1727,13 @@ moat_err_t moat_detect_feed(moat_detect_t *d, uint64_t index, const moat_entry_t
 	if (e->principal && *e->principal) {
 		moat_err_t rc = MOAT_OK;
 		x.phash = hash_str(e->principal);
-		x.p = principal_get(d, e->principal, x.phash, &rc, err);
+		x.p =
+		    principal_get(d, e->principal, x.phash, e->kind != MOAT_ENTRY_LOGIN, &rc, err);
 		if (!x.p)
 			return rc;
-		prefetch_principal(d, x.p, e);
+		prefetch_body(d, x.p, e);
 		if (x.p->known)
-			x.role_bit = 1u << x.p->info.role;
+			x.role_bit = 1u << x.p->role;
 		x.off_shift = e->kind != MOAT_ENTRY_LOGIN && is_off_shift(x.p, e->time);
 		/* New source or device: only once the principal has a history, and only
 		 * remembered on entries that are not failed logins (a stuffer's guesses
@@ -1486,8 +1765,11 @@ moat_err_t moat_detect_feed(moat_detect_t *d, uint64_t index, const moat_entry_t
 	}
 	if (x.p && !update_features(d, &x))
 		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
-	for (size_t i = 0; i < d->rules->n; i++) {
-		moat_err_t rc = run_rule(d, i, &x, err);
+	/* Only the rules that can pass this kind of entry run; the others neither
+	 * count nor signal. */
+	memset(d->sig, 0, d->rules->n * sizeof d->sig[0]);
+	for (size_t i = 0; i < d->n_run[e->kind]; i++) {
+		moat_err_t rc = run_rule(d, d->run[e->kind][i], &x, err);
 		if (rc != MOAT_OK)
 			return rc;
 	}
