@@ -159,115 +159,176 @@ static bool in_population(const moat_exposure_t *x, uint32_t o, moat_time_t last
 	       (int64_t)x->order_first[o] * 1000 <= last + 999;
 }
 
-/* A pass over a range of orders: the population count, and for each live
- * candidate K_c(Q) per quoted set and K_c(any quoted field). Orders flagged in
- * excl (received by a confirmed leaker) are outside the population. */
-typedef struct pass2 {
+/*
+ * The population scan. K_c(Q) for every candidate c and quoted set Q would be
+ * one count per (c, Q) per order; instead each order adds one to a histogram
+ * cell per candidate, indexed by the fields of the family (the union of the
+ * quoted sets) c had by the last contact, packed into |family| bits. K_c(Q) is
+ * then the sum of c's cells over the supersets of Q (tally_derive), and K_c(any
+ * quoted field) the sum of every cell but the empty one. The scan runs once per
+ * case: conditioning on a confirmed leaker takes its orders out by subtracting
+ * their cells again (tally_order with add = -1), which gives exactly the counts
+ * a fresh scan of the smaller population would.
+ */
+typedef struct tally {
 	const moat_exposure_t *x;
-	uint32_t lo, hi;
 	moat_time_t last;
 	unsigned family;
-	const unsigned *pats;
-	size_t npat;
-	uint32_t P, nslot;
-	const uint32_t *slot; /* candidate -> slot, UINT32_MAX if not live */
-	const uint8_t *hot;   /* principals that matter to a live candidate */
-	const uint8_t *excl;
-	uint32_t *Kq; /* npat * nslot */
-	uint32_t *Kf; /* nslot */
-	uint64_t N;
-	moat_err_t rc;
-} pass2_t;
+	const uint8_t *col;   /* field bits (FIELDS_ALL) -> histogram column */
+	uint32_t W;	      /* columns: 2^|family| */
+	uint32_t P;	      /* principals; parties are candidates P.. */
+	const uint32_t *slot; /* candidate -> slot, UINT32_MAX if it covers no victim */
+	uint32_t *hist;	      /* nslot * W cells */
+	unsigned *pfields;    /* per party: its principals' fields in this order (kept 0) */
+	uint32_t *ptouched;   /* parties with pfields != 0 */
+	uint8_t *seen;	      /* per principal: received a family field of any order, or NULL */
+	uint32_t lo, hi;      /* the orders of one thread's scan */
+	uint64_t N;	      /* population orders scanned */
+} tally_t;
 
-static void *pass2_run(void *arg)
+/* The largest minute offset (rdt) of order o's records that lies at or before
+ * `at`, -1 if none does (overflowed records are checked one by one). */
+static int64_t tally_dmax(const moat_exposure_t *x, uint32_t o, moat_time_t at)
 {
-	pass2_t *t = arg;
+	int64_t lim = at - (int64_t)x->order_first[o] * 1000;
+	return lim < 0 ? -1 : lim / 60000;
+}
+
+static bool tally_on_time(const moat_exposure_t *x, size_t i, int64_t dmax, moat_time_t at)
+{
+	uint16_t d = x->rdt[i];
+	if (d != TRACE_DT_OVERFLOW)
+		return (int64_t)d <= dmax;
+	return (int64_t)trace_ovf_time(x, i) * 1000 <= at;
+}
+
+/* Adds `add` (1, or UINT32_MAX to take the order out again) to the cell of
+ * every candidate with a slot that had a family field of order o by the last
+ * contact: principals as they come (the rows are sorted by principal), parties
+ * once the whole order is seen. */
+static void tally_order(tally_t *t, uint32_t o, uint32_t add)
+{
 	const moat_exposure_t *x = t->x;
-	size_t cap = 4096;
-	uint32_t *pr = malloc(cap * sizeof *pr);
-	unsigned *pf = malloc(cap * sizeof *pf);
-	party_acc_t *acc = malloc(cap * sizeof *acc);
-	if (!pr || !pf || !acc) {
-		t->rc = MOAT_ENOMEM;
-		goto out;
+	int64_t dmax = tally_dmax(x, o, t->last);
+	uint32_t i = x->off[o], end = x->off[o + 1], nt = 0;
+	while (i < end) {
+		uint32_t p = x->rpm[i] >> 8;
+		unsigned f = 0, any = 0;
+		for (; i < end && (x->rpm[i] >> 8) == p; i++) {
+			any |= x->rpm[i];
+			if (tally_on_time(x, i, dmax, t->last))
+				f |= x->rpm[i];
+		}
+		if (t->seen && (any & t->family))
+			t->seen[p] = 1;
+		f &= MOAT_EXPOSURE_FIELDS_ALL;
+		if (!f)
+			continue;
+		uint32_t s = t->slot[p];
+		if (s != UINT32_MAX && (f & t->family))
+			t->hist[(size_t)s * t->W + t->col[f & t->family]] += add;
+		uint32_t q = x->principal_party[p];
+		if (q == TRACE_NO_PARTY || t->slot[t->P + q] == UINT32_MAX)
+			continue;
+		if (!t->pfields[q])
+			t->ptouched[nt++] = q;
+		t->pfields[q] |= f;
 	}
+	for (uint32_t j = 0; j < nt; j++) {
+		uint32_t q = t->ptouched[j];
+		unsigned f = t->pfields[q] & t->family;
+		t->pfields[q] = 0;
+		if (f)
+			t->hist[(size_t)t->slot[t->P + q] * t->W + t->col[f]] += add;
+	}
+}
+
+static void *tally_run(void *arg)
+{
+	tally_t *t = arg;
+	const moat_exposure_t *x = t->x;
 	for (uint32_t o = t->lo; o < t->hi; o++) {
-		if (!in_population(x, o, t->last) || (t->excl && t->excl[o]))
-			continue;
-		t->N++;
-		bool any = false;
-		for (uint32_t i = x->off[o]; i < x->off[o + 1]; i++)
-			if (t->hot[x->rpm[i] >> 8] && (x->rpm[i] & t->family)) {
-				any = true;
-				break;
-			}
-		if (!any)
-			continue;
-		size_t nacc;
-		size_t np = order_receipts(x, o, t->last, pr, pf, cap, acc, &nacc);
-		for (size_t a = 0; a < np + nacc; a++) {
-			unsigned got = a < np ? pf[a] : acc[a - np].fields;
-			uint32_t c = a < np ? pr[a] : t->P + acc[a - np].party;
-			uint32_t s = t->slot[c];
-			if (s == UINT32_MAX || !(got & t->family))
-				continue;
-			t->Kf[s]++;
-			for (size_t q = 0; q < t->npat; q++)
-				if ((got & t->pats[q]) == t->pats[q])
-					t->Kq[q * t->nslot + s]++;
+		if (in_population(x, o, t->last)) {
+			t->N++;
+			tally_order(t, o, 1);
+		} else if (t->seen) {
+			for (uint32_t i = x->off[o]; i < x->off[o + 1]; i++)
+				if (x->rpm[i] & t->family)
+					t->seen[x->rpm[i] >> 8] = 1;
 		}
 	}
-out:
-	free(pr);
-	free(pf);
-	free(acc);
 	return NULL;
 }
 
-/* Runs the pass over every order, on two threads when the index is large (the
- * second thread is an optimisation, never required). Kq and Kf are overwritten. */
-static moat_err_t count_exposure(pass2_t *base, uint64_t *N)
+/* Scans every order into base->hist (zeroed by the caller) and base->seen, on
+ * two threads when the index is large (the second thread is an optimisation,
+ * never required: without its memory the scan runs on one). *N = population
+ * orders. */
+static void tally_scan(tally_t *base, size_t nslot, uint64_t *N)
 {
 	const moat_exposure_t *x = base->x;
-	size_t nk = base->npat * base->nslot;
-	memset(base->Kq, 0, (nk ? nk : 1) * sizeof *base->Kq);
-	memset(base->Kf, 0, (base->nslot ? base->nslot : 1) * sizeof *base->Kf);
-	pass2_t half[2] = {*base, *base};
-	half[0].lo = 0;
-	half[0].hi = x->off_orders;
-	half[0].N = 0;
-	half[0].rc = MOAT_OK;
+	size_t cells = nslot * base->W, Q = x->parties.n;
+	tally_t two = *base;
+	two.hist = NULL;
+	two.pfields = NULL;
+	two.ptouched = NULL;
+	two.seen = NULL;
+	base->lo = 0;
+	base->hi = x->off_orders;
+	base->N = 0;
 	pthread_t th;
 	bool threaded = false;
 	if (x->nrec > (1u << 20)) {
-		half[1].Kq = calloc(nk ? nk : 1, sizeof *half[1].Kq);
-		half[1].Kf = calloc(base->nslot ? base->nslot : 1, sizeof *half[1].Kf);
-		half[1].N = 0;
-		half[1].rc = MOAT_OK;
-		if (half[1].Kq && half[1].Kf) {
-			half[1].lo = half[0].hi = x->off_orders / 2;
-			half[1].hi = x->off_orders;
-			threaded = pthread_create(&th, NULL, pass2_run, &half[1]) == 0;
+		two.hist = calloc(cells ? cells : 1, sizeof *two.hist);
+		two.pfields = calloc(Q ? Q : 1, sizeof *two.pfields);
+		two.ptouched = malloc((Q ? Q : 1) * sizeof *two.ptouched);
+		two.seen = calloc(base->P ? base->P : 1, 1);
+		two.N = 0;
+		if (two.hist && two.pfields && two.ptouched && two.seen) {
+			two.lo = base->hi = x->off_orders / 2;
+			two.hi = x->off_orders;
+			threaded = pthread_create(&th, NULL, tally_run, &two) == 0;
 			if (!threaded)
-				half[0].hi = x->off_orders;
+				base->hi = x->off_orders;
 		}
 	}
-	pass2_run(&half[0]);
+	tally_run(base);
 	if (threaded) {
 		pthread_join(th, NULL);
-		for (size_t i = 0; i < nk; i++)
-			base->Kq[i] += half[1].Kq[i];
-		for (size_t i = 0; i < base->nslot; i++)
-			base->Kf[i] += half[1].Kf[i];
+		for (size_t i = 0; i < cells; i++)
+			base->hist[i] += two.hist[i];
+		for (uint32_t p = 0; p < base->P; p++)
+			base->seen[p] |= two.seen[p];
 	}
-	if (half[1].Kq != base->Kq)
-		free(half[1].Kq);
-	if (half[1].Kf != base->Kf)
-		free(half[1].Kf);
-	if (half[0].rc != MOAT_OK || (threaded && half[1].rc != MOAT_OK))
-		return MOAT_ENOMEM;
-	*N = half[0].N + (threaded ? half[1].N : 0);
-	return MOAT_OK;
+	free(two.hist);
+	free(two.pfields);
+	free(two.ptouched);
+	free(two.seen);
+	*N = base->N + (threaded ? two.N : 0);
+}
+
+/* K_c(Q) and K_c(any quoted field) of every slot from its histogram:
+ * Kq[q * nslot + s] = the cells of s over the supersets of pats[q]. sum is W
+ * scratch cells. */
+static void tally_derive(const tally_t *t, size_t nslot, const unsigned *pats, size_t npat,
+			 uint32_t *Kq, uint32_t *Kf, uint32_t *sum)
+{
+	uint32_t W = t->W;
+	for (size_t s = 0; s < nslot; s++) {
+		const uint32_t *h = &t->hist[s * W];
+		uint32_t all = 0;
+		for (uint32_t c = 0; c < W; c++) {
+			sum[c] = h[c];
+			all += h[c];
+		}
+		Kf[s] = all - h[0];
+		for (uint32_t b = 1; b < W; b <<= 1)
+			for (uint32_t c = 0; c < W; c++)
+				if (!(c & b))
+					sum[c] += sum[c | b];
+		for (size_t q = 0; q < npat; q++)
+			Kq[q * nslot + s] = sum[t->col[pats[q]]];
+	}
 }
 
 /* ln(e^a + e^b) */
@@ -552,7 +613,9 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	double *lp = NULL, *la = NULL, *dp = NULL, *tmp = NULL, *lpmf = NULL, *suf = NULL;
 	uint64_t *Kq = NULL;
 	bool *active = NULL;
-	uint8_t *hot = NULL, *excl = NULL;
+	uint8_t *seen = NULL, *excl = NULL, *conf = NULL;
+	uint32_t *hist = NULL, *hsum = NULL, *ptouched = NULL;
+	unsigned *pfields = NULL;
 	char(*norm)[130] = NULL;
 	contact_ref_t *refs = NULL;
 	size_t nrefs = 0, cap = 4096, *vslot = NULL;
@@ -721,23 +784,38 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 			cs[c].live = true;
 		}
 	}
-	hot = calloc(P ? P : 1, 1);
+	/* Histogram columns: the family's bits packed into |family| bits. */
+	uint8_t col[MOAT_EXPOSURE_FIELDS_ALL + 1];
+	uint32_t W = 1;
+	for (unsigned f = 0; f <= MOAT_EXPOSURE_FIELDS_ALL; f++) {
+		unsigned c = 0, w = 0;
+		for (unsigned b = 0; b < MOAT_FIELD_COUNT; b++)
+			if (family & (1u << b)) {
+				c |= (f >> b & 1u) << w;
+				w++;
+			}
+		col[f] = (uint8_t)c;
+		W = 1u << w;
+	}
+	seen = calloc((size_t)C + 1, 1);
 	excl = calloc(x->off_orders ? x->off_orders : 1, 1);
 	Kq32 = calloc(npat * nc + 1, sizeof *Kq32);
 	Kf32 = calloc(nc ? nc : 1, sizeof *Kf32);
 	Kq = calloc(npat ? npat : 1, sizeof *Kq);
-	if (!hot || !excl || !Kq32 || !Kf32 || !Kq)
+	hist = calloc(nc * W + 1, sizeof *hist);
+	hsum = malloc(W * sizeof *hsum);
+	pfields = calloc(Q + 1, sizeof *pfields);
+	ptouched = malloc((Q + 1) * sizeof *ptouched);
+	conf = calloc(P + 1, 1);
+	if (!seen || !excl || !Kq32 || !Kf32 || !Kq || !hist || !hsum || !pfields || !ptouched ||
+	    !conf)
 		goto nomem;
-	for (uint32_t p = 0; p < P; p++) {
-		uint32_t q = x->principal_party[p];
-		if (cs[p].live || (q != TRACE_NO_PARTY && cs[P + q].live))
-			hot[p] = 1;
-	}
-	pass2_t base = {x,    0,   0,	 last, family, pats, npat,   P, (uint32_t)nc,
-			slot, hot, NULL, Kq32, Kf32,   0,    MOAT_OK};
-	uint64_t N = 0;
-	if (count_exposure(&base, &N) != MOAT_OK)
-		goto nomem;
+	tally_t tl = {x, last, family, col, W, P, slot, hist, pfields, ptouched, seen, 0, 0, 0};
+	uint64_t N = 0, Npop = 0;
+	tally_scan(&tl, nc, &Npop);
+	tl.seen = NULL;
+	tally_derive(&tl, nc, pats, npat, Kq32, Kf32, hsum);
+	N = Npop;
 	N += unknown;
 	if (prm.population)
 		N = prm.population;
@@ -754,16 +832,9 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	 * hypothesis as that principal and is counted once.
 	 */
 	{
-		uint8_t *seen = calloc((size_t)C + 1, 1);
 		uint32_t *members = calloc((size_t)Q + 1, sizeof *members);
-		if (!seen || !members) {
-			free(seen);
-			free(members);
+		if (!members)
 			goto nomem;
-		}
-		for (size_t i = 0; i < x->nrec; i++)
-			if (x->rpm[i] & family)
-				seen[x->rpm[i] >> 8] = 1;
 		for (uint32_t p = 0; p < P; p++) {
 			uint32_t q = x->principal_party[p];
 			if (q != TRACE_NO_PARTY && seen[p]) {
@@ -775,7 +846,6 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		for (uint32_t c = 0; c < C; c++)
 			if (c < P || members[c - P] > 1)
 				m += seen[c];
-		free(seen);
 		free(members);
 		out->tested = m ? m : 1;
 	}
@@ -968,25 +1038,29 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 			b->r_groups = b->groups;
 			b->r_ngroups = tt.multi_groups;
 			b->r_expect = b->expect;
-			/* Condition on it: out go the orders it had received (any quoted
-			 * field by the last contact) and the victims on them. */
-			uint32_t cb = ids[pool[k]];
-			for (uint32_t o = 0; o < x->off_orders; o++) {
-				if (excl[o] || !in_population(x, o, last))
-					continue;
-				for (uint32_t i = x->off[o]; i < x->off[o + 1]; i++) {
-					uint32_t p = x->rpm[i] >> 8;
-					bool mine =
-					    cb < P ? p == cb : x->principal_party[p] == cb - P;
-					if (mine && (x->rpm[i] & family) &&
-					    trace_rec_time(x, o, i) * 1000 <= last) {
-						excl[o] = 1;
-						break;
-					}
-				}
-			}
 			for (uint32_t t = 0; t < b->k_all; t++)
 				active[cov[b->cov_off + t]] = false;
+		}
+		/* Condition on this round's confirmed: out go the orders they had received
+		 * (any quoted field by the last contact), taken off the counts, and the
+		 * victims on them. */
+		for (uint32_t p = 0; p < P; p++) {
+			uint32_t q = x->principal_party[p];
+			conf[p] = cs[p].round == (int)round ||
+				  (q != TRACE_NO_PARTY && cs[P + q].round == (int)round);
+		}
+		for (uint32_t o = 0; o < x->off_orders; o++) {
+			if (excl[o] || !in_population(x, o, last))
+				continue;
+			int64_t dmax = tally_dmax(x, o, last);
+			for (uint32_t i = x->off[o]; i < x->off[o + 1]; i++)
+				if (conf[x->rpm[i] >> 8] && (x->rpm[i] & family) &&
+				    tally_on_time(x, i, dmax, last)) {
+					excl[o] = 1;
+					tally_order(&tl, o, UINT32_MAX);
+					Npop--;
+					break;
+				}
 		}
 		for (size_t j = 0; j < nv; j++)
 			if (active[j] && vs[j].order >= 0 && excl[vs[j].order])
@@ -998,15 +1072,9 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 			for (uint32_t t = 0; c->live && !any && t < c->k_all; t++)
 				any = active[cov[c->cov_off + t]];
 			c->live = any;
-			slot[ids[i]] = any ? (uint32_t)i : UINT32_MAX;
 		}
-		for (uint32_t p = 0; p < P; p++) {
-			uint32_t q = x->principal_party[p];
-			hot[p] = cs[p].live || (q != TRACE_NO_PARTY && cs[P + q].live);
-		}
-		base.excl = excl;
-		if (count_exposure(&base, &Nr) != MOAT_OK)
-			goto nomem;
+		tally_derive(&tl, nc, pats, npat, Kq32, Kf32, hsum);
+		Nr = Npop;
 		Nr += unknown;
 		if (Nr < 1)
 			Nr = 1;
@@ -1102,7 +1170,12 @@ done:
 	free(lp);
 	free(la);
 	free(active);
-	free(hot);
+	free(seen);
+	free(conf);
+	free(hist);
+	free(hsum);
+	free(pfields);
+	free(ptouched);
 	free(excl);
 	free(Kq32);
 	free(Kf32);
