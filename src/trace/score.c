@@ -170,36 +170,42 @@ static bool in_population(const moat_exposure_t *x, uint32_t o, moat_time_t last
  * their cells again (tally_order with add = -1), which gives exactly the counts
  * a fresh scan of the smaller population would.
  */
+/* Where a principal's receipts count: its own slot and its party's (UINT32_MAX
+ * for none). */
+typedef struct tally_who {
+	uint32_t self, party;
+} tally_who_t;
+
 typedef struct tally {
 	const moat_exposure_t *x;
 	moat_time_t last;
 	unsigned family;
-	const uint8_t *col;   /* field bits (FIELDS_ALL) -> histogram column */
-	uint32_t W;	      /* columns: 2^|family| */
-	uint32_t P;	      /* principals; parties are candidates P.. */
-	const uint32_t *slot; /* candidate -> slot, UINT32_MAX if it covers no victim */
-	uint32_t *hist;	      /* nslot * W cells */
-	unsigned *pfields;    /* per party: its principals' fields in this order (kept 0) */
-	uint32_t *ptouched;   /* parties with pfields != 0 */
-	uint8_t *seen;	      /* per principal: received a family field of any order, or NULL */
-	uint32_t lo, hi;      /* the orders of one thread's scan */
-	uint64_t N;	      /* population orders scanned */
+	const uint8_t *col;	/* field bits (FIELDS_ALL) -> histogram column */
+	uint32_t W;		/* columns: 2^|family| */
+	const tally_who_t *who; /* per principal */
+	uint32_t *hist;		/* nslot * W cells */
+	unsigned *pfields;	/* per party slot: its principals' fields in this order (kept 0) */
+	uint32_t *ptouched;	/* party slots with pfields != 0 */
+	uint8_t *seen;		/* per principal: received a family field of any order, or NULL */
+	uint32_t lo, hi;	/* the orders of one thread's scan */
+	uint64_t N;		/* population orders scanned */
 } tally_t;
 
-/* The largest minute offset (rdt) of order o's records that lies at or before
- * `at`, -1 if none does (overflowed records are checked one by one). */
-static int64_t tally_dmax(const moat_exposure_t *x, uint32_t o, moat_time_t at)
+/* How many minute offsets (rdt) of order o's records lie at or before `at`:
+ * a record with rdt < the result is on time; one with a larger rdt is not,
+ * unless it overflowed (TRACE_DT_OVERFLOW), which tally_overflow_on_time checks. */
+static uint32_t tally_minutes(const moat_exposure_t *x, uint32_t o, moat_time_t at)
 {
 	int64_t lim = at - (int64_t)x->order_first[o] * 1000;
-	return lim < 0 ? -1 : lim / 60000;
+	if (lim < 0)
+		return 0;
+	return lim / 60000 + 1 < TRACE_DT_OVERFLOW ? (uint32_t)(lim / 60000 + 1)
+						   : TRACE_DT_OVERFLOW;
 }
 
-static bool tally_on_time(const moat_exposure_t *x, size_t i, int64_t dmax, moat_time_t at)
+static bool tally_overflow_on_time(const moat_exposure_t *x, size_t i, moat_time_t at)
 {
-	uint16_t d = x->rdt[i];
-	if (d != TRACE_DT_OVERFLOW)
-		return (int64_t)d <= dmax;
-	return (int64_t)trace_ovf_time(x, i) * 1000 <= at;
+	return x->rdt[i] == TRACE_DT_OVERFLOW && (int64_t)trace_ovf_time(x, i) * 1000 <= at;
 }
 
 /* Adds `add` (1, or UINT32_MAX to take the order out again) to the cell of
@@ -209,37 +215,34 @@ static bool tally_on_time(const moat_exposure_t *x, size_t i, int64_t dmax, moat
 static void tally_order(tally_t *t, uint32_t o, uint32_t add)
 {
 	const moat_exposure_t *x = t->x;
-	int64_t dmax = tally_dmax(x, o, t->last);
+	uint32_t lim = tally_minutes(x, o, t->last);
 	uint32_t i = x->off[o], end = x->off[o + 1], nt = 0;
 	while (i < end) {
 		uint32_t p = x->rpm[i] >> 8;
 		unsigned f = 0, any = 0;
 		for (; i < end && (x->rpm[i] >> 8) == p; i++) {
 			any |= x->rpm[i];
-			if (tally_on_time(x, i, dmax, t->last))
+			if (x->rdt[i] < lim || tally_overflow_on_time(x, i, t->last))
 				f |= x->rpm[i];
 		}
 		if (t->seen && (any & t->family))
 			t->seen[p] = 1;
 		f &= MOAT_EXPOSURE_FIELDS_ALL;
-		if (!f)
+		tally_who_t w = t->who[p];
+		if (!(f & t->family) || (w.self == UINT32_MAX && w.party == UINT32_MAX))
 			continue;
-		uint32_t s = t->slot[p];
-		if (s != UINT32_MAX && (f & t->family))
-			t->hist[(size_t)s * t->W + t->col[f & t->family]] += add;
-		uint32_t q = x->principal_party[p];
-		if (q == TRACE_NO_PARTY || t->slot[t->P + q] == UINT32_MAX)
+		if (w.self != UINT32_MAX)
+			t->hist[(size_t)w.self * t->W + t->col[f & t->family]] += add;
+		if (w.party == UINT32_MAX)
 			continue;
-		if (!t->pfields[q])
-			t->ptouched[nt++] = q;
-		t->pfields[q] |= f;
+		if (!t->pfields[w.party])
+			t->ptouched[nt++] = w.party;
+		t->pfields[w.party] |= f;
 	}
 	for (uint32_t j = 0; j < nt; j++) {
 		uint32_t q = t->ptouched[j];
-		unsigned f = t->pfields[q] & t->family;
+		t->hist[(size_t)q * t->W + t->col[t->pfields[q] & t->family]] += add;
 		t->pfields[q] = 0;
-		if (f)
-			t->hist[(size_t)t->slot[t->P + q] * t->W + t->col[f]] += add;
 	}
 }
 
@@ -267,7 +270,7 @@ static void *tally_run(void *arg)
 static void tally_scan(tally_t *base, size_t nslot, uint64_t *N)
 {
 	const moat_exposure_t *x = base->x;
-	size_t cells = nslot * base->W, Q = x->parties.n;
+	size_t cells = nslot * base->W;
 	tally_t two = *base;
 	two.hist = NULL;
 	two.pfields = NULL;
@@ -280,9 +283,9 @@ static void tally_scan(tally_t *base, size_t nslot, uint64_t *N)
 	bool threaded = false;
 	if (x->nrec > (1u << 20)) {
 		two.hist = calloc(cells ? cells : 1, sizeof *two.hist);
-		two.pfields = calloc(Q ? Q : 1, sizeof *two.pfields);
-		two.ptouched = malloc((Q ? Q : 1) * sizeof *two.ptouched);
-		two.seen = calloc(base->P ? base->P : 1, 1);
+		two.pfields = calloc(nslot + 1, sizeof *two.pfields);
+		two.ptouched = malloc((nslot + 1) * sizeof *two.ptouched);
+		two.seen = calloc(x->principals.n + 1, 1);
 		two.N = 0;
 		if (two.hist && two.pfields && two.ptouched && two.seen) {
 			two.lo = base->hi = x->off_orders / 2;
@@ -297,7 +300,7 @@ static void tally_scan(tally_t *base, size_t nslot, uint64_t *N)
 		pthread_join(th, NULL);
 		for (size_t i = 0; i < cells; i++)
 			base->hist[i] += two.hist[i];
-		for (uint32_t p = 0; p < base->P; p++)
+		for (uint32_t p = 0; p < x->principals.n; p++)
 			base->seen[p] |= two.seen[p];
 	}
 	free(two.hist);
@@ -305,6 +308,50 @@ static void tally_scan(tally_t *base, size_t nslot, uint64_t *N)
 	free(two.ptouched);
 	free(two.seen);
 	*N = base->N + (threaded ? two.N : 0);
+}
+
+/*
+ * Takes out of the population (excl, the counts, *N) every order in it that a
+ * principal flagged in conf had received a family field of by the last
+ * contact. Walks the records alone, finding a flagged one's order only when
+ * one turns up: a confirmed leaker's orders are few next to the index.
+ */
+static void tally_exclude(tally_t *t, const uint8_t *conf, uint8_t *excl, uint64_t *N)
+{
+	const moat_exposure_t *x = t->x;
+	uint32_t norders = x->off_orders, nrec = x->off[norders], o = 0;
+	for (uint32_t i = 0; i < nrec; i++) {
+		if (!conf[x->rpm[i] >> 8] || !(x->rpm[i] & t->family))
+			continue;
+		/* the order holding record i: the last o with off[o] <= i, galloping
+		 * forward from the previous one (the records come in order) */
+		uint32_t lo = o, step = 1, hi = o + 1;
+		while (hi < norders && x->off[hi] <= i) {
+			lo = hi;
+			hi = norders - hi > step ? hi + step : norders;
+			step *= 2;
+		}
+		while (hi - lo > 1) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			if (x->off[mid] <= i)
+				lo = mid;
+			else
+				hi = mid;
+		}
+		o = lo;
+		if (!excl[o] && in_population(x, o, t->last)) {
+			uint32_t lim = tally_minutes(x, o, t->last);
+			for (uint32_t j = i; j < x->off[o + 1]; j++)
+				if (conf[x->rpm[j] >> 8] && (x->rpm[j] & t->family) &&
+				    (x->rdt[j] < lim || tally_overflow_on_time(x, j, t->last))) {
+					excl[o] = 1;
+					tally_order(t, o, UINT32_MAX);
+					(*N)--;
+					break;
+				}
+		}
+		i = x->off[o + 1] - 1;
+	}
 }
 
 /* K_c(Q) and K_c(any quoted field) of every slot from its histogram:
@@ -616,6 +663,7 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	uint8_t *seen = NULL, *excl = NULL, *conf = NULL;
 	uint32_t *hist = NULL, *hsum = NULL, *ptouched = NULL;
 	unsigned *pfields = NULL;
+	tally_who_t *who = NULL;
 	char(*norm)[130] = NULL;
 	contact_ref_t *refs = NULL;
 	size_t nrefs = 0, cap = 4096, *vslot = NULL;
@@ -804,13 +852,18 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	Kq = calloc(npat ? npat : 1, sizeof *Kq);
 	hist = calloc(nc * W + 1, sizeof *hist);
 	hsum = malloc(W * sizeof *hsum);
-	pfields = calloc(Q + 1, sizeof *pfields);
-	ptouched = malloc((Q + 1) * sizeof *ptouched);
+	pfields = calloc(nc + 1, sizeof *pfields);
+	ptouched = malloc((nc + 1) * sizeof *ptouched);
+	who = malloc((P + 1) * sizeof *who);
 	conf = calloc(P + 1, 1);
 	if (!seen || !excl || !Kq32 || !Kf32 || !Kq || !hist || !hsum || !pfields || !ptouched ||
-	    !conf)
+	    !conf || !who)
 		goto nomem;
-	tally_t tl = {x, last, family, col, W, P, slot, hist, pfields, ptouched, seen, 0, 0, 0};
+	for (uint32_t p = 0; p < P; p++) {
+		uint32_t q = x->principal_party[p];
+		who[p] = (tally_who_t){slot[p], q == TRACE_NO_PARTY ? UINT32_MAX : slot[P + q]};
+	}
+	tally_t tl = {x, last, family, col, W, who, hist, pfields, ptouched, seen, 0, 0, 0};
 	uint64_t N = 0, Npop = 0;
 	tally_scan(&tl, nc, &Npop);
 	tl.seen = NULL;
@@ -1049,19 +1102,7 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 			conf[p] = cs[p].round == (int)round ||
 				  (q != TRACE_NO_PARTY && cs[P + q].round == (int)round);
 		}
-		for (uint32_t o = 0; o < x->off_orders; o++) {
-			if (excl[o] || !in_population(x, o, last))
-				continue;
-			int64_t dmax = tally_dmax(x, o, last);
-			for (uint32_t i = x->off[o]; i < x->off[o + 1]; i++)
-				if (conf[x->rpm[i] >> 8] && (x->rpm[i] & family) &&
-				    tally_on_time(x, i, dmax, last)) {
-					excl[o] = 1;
-					tally_order(&tl, o, UINT32_MAX);
-					Npop--;
-					break;
-				}
-		}
+		tally_exclude(&tl, conf, excl, &Npop);
 		for (size_t j = 0; j < nv; j++)
 			if (active[j] && vs[j].order >= 0 && excl[vs[j].order])
 				active[j] = false;
@@ -1176,6 +1217,7 @@ done:
 	free(hsum);
 	free(pfields);
 	free(ptouched);
+	free(who);
 	free(excl);
 	free(Kq32);
 	free(Kf32);
