@@ -16,11 +16,15 @@
  * orders it had those fields for before the last contact; then the hypergeometric
  * tail and the ranking. The SQLite side gets integer columns (no strings), the
  * data already loaded, and covering indexes for both access paths; its load and
- * index build are timed separately and not counted.
+ * index build are timed separately and not counted. The two sides run side by
+ * side, one moat trace and one SQLite query per round after a warm-up of each;
+ * the report gives the medians and says whether both ran on one core (run it
+ * under `taskset -c 0` for that: moat's scan otherwise uses two threads).
  *
  * usage: bench_trace [EVENTS_MILLIONS] [DB_PATH]   (defaults 10, /tmp/moat-bench-trace.db)
  */
 #include <inttypes.h>
+#include <sched.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +130,29 @@ static int order_events(uint32_t o, int64_t placed, ev_t *ev)
 	}
 	(void)o;
 	return n;
+}
+
+/* Rounds of the side-by-side comparison (odd: the median is one run). */
+#define RUNS 5
+
+static void sort_doubles(double *v, int n)
+{
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+			double t = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+}
+
+/* CPUs this process may run on (sched affinity, e.g. set by taskset). */
+static int cpus_allowed(void)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	if (sched_getaffinity(0, sizeof set, &set) != 0)
+		return -1;
+	return CPU_COUNT(&set);
 }
 
 static double now_s(void)
@@ -299,29 +326,6 @@ int main(int argc, char **argv)
 			last = contact;
 	}
 
-	/* moat: median of 5 runs. */
-	double times[5];
-	moat_score_result_t r = {0};
-	moat_score_params_t prm;
-	moat_score_params_default(&prm);
-	for (int run = 0; run < 5; run++) {
-		moat_score_result_clear(&r);
-		a = now_s();
-		if (moat_exposure_score(x, vs, N_VICTIMS, &prm, &r, &err) != MOAT_OK) {
-			fprintf(stderr, "bench_trace: %s\n", err.msg);
-			return 1;
-		}
-		times[run] = now_s() - a;
-	}
-	for (int i = 0; i < 5; i++)
-		for (int j = i + 1; j < 5; j++)
-			if (times[j] < times[i]) {
-				double t = times[i];
-				times[i] = times[j];
-				times[j] = t;
-			}
-	double t_moat = times[2];
-
 	/* SQLite: the same question. */
 	exec(db, "BEGIN");
 	sqlite3_stmt *st1;
@@ -375,14 +379,26 @@ int main(int argc, char **argv)
 		die_sql(db, "prepare query");
 	size_t ncand = 0, cap = 1024;
 	cand_row_t *cr = malloc(cap * sizeof *cr);
-	/* Median of 3, as the moat side is a median: the first run also warms
-	 * SQLite's page cache, which a single run would charge to SQLite. */
-	double sql_times[3];
-	int rc = SQLITE_DONE;
-	for (int run = 0; run < 3; run++) {
+	moat_score_result_t r = {0};
+	moat_score_params_t prm;
+	moat_score_params_default(&prm);
+	/* Side by side: one warm-up of each (SQLite's page cache, moat's first
+	 * touch of the index), then RUNS rounds of one moat trace and one SQLite
+	 * query each, so that a burst of load on a shared machine hits both sides
+	 * alike; medians of each side and of the per-round ratios. */
+	double times[RUNS], sql_times[RUNS], ratios[RUNS];
+	for (int run = -1; run < RUNS; run++) {
+		moat_score_result_clear(&r);
+		a = now_s();
+		if (moat_exposure_score(x, vs, N_VICTIMS, &prm, &r, &err) != MOAT_OK) {
+			fprintf(stderr, "bench_trace: %s\n", err.msg);
+			return 1;
+		}
+		double t_m = now_s() - a;
 		ncand = 0;
 		sqlite3_reset(q);
 		a = now_s();
+		int rc;
 		while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 			if (ncand == cap) {
 				cap *= 2;
@@ -399,16 +415,17 @@ int main(int argc, char **argv)
 		if (rc != SQLITE_DONE)
 			die_sql(db, "query");
 		qsort(cr, ncand, sizeof *cr, cmp_cand);
-		sql_times[run] = now_s() - a;
+		double t_s = now_s() - a;
+		if (run >= 0) {
+			times[run] = t_m;
+			sql_times[run] = t_s;
+			ratios[run] = t_s / t_m;
+		}
 	}
-	for (int i = 0; i < 3; i++)
-		for (int j = i + 1; j < 3; j++)
-			if (sql_times[j] < sql_times[i]) {
-				double t = sql_times[i];
-				sql_times[i] = sql_times[j];
-				sql_times[j] = t;
-			}
-	double t_sql = sql_times[1];
+	sort_doubles(times, RUNS);
+	sort_doubles(sql_times, RUNS);
+	sort_doubles(ratios, RUNS);
+	double t_moat = times[RUNS / 2], t_sql = sql_times[RUNS / 2];
 	sqlite3_finalize(q);
 	sqlite3_close(db);
 	unlink(dbpath);
@@ -425,14 +442,22 @@ int main(int argc, char **argv)
 	       st.bytes_dictionary / 1e6,
 	       (double)(st.bytes_records + st.bytes_dictionary) / (double)n_events);
 	printf("  sqlite load + indexes  %.2f s (not counted)\n", t_load);
-	printf("  trace (moat index)     %.3f s  (median of 5; runs %.3f..%.3f)\n", t_moat,
-	       times[0], times[4]);
-	printf("  trace (sqlite)         %.3f s  (median of 3; runs %.3f..%.3f)\n", t_sql,
-	       sql_times[0], sql_times[2]);
-	printf(
-	    "  (moat's population scan uses 2 threads, SQLite 1: run under `taskset -c 0` for a\n"
-	    "   one-core comparison)\n");
-	printf("  speed-up               %.1fx\n", t_sql / t_moat);
+	printf("  trace (moat index)     %.3f s  (median of %d; runs %.3f..%.3f)\n", t_moat, RUNS,
+	       times[0], times[RUNS - 1]);
+	printf("  trace (sqlite)         %.3f s  (median of %d; runs %.3f..%.3f)\n", t_sql, RUNS,
+	       sql_times[0], sql_times[RUNS - 1]);
+	int ncpu = cpus_allowed();
+	if (ncpu == 1)
+		printf("  cores                  both sides ran on one core (this process may use "
+		       "1 CPU)\n");
+	else
+		printf(
+		    "  cores                  NOT one core each: this process may use %d CPUs,\n"
+		    "                         moat's scan 2 threads, SQLite 1 (use taskset -c 0)\n",
+		    ncpu);
+	printf("  speed-up               %.1fx (ratio of medians; median of per-round ratios "
+	       "%.1fx, range %.1fx..%.1fx)\n",
+	       t_sql / t_moat, ratios[RUNS / 2], ratios[0], ratios[RUNS - 1]);
 	if (r.n_suspects) {
 		moat_suspect_t *s = &r.suspects[0];
 		printf("  moat top suspect       %s (%s) k=%" PRIu64 " K=%" PRIu64 " p=%.3g (ln p %.1f) %s\n",
