@@ -666,7 +666,7 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	tally_who_t *who = NULL;
 	char(*norm)[130] = NULL;
 	contact_ref_t *refs = NULL;
-	size_t nrefs = 0, cap = 4096, *vslot = NULL;
+	size_t nrefs = 0, cap = 4096, *vslot = NULL, *vref = NULL;
 	size_t *vmap = calloc(n_victims, sizeof *vmap); /* input -> merged victim */
 	pr = malloc(cap * sizeof *pr);
 	pf = malloc(cap * sizeof *pf);
@@ -723,23 +723,33 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		nv++;
 	}
 
-	/* Scam-contact groups: union-find over identical normalised contacts (two
-	 * reports of one order with different contacts join their groups too). */
+	/* Scam-contact groups: union-find over identical normalised contacts. An
+	 * order reported by two crews (different contacts) was most likely sold
+	 * twice, by two sources: it takes the contact of its earliest report and
+	 * does not join the two crews' groups, which would make a leaker who read
+	 * it after that first contact look as if it missed its own crew. */
 	up = malloc((nv ? nv : 1) * sizeof *up);
 	norm = malloc(n_victims * sizeof *norm);
 	refs = malloc(n_victims * sizeof *refs);
-	if (!up || !norm || !refs)
+	vref = malloc((nv ? nv : 1) * sizeof *vref);
+	if (!up || !norm || !refs || !vref)
 		goto nomem;
 	for (size_t j = 0; j < nv; j++)
 		up[j] = (uint32_t)j;
+	for (size_t j = 0; j < nv; j++)
+		vref[j] = SIZE_MAX;
 	for (size_t i = 0; i < n_victims; i++) {
 		const char *c = victims[i].scammer_contact;
 		if (!c || !*c || vs[vmap[i]].honey)
 			continue;
 		moat_trace_contact_normalise(c, norm[i], sizeof norm[i]);
-		if (norm[i][0])
-			refs[nrefs++] = (contact_ref_t){norm[i], (uint32_t)vmap[i]};
+		size_t *r = &vref[vmap[i]];
+		if (norm[i][0] && (*r == SIZE_MAX || victims[i].contact < victims[*r].contact))
+			*r = i;
 	}
+	for (size_t j = 0; j < nv; j++)
+		if (vref[j] != SIZE_MAX)
+			refs[nrefs++] = (contact_ref_t){norm[vref[j]], (uint32_t)j};
 	if (nrefs)
 		qsort(refs, nrefs, sizeof *refs, cmp_contact_ref);
 	for (size_t i = 1; i < nrefs; i++)
@@ -1198,6 +1208,7 @@ fail:
 	moat_score_result_clear(out);
 done:
 	free(vslot);
+	free(vref);
 	free(vmap);
 	free(vs);
 	free(cs);
