@@ -158,7 +158,7 @@ moat_err_t moat_detect_feed_batch(moat_detect_t *d, const uint64_t *index, const
  * (hourly buckets: the window is 23 to 24 hours long). */
 typedef struct moat_detect_features {
 	uint64_t reads;            /* ACCESS entries */
-	uint64_t distinct_orders;  /* distinct order ids read (exact below 4096, then a floor) */
+	uint64_t distinct_orders;  /* distinct order ids read (24-bit hashes: see docs/rules.md) */
 	uint64_t plaintext;        /* reads with a FULL or VIRTUAL personal field */
 	uint64_t no_relation;      /* reads with relations == 0 */
 	uint64_t off_shift;        /* reads outside the principal's shift */

@@ -323,6 +323,126 @@ static bool vset_add(vset_t *s, win_t *w, uint64_t h, int64_t idx, size_t *mem)
 	return true;
 }
 
+/* The features' distinct orders: the same set in 4 bytes a value. An entry packs
+ * 24 bits of the value's hash over the low 8 bits of its bucket, so it reads
+ * correctly only within 256 buckets of the head: the set drops expired values
+ * at least every OSET_SPAN buckets, and a kept value is never older than the
+ * window then. The features feed no rule, so the price, distinct values
+ * colliding on 24 bits (about n^2 / 2^25 for n values in a day), falls on
+ * moat_detect_features alone. */
+#define OS_IDX_BITS 8
+#define OS_IDX_MASK ((1u << OS_IDX_BITS) - 1)
+#define OSET_SPAN ((1 << OS_IDX_BITS) - WIN_BUCKETS)
+
+typedef struct oset {
+	uint32_t *e;
+	uint32_t cap, n;
+	int64_t rebuilt_at;
+} oset_t;
+
+static uint32_t os_tag(uint64_t h)
+{
+	uint32_t t = (uint32_t)(h >> 40);
+	return t ? t : 1;
+}
+
+static uint32_t os_home(uint32_t tag, uint32_t cap)
+{
+	return (uint32_t)mix64(tag) & (cap - 1);
+}
+
+static int64_t os_idx(uint32_t e, int64_t head)
+{
+	return head - (int64_t)(((uint64_t)head - (e & OS_IDX_MASK)) & OS_IDX_MASK);
+}
+
+static uint32_t *oset_find(oset_t *s, uint32_t tag, bool *found)
+{
+	uint32_t mask = s->cap - 1;
+	for (uint32_t i = os_home(tag, s->cap);; i = (i + 1) & mask) {
+		if (s->e[i] == 0) {
+			*found = false;
+			return &s->e[i];
+		}
+		if ((s->e[i] >> OS_IDX_BITS) == tag) {
+			*found = true;
+			return &s->e[i];
+		}
+	}
+}
+
+static bool oset_full(const oset_t *s)
+{
+	return (uint64_t)(s->n + 1) * 4 > (uint64_t)s->cap * 3;
+}
+
+/* Rebuilds s keeping only values still in w's window, at most half full; false
+ * on OOM (s unchanged). */
+static bool oset_rebuild(oset_t *s, const win_t *w, size_t *mem)
+{
+	uint32_t live = 0;
+	for (uint32_t i = 0; i < s->cap; i++)
+		if (s->e[i] && win_in(w, os_idx(s->e[i], w->head)))
+			live++;
+	uint32_t ncap = 8;
+	while (ncap < VSET_MAX * 2 && (live + 1) * 2 > ncap)
+		ncap *= 2;
+	uint32_t *ne = calloc(ncap, sizeof *ne);
+	if (!ne)
+		return false;
+	oset_t n = {.e = ne, .cap = ncap, .n = 0, .rebuilt_at = w->head};
+	for (uint32_t i = 0; i < s->cap; i++) {
+		if (!s->e[i] || !win_in(w, os_idx(s->e[i], w->head)))
+			continue;
+		bool f;
+		*oset_find(&n, s->e[i] >> OS_IDX_BITS, &f) = s->e[i];
+		n.n++;
+	}
+	*mem += (size_t)ncap * sizeof *ne;
+	*mem -= (size_t)s->cap * sizeof *ne;
+	free(s->e);
+	*s = n;
+	return true;
+}
+
+/* Counts value h seen at bucket idx in w, as vset_add. */
+static bool oset_add(oset_t *s, win_t *w, uint64_t h, int64_t idx, size_t *mem)
+{
+	win_advance(w, idx);
+	if (!win_in(w, idx))
+		return true;
+	if ((oset_full(s) && (s->cap < VSET_MAX * 2 || s->rebuilt_at != w->head)) ||
+	    (s->cap && w->head - s->rebuilt_at >= OSET_SPAN)) {
+		/* Grow, at the cap drop expired values (once per bucket), or drop
+		 * them before a kept one could be misread. */
+		if (!oset_rebuild(s, w, mem))
+			return false;
+	}
+	if (oset_full(s)) {
+		w->b[slot(idx)]++;
+		w->total++;
+		return true;
+	}
+	bool found;
+	uint32_t tag = os_tag(h);
+	uint32_t *e = oset_find(s, tag, &found);
+	if (found) {
+		int64_t old = os_idx(*e, w->head);
+		if (old >= idx)
+			return true;
+		if (win_in(w, old)) {
+			w->b[slot(old)]--;
+			w->total--;
+		}
+	} else {
+		s->n++;
+	}
+	*e = tag << OS_IDX_BITS | ((uint32_t)idx & OS_IDX_MASK);
+	w->b[slot(idx)]++;
+	w->total++;
+	return true;
+}
+
 /* ---- statistics --------------------------------------------------------------------- */
 
 /* Quickselect: reorders v so that v[k] is the k-th smallest, everything before
@@ -435,7 +555,7 @@ typedef struct features {
 	int64_t head;
 	uint32_t b[WIN_BUCKETS][F_COUNT];
 	win_t distinct;
-	vset_t orders;
+	oset_t orders;
 } features_t;
 
 static void feat_advance(features_t *f, int64_t idx)
@@ -1084,7 +1204,7 @@ static bool update_features(moat_detect_t *d, ev_t *x)
 	case MOAT_ENTRY_ACCESS:
 		feat_add(f, idx, F_READS, 1);
 		if (e->order_id &&
-		    !vset_add(&f->orders, &f->distinct, ev_order_hash(x), idx, &d->mem))
+		    !oset_add(&f->orders, &f->distinct, ev_order_hash(x), idx, &d->mem))
 			return false;
 		if (x->plaintext)
 			feat_add(f, idx, F_PLAINTEXT, 1);
@@ -1825,9 +1945,9 @@ static void prefetch_states(const moat_detect_t *d, const principal_t *p, const 
 			    uint64_t order_h)
 {
 	if (order_h) {
-		const vset_t *s = &feat_of(d, p)->orders;
+		const oset_t *s = &feat_of(d, p)->orders;
 		if (s->cap)
-			__builtin_prefetch(&s->e[(uint32_t)mix64(vs_tag(order_h)) & (s->cap - 1)]);
+			__builtin_prefetch(&s->e[os_home(os_tag(order_h), s->cap)]);
 	}
 	ev_t x = {.e = e, .new_bits = NEW_IP | NEW_DEVICE, .role_bit = 1u << MOAT_ROLE_COUNT};
 	if (p->known)
