@@ -145,11 +145,20 @@ void moat_detect_set_quiet(moat_detect_t *d, uint64_t quiet);
 moat_err_t moat_detect_feed(moat_detect_t *d, uint64_t index, const moat_entry_t *e,
 			    moat_error_t *err) MOAT_MUST_CHECK;
 
+/* Feeds n entries, es[i] at ledger index index[i], with the same effect as
+ * moat_detect_feed on each in turn. It looks up the principals of several
+ * entries before judging them so that their cache misses overlap: a caller
+ * holding entries decoded ahead (each with its own strings) should prefer it.
+ * On failure, the entries before the one that failed were fed and the engine is
+ * as moat_detect_feed leaves it after a failure. */
+moat_err_t moat_detect_feed_batch(moat_detect_t *d, const uint64_t *index, const moat_entry_t *es,
+				  size_t n, moat_error_t *err) MOAT_MUST_CHECK;
+
 /* Per-principal features over the last 24 hours of event time before `at`
  * (hourly buckets: the window is 23 to 24 hours long). */
 typedef struct moat_detect_features {
 	uint64_t reads;            /* ACCESS entries */
-	uint64_t distinct_orders;  /* distinct order ids read (exact below 4096, then a floor) */
+	uint64_t distinct_orders;  /* distinct order ids read (24-bit hashes: see docs/rules.md) */
 	uint64_t plaintext;        /* reads with a FULL or VIRTUAL personal field */
 	uint64_t no_relation;      /* reads with relations == 0 */
 	uint64_t off_shift;        /* reads outside the principal's shift */

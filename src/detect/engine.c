@@ -323,6 +323,126 @@ static bool vset_add(vset_t *s, win_t *w, uint64_t h, int64_t idx, size_t *mem)
 	return true;
 }
 
+/* The features' distinct orders: the same set in 4 bytes a value. An entry packs
+ * 24 bits of the value's hash over the low 8 bits of its bucket, so it reads
+ * correctly only within 256 buckets of the head: the set drops expired values
+ * at least every OSET_SPAN buckets, and a kept value is never older than the
+ * window then. The features feed no rule, so the price, distinct values
+ * colliding on 24 bits (about n^2 / 2^25 for n values in a day), falls on
+ * moat_detect_features alone. */
+#define OS_IDX_BITS 8
+#define OS_IDX_MASK ((1u << OS_IDX_BITS) - 1)
+#define OSET_SPAN ((1 << OS_IDX_BITS) - WIN_BUCKETS)
+
+typedef struct oset {
+	uint32_t *e;
+	uint32_t cap, n;
+	int64_t rebuilt_at;
+} oset_t;
+
+static uint32_t os_tag(uint64_t h)
+{
+	uint32_t t = (uint32_t)(h >> 40);
+	return t ? t : 1;
+}
+
+static uint32_t os_home(uint32_t tag, uint32_t cap)
+{
+	return (uint32_t)mix64(tag) & (cap - 1);
+}
+
+static int64_t os_idx(uint32_t e, int64_t head)
+{
+	return head - (int64_t)(((uint64_t)head - (e & OS_IDX_MASK)) & OS_IDX_MASK);
+}
+
+static uint32_t *oset_find(oset_t *s, uint32_t tag, bool *found)
+{
+	uint32_t mask = s->cap - 1;
+	for (uint32_t i = os_home(tag, s->cap);; i = (i + 1) & mask) {
+		if (s->e[i] == 0) {
+			*found = false;
+			return &s->e[i];
+		}
+		if ((s->e[i] >> OS_IDX_BITS) == tag) {
+			*found = true;
+			return &s->e[i];
+		}
+	}
+}
+
+static bool oset_full(const oset_t *s)
+{
+	return (uint64_t)(s->n + 1) * 4 > (uint64_t)s->cap * 3;
+}
+
+/* Rebuilds s keeping only values still in w's window, at most half full; false
+ * on OOM (s unchanged). */
+static bool oset_rebuild(oset_t *s, const win_t *w, size_t *mem)
+{
+	uint32_t live = 0;
+	for (uint32_t i = 0; i < s->cap; i++)
+		if (s->e[i] && win_in(w, os_idx(s->e[i], w->head)))
+			live++;
+	uint32_t ncap = 8;
+	while (ncap < VSET_MAX * 2 && (live + 1) * 2 > ncap)
+		ncap *= 2;
+	uint32_t *ne = calloc(ncap, sizeof *ne);
+	if (!ne)
+		return false;
+	oset_t n = {.e = ne, .cap = ncap, .n = 0, .rebuilt_at = w->head};
+	for (uint32_t i = 0; i < s->cap; i++) {
+		if (!s->e[i] || !win_in(w, os_idx(s->e[i], w->head)))
+			continue;
+		bool f;
+		*oset_find(&n, s->e[i] >> OS_IDX_BITS, &f) = s->e[i];
+		n.n++;
+	}
+	*mem += (size_t)ncap * sizeof *ne;
+	*mem -= (size_t)s->cap * sizeof *ne;
+	free(s->e);
+	*s = n;
+	return true;
+}
+
+/* Counts value h seen at bucket idx in w, as vset_add. */
+static bool oset_add(oset_t *s, win_t *w, uint64_t h, int64_t idx, size_t *mem)
+{
+	win_advance(w, idx);
+	if (!win_in(w, idx))
+		return true;
+	if ((oset_full(s) && (s->cap < VSET_MAX * 2 || s->rebuilt_at != w->head)) ||
+	    (s->cap && w->head - s->rebuilt_at >= OSET_SPAN)) {
+		/* Grow, at the cap drop expired values (once per bucket), or drop
+		 * them before a kept one could be misread. */
+		if (!oset_rebuild(s, w, mem))
+			return false;
+	}
+	if (oset_full(s)) {
+		w->b[slot(idx)]++;
+		w->total++;
+		return true;
+	}
+	bool found;
+	uint32_t tag = os_tag(h);
+	uint32_t *e = oset_find(s, tag, &found);
+	if (found) {
+		int64_t old = os_idx(*e, w->head);
+		if (old >= idx)
+			return true;
+		if (win_in(w, old)) {
+			w->b[slot(old)]--;
+			w->total--;
+		}
+	} else {
+		s->n++;
+	}
+	*e = tag << OS_IDX_BITS | ((uint32_t)idx & OS_IDX_MASK);
+	w->b[slot(idx)]++;
+	w->total++;
+	return true;
+}
+
 /* ---- statistics --------------------------------------------------------------------- */
 
 /* Quickselect: reorders v so that v[k] is the k-th smallest, everything before
@@ -435,7 +555,7 @@ typedef struct features {
 	int64_t head;
 	uint32_t b[WIN_BUCKETS][F_COUNT];
 	win_t distinct;
-	vset_t orders;
+	oset_t orders;
 } features_t;
 
 static void feat_advance(features_t *f, int64_t idx)
@@ -534,6 +654,8 @@ typedef struct rule_rt {
 	size_t n, cap;
 	moat_time_t width; /* window bucket width */
 	size_t body_off;   /* grouped by principal: offset of the state in a body, else 0 */
+	size_t body_touch; /* bytes of that state an entry reads (a self rule's history
+			    * only when scored) */
 	/* Peer rules: per group, each member's count in its current period, kept
 	 * contiguous so that scoring a principal against its peers reads one small
 	 * array instead of every peer's state. */
@@ -552,6 +674,7 @@ typedef struct chunk {
 } chunk_t;
 
 #define PREFETCH_MAX 40
+#define FEED_BATCH 16  /* entries whose principals are looked up together */
 #define RING_PAGE 1024 /* rings per page of the pool */
 
 struct moat_detect {
@@ -765,6 +888,7 @@ static void layout_body(moat_detect_t *d)
 				size_t end = r->type == RULE_SELF
 						 ? offsetof(state_t, u) + sizeof(struct state_p)
 						 : state_size(r);
+				d->rt[i].body_touch = end;
 				add_lines(d, k, d->rt[i].body_off, d->rt[i].body_off + end);
 			}
 		}
@@ -1080,7 +1204,7 @@ static bool update_features(moat_detect_t *d, ev_t *x)
 	case MOAT_ENTRY_ACCESS:
 		feat_add(f, idx, F_READS, 1);
 		if (e->order_id &&
-		    !vset_add(&f->orders, &f->distinct, ev_order_hash(x), idx, &d->mem))
+		    !oset_add(&f->orders, &f->distinct, ev_order_hash(x), idx, &d->mem))
 			return false;
 		if (x->plaintext)
 			feat_add(f, idx, F_PLAINTEXT, 1);
@@ -1703,18 +1827,38 @@ static void prefetch_body(const moat_detect_t *d, const principal_t *p, const mo
 	}
 }
 
-moat_err_t moat_detect_feed(moat_detect_t *d, uint64_t index, const moat_entry_t *e,
-			    moat_error_t *err)
+/* Whether a read or export showed a personal field in plaintext (FULL or
+ * VIRTUAL) and in full. */
+static void views_of(const moat_entry_t *e, int *plaintext, int *full)
 {
-	switch (e->kind) {
-	case MOAT_ENTRY_ACCESS:
-	case MOAT_ENTRY_DENY:
-	case MOAT_ENTRY_LOGIN:
-	case MOAT_ENTRY_EXPORT:
-		break;
-	default:
-		return MOAT_OK;
+	static const moat_field_t personal[] = {MOAT_FIELD_NAME, MOAT_FIELD_PHONE,
+						MOAT_FIELD_ADDRESS, MOAT_FIELD_ID_NUMBER};
+	if (e->kind != MOAT_ENTRY_ACCESS && e->kind != MOAT_ENTRY_EXPORT)
+		return;
+	for (size_t i = 0; i < MOAT_ARRAY_LEN(personal); i++) {
+		moat_view_t v = e->views[personal[i]];
+		if (v == MOAT_VIEW_FULL || v == MOAT_VIEW_VIRTUAL)
+			*plaintext = 1;
+		if (v == MOAT_VIEW_FULL)
+			*full = 1;
 	}
+}
+
+/* Does the engine judge this kind of entry? */
+static bool judged(moat_entry_kind_t kind)
+{
+	return kind == MOAT_ENTRY_ACCESS || kind == MOAT_ENTRY_DENY || kind == MOAT_ENTRY_LOGIN ||
+	       kind == MOAT_ENTRY_EXPORT;
+}
+
+/* Judges one entry. phash is the hash of its principal's name and order_h that
+ * of its order id when the caller has them, else 0; `prefetched`: the caller
+ * already asked for the lines of the principal's body the entry reads. */
+static moat_err_t feed_one(moat_detect_t *d, uint64_t index, const moat_entry_t *e, uint64_t phash,
+			   uint64_t order_h, bool prefetched, moat_error_t *err)
+{
+	if (!judged(e->kind))
+		return MOAT_OK;
 	if (d->any_index && index <= d->last_index)
 		return moat_error_set(err, MOAT_EINVAL, "index",
 				      "entry index %llu is not after %llu (entries must come in "
@@ -1723,15 +1867,16 @@ moat_err_t moat_detect_feed(moat_detect_t *d, uint64_t index, const moat_entry_t
 	d->any_index = true;
 	d->last_index = index;
 
-	ev_t x = {.e = e, .index = index, .role_bit = 1u << MOAT_ROLE_COUNT};
+	ev_t x = {.e = e, .index = index, .role_bit = 1u << MOAT_ROLE_COUNT, .order_h = order_h};
 	if (e->principal && *e->principal) {
 		moat_err_t rc = MOAT_OK;
-		x.phash = hash_str(e->principal);
+		x.phash = phash ? phash : hash_str(e->principal);
 		x.p =
 		    principal_get(d, e->principal, x.phash, e->kind != MOAT_ENTRY_LOGIN, &rc, err);
 		if (!x.p)
 			return rc;
-		prefetch_body(d, x.p, e);
+		if (!prefetched)
+			prefetch_body(d, x.p, e);
 		if (x.p->known)
 			x.role_bit = 1u << x.p->role;
 		x.off_shift = e->kind != MOAT_ENTRY_LOGIN && is_off_shift(x.p, e->time);
@@ -1752,17 +1897,7 @@ moat_err_t moat_detect_feed(moat_detect_t *d, uint64_t index, const moat_entry_t
 			x.p->entries++;
 		}
 	}
-	if (e->kind == MOAT_ENTRY_ACCESS || e->kind == MOAT_ENTRY_EXPORT) {
-		static const moat_field_t personal[] = {MOAT_FIELD_NAME, MOAT_FIELD_PHONE,
-							MOAT_FIELD_ADDRESS, MOAT_FIELD_ID_NUMBER};
-		for (size_t i = 0; i < MOAT_ARRAY_LEN(personal); i++)
-			if (e->views[personal[i]] == MOAT_VIEW_FULL ||
-			    e->views[personal[i]] == MOAT_VIEW_VIRTUAL)
-				x.plaintext = 1;
-		for (size_t i = 0; i < MOAT_ARRAY_LEN(personal); i++)
-			if (e->views[personal[i]] == MOAT_VIEW_FULL)
-				x.full = 1;
-	}
+	views_of(e, &x.plaintext, &x.full);
 	if (x.p && !update_features(d, &x))
 		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
 	/* Only the rules that can pass this kind of entry run; the others neither
@@ -1772,6 +1907,111 @@ moat_err_t moat_detect_feed(moat_detect_t *d, uint64_t index, const moat_entry_t
 		moat_err_t rc = run_rule(d, d->run[e->kind][i], &x, err);
 		if (rc != MOAT_OK)
 			return rc;
+	}
+	return MOAT_OK;
+}
+
+moat_err_t moat_detect_feed(moat_detect_t *d, uint64_t index, const moat_entry_t *e,
+			    moat_error_t *err)
+{
+	return feed_one(d, index, e, 0, 0, false, err);
+}
+
+/* The lines of p's body any entry of this kind reads before its rules run: the
+ * principal, and for other entries than logins the features' head, the bucket
+ * the entry counts in and the distinct-order window and set. Hints only. */
+static void prefetch_head(const moat_detect_t *d, const principal_t *p, const moat_entry_t *e)
+{
+	const char *b = (const char *)p;
+	if (e->kind == MOAT_ENTRY_LOGIN) {
+		prefetch_body(d, p, e); /* a few lines: the login-class states */
+		return;
+	}
+	for (size_t off = 0; off < sizeof(principal_t); off += 64)
+		__builtin_prefetch(b + off);
+	const features_t *f = feat_of(d, p);
+	__builtin_prefetch(&f->head);
+	__builtin_prefetch(f->b[slot(floordiv(e->time, FEATURE_WINDOW_MS / WIN_BUCKETS))]);
+	__builtin_prefetch(&f->distinct);
+	__builtin_prefetch(&f->orders);
+}
+
+/* Asks for the states of the rules whose filter the entry of principal p may
+ * pass (all but the new ip/device terms are decided from the entry and p's
+ * record, which must be in cache or on its way), their peer counts, and the slot
+ * of the entry's order in p's distinct-order set. Most entries pass few of the
+ * filters, so this asks for a few lines where prefetch_body asks for all. */
+static void prefetch_states(const moat_detect_t *d, const principal_t *p, const moat_entry_t *e,
+			    uint64_t order_h)
+{
+	if (order_h) {
+		const oset_t *s = &feat_of(d, p)->orders;
+		if (s->cap)
+			__builtin_prefetch(&s->e[os_home(os_tag(order_h), s->cap)]);
+	}
+	ev_t x = {.e = e, .new_bits = NEW_IP | NEW_DEVICE, .role_bit = 1u << MOAT_ROLE_COUNT};
+	if (p->known)
+		x.role_bit = 1u << p->role;
+	x.off_shift = is_off_shift(p, e->time);
+	views_of(e, &x.plaintext, &x.full);
+	for (size_t i = 0; i < d->n_run[e->kind]; i++) {
+		size_t ri = d->run[e->kind][i];
+		const rule_rt_t *rt = &d->rt[ri];
+		const rule_t *r = &d->rules->rules[ri];
+		if (!rt->body_off || (r->type != RULE_TEMPORAL && !filter_pass(&r->filter, &x)))
+			continue;
+		const char *st = (const char *)p + rt->body_off;
+		for (size_t off = 0; off < rt->body_touch; off += 64)
+			__builtin_prefetch(st + off);
+		__builtin_prefetch(st + rt->body_touch - 1);
+		if (r->type == RULE_PEER && p->group >= 0 && (size_t)p->group < rt->n_gcounts &&
+		    rt->gcounts[p->group])
+			__builtin_prefetch(&rt->gcounts[p->group][p->group_pos], 1);
+	}
+}
+
+moat_err_t moat_detect_feed_batch(moat_detect_t *d, const uint64_t *index, const moat_entry_t *es,
+				  size_t n, moat_error_t *err)
+{
+	uint64_t ph[FEED_BATCH], oh[FEED_BATCH];
+	principal_t *pp[FEED_BATCH];
+	for (size_t at = 0; at < n; at += FEED_BATCH) {
+		const moat_entry_t *b = es + at;
+		size_t m = n - at < FEED_BATCH ? n - at : FEED_BATCH;
+		/* Three passes of independent misses, each waiting only on the one
+		 * before: the map slots, then the principals' records and features,
+		 * then the states their entries will touch and the order sets. The
+		 * principals are only looked up here; the entries are judged one by
+		 * one, in order, after. */
+		for (size_t j = 0; j < m; j++) {
+			ph[j] = oh[j] = 0;
+			pp[j] = NULL;
+			if (!judged(b[j].kind) || !b[j].principal || !*b[j].principal)
+				continue;
+			ph[j] = hash_str(b[j].principal);
+			if (d->pmap.cap)
+				__builtin_prefetch(&d->pmap.s[ph[j] & (d->pmap.cap - 1)]);
+		}
+		for (size_t j = 0; j < m; j++) {
+			uint64_t v;
+			if (!ph[j] || !keymap_get(&d->pmap, ph[j], &v))
+				continue;
+			pp[j] = (principal_t *)(uintptr_t)v;
+			prefetch_head(d, pp[j], &b[j]);
+		}
+		for (size_t j = 0; j < m; j++) {
+			if (!pp[j] || !pp[j]->full || b[j].kind == MOAT_ENTRY_LOGIN)
+				continue;
+			if (b[j].kind == MOAT_ENTRY_ACCESS && b[j].order_id)
+				oh[j] = hash_str(b[j].order_id);
+			prefetch_states(d, pp[j], &b[j], oh[j]);
+		}
+		for (size_t j = 0; j < m; j++) {
+			moat_err_t rc =
+			    feed_one(d, index[at + j], &b[j], ph[j], oh[j], pp[j] != NULL, err);
+			if (rc != MOAT_OK)
+				return rc;
+		}
 	}
 	return MOAT_OK;
 }
