@@ -320,6 +320,21 @@ static void metrics_render(moat_gateway_t *g, gw_resp_t *r)
 		    (unsigned long long)atomic_load(&g->m.logins_ok),
 		    (unsigned long long)atomic_load(&g->m.logins_failed),
 		    (unsigned long long)atomic_load(&g->m.replayed));
+	if (rc == MOAT_OK && g->ledger) {
+		uint64_t groups, grouped;
+		moat_ledger_commit_stats(g->ledger, &groups, &grouped);
+		rc = moat_buf_printf(
+		    b,
+		    "# HELP moat_ledger_commit_groups_total Group commits (one fdatasync each) "
+		    "since start.\n"
+		    "# TYPE moat_ledger_commit_groups_total counter\n"
+		    "moat_ledger_commit_groups_total %llu\n"
+		    "# HELP moat_ledger_commit_entries_total Entries made durable by those "
+		    "groups.\n"
+		    "# TYPE moat_ledger_commit_entries_total counter\n"
+		    "moat_ledger_commit_entries_total %llu\n",
+		    (unsigned long long)groups, (unsigned long long)grouped);
+	}
 	r->status = 200;
 	r->content_type = "text/plain; version=0.0.4";
 }
