@@ -975,8 +975,7 @@ moat_err_t moat_gateway_start(moat_app_t *app, const moat_gateway_opts_t *opts,
 	g->mhd = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_TURBO |
 		MHD_ALLOW_SUSPEND_RESUME,
-	    0, NULL,
-	    NULL, on_request, g, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+	    0, NULL, NULL, on_request, g, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	    (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED, on_completed, g,
