@@ -7,11 +7,13 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -1261,6 +1263,130 @@ static void test_ops(void)
 	CHECK_MSG(total <= 1, "keep-alive: %ld connections for 5 requests", total);
 }
 
+/* ---- asynchronous sinks ----------------------------------------------------------- */
+
+/* A sink around the test ledger whose asynchronous append misbehaves on
+ * purpose: refuses at once, answers before it returns, or answers late. */
+enum { SINK_REFUSE, SINK_ANSWER_INLINE, SINK_ANSWER_LATE };
+static int sink_mode;
+
+typedef struct late_call {
+	moat_entry_t e;
+	char principal[MOAT_ID_MAX + 1], order_id[MOAT_ID_MAX + 1], rule[MOAT_ID_MAX + 1];
+	void (*done)(void *, moat_err_t, uint64_t);
+	void *ctx;
+} late_call_t;
+
+static void *late_thread(void *arg)
+{
+	late_call_t *c = arg;
+	struct timespec ts = {0, 150 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+	uint64_t first = 0;
+	moat_error_t e = {0};
+	moat_err_t rc = moat_ledger_append(app->ledger, &c->e, 1, &first, &e);
+	c->done(c->ctx, rc, first);
+	free(c);
+	return NULL;
+}
+
+static moat_err_t odd_append_async(void *ctx, const moat_entry_t *e, size_t n,
+				   void (*done)(void *, moat_err_t, uint64_t), void *done_ctx,
+				   moat_error_t *err)
+{
+	uint64_t first = 0;
+	if (sink_mode == SINK_REFUSE || n != 1)
+		return moat_error_set(err, MOAT_EUNAVAIL, NULL, "refused by the test sink");
+	if (sink_mode == SINK_ANSWER_INLINE) {
+		moat_err_t rc = moat_ledger_append(ctx, e, n, &first, err);
+		done(done_ctx, rc, first);
+		return MOAT_OK;
+	}
+	late_call_t *c = calloc(1, sizeof *c);
+	if (!c)
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	c->e = e[0];
+	snprintf(c->principal, sizeof c->principal, "%s", e->principal ? e->principal : "");
+	snprintf(c->order_id, sizeof c->order_id, "%s", e->order_id ? e->order_id : "");
+	snprintf(c->rule, sizeof c->rule, "%s", e->rule ? e->rule : "");
+	c->e.principal = e->principal ? c->principal : NULL;
+	c->e.order_id = e->order_id ? c->order_id : NULL;
+	c->e.rule = e->rule ? c->rule : NULL;
+	c->e.ip = NULL; /* borrowed strings the late thread cannot keep */
+	c->e.device = NULL;
+	c->e.ref = NULL;
+	c->e.detail = NULL;
+	c->done = done;
+	c->ctx = done_ctx;
+	pthread_t t;
+	if (pthread_create(&t, NULL, late_thread, c) != 0) {
+		free(c);
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "no thread");
+	}
+	pthread_detach(t);
+	return MOAT_OK;
+}
+
+/* A read whose entry is refused at once is a 503 with nothing revealed; one
+ * answered inside the append call, or late, is served, and never before its
+ * entry is in the ledger. */
+static void test_async_sink(void)
+{
+	char id[64], path[200];
+	matrix_order_id(MOAT_ROLE_COURIER, MOAT_STATUS_SHIPPED, 1, id);
+	snprintf(path, sizeof path, "/v1/orders/%s?purpose=deliver", id);
+	char name[32], phone[16], detail[64], title[64];
+	buyer_of(order_number(MOAT_ROLE_COURIER, MOAT_STATUS_SHIPPED, 1), name, phone, detail,
+		 title);
+	moat_gateway_opts_t go = {0};
+	go.listen = "127.0.0.1:0";
+	moat_gateway_ledger_sink(app->ledger, &go.sink);
+	go.sink.append_async = odd_append_async;
+	go.ledger = app->ledger;
+	go.threads = 2;
+	moat_gateway_t *ag = NULL;
+	moat_error_t e = {0};
+	CHECK_MSG(moat_gateway_start(app, &go, &ag, &e) == MOAT_OK, "%s", e.msg);
+	if (!ag)
+		return;
+	int saved_port = port;
+	port = moat_gateway_port(ag);
+	resp_t r;
+	sink_mode = SINK_REFUSE;
+	for (int i = 0; i < 3; i++) { /* the same keep-alive connection each time */
+		get(&r, path, keys[MOAT_ROLE_COURIER]);
+		expect_error(&r, 503, "ledger_unavailable", "read with the entry refused at once");
+		CHECK(!has_str(&r, detail) && !has_str(&r, "\"phone\""));
+		resp_free(&r);
+	}
+	sink_mode = SINK_ANSWER_INLINE;
+	uint64_t size0 = moat_ledger_size(app->ledger);
+	for (int i = 0; i < 3; i++) {
+		get(&r, path, keys[MOAT_ROLE_COURIER]);
+		CHECK_INT(r.status, 200);
+		CHECK(has_str(&r, detail));
+		CHECK(r.ledger_index[0] && strtoull(r.ledger_index, NULL, 10) >= size0);
+		resp_free(&r);
+	}
+	sink_mode = SINK_ANSWER_LATE;
+	uint64_t t0 = moat_mono_ns();
+	get(&r, path, keys[MOAT_ROLE_COURIER]);
+	uint64_t took = moat_mono_ns() - t0;
+	CHECK_INT(r.status, 200);
+	CHECK_MSG(took >= 150000000ull, "served after %llu ns, before its entry was appended",
+		  (unsigned long long)took);
+	uint64_t ix = strtoull(r.ledger_index, NULL, 10);
+	CHECK(r.ledger_index[0] && ix < moat_ledger_size(app->ledger));
+	moat_buf_t ej;
+	moat_buf_init(&ej, 1 << 20);
+	CHECK(ledger_entry_json(ix, &ej) && strstr(ej.data, "\"kind\":\"access\"") &&
+	      strstr(ej.data, id));
+	moat_buf_free(&ej);
+	resp_free(&r);
+	moat_gateway_stop(ag);
+	port = saved_port;
+}
+
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -1273,6 +1399,7 @@ int main(void)
 		test_virtual_numbers();
 		test_quota();
 		test_ledger_invariant();
+		test_async_sink();
 		test_sessions();
 		test_replay_clock();
 		test_ingest();

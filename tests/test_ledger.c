@@ -4,6 +4,7 @@
  * write failures, and tampering caught by verify.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -896,6 +897,216 @@ static void test_concurrent_readers_and_failures(void)
 	free(dir);
 }
 
+/* ---- asynchronous appends and group commit ---------------------------------------- */
+
+enum { ASYNC_THREADS = 6, ASYNC_PER_THREAD = 300, SYNC_THREADS = 2, SYNC_PER_THREAD = 50 };
+
+typedef struct async_slot {
+	atomic_int calls; /* completions seen (must end at exactly 1) */
+	moat_err_t status;
+	uint64_t index;
+	uint64_t key; /* the i given to sample_entry */
+} async_slot_t;
+
+typedef struct async_run {
+	moat_ledger_t *l;
+	async_slot_t *slots;
+	atomic_int answered, refused;
+	int base, count;
+	uint64_t *sync_first; /* sync threads: one index per append */
+} async_run_t;
+
+typedef struct async_arg {
+	async_run_t *run;
+	int thread;
+} async_arg_t;
+
+static void async_done(void *ctx, moat_err_t status, uint64_t first)
+{
+	async_slot_t *s = ctx;
+	s->status = status;
+	s->index = first;
+	atomic_fetch_add(&s->calls, 1);
+}
+
+static void *async_thread(void *arg)
+{
+	async_arg_t *a = arg;
+	async_run_t *r = a->run;
+	char buf[64];
+	for (int k = 0; k < ASYNC_PER_THREAD; k++) {
+		async_slot_t *s = &r->slots[a->thread * ASYNC_PER_THREAD + k];
+		s->key = (uint64_t)(a->thread * ASYNC_PER_THREAD + k);
+		moat_entry_t e = sample_entry(s->key, buf);
+		moat_error_t err;
+		if (moat_ledger_append_async(r->l, &e, 1, async_done, s, &err) != MOAT_OK)
+			atomic_fetch_add(&r->refused, 1);
+	}
+	return NULL;
+}
+
+static void *sync_thread(void *arg)
+{
+	async_arg_t *a = arg;
+	char buf[64];
+	for (int k = 0; k < SYNC_PER_THREAD; k++) {
+		moat_entry_t e =
+		    sample_entry(1000000u + (uint64_t)(a->thread * SYNC_PER_THREAD + k), buf);
+		moat_error_t err;
+		uint64_t *first = &a->run->sync_first[a->thread * SYNC_PER_THREAD + k];
+		if (moat_ledger_append(a->run->l, &e, 1, first, &err) != MOAT_OK)
+			*first = UINT64_MAX;
+	}
+	return NULL;
+}
+
+/* Waits until n slots have been answered (5 s at most). */
+static int await_answers(async_slot_t *slots, int n)
+{
+	int done = 0;
+	for (int spin = 0; spin < 5000; spin++) {
+		done = 0;
+		for (int i = 0; i < n; i++)
+			done += atomic_load(&slots[i].calls) > 0;
+		if (done == n)
+			break;
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	return done;
+}
+
+/* Asynchronous appends from several threads mixed with synchronous ones: every
+ * append is answered exactly once with a distinct index, the entry at that index
+ * is the one given, groups are shared (fewer fsyncs than entries), nothing is
+ * synced while idle, a failing disk answers EUNAVAIL and appends nothing, and
+ * close answers every append still queued. */
+static void test_async_group_commit(void)
+{
+	char *dir = tmpdir_new("async");
+	char ldir[1024];
+	snprintf(ldir, sizeof ldir, "%s/ledger", dir);
+	moat_error_t err;
+	CHECK_INT(moat_ledger_create(ldir, "moat.test/async", &err), MOAT_OK);
+	moat_ledger_t *l = NULL;
+	CHECK_INT(moat_ledger_open(ldir, NULL, &l, &err), MOAT_OK);
+	if (!l)
+		return;
+	enum { NA = ASYNC_THREADS * ASYNC_PER_THREAD, NS = SYNC_THREADS * SYNC_PER_THREAD };
+	async_run_t run = {.l = l};
+	run.slots = calloc(NA, sizeof *run.slots);
+	run.sync_first = calloc(NS, sizeof *run.sync_first);
+	pthread_t th[ASYNC_THREADS + SYNC_THREADS];
+	async_arg_t args[ASYNC_THREADS + SYNC_THREADS];
+	for (int i = 0; i < ASYNC_THREADS + SYNC_THREADS; i++) {
+		args[i].run = &run;
+		args[i].thread = i < ASYNC_THREADS ? i : i - ASYNC_THREADS;
+		pthread_create(&th[i], NULL, i < ASYNC_THREADS ? async_thread : sync_thread,
+			       &args[i]);
+	}
+	for (int i = 0; i < ASYNC_THREADS + SYNC_THREADS; i++)
+		pthread_join(th[i], NULL);
+	CHECK_INT(atomic_load(&run.refused), 0);
+	CHECK_INT(await_answers(run.slots, NA), NA);
+	uint8_t *seen = calloc(NA + NS, 1);
+	bool once = true, ok = true, unique = true, same = true;
+	char buf[64];
+	moat_buf_t got, want;
+	moat_buf_init(&got, 1 << 20);
+	moat_buf_init(&want, 1 << 20);
+	for (int i = 0; i < NA; i++) {
+		async_slot_t *s = &run.slots[i];
+		once = once && atomic_load(&s->calls) == 1;
+		ok = ok && s->status == MOAT_OK;
+		if (s->index >= NA + NS || seen[s->index])
+			unique = false;
+		else
+			seen[s->index] = 1;
+		if (i % 97 == 0) {
+			moat_entry_t e = sample_entry(s->key, buf);
+			moat_buf_reset(&got);
+			moat_buf_reset(&want);
+			same = same && moat_ledger_read(l, s->index, &got, &err) == MOAT_OK &&
+			       moat_entry_encode(&e, &want, &err) == MOAT_OK &&
+			       got.len == want.len && memcmp(got.data, want.data, got.len) == 0;
+		}
+	}
+	for (int i = 0; i < NS; i++) {
+		uint64_t ix = run.sync_first[i];
+		if (ix >= NA + NS || seen[ix])
+			unique = false;
+		else
+			seen[ix] = 1;
+	}
+	CHECK(once);
+	CHECK(ok);
+	CHECK(unique);
+	CHECK(same);
+	CHECK_INT(moat_ledger_size(l), NA + NS);
+	uint64_t groups, grouped;
+	moat_ledger_commit_stats(l, &groups, &grouped);
+	CHECK_INT(grouped, NA + NS);
+	CHECK_MSG(groups >= 1 && groups < (NA + NS) / 4,
+		  "%llu groups for %d entries: appends are not sharing fsyncs",
+		  (unsigned long long)groups, NA + NS);
+	printf("async: %d async + %d sync appends in %llu group commits (%.1f entries each)\n", NA,
+	       NS, (unsigned long long)groups, (double)grouped / (double)(groups ? groups : 1));
+
+	/* Idle: no group is synced while nothing is pending. */
+	struct timespec idle = {0, 100000000};
+	nanosleep(&idle, NULL);
+	uint64_t g2, e2;
+	moat_ledger_commit_stats(l, &g2, &e2);
+	CHECK_INT(g2, groups);
+
+	/* A failing disk: the completion says EUNAVAIL and nothing is appended. */
+	moat_ledger_fail_writes(l, true);
+	async_slot_t fail = {0};
+	moat_entry_t e = sample_entry(7, buf);
+	CHECK_INT(moat_ledger_append_async(l, &e, 1, async_done, &fail, &err), MOAT_OK);
+	CHECK_INT(await_answers(&fail, 1), 1);
+	CHECK_INT(fail.status, MOAT_EUNAVAIL);
+	CHECK_INT(moat_ledger_size(l), NA + NS);
+	moat_ledger_fail_writes(l, false);
+	async_slot_t again = {0};
+	CHECK_INT(moat_ledger_append_async(l, &e, 1, async_done, &again, &err), MOAT_OK);
+	CHECK_INT(await_answers(&again, 1), 1);
+	CHECK_INT(again.status, MOAT_OK);
+	CHECK_INT(again.index, NA + NS);
+
+	/* An invalid entry is refused at once; no completion follows. */
+	async_slot_t bad = {0};
+	moat_entry_t inv = e;
+	inv.kind = (moat_entry_kind_t)200;
+	CHECK(moat_ledger_append_async(l, &inv, 1, async_done, &bad, &err) != MOAT_OK);
+
+	/* Close answers what is still queued. */
+	async_slot_t tail[50];
+	memset(tail, 0, sizeof tail);
+	for (int i = 0; i < 50; i++) {
+		e = sample_entry(5000u + (uint64_t)i, buf);
+		CHECK_INT(moat_ledger_append_async(l, &e, 1, async_done, &tail[i], &err), MOAT_OK);
+	}
+	moat_ledger_close(l);
+	int answered = 0;
+	for (int i = 0; i < 50; i++)
+		answered += atomic_load(&tail[i].calls) == 1 && tail[i].status == MOAT_OK;
+	CHECK_INT(answered, 50);
+	CHECK_INT(atomic_load(&bad.calls), 0);
+	l = NULL;
+	CHECK_INT(moat_ledger_open(ldir, NULL, &l, &err), MOAT_OK);
+	if (l)
+		CHECK_INT(moat_ledger_size(l), NA + NS + 1 + 50);
+	moat_ledger_close(l);
+	moat_buf_free(&got);
+	moat_buf_free(&want);
+	free(seen);
+	free(run.slots);
+	free(run.sync_first);
+	rm_rf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	test_inclusion_vectors();
@@ -906,5 +1117,6 @@ int main(void)
 	test_entry_codec();
 	test_ledger_roundtrip();
 	test_concurrent_readers_and_failures();
+	test_async_group_commit();
 	return check_done();
 }

@@ -26,11 +26,21 @@ struct moat_entry;
 
 /* Where the gateway's events go: the ledger (moat_gateway_ledger_sink) or, until a
  * data directory has one, the journal below. append must be thread-safe and
- * durable on return; MOAT_EUNAVAIL when the write fails (nothing appended). */
+ * durable on return; MOAT_EUNAVAIL when the write fails (nothing appended).
+ * append_async (may be NULL) queues the entries (borrowed for the call only) and
+ * returns at once; MOAT_OK means done(done_ctx, status, first_index) is called
+ * exactly once, from another thread and possibly before append_async returns,
+ * when the entries are durable (MOAT_OK) or failed (MOAT_EUNAVAIL, nothing
+ * appended); any other return means nothing was queued and done is never called
+ * (moat_ledger_append_async). */
 typedef struct moat_gateway_sink {
 	void *ctx;
 	moat_err_t (*append)(void *ctx, const struct moat_entry *e, size_t n, uint64_t *first_index,
 			     moat_error_t *err);
+	moat_err_t (*append_async)(void *ctx, const struct moat_entry *e, size_t n,
+				   void (*done)(void *done_ctx, moat_err_t status,
+						uint64_t first_index),
+				   void *done_ctx, moat_error_t *err);
 	uint64_t (*size)(void *ctx);
 	void (*fail_writes)(void *ctx, bool on); /* test hook; may be NULL */
 } moat_gateway_sink_t;

@@ -85,6 +85,27 @@ moat_err_t moat_ledger_append_raw(moat_ledger_t *l, const uint8_t *const *data, 
 				  size_t n, uint64_t *first_index,
 				  moat_error_t *err) MOAT_MUST_CHECK;
 
+/* Completion of an asynchronous append: status MOAT_OK with the first entry's
+ * index once the group holding the entries is fsync'd, or MOAT_EUNAVAIL (index
+ * 0) if the write-ahead file could not be written or synced (nothing appended). */
+typedef void (*moat_ledger_done_fn)(void *ctx, moat_err_t status, uint64_t first_index);
+
+/* Like moat_ledger_append, but returns without waiting for the disk: the entries
+ * are encoded and queued (entries are borrowed only for the call) and the next
+ * group commit takes them. MOAT_OK means done(ctx, …) will be called exactly
+ * once, from a ledger thread or another appender's thread, possibly before this
+ * returns; done must be quick and must not append to or close this ledger. Any
+ * other return (encoding, limits, out of memory, a broken or closing ledger)
+ * means nothing was queued and done is never called. moat_ledger_close answers
+ * every queued append before it returns. */
+moat_err_t moat_ledger_append_async(moat_ledger_t *l, const moat_entry_t *entries, size_t n,
+				    moat_ledger_done_fn done, void *ctx,
+				    moat_error_t *err) MOAT_MUST_CHECK;
+
+/* Group commit counters since open: groups written and fsync'd successfully,
+ * and the entries they held (entries / groups = mean group size). */
+void moat_ledger_commit_stats(moat_ledger_t *l, uint64_t *groups, uint64_t *entries);
+
 /* Test hook: while on, every write-ahead write fails as if the disk were full
  * (appends return MOAT_EUNAVAIL). */
 void moat_ledger_fail_writes(moat_ledger_t *l, bool on);

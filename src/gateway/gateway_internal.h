@@ -77,6 +77,9 @@ struct moat_gateway {
 	 * operation: a client's clock is never trusted otherwise. */
 	bool replay_clock;
 	gw_metrics_t m;
+	/* Order reads whose connection is suspended until their ledger entry is
+	 * durable; the daemon is stopped only once this is back to zero. */
+	atomic_int suspended;
 	/* Serialises the gateway's own SQLite writes (quota counts, virtual-number
 	 * bindings): writers queue here instead of in SQLite's busy handler, which
 	 * sleeps in whole milliseconds. */
@@ -104,6 +107,9 @@ typedef struct gw_req {
 	moat_time_t now;
 	bool replayed;
 	char replay_ip[64]; /* Moat-Replay-Client-IP under --replay-clock, else "" */
+	/* An order read waiting for its ledger entry (connection suspended); owned
+	 * by the request, finished by gw_order_finish once the connection resumes. */
+	struct gw_pending *pending;
 } gw_req_t;
 
 /* What a handler produces. */
@@ -135,6 +141,11 @@ unsigned gw_error_from(gw_resp_t *r, const moat_error_t *e);
 /* Appends events through the sink, honouring the test fail flag. */
 moat_err_t gw_append(moat_gateway_t *g, const moat_entry_t *e, size_t n, uint64_t *first,
 		     moat_error_t *err) MOAT_MUST_CHECK;
+/* The same without waiting (sink.append_async, which must be set): the contract
+ * of moat_ledger_append_async. */
+moat_err_t gw_append_async(moat_gateway_t *g, const moat_entry_t *e, size_t n,
+			   void (*done)(void *ctx, moat_err_t status, uint64_t first), void *ctx,
+			   moat_error_t *err) MOAT_MUST_CHECK;
 
 moat_store_t *gw_store_acquire(moat_gateway_t *g);
 void gw_store_release(moat_gateway_t *g, moat_store_t *s);
@@ -144,8 +155,17 @@ const moat_policy_t *gw_policy_get(moat_gateway_t *g);
 void gw_policy_put(moat_gateway_t *g);
 
 /* Handlers. */
+/* GET /v1/orders/{id}. With an asynchronous sink an allowed or refused read
+ * does not wait for its ledger entry: it sets q->pending, suspends the
+ * connection and leaves r unset; the entry's completion resumes the connection
+ * and gw_order_finish then fills r. */
 void gw_order_get(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a,
-		  const char *order_id, gw_resp_t *r);
+		  const char *order_id, gw_req_t *q, gw_resp_t *r);
+/* Fills r for the read q->pending (resumed: its entry is durable or failed;
+ * nothing of the order is rendered unless it is durable) and frees it. */
+void gw_order_finish(moat_gateway_t *g, gw_req_t *q, gw_resp_t *r);
+/* Frees a pending read that will not be finished (the request ended). */
+void gw_pending_free(struct gw_pending *p);
 void gw_order_list(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a,
 		   gw_resp_t *r);
 void gw_ingest(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a,

@@ -337,13 +337,13 @@ static bool get_purpose(struct MHD_Connection *c, gw_resp_t *r, moat_purpose_t *
 	return true;
 }
 
-static void refuse(moat_gateway_t *g, const read_one_t *x, const gw_auth_t *a, gw_resp_t *r)
+static void refuse(moat_gateway_t *g, const read_one_t *x, const char *principal, gw_resp_t *r)
 {
 	if (x->outcome == OUT_QUOTA) {
 		atomic_fetch_add(&g->m.quota_refusals, 1);
 		gw_error(r, 429, "quota_exceeded", "quota",
 			 "daily quota of %lld plaintext reads under rule %s is used up for %s",
-			 (long long)x->quota, x->rule, a->p.principal);
+			 (long long)x->quota, x->rule, principal);
 	} else {
 		gw_error(
 		    r, 403, "denied", "purpose",
@@ -353,8 +353,86 @@ static void refuse(moat_gateway_t *g, const read_one_t *x, const gw_auth_t *a, g
 	}
 }
 
+/* The response to one order read once its entry's append has returned: the
+ * refusal for a denied read, 503 when the entry is not durable (nothing
+ * revealed), else the order in its views with the receipt. */
+static void respond_one(moat_gateway_t *g, const moat_order_row_t *o, const read_one_t *x,
+			const char *principal, moat_err_t append_rc, uint64_t index, gw_resp_t *r)
+{
+	if (x->outcome != OUT_ALLOW) {
+		refuse(g, x, principal, r);
+		return;
+	}
+	if (append_rc != MOAT_OK) {
+		/* The invariant: no durable ACCESS entry, no data. */
+		gw_error(
+		    r, 503, "ledger_unavailable", NULL,
+		    "the access ledger cannot record this read right now; nothing was revealed");
+		return;
+	}
+	snprintf(r->ledger_index, sizeof r->ledger_index, "%llu", (unsigned long long)index);
+	moat_buf_reset(&r->body);
+	moat_err_t rc = render(o, x, &r->body);
+	if (rc == MOAT_OK) {
+		r->body.len--; /* reopen the object to add the receipt */
+		r->body.data[r->body.len] = '\0';
+		rc = moat_buf_printf(&r->body, ",\"receipt\":{\"ledger_index\":%llu}}",
+				     (unsigned long long)index);
+	}
+	if (rc != MOAT_OK) {
+		r->ledger_index[0] = '\0';
+		gw_error(r, 500, "internal", NULL, "cannot render the order");
+		return;
+	}
+	r->status = 200;
+}
+
+/* An order read decided and waiting for its entry to be durable. The
+ * connection is suspended meanwhile; the completion (a ledger thread) writes
+ * status and index, then resumes it, and touches nothing after that. */
+struct gw_pending {
+	struct MHD_Connection *c;
+	moat_order_row_t o;
+	read_one_t x; /* holds the decrypted PII until the response is rendered */
+	char principal[MOAT_ID_MAX + 1];
+	moat_err_t status;
+	uint64_t index;
+};
+
+void gw_pending_free(struct gw_pending *p)
+{
+	if (!p)
+		return;
+	read_one_clear(&p->x);
+	moat_order_row_clear(&p->o);
+	free(p);
+}
+
+static void pending_done(void *ctx, moat_err_t status, uint64_t first)
+{
+	struct gw_pending *p = ctx;
+	struct MHD_Connection *c = p->c;
+	p->status = status;
+	p->index = first;
+	/* MHD's resume takes a lock, which orders the writes above before the
+	 * worker that finishes the read sees them. */
+	MHD_resume_connection(c);
+}
+
+void gw_order_finish(moat_gateway_t *g, gw_req_t *q, gw_resp_t *r)
+{
+	struct gw_pending *p = q->pending;
+	q->pending = NULL;
+	if (p->status != MOAT_OK) {
+		atomic_fetch_add(&g->m.ledger_failures, 1);
+		moat_log(MOAT_LOG_ERROR, "ledger_append", "event append failed (order read)");
+	}
+	respond_one(g, &p->o, &p->x, p->principal, p->status, p->index, r);
+	gw_pending_free(p);
+}
+
 void gw_order_get(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a,
-		  const char *order_id, gw_resp_t *r)
+		  const char *order_id, gw_req_t *q, gw_resp_t *r)
 {
 	static const char *const allowed[] = {"purpose", NULL};
 	if (!gw_query_only(c, allowed, r))
@@ -393,33 +471,31 @@ void gw_order_get(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, 
 	count_views(g, &x);
 	moat_entry_t ent;
 	entry_for(a, &o, purpose, now, &x, &ent);
+	struct gw_pending *p = g->sink.append_async ? calloc(1, sizeof *p) : NULL;
+	if (p) {
+		/* Hand the entry to the group commit and free this worker for other
+		 * connections; the response waits, suspended, for durability. The
+		 * connection is suspended before the append is queued, so the
+		 * completion's resume always finds it suspended. */
+		p->c = c;
+		p->o = o;
+		p->x = x;
+		snprintf(p->principal, sizeof p->principal, "%s", a->p.principal);
+		q->pending = p;
+		atomic_fetch_add(&g->suspended, 1);
+		MHD_suspend_connection(c);
+		rc = gw_append_async(g, &ent, 1, pending_done, p, &e);
+		if (rc != MOAT_OK) {
+			/* Nothing queued, no completion coming: answer it ourselves. */
+			moat_log(MOAT_LOG_ERROR, "ledger_append", "event append failed: %s", e.msg);
+			p->status = MOAT_EUNAVAIL;
+			MHD_resume_connection(c);
+		}
+		return; /* o and x now belong to p */
+	}
 	uint64_t index = 0;
 	rc = gw_append(g, &ent, 1, &index, &e);
-	if (x.outcome != OUT_ALLOW) {
-		refuse(g, &x, a, r);
-		goto done;
-	}
-	if (rc != MOAT_OK) {
-		/* The invariant: no durable ACCESS entry, no data. */
-		gw_error(
-		    r, 503, "ledger_unavailable", NULL,
-		    "the access ledger cannot record this read right now; nothing was revealed");
-		goto done;
-	}
-	snprintf(r->ledger_index, sizeof r->ledger_index, "%llu", (unsigned long long)index);
-	moat_buf_reset(&r->body);
-	rc = render(&o, &x, &r->body);
-	if (rc == MOAT_OK) {
-		r->body.len--; /* reopen the object to add the receipt */
-		r->body.data[r->body.len] = '\0';
-		rc = moat_buf_printf(&r->body, ",\"receipt\":{\"ledger_index\":%llu}}",
-				     (unsigned long long)index);
-	}
-	if (rc != MOAT_OK) {
-		gw_error(r, 500, "internal", NULL, "cannot render the order");
-		goto done;
-	}
-	r->status = 200;
+	respond_one(g, &o, &x, a->p.principal, rc, index, r);
 done:
 	read_one_clear(&x);
 	moat_order_row_clear(&o);
@@ -556,7 +632,7 @@ void gw_order_list(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s,
 	uint64_t first = 0;
 	moat_err_t rc = decided ? gw_append(g, ents, decided, &first, &e) : MOAT_OK;
 	if (quota_hit && allowed_n == 0) {
-		refuse(g, &xs[decided - 1], a, r);
+		refuse(g, &xs[decided - 1], a->p.principal, r);
 		goto done;
 	}
 	if (rc != MOAT_OK) {

@@ -97,6 +97,17 @@ moat_err_t gw_append(moat_gateway_t *g, const moat_entry_t *e, size_t n, uint64_
 	return rc;
 }
 
+moat_err_t gw_append_async(moat_gateway_t *g, const moat_entry_t *e, size_t n,
+			   void (*done)(void *ctx, moat_err_t status, uint64_t first), void *ctx,
+			   moat_error_t *err)
+{
+	if (g->fail_flag_path && g->sink.fail_writes) {
+		struct stat st;
+		g->sink.fail_writes(g->sink.ctx, stat(g->fail_flag_path, &st) == 0);
+	}
+	return g->sink.append_async(g->sink.ctx, e, n, done, ctx, err);
+}
+
 /* ---- store pool, policy ---------------------------------------------------------- */
 
 moat_store_t *gw_store_acquire(moat_gateway_t *g)
@@ -309,6 +320,21 @@ static void metrics_render(moat_gateway_t *g, gw_resp_t *r)
 		    (unsigned long long)atomic_load(&g->m.logins_ok),
 		    (unsigned long long)atomic_load(&g->m.logins_failed),
 		    (unsigned long long)atomic_load(&g->m.replayed));
+	if (rc == MOAT_OK && g->ledger) {
+		uint64_t groups, grouped;
+		moat_ledger_commit_stats(g->ledger, &groups, &grouped);
+		rc = moat_buf_printf(
+		    b,
+		    "# HELP moat_ledger_commit_groups_total Group commits (one fdatasync each) "
+		    "since start.\n"
+		    "# TYPE moat_ledger_commit_groups_total counter\n"
+		    "moat_ledger_commit_groups_total %llu\n"
+		    "# HELP moat_ledger_commit_entries_total Entries made durable by those "
+		    "groups.\n"
+		    "# TYPE moat_ledger_commit_entries_total counter\n"
+		    "moat_ledger_commit_entries_total %llu\n",
+		    (unsigned long long)groups, (unsigned long long)grouped);
+	}
 	r->status = 200;
 	r->content_type = "text/plain; version=0.0.4";
 }
@@ -606,7 +632,7 @@ static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const ch
 			gw_ingest(g, c, s, &a, ingest_kind, q, r);
 			break;
 		case R_ORDER_GET:
-			gw_order_get(g, c, s, &a, order_id, r);
+			gw_order_get(g, c, s, &a, order_id, q, r);
 			break;
 		case R_ORDER_LIST:
 			gw_order_list(g, c, s, &a, r);
@@ -686,6 +712,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		}
 		return MHD_YES;
 	}
+	if (q->pending) {
+		/* Resumed: the read's ledger entry is durable (or failed). */
+		gw_resp_t r = {0};
+		moat_buf_init(&r.body, 64u << 20);
+		r.status = 500;
+		gw_order_finish(g, q, &r);
+		enum MHD_Result ret = send_response(c, &r);
+		metrics_observe(g, R_ORDER_GET, r.status, moat_mono_ns() - q->start_ns);
+		moat_buf_free(&r.body);
+		atomic_fetch_sub(&g->suspended, 1);
+		return ret;
+	}
 	if (*upload_size) {
 		if (!q->too_big && moat_buf_append(&q->body, upload, *upload_size) != MOAT_OK)
 			q->too_big = true;
@@ -696,6 +734,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	moat_buf_init(&r.body, 64u << 20);
 	r.status = 500;
 	gw_route_t route = dispatch(g, c, url, method, q, &r);
+	if (q->pending) {
+		/* Suspended until the entry is durable: no response yet. */
+		moat_buf_free(&r.body);
+		return MHD_YES;
+	}
 	enum MHD_Result ret = send_response(c, &r);
 	metrics_observe(g, route, r.status, moat_mono_ns() - q->start_ns);
 	moat_buf_free(&r.body);
@@ -705,10 +748,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
-	(void)cls, (void)c, (void)toe;
+	(void)c, (void)toe;
 	gw_req_t *q = *con_cls;
 	if (!q)
 		return;
+	if (q->pending) {
+		/* Resumed, then the client went away before the read was finished. */
+		gw_pending_free(q->pending);
+		atomic_fetch_sub(&((moat_gateway_t *)cls)->suspended, 1);
+	}
 	moat_buf_free(&q->body);
 	moat_arena_free(q->arena);
 	free(q);
@@ -925,8 +973,9 @@ moat_err_t moat_gateway_start(moat_app_t *app, const moat_gateway_opts_t *opts,
 	unsigned timeout =
 	    app->config.request_timeout_s > 0 ? (unsigned)app->config.request_timeout_s : 10;
 	g->mhd = MHD_start_daemon(
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_TURBO, 0, NULL,
-	    NULL, on_request, g, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_TURBO |
+		MHD_ALLOW_SUSPEND_RESUME,
+	    0, NULL, NULL, on_request, g, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	    (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED, on_completed, g,
@@ -956,8 +1005,15 @@ void moat_gateway_stop(moat_gateway_t *g)
 	if (!g)
 		return;
 	if (g->mhd) {
-		/* Stop accepting, give in-flight requests up to 2 s, then stop. */
+		/* Stop accepting, give in-flight requests up to 2 s, then stop. A
+		 * read suspended on its ledger entry is always answered (the ledger
+		 * calls back on success and failure alike), and the daemon must not
+		 * stop while a connection is suspended, so those are waited for. */
 		MHD_quiesce_daemon(g->mhd);
+		while (atomic_load(&g->suspended) > 0) {
+			struct timespec ts = {0, 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
 		for (int i = 0; i < 200; i++) {
 			const union MHD_DaemonInfo *di =
 			    MHD_get_daemon_info(g->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);

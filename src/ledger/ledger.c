@@ -223,6 +223,16 @@ static int walrd_record(walrd_t *r, const uint8_t **data, size_t *len, const uin
 
 /* ---- the ledger ----------------------------------------------------------------- */
 
+/* An asynchronous appender waiting on a batch: told once the batch is durable. */
+typedef struct batch_cb {
+	moat_ledger_done_fn fn;
+	void *ctx;
+	size_t pos; /* its first record's position in the batch */
+} batch_cb_t;
+
+/* A group of records written and synced together. refs counts the synchronous
+ * appenders waiting on it, plus its leader while that runs the callbacks; the
+ * last one out recycles it. */
 typedef struct batch {
 	moat_buf_t buf;
 	size_t count;
@@ -230,6 +240,8 @@ typedef struct batch {
 	moat_err_t status;
 	uint64_t first;
 	int refs;
+	batch_cb_t *cbs;
+	size_t n_cbs, cap_cbs;
 } batch_t;
 
 struct moat_ledger {
@@ -248,6 +260,12 @@ struct moat_ledger {
 	batch_t *cur;
 	batch_t *spare; /* a finished batch kept to reuse its buffer's pages */
 	bool flushing, rotate;
+	/* The committer thread leads groups that hold asynchronous appends (a
+	 * synchronous appender leads its own); started by the first such append. */
+	pthread_cond_t commit_cv;
+	pthread_t committer;
+	bool committer_started, commit_stop;
+	uint64_t groups, grouped; /* groups synced, entries in them */
 	atomic_bool broken;
 	atomic_bool fail_writes;
 	uint64_t durable;
@@ -848,6 +866,7 @@ static void ledger_free(moat_ledger_t *l)
 	for (int i = 0; i < 2; i++)
 		if (bs[i]) {
 			moat_buf_free(&bs[i]->buf);
+			free(bs[i]->cbs);
 			free(bs[i]);
 		}
 	free(l->wal_files);
@@ -861,6 +880,7 @@ static void ledger_free(moat_ledger_t *l)
 	pthread_mutex_destroy(&l->integ_mu);
 	pthread_mutex_destroy(&l->state_mu);
 	pthread_cond_destroy(&l->wal_cv);
+	pthread_cond_destroy(&l->commit_cv);
 	pthread_cond_destroy(&l->thr_cv);
 	free(l);
 }
@@ -880,6 +900,7 @@ moat_err_t moat_ledger_open(const char *dir, const moat_ledger_opts_t *opts, moa
 	pthread_mutex_init(&l->integ_mu, NULL);
 	pthread_mutex_init(&l->state_mu, NULL);
 	pthread_cond_init(&l->wal_cv, NULL);
+	pthread_cond_init(&l->commit_cv, NULL);
 	pthread_cond_init(&l->thr_cv, NULL);
 	snprintf(l->dir, sizeof l->dir, "%s", dir);
 	snprintf(l->waldir, sizeof l->waldir, "%s/wal", dir);
@@ -993,6 +1014,14 @@ void moat_ledger_close(moat_ledger_t *l)
 {
 	if (!l)
 		return;
+	/* The committer leaves once every asynchronous append is answered. */
+	pthread_mutex_lock(&l->wal_mu);
+	bool committer = l->committer_started;
+	l->commit_stop = true;
+	pthread_cond_signal(&l->commit_cv);
+	pthread_mutex_unlock(&l->wal_mu);
+	if (committer)
+		pthread_join(l->committer, NULL);
 	if (l->thr_started) {
 		pthread_mutex_lock(&l->state_mu);
 		l->stopping = true;
@@ -1060,6 +1089,84 @@ static moat_err_t flush_batch(moat_ledger_t *l, batch_t *b, uint64_t base, bool 
 	return MOAT_OK;
 }
 
+/* The batch new records join (wal_mu held); NULL when out of memory. */
+static batch_t *open_batch(moat_ledger_t *l)
+{
+	if (!l->cur && l->spare) {
+		l->cur = l->spare;
+		l->spare = NULL;
+	}
+	if (!l->cur) {
+		l->cur = calloc(1, sizeof *l->cur);
+		if (!l->cur)
+			return NULL;
+		moat_buf_init(&l->cur->buf, SIZE_MAX / 2);
+	}
+	return l->cur;
+}
+
+/* Drops one reference to a finished batch (wal_mu held); the last one keeps it
+ * as the spare (its buffer's pages are reused) or frees it. */
+static void batch_unref(moat_ledger_t *l, batch_t *b)
+{
+	if (--b->refs > 0)
+		return;
+	if (!l->spare && b->buf.cap <= (64u << 20)) {
+		moat_buf_reset(&b->buf);
+		b->count = 0;
+		b->n_cbs = 0;
+		b->done = false;
+		b->status = MOAT_OK;
+		l->spare = b;
+	} else {
+		moat_buf_free(&b->buf);
+		free(b->cbs);
+		free(b);
+	}
+}
+
+/* Leads one group: takes the whole pending batch, writes and syncs it (one
+ * fdatasync for all its records), wakes its synchronous waiters and calls its
+ * asynchronous ones. Called with wal_mu held, l->cur non-empty and no flush in
+ * progress; returns with wal_mu held. The lock is dropped while writing, so the
+ * next group gathers meanwhile, and while calling back, so the next group can be
+ * written while this one's callers are told. */
+static void lead_group(moat_ledger_t *l)
+{
+	l->flushing = true;
+	batch_t *fb = l->cur;
+	l->cur = NULL;
+	uint64_t base = l->durable;
+	bool rotate = l->rotate;
+	l->rotate = false;
+	bool broken = l->broken;
+	pthread_mutex_unlock(&l->wal_mu);
+	moat_err_t st = broken ? MOAT_EUNAVAIL : flush_batch(l, fb, base, rotate);
+	pthread_mutex_lock(&l->wal_mu);
+	if (st == MOAT_OK) {
+		fb->first = l->durable;
+		l->durable += fb->count;
+		l->groups++;
+		l->grouped += fb->count;
+	} else if (rotate && l->wal_first != base) {
+		l->rotate = true;
+	}
+	fb->status = st;
+	fb->done = true;
+	l->flushing = false;
+	pthread_cond_broadcast(&l->wal_cv);
+	if (l->cur && l->cur->n_cbs > 0)
+		pthread_cond_signal(&l->commit_cv);
+	if (fb->n_cbs == 0)
+		return;
+	fb->refs++;
+	pthread_mutex_unlock(&l->wal_mu);
+	for (size_t i = 0; i < fb->n_cbs; i++)
+		fb->cbs[i].fn(fb->cbs[i].ctx, st, st == MOAT_OK ? fb->first + fb->cbs[i].pos : 0);
+	pthread_mutex_lock(&l->wal_mu);
+	batch_unref(l, fb);
+}
+
 static moat_err_t append_records(moat_ledger_t *l, const uint8_t *recs, size_t recs_len, size_t n,
 				 uint64_t *first_index, moat_error_t *err)
 {
@@ -1068,20 +1175,8 @@ static moat_err_t append_records(moat_ledger_t *l, const uint8_t *recs, size_t r
 		pthread_mutex_unlock(&l->wal_mu);
 		return moat_error_set(err, MOAT_EUNAVAIL, NULL, "the ledger is unavailable");
 	}
-	if (!l->cur && l->spare) {
-		l->cur = l->spare;
-		l->spare = NULL;
-	}
-	if (!l->cur) {
-		l->cur = calloc(1, sizeof *l->cur);
-		if (!l->cur) {
-			pthread_mutex_unlock(&l->wal_mu);
-			return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
-		}
-		moat_buf_init(&l->cur->buf, SIZE_MAX / 2);
-	}
-	batch_t *b = l->cur;
-	if (moat_buf_append(&b->buf, recs, recs_len) != MOAT_OK) {
+	batch_t *b = open_batch(l);
+	if (!b || moat_buf_append(&b->buf, recs, recs_len) != MOAT_OK) {
 		pthread_mutex_unlock(&l->wal_mu);
 		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
 	}
@@ -1089,46 +1184,14 @@ static moat_err_t append_records(moat_ledger_t *l, const uint8_t *recs, size_t r
 	b->count += n;
 	b->refs++;
 	while (!b->done) {
-		if (l->flushing) {
+		if (l->flushing)
 			pthread_cond_wait(&l->wal_cv, &l->wal_mu);
-			continue;
-		}
-		/* Become the leader: take the whole pending batch. */
-		l->flushing = true;
-		batch_t *fb = l->cur;
-		l->cur = NULL;
-		uint64_t base = l->durable;
-		bool rotate = l->rotate;
-		l->rotate = false;
-		bool broken = l->broken;
-		pthread_mutex_unlock(&l->wal_mu);
-		moat_err_t st = broken ? MOAT_EUNAVAIL : flush_batch(l, fb, base, rotate);
-		pthread_mutex_lock(&l->wal_mu);
-		if (st == MOAT_OK) {
-			fb->first = l->durable;
-			l->durable += fb->count;
-		} else if (rotate && l->wal_first != base) {
-			l->rotate = true;
-		}
-		fb->status = st;
-		fb->done = true;
-		l->flushing = false;
-		pthread_cond_broadcast(&l->wal_cv);
+		else
+			lead_group(l); /* b is l->cur: not done, not being flushed */
 	}
 	moat_err_t st = b->status;
 	uint64_t first = b->first + pos;
-	if (--b->refs == 0) {
-		if (!l->spare && b->buf.cap <= (64u << 20)) {
-			moat_buf_reset(&b->buf);
-			b->count = 0;
-			b->done = false;
-			b->status = MOAT_OK;
-			l->spare = b;
-		} else {
-			moat_buf_free(&b->buf);
-			free(b);
-		}
-	}
+	batch_unref(l, b);
 	pthread_mutex_unlock(&l->wal_mu);
 	if (st != MOAT_OK)
 		return moat_error_set(err, MOAT_EUNAVAIL, NULL,
@@ -1136,6 +1199,67 @@ static moat_err_t append_records(moat_ledger_t *l, const uint8_t *recs, size_t r
 	if (first_index)
 		*first_index = first;
 	return MOAT_OK;
+}
+
+/* The committer: leads every group that holds an asynchronous append and that
+ * no synchronous appender is leading. Sleeps while nothing is pending, so it
+ * never syncs an empty group. */
+static void *committer_main(void *arg)
+{
+	moat_ledger_t *l = arg;
+	pthread_mutex_lock(&l->wal_mu);
+	for (;;) {
+		bool pending = l->cur && l->cur->n_cbs > 0;
+		if (pending && !l->flushing)
+			lead_group(l);
+		else if (l->commit_stop && !pending)
+			break;
+		else
+			pthread_cond_wait(&l->commit_cv, &l->wal_mu);
+	}
+	pthread_mutex_unlock(&l->wal_mu);
+	return NULL;
+}
+
+static moat_err_t enqueue_records(moat_ledger_t *l, const uint8_t *recs, size_t recs_len, size_t n,
+				  moat_ledger_done_fn done, void *ctx, moat_error_t *err)
+{
+	pthread_mutex_lock(&l->wal_mu);
+	moat_err_t rc = MOAT_OK;
+	if (l->broken || l->commit_stop) {
+		rc = moat_error_set(err, MOAT_EUNAVAIL, NULL, "the ledger is unavailable");
+		goto out;
+	}
+	if (!l->committer_started) {
+		if (pthread_create(&l->committer, NULL, committer_main, l) != 0) {
+			rc = moat_error_set(err, MOAT_EUNAVAIL, NULL,
+					    "cannot start the ledger's committer thread");
+			goto out;
+		}
+		l->committer_started = true;
+	}
+	batch_t *b = open_batch(l);
+	if (b && b->n_cbs == b->cap_cbs) {
+		size_t cap = b->cap_cbs ? b->cap_cbs * 2 : 64;
+		batch_cb_t *cbs = realloc(b->cbs, cap * sizeof *cbs);
+		if (cbs) {
+			b->cbs = cbs;
+			b->cap_cbs = cap;
+		} else {
+			b = NULL;
+		}
+	}
+	if (!b || moat_buf_append(&b->buf, recs, recs_len) != MOAT_OK) {
+		rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+		goto out;
+	}
+	b->cbs[b->n_cbs++] = (batch_cb_t){done, ctx, b->count};
+	b->count += n;
+	if (!l->flushing)
+		pthread_cond_signal(&l->commit_cv);
+out:
+	pthread_mutex_unlock(&l->wal_mu);
+	return rc;
 }
 
 /* Writes one write-ahead record at out (WAL_HDR + len bytes). */
@@ -1158,9 +1282,13 @@ static moat_err_t hasher_for(moat_ledger_t *l, lhash_t *h, moat_error_t *err)
 	return MOAT_OK;
 }
 
-moat_err_t moat_ledger_append_raw(moat_ledger_t *l, const uint8_t *const *data, const size_t *len,
-				  size_t n, uint64_t *first_index, moat_error_t *err)
+/* Builds the write-ahead records of n encoded entries: *recs (caller frees) of
+ * *total bytes. Leaf hashes are computed here, in the appending threads, in
+ * parallel. */
+static moat_err_t make_records(moat_ledger_t *l, const uint8_t *const *data, const size_t *len,
+			       size_t n, uint8_t **recs, size_t *total, moat_error_t *err)
 {
+	*recs = NULL;
 	if (l->readonly)
 		return moat_error_set(err, MOAT_EUNAVAIL, NULL, "the ledger is open read-only");
 	if (n == 0 || n > MOAT_LEDGER_BATCH_MAX)
@@ -1171,39 +1299,48 @@ moat_err_t moat_ledger_append_raw(moat_ledger_t *l, const uint8_t *const *data, 
 			return moat_error_set(err, MOAT_ELIMIT, NULL,
 					      "entry %zu has %zu bytes (1..%d allowed)", i, len[i],
 					      MOAT_ENTRY_MAX);
-	size_t total = 0;
+	*total = 0;
 	for (size_t i = 0; i < n; i++)
-		total += WAL_HDR + len[i];
+		*total += WAL_HDR + len[i];
 	lhash_t h;
 	moat_err_t rc = hasher_for(l, &h, err);
 	if (rc != MOAT_OK)
 		return rc;
-	/* Leaf hashes are computed here, in the appending threads, in parallel. */
-	uint8_t *recs = malloc(total);
-	if (!recs) {
+	*recs = malloc(*total);
+	if (!*recs) {
 		lhash_free(&h);
 		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
 	}
 	size_t pos = 0;
 	for (size_t i = 0; i < n; i++) {
-		put_record(&h, recs + pos, data[i], len[i]);
+		put_record(&h, *recs + pos, data[i], len[i]);
 		pos += WAL_HDR + len[i];
 	}
 	lhash_free(&h);
-	rc = append_records(l, recs, total, n, first_index, err);
+	return MOAT_OK;
+}
+
+moat_err_t moat_ledger_append_raw(moat_ledger_t *l, const uint8_t *const *data, const size_t *len,
+				  size_t n, uint64_t *first_index, moat_error_t *err)
+{
+	uint8_t *recs;
+	size_t total;
+	moat_err_t rc = make_records(l, data, len, n, &recs, &total, err);
+	if (rc == MOAT_OK)
+		rc = append_records(l, recs, total, n, first_index, err);
 	free(recs);
 	return rc;
 }
 
-moat_err_t moat_ledger_append(moat_ledger_t *l, const moat_entry_t *entries, size_t n,
-			      uint64_t *first_index, moat_error_t *err)
+/* Encodes n entries and builds their records (see make_records). Encoding all
+ * first means an invalid entry appends nothing. */
+static moat_err_t encode_records(moat_ledger_t *l, const moat_entry_t *entries, size_t n,
+				 uint8_t **recs, size_t *total, moat_error_t *err)
 {
-	if (l->readonly)
-		return moat_error_set(err, MOAT_EUNAVAIL, NULL, "the ledger is open read-only");
+	*recs = NULL;
 	if (n == 0 || n > MOAT_LEDGER_BATCH_MAX)
 		return moat_error_set(err, MOAT_ELIMIT, NULL, "append 1..%d entries at a time",
 				      MOAT_LEDGER_BATCH_MAX);
-	/* Encode all first (an invalid entry appends nothing), then log the bytes. */
 	moat_buf_t enc;
 	moat_buf_init(&enc, (size_t)MOAT_LEDGER_BATCH_MAX * MOAT_ENTRY_MAX);
 	size_t *offs = malloc((n + 1) * sizeof *offs);
@@ -1224,13 +1361,47 @@ moat_err_t moat_ledger_append(moat_ledger_t *l, const moat_entry_t *entries, siz
 			ptrs[i] = (const uint8_t *)enc.data + offs[i];
 			lens[i] = offs[i + 1] - offs[i];
 		}
-		rc = moat_ledger_append_raw(l, ptrs, lens, n, first_index, err);
+		rc = make_records(l, ptrs, lens, n, recs, total, err);
 	}
 	free(offs);
 	free(ptrs);
 	free(lens);
 	moat_buf_free(&enc);
 	return rc;
+}
+
+moat_err_t moat_ledger_append(moat_ledger_t *l, const moat_entry_t *entries, size_t n,
+			      uint64_t *first_index, moat_error_t *err)
+{
+	uint8_t *recs;
+	size_t total;
+	moat_err_t rc = encode_records(l, entries, n, &recs, &total, err);
+	if (rc == MOAT_OK)
+		rc = append_records(l, recs, total, n, first_index, err);
+	free(recs);
+	return rc;
+}
+
+moat_err_t moat_ledger_append_async(moat_ledger_t *l, const moat_entry_t *entries, size_t n,
+				    moat_ledger_done_fn done, void *ctx, moat_error_t *err)
+{
+	if (!done)
+		return moat_error_set(err, MOAT_EINVAL, NULL, "an asynchronous append needs done");
+	uint8_t *recs;
+	size_t total;
+	moat_err_t rc = encode_records(l, entries, n, &recs, &total, err);
+	if (rc == MOAT_OK)
+		rc = enqueue_records(l, recs, total, n, done, ctx, err);
+	free(recs);
+	return rc;
+}
+
+void moat_ledger_commit_stats(moat_ledger_t *l, uint64_t *groups, uint64_t *entries)
+{
+	pthread_mutex_lock(&l->wal_mu);
+	*groups = l->groups;
+	*entries = l->grouped;
+	pthread_mutex_unlock(&l->wal_mu);
 }
 
 void moat_ledger_fail_writes(moat_ledger_t *l, bool on)
