@@ -38,7 +38,7 @@ test-asan: asan
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
 demo: build
-	./scripts/demo.sh $(BUILD)/moat $(DEMO_DATA)
+	$(BUILD)/moat demo --data $(DEMO_DATA)
 
 bench: build
 	./scripts/bench.sh $(BUILD)

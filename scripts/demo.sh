@@ -11,11 +11,10 @@
 #   5. a live gateway on the real clock: a courier's read, a denial, a bulk
 #      pull suspended while it runs
 #   6. the ledger verified, an inclusion proof checked offline
-# usage: scripts/demo.sh MOAT_BIN [DATA_DIR]
+# usage: scripts/demo.sh MOAT_BIN [DATA_DIR]   (compiled into moat: `moat demo`)
 set -euo pipefail
 MOAT=$(realpath "$1")
 DATA=${2:-moat-data}
-SRC=$(cd "$(dirname "$0")/.." && pwd)
 SEED=${DEMO_SEED:-20261128}
 PORT=${DEMO_PORT:-18080}
 start=$(date +%s)

@@ -69,6 +69,8 @@ int cmd_trace(int argc, char **argv);
 int cmd_case(int argc, char **argv);
 int cmd_honey(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+/* `moat demo` (src/cli/cmd_demo.c): runs the compiled-in scripts/demo.sh. */
+int cmd_demo(int argc, char **argv);
 /* `moat import reports FILE` (src/cli/cmd_import_reports.c). */
 int cli_import_reports(const cli_common_t *c, const char *path);
 int cli_import_calls(const cli_common_t *c, const char *path);

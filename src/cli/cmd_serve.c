@@ -17,10 +17,10 @@ static void help(void)
 	       "or SIGINT; in-flight requests finish and the event log is flushed first.\n"
 	       "SIGHUP reloads <data>/policy.conf and <data>/rules.conf (a bad file is refused;\n"
 	       "the old one stays).\n"
-	       "The detector runs over new ledger entries about once a second; its actions\n"
+	       "The detector runs over new ledger entries five times a second; its actions\n"
 	       "(throttle, force masking, suspend) apply to a principal's next request;\n"
 	       "--no-detect leaves detection to `moat alerts scan` run elsewhere;\n"
-	       "--detect-interval sets the tick (50..60000 ms, default 1000). With [detect]\n"
+	       "--detect-interval sets the tick (50..60000 ms, default 200). With [detect]\n"
 	       "webhook set, new alerts are POSTed there, signed (docs/config.md).\n"
 	       "--replay-clock is for replaying a simulated world (`moat replay`) only: a\n"
 	       "request's Moat-Replay-Time header (RFC 3339) becomes its \"now\" (policy,\n"
@@ -34,7 +34,7 @@ int cmd_serve(int argc, char **argv)
 {
 	enum { OPT_LISTEN = 1, OPT_THREADS, OPT_NO_DETECT, OPT_DETECT_INTERVAL, OPT_REPLAY_CLOCK };
 	bool detect = true;
-	long detect_ms = 1000;
+	long detect_ms = 200;
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, OPT_LISTEN},
 	    {"threads", required_argument, NULL, OPT_THREADS},

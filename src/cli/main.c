@@ -17,6 +17,7 @@ static int cmd_help(int argc, char **argv);
 static const command_t commands[] = {
     {"alerts", cmd_alerts, "list and resolve detector alerts; list and lift actions"},
     {"case", cmd_case, "list, show, create and narrow cases of scam reports"},
+    {"demo", cmd_demo, "run moat's whole loop on a simulated world (what `make demo` runs)"},
     {"eval", cmd_eval, "score detection and tracing against a simulated world's truth"},
     {"help", cmd_help, "show this help, or `moat help CMD` for one command"},
     {"honey", cmd_honey, "plant honey orders visible to exactly one recipient"},
