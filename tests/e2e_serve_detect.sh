@@ -13,6 +13,7 @@ SERVER= RECV=
 cleanup() {
 	[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null
 	[ -n "$RECV" ] && kill "$RECV" 2>/dev/null
+	[ -n "${KEEP:-}" ] && { echo "kept $T" >&2; return; }
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -37,7 +38,7 @@ class H(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         status = 500 if os.path.exists(down) else 200
         with open(out, "a") as f:
-            f.write(json.dumps({"status": status, "sig": self.headers.get("Moat-Signature"),
+            f.write(json.dumps({"status": status, "path": self.path, "sig": self.headers.get("Moat-Signature"),
                                 "id": self.headers.get("Moat-Alert-Id"),
                                 "type": self.headers.get("Content-Type"),
                                 "body": body.decode()}) + "\n")
@@ -140,6 +141,28 @@ curl -s -o /dev/null -H 'Content-Type: application/json' \
 for _ in $(seq 50); do grep -q any_failure "$T/got.jsonl" && break; sleep 0.1; done
 check "the new rule fires on a new event (and reaches the webhook)" 'grep -q "any_failure" "$T/got.jsonl"'
 check "the new rule did not fire on the history" '[ "$(grep -c any_failure "$T/got.jsonl")" = 1 ]'
+
+# SIGHUP re-reads moat.conf too: a bad file changes nothing; a new webhook URL
+# takes effect at once; settings the listener was built with need a restart
+cp "$D/moat.conf" "$T/conf.saved"
+printf '\n[server]\nbogus = 1\n' >>"$D/moat.conf"
+kill -HUP "$SERVER"
+for _ in $(seq 50); do grep -q '"config_reload_failed"' "$T/serve.log" && break; sleep 0.1; done
+check "bad moat.conf refused on SIGHUP, naming the setting" 'grep "config_reload_failed" "$T/serve.log" | grep -q "server.bogus"'
+check "server still serving after a bad moat.conf" 'curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null'
+sed "s#/hook\$#/hook2#" "$T/conf.saved" >"$D/moat.conf"
+printf '\n[server]\nthreads = 7\n' >>"$D/moat.conf"
+grep -q '/hook2$' "$D/moat.conf" || bad "test config not rewritten"
+kill -HUP "$SERVER"
+for _ in $(seq 50); do grep -q '"webhook_reloaded"' "$T/serve.log" && break; sleep 0.1; done
+check "new webhook URL taken on SIGHUP" 'grep -q "\"webhook_reloaded\"" "$T/serve.log"'
+check "a listener setting is reported as needing a restart" 'grep "config_needs_restart" "$T/serve.log" | grep -q "server.threads"'
+# (a principal with no failure yet: one already failing is inside its window)
+curl -s -o /dev/null -H 'Content-Type: application/json' \
+	-d '{"username":"isv-erp1-app","password":"wrong-again-here"}' "http://127.0.0.1:$PORT/v1/sessions"
+for _ in $(seq 50); do grep -q '"/hook2"' "$T/got.jsonl" && break; sleep 0.1; done
+check "the next alert goes to the new URL" 'grep "\"/hook2\"" "$T/got.jsonl" | grep -q any_failure'
+cp "$T/conf.saved" "$D/moat.conf"
 kill -TERM "$SERVER"; wait "$SERVER" 2>/dev/null; SERVER=
 
 echo "e2e_serve_detect: $pass passed, $fail failed"

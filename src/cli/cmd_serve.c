@@ -30,6 +30,65 @@ static void help(void)
 	       "Listen address and threads default to moat.conf [server] (127.0.0.1:8080).\n");
 }
 
+/* SIGHUP: re-reads <data>/moat.conf (and the MOAT_* environment over it). A bad
+ * file changes nothing. The log level and the alert webhook change at once; the
+ * settings the listening server was built with are reported as needing a
+ * restart rather than half-applied. */
+static void reload_config(moat_app_t *a, moat_webhook_t **hook)
+{
+	moat_config_t c;
+	moat_config_defaults(&c);
+	moat_error_t e = {0};
+	char path[1200];
+	if (moat_path_join(path, sizeof path, a->data_dir, "moat.conf") != MOAT_OK)
+		return;
+	moat_err_t rc = moat_config_load(&c, path, &e);
+	if (rc == MOAT_ENOTFOUND)
+		rc = MOAT_OK;
+	if (rc == MOAT_OK)
+		rc = moat_config_env(&c, &e);
+	if (rc != MOAT_OK) {
+		moat_log(MOAT_LOG_ERROR, "config_reload_failed",
+			 "moat.conf%s%ld %s%s%s; the running configuration stays", e.line ? ":" : "",
+			 e.line, e.field, e.field[0] ? ": " : "", e.msg);
+		return;
+	}
+	if (c.log_level != a->config.log_level) {
+		a->config.log_level = c.log_level;
+		moat_log_set_level(c.log_level);
+	}
+	if (strcmp(c.webhook, a->config.webhook) != 0) {
+		moat_webhook_t *fresh = NULL;
+		if (c.webhook[0] && moat_webhook_start(a->data_dir, c.webhook, &fresh, &e) != MOAT_OK) {
+			moat_log(MOAT_LOG_ERROR, "config_reload_failed",
+				 "detect.webhook: %s; the previous webhook stays", e.msg);
+		} else {
+			moat_webhook_stop(*hook);
+			*hook = fresh;
+			memcpy(a->config.webhook, c.webhook, sizeof c.webhook);
+			moat_log(MOAT_LOG_INFO, "webhook_reloaded", "alert webhook %s",
+				 c.webhook[0] ? "changed" : "turned off");
+		}
+	}
+	static const char *const restart = "changed in moat.conf; takes effect when moat serve restarts";
+	if (strcmp(c.listen, a->config.listen) != 0)
+		moat_log(MOAT_LOG_WARN, "config_needs_restart", "server.listen %s", restart);
+	if (c.threads != a->config.threads)
+		moat_log(MOAT_LOG_WARN, "config_needs_restart", "server.threads %s", restart);
+	if (c.max_body != a->config.max_body)
+		moat_log(MOAT_LOG_WARN, "config_needs_restart", "server.max_body %s", restart);
+	if (c.request_timeout_s != a->config.request_timeout_s)
+		moat_log(MOAT_LOG_WARN, "config_needs_restart", "server.timeout %s", restart);
+	if (strcmp(c.ledger_origin, a->config.ledger_origin) != 0 ||
+	    c.checkpoint_interval_ms != a->config.checkpoint_interval_ms)
+		moat_log(MOAT_LOG_WARN, "config_needs_restart", "[ledger] %s", restart);
+	if (strcmp(c.virtual_pool, a->config.virtual_pool) != 0 ||
+	    c.virtual_grace_days != a->config.virtual_grace_days)
+		moat_log(MOAT_LOG_WARN, "config_needs_restart", "[virtual] %s", restart);
+	if (c.case_window_days != a->config.case_window_days)
+		moat_log(MOAT_LOG_WARN, "config_needs_restart", "trace.case_window_days %s", restart);
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	enum { OPT_LISTEN = 1, OPT_THREADS, OPT_NO_DETECT, OPT_DETECT_INTERVAL, OPT_REPLAY_CLOCK };
@@ -161,6 +220,7 @@ int cmd_serve(int argc, char **argv)
 			continue;
 		}
 		if (sig == SIGHUP) {
+			reload_config(a, &hook);
 			moat_error_t re = {0};
 			if (moat_gateway_reload(g, &re) != MOAT_OK)
 				moat_log(MOAT_LOG_ERROR, "reload_failed", "%s", re.msg);
