@@ -755,6 +755,118 @@ static void test_replay(void)
 	run_close(&full);
 }
 
+/* ---- quota use ---------------------------------------------------------------------- */
+
+static int64_t quota_fn(void *ctx, const char *rule)
+{
+	(void)ctx;
+	if (strcmp(rule, "cs-ticket") == 0)
+		return 5;
+	if (strcmp(rule, "analytics") == 0)
+		return -1; /* unlimited */
+	return 0;
+}
+
+static moat_entry_t quota_read(moat_time_t t, const char *rule, bool plaintext)
+{
+	moat_entry_t e = access_e(t, "cs-1", "O1", 2);
+	e.rule = rule;
+	if (!plaintext)
+		e.views[MOAT_FIELD_PHONE] = MOAT_VIEW_MASK;
+	return e;
+}
+
+static moat_entry_t deny_e(moat_time_t t, const char *detail)
+{
+	moat_entry_t e = access_e(t, "cs-1", "O1", 2);
+	e.kind = MOAT_ENTRY_DENY;
+	memset(e.views, 0, sizeof e.views);
+	e.rule = "cs-ticket";
+	e.detail = detail;
+	return e;
+}
+
+static void test_quota(void)
+{
+	expect_rules_error("[rule a]\ntype = match\nfilter = kind=access quota-share>=0\n", 3,
+			   "filter");
+	expect_rules_error("[rule a]\ntype = match\nfilter = kind=access quota-share=0.5\n", 3,
+			   "filter");
+	expect_rules_error("[rule a]\ntype = match\nfilter = kind>=access\n", 3, "filter");
+	expect_rules_error("[rule a]\ntype = match\nfilter = kind=deny refusal=late\n", 3,
+			   "filter");
+	run_t r;
+	run_open(&r, "[rule qref]\ntype = event_count\nfilter = kind=deny refusal=quota\n"
+		     "timespan = 1h\ncondition = gte 2\n"
+		     "[rule qhigh]\ntype = event_count\nfilter = kind=access quota-share>=0.8\n"
+		     "timespan = 1d\ncondition = gte 2\n"
+		     "[rule pdeny]\ntype = match\nfilter = kind=deny refusal=policy\n");
+	moat_detect_set_quota(r.d, quota_fn, NULL);
+	moat_time_t t = T0 + 10 * HOUR; /* 10:00 local on day D */
+	moat_detect_features_t f;
+	/* Quota 5 under cs-ticket: three plaintext reads charge 3 (share 0.6); a
+	 * read under an unlimited rule, a masked read and a read under a rule
+	 * without a quota charge nothing. */
+	for (int i = 0; i < 3; i++)
+		feed(&r, quota_read(t + i * MIN, "cs-ticket", true));
+	feed(&r, quota_read(t + 4 * MIN, "analytics", true));
+	feed(&r, quota_read(t + 5 * MIN, "cs-ticket", false));
+	feed(&r, quota_read(t + 6 * MIN, "merchant-after-sales", true));
+	CHECK(moat_detect_features(r.d, "cs-1", t + 7 * MIN, &f) == MOAT_OK);
+	CHECK_INT(f.quota_used, 3);
+	CHECK(fabs(f.quota_share - 0.6) < 1e-12);
+	CHECK_INT(f.quota_refusals, 0);
+	CHECK_INT(r.got.n, 0);
+	/* The 4th charged read reaches 0.8 (qhigh counts 1), the 5th 1.0 (qhigh
+	 * counts 2: alert at index 7). */
+	feed(&r, quota_read(t + 8 * MIN, "cs-ticket", true));
+	CHECK_INT(r.got.n, 0);
+	feed(&r, quota_read(t + 9 * MIN, "cs-ticket", true));
+	CHECK_INT(count_rule(&r.got, "qhigh"), 1);
+	const moat_detect_alert_t *a = find_rule(&r.got, "qhigh");
+	CHECK(a && a->trigger == 7 && a->count == 2);
+	/* Refusals: a policy denial (no detail) is not a quota refusal; two 429s
+	 * raise qref at the second. */
+	feed(&r, deny_e(t + 10 * MIN, NULL));
+	CHECK_INT(count_rule(&r.got, "pdeny"), 1);
+	feed(&r, deny_e(t + 11 * MIN, "quota"));
+	CHECK_INT(count_rule(&r.got, "qref"), 0);
+	feed(&r, deny_e(t + 12 * MIN, "quota"));
+	CHECK_INT(count_rule(&r.got, "qref"), 1);
+	CHECK_INT(count_rule(&r.got, "pdeny"), 1);
+	CHECK(moat_detect_features(r.d, "cs-1", t + 13 * MIN, &f) == MOAT_OK);
+	CHECK_INT(f.quota_used, 5);
+	CHECK(fabs(f.quota_share - 1.0) < 1e-12);
+	CHECK_INT(f.quota_refusals, 2);
+	CHECK_INT(f.denials, 3);
+	/* The local day ends at 24:00 +08:00 (16:00 UTC): the next day starts at 0. */
+	moat_time_t next_day = T0 + DAY;
+	CHECK(moat_detect_features(r.d, "cs-1", next_day - 1, &f) == MOAT_OK);
+	CHECK_INT(f.quota_used, 5);
+	CHECK(moat_detect_features(r.d, "cs-1", next_day, &f) == MOAT_OK);
+	CHECK_INT(f.quota_used, 0);
+	CHECK(f.quota_share == 0);
+	feed(&r, quota_read(next_day + HOUR, "cs-ticket", true));
+	/* A late read of day D after day D+1 began charges neither day. */
+	feed(&r, quota_read(next_day - HOUR, "cs-ticket", true));
+	CHECK(moat_detect_features(r.d, "cs-1", next_day + 2 * HOUR, &f) == MOAT_OK);
+	CHECK_INT(f.quota_used, 1);
+	CHECK(fabs(f.quota_share - 0.2) < 1e-12);
+	CHECK_INT(f.quota_refusals, 2); /* still within 24 hours */
+	run_close(&r);
+
+	/* Without a quota function every plaintext read counts and shares are 0. */
+	run_open(&r, "[rule m]\ntype = match\nfilter = kind=access quota-share>=0.1\n");
+	feed(&r, quota_read(t, "analytics", true));
+	feed(&r, quota_read(t + MIN, NULL, true));
+	feed(&r, quota_read(t + 2 * MIN, "cs-ticket", false));
+	CHECK(moat_detect_features(r.d, "cs-1", t + 3 * MIN, &f) == MOAT_OK);
+	CHECK_INT(f.quota_used, 2);
+	CHECK(f.quota_share == 0);
+	CHECK_INT(r.got.n, 0);
+	run_close(&r);
+}
+
 int main(void)
 {
 	test_rules();
@@ -768,6 +880,7 @@ int main(void)
 	test_peer_exact();
 	test_self();
 	test_takeover();
+	test_quota();
 	test_replay();
 	return check_done();
 }

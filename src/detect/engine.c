@@ -36,6 +36,7 @@
 #include <sys/mman.h>
 
 #include "detect/detect_internal.h"
+#include "moat/policy.h"
 
 #define WIN_BUCKETS 16
 #define VSET_MAX (1u << 16)
@@ -45,6 +46,8 @@
 #define NEW_WARMUP 20
 #define KNOWN_MAX 8
 #define FEATURE_WINDOW_MS (24 * 3600000LL)
+#define DAY_MS (24 * 3600000LL)
+#define QUOTA_RULES_MAX 4096 /* policy rule names whose quota is cached */
 #define LOCAL_OFFSET_MIN 480 /* shifts are in +08:00 */
 
 /* ---- hashing ------------------------------------------------------------------------ */
@@ -546,6 +549,7 @@ enum {
 	F_DENIALS,
 	F_EXPORT_ROWS,
 	F_LOGIN_FAILURES,
+	F_QUOTA_REFUSALS,
 	F_COUNT
 };
 
@@ -556,6 +560,10 @@ typedef struct features {
 	uint32_t b[WIN_BUCKETS][F_COUNT];
 	win_t distinct;
 	oset_t orders;
+	/* Quota use on local day qday: reads charged, and the quota of the rule
+	 * that charged the last one (0 if unknown). */
+	int64_t qday;
+	uint32_t qused, qlimit;
 } features_t;
 
 static void feat_advance(features_t *f, int64_t idx)
@@ -723,6 +731,9 @@ struct moat_detect {
 	uint8_t n_run[MOAT_ENTRY_KIND_MAX + 1];
 	uint16_t lines[MOAT_ENTRY_KIND_MAX + 1][PREFETCH_MAX];
 	uint8_t n_lines[MOAT_ENTRY_KIND_MAX + 1];
+	moat_detect_quota_fn quota_fn;
+	void *quota_ctx;
+	keymap_t qmap; /* policy rule name hash -> its quota (0: not charged) */
 	uint64_t quiet;
 	uint64_t last_index;
 	bool any_index;
@@ -743,6 +754,9 @@ typedef struct ev {
 	uint32_t role_bit;
 	unsigned new_bits;
 	int plaintext, full, off_shift;
+	unsigned refusal;   /* DENY: REFUSAL_QUOTA or REFUSAL_POLICY */
+	double quota_share; /* quota use today after this entry / quota; 1 for a quota
+			     * refusal; 0 if not charged or unknown */
 	uint64_t order_h; /* hash of order_id, 0 until computed */
 } ev_t;
 
@@ -963,6 +977,7 @@ static void body_init(moat_detect_t *d, principal_t *p, int part)
 		features_t *f = feat_of(d, p);
 		f->head = INT64_MIN / 2;
 		win_init(&f->distinct);
+		f->qday = INT64_MIN;
 	}
 }
 
@@ -1036,6 +1051,7 @@ void moat_detect_free(moat_detect_t *d)
 		free(d->ring_pages[i]);
 	free(d->ring_pages);
 	keymap_free(&d->pmap);
+	keymap_free(&d->qmap);
 	for (size_t i = 0; i < d->n_groups; i++)
 		free(d->groups[i].members);
 	free(d->groups);
@@ -1043,6 +1059,12 @@ void moat_detect_free(moat_detect_t *d)
 	free(d->scratch);
 	moat_arena_free(d->arena);
 	free(d);
+}
+
+void moat_detect_set_quota(moat_detect_t *d, moat_detect_quota_fn fn, void *ctx)
+{
+	d->quota_fn = fn;
+	d->quota_ctx = ctx;
 }
 
 void moat_detect_set_quiet(moat_detect_t *d, uint64_t quiet)
@@ -1209,6 +1231,50 @@ static bool remember(uint64_t *set, uint8_t *n, uint8_t *pos, uint64_t h)
 	return true;
 }
 
+/* The quota of the policy rule that decided a read: -1 without a quota
+ * function (charged, quota unknown), 0 if the rule charges nothing. */
+static int64_t quota_of(moat_detect_t *d, const char *rule)
+{
+	if (!d->quota_fn)
+		return -1;
+	if (!rule || !*rule)
+		return 0;
+	uint64_t h = hash_str(rule), v;
+	if (keymap_get(&d->qmap, h, &v))
+		return (int64_t)v;
+	int64_t q = d->quota_fn(d->quota_ctx, rule);
+	if (q < 0)
+		q = 0;
+	/* Rule names come from the log: cache a bounded number (a miss only costs
+	 * a call), and a failed insert only loses the cache. */
+	if (d->qmap.n < QUOTA_RULES_MAX)
+		(void)keymap_put(&d->qmap, h, (uint64_t)q, &d->mem);
+	return q;
+}
+
+/* Charges a plaintext read to the principal's quota of the day, as the gateway
+ * did when it served it, and sets x->quota_share. */
+static void quota_charge(moat_detect_t *d, features_t *f, ev_t *x)
+{
+	const moat_entry_t *e = x->e;
+	if (!moat_policy_is_plaintext(e->views))
+		return;
+	int64_t limit = quota_of(d, e->rule);
+	if (limit == 0)
+		return;
+	int64_t day = floordiv(e->time + LOCAL_OFFSET_MIN * 60000LL, DAY_MS);
+	if (day < f->qday)
+		return; /* a late entry of a day already over */
+	if (day > f->qday) {
+		f->qday = day;
+		f->qused = 0;
+	}
+	if (f->qused < UINT32_MAX)
+		f->qused++;
+	f->qlimit = limit < 0 ? 0 : limit > UINT32_MAX ? UINT32_MAX : (uint32_t)limit;
+	x->quota_share = limit > 0 ? (double)f->qused / (double)limit : 0;
+}
+
 static bool update_features(moat_detect_t *d, ev_t *x)
 {
 	principal_t *p = x->p;
@@ -1230,9 +1296,12 @@ static bool update_features(moat_detect_t *d, ev_t *x)
 			feat_add(f, idx, F_NO_RELATION, 1);
 		if (x->off_shift)
 			feat_add(f, idx, F_OFF_SHIFT, 1);
+		quota_charge(d, f, x);
 		break;
 	case MOAT_ENTRY_DENY:
 		feat_add(f, idx, F_DENIALS, 1);
+		if (x->refusal == REFUSAL_QUOTA)
+			feat_add(f, idx, F_QUOTA_REFUSALS, 1);
 		break;
 	case MOAT_ENTRY_EXPORT:
 		feat_add(f, idx, F_EXPORT_ROWS, e->order_id ? 1 : e->rows);
@@ -1279,6 +1348,12 @@ moat_err_t moat_detect_features(moat_detect_t *d, const char *principal, moat_ti
 	out->denials = c[F_DENIALS];
 	out->export_rows = c[F_EXPORT_ROWS];
 	out->login_failures = c[F_LOGIN_FAILURES];
+	out->quota_refusals = c[F_QUOTA_REFUSALS];
+	if (f->qday == floordiv(at + LOCAL_OFFSET_MIN * 60000LL, DAY_MS)) {
+		out->quota_used = f->qused;
+		if (f->qlimit)
+			out->quota_share = (double)f->qused / (double)f->qlimit;
+	}
 	if (out->reads) {
 		out->no_relation_share = (double)out->no_relation / (double)out->reads;
 		out->off_shift_share = (double)out->off_shift / (double)out->reads;
@@ -1312,6 +1387,10 @@ static bool filter_pass(const rule_filter_t *f, const ev_t *x)
 	if (f->imported != TRI_ANY && (int)e->imported != f->imported)
 		return false;
 	if (f->new_mask && !(x->new_bits & f->new_mask))
+		return false;
+	if (f->refusals && !(x->refusal & f->refusals))
+		return false;
+	if (f->quota_share > 0 && !(x->quota_share >= f->quota_share))
 		return false;
 	return true;
 }
@@ -2032,6 +2111,13 @@ static moat_err_t feed_one(moat_detect_t *d, uint64_t index, const moat_entry_t 
 		}
 	}
 	views_of(e, &x.plaintext, &x.full);
+	if (e->kind == MOAT_ENTRY_DENY) {
+		x.refusal = e->detail && strcmp(e->detail, "quota") == 0 ? REFUSAL_QUOTA
+									 : REFUSAL_POLICY;
+		/* A quota refusal means the quota of the day is spent. */
+		if (x.refusal == REFUSAL_QUOTA)
+			x.quota_share = 1;
+	}
 	if (x.p && !update_features(d, &x))
 		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
 	/* Only the rules that can pass this kind of entry run; the others neither
@@ -2083,7 +2169,12 @@ static void prefetch_states(const moat_detect_t *d, const principal_t *p, const 
 		if (s->cap)
 			__builtin_prefetch(&s->e[os_home(os_tag(order_h), s->cap)]);
 	}
-	ev_t x = {.e = e, .new_bits = NEW_IP | NEW_DEVICE, .role_bit = 1u << MOAT_ROLE_COUNT};
+	/* Terms not known yet (new ip/device, quota share) are taken to pass. */
+	ev_t x = {.e = e,
+		  .new_bits = NEW_IP | NEW_DEVICE,
+		  .role_bit = 1u << MOAT_ROLE_COUNT,
+		  .refusal = REFUSAL_QUOTA | REFUSAL_POLICY,
+		  .quota_share = INFINITY};
 	if (p->known)
 		x.role_bit = 1u << p->role;
 	x.off_shift = is_off_shift(p, e->time);
