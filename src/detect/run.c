@@ -292,6 +292,9 @@ struct moat_detect_runner {
 	/* Owned by a runner opened over a data directory (catchup.c). */
 	moat_detect_rules_t *own_rules;
 	void (*free_log)(void *ctx);
+	moat_detect_quota_fn quota_fn;
+	void *quota_ctx;
+	void (*free_quota)(void *ctx);
 };
 
 moat_err_t moat_detect_runner_new(moat_store_t *s, const moat_detect_rules_t *rules,
@@ -334,6 +337,8 @@ void moat_detect_runner_free(moat_detect_runner_t *x)
 	if (x->free_log)
 		x->free_log(x->log.ctx);
 	moat_detect_rules_free(x->own_rules);
+	if (x->free_quota)
+		x->free_quota(x->quota_ctx);
 	free(x);
 }
 
@@ -342,6 +347,14 @@ void moat_detect_runner_own(moat_detect_runner_t *x, moat_detect_rules_t *rules,
 {
 	x->own_rules = rules;
 	x->free_log = free_log;
+}
+
+void moat_detect_runner_quota(moat_detect_runner_t *x, moat_detect_quota_fn fn, void *ctx,
+			      void (*free_ctx)(void *ctx))
+{
+	x->quota_fn = fn;
+	x->quota_ctx = ctx;
+	x->free_quota = free_ctx;
 }
 
 /* First step: the stored cursor, leftovers of a crashed run, the engine rebuilt
@@ -378,6 +391,7 @@ static moat_err_t runner_start(moat_detect_runner_t *x, moat_error_t *err)
 	    MOAT_OK)
 		return rc;
 	moat_detect_set_quiet(x->d, cursor);
+	moat_detect_set_quota(x->d, x->quota_fn, x->quota_ctx);
 	return x->log.seek(x->log.ctx, 0, err);
 }
 
