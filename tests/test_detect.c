@@ -517,6 +517,114 @@ static void test_peer(void)
 	run_close(&r);
 }
 
+/* Every scored entry of a peer rule against the score computed the slow way
+ * (moat_detect_median_mad over the other members' counts in the principal's
+ * period), on a random stream whose event time sometimes jumps back an hour:
+ * members then count in a period older than their group's latest, which the
+ * engine scores from a different array than the current period. */
+typedef struct peer_seen {
+	size_t n;
+	double value[4096];
+	char who[4096][8];
+} peer_seen_t;
+
+static int peer_collect(void *ctx, const moat_detect_alert_t *a)
+{
+	peer_seen_t *s = ctx;
+	if (s->n < MOAT_ARRAY_LEN(s->value)) {
+		s->value[s->n] = a->value;
+		snprintf(s->who[s->n], sizeof s->who[0], "%s", a->principal ? a->principal : "");
+	}
+	s->n++;
+	return 0;
+}
+
+static void test_peer_exact(void)
+{
+	for (int variant = 0; variant < 2; variant++) {
+		/* lte: every scored entry alerts with its score; gte 2: the prechecks
+		 * that skip hopeless scores must not skip one that reaches 2. */
+		const char *text =
+		    variant == 0
+			? "[rule pz]\ntype = peer\nfilter = kind=access\nperiod = 1h\nmin = 1\n"
+			  "min-peers = 2\ncondition = lte 1000000\nsuppress = 1s\n"
+			: "[rule pz]\ntype = peer\nfilter = kind=access\nperiod = 1h\nmin = 1\n"
+			  "min-peers = 2\ncondition = gte 2\nsuppress = 1s\n";
+		moat_detect_rules_t *rules = NULL;
+		moat_error_t err = {0};
+		CHECK(moat_detect_rules_parse(text, strlen(text), &rules, &err) == MOAT_OK);
+		static peer_seen_t seen;
+		memset(&seen, 0, sizeof seen);
+		moat_detect_t *d = NULL;
+		CHECK(moat_detect_new(rules, lookup, NULL, peer_collect, &seen, &d, &err) == MOAT_OK);
+		if (!d) {
+			moat_detect_rules_free(rules);
+			return;
+		}
+		const char *who[] = {"cs-1", "cs-2", "cs-3", "cs-4", "cs-5"};
+		int64_t per[5];
+		uint64_t cnt[5] = {0};
+		bool known[5] = {false};
+		size_t n_known = 0, expected = 0, mismatches = 0, backs = 0;
+		uint64_t rng = 12345 + (uint64_t)variant;
+		moat_time_t t = T0;
+		for (int i = 0; i < 3000; i++) {
+			rng ^= rng << 13;
+			rng ^= rng >> 7;
+			rng ^= rng << 17;
+			t += 2000 + (moat_time_t)(rng % 3000);
+			moat_time_t at = t;
+			if (rng % 97 == 0) {
+				at = t - HOUR; /* late entry */
+				backs++;
+			}
+			/* Skewed: cs-1 reads most, so some scores are high. */
+			size_t m = (size_t)((rng >> 20) % 8);
+			m = m < 4 ? 0 : m - 3;
+			if (m > 4)
+				m = 4;
+			if (!known[m]) {
+				known[m] = true;
+				per[m] = INT64_MIN;
+				n_known++;
+			}
+			moat_entry_t e = access_e(at, who[m], "O1", 1);
+			CHECK(moat_detect_feed(d, (uint64_t)i, &e, &err) == MOAT_OK);
+			int64_t pidx = (int64_t)(at / HOUR);
+			if (per[m] == INT64_MIN || pidx > per[m]) {
+				per[m] = pidx;
+				cnt[m] = 0;
+			}
+			if (pidx < per[m])
+				continue; /* late entry for a closed period: not counted */
+			cnt[m]++;
+			if (n_known - 1 < 2)
+				continue;
+			double v[5];
+			size_t n = 0;
+			for (size_t o = 0; o < 5; o++)
+				if (o != m && known[o])
+					v[n++] = per[o] == per[m] ? (double)cnt[o] : 0;
+			double med, mad;
+			moat_detect_median_mad(v, n, &med, &mad);
+			double scale = 1.4826 * mad;
+			double z = ((double)cnt[m] - med) / (scale < 1 ? 1 : scale);
+			if (variant == 1 && !(z >= 2))
+				continue;
+			if (expected < seen.n && expected < MOAT_ARRAY_LEN(seen.value) &&
+			    (seen.value[expected] != z || strcmp(seen.who[expected], who[m]) != 0))
+				mismatches++;
+			expected++;
+		}
+		CHECK(backs > 10);
+		CHECK(expected > (variant == 0 ? 2000u : 20u));
+		CHECK_INT(seen.n, expected);
+		CHECK_INT(mismatches, 0);
+		moat_detect_free(d);
+		moat_detect_rules_free(rules);
+	}
+}
+
 static void test_self(void)
 {
 	run_t r;
@@ -647,6 +755,118 @@ static void test_replay(void)
 	run_close(&full);
 }
 
+/* ---- quota use ---------------------------------------------------------------------- */
+
+static int64_t quota_fn(void *ctx, const char *rule)
+{
+	(void)ctx;
+	if (strcmp(rule, "cs-ticket") == 0)
+		return 5;
+	if (strcmp(rule, "analytics") == 0)
+		return -1; /* unlimited */
+	return 0;
+}
+
+static moat_entry_t quota_read(moat_time_t t, const char *rule, bool plaintext)
+{
+	moat_entry_t e = access_e(t, "cs-1", "O1", 2);
+	e.rule = rule;
+	if (!plaintext)
+		e.views[MOAT_FIELD_PHONE] = MOAT_VIEW_MASK;
+	return e;
+}
+
+static moat_entry_t deny_e(moat_time_t t, const char *detail)
+{
+	moat_entry_t e = access_e(t, "cs-1", "O1", 2);
+	e.kind = MOAT_ENTRY_DENY;
+	memset(e.views, 0, sizeof e.views);
+	e.rule = "cs-ticket";
+	e.detail = detail;
+	return e;
+}
+
+static void test_quota(void)
+{
+	expect_rules_error("[rule a]\ntype = match\nfilter = kind=access quota-share>=0\n", 3,
+			   "filter");
+	expect_rules_error("[rule a]\ntype = match\nfilter = kind=access quota-share=0.5\n", 3,
+			   "filter");
+	expect_rules_error("[rule a]\ntype = match\nfilter = kind>=access\n", 3, "filter");
+	expect_rules_error("[rule a]\ntype = match\nfilter = kind=deny refusal=late\n", 3,
+			   "filter");
+	run_t r;
+	run_open(&r, "[rule qref]\ntype = event_count\nfilter = kind=deny refusal=quota\n"
+		     "timespan = 1h\ncondition = gte 2\n"
+		     "[rule qhigh]\ntype = event_count\nfilter = kind=access quota-share>=0.8\n"
+		     "timespan = 1d\ncondition = gte 2\n"
+		     "[rule pdeny]\ntype = match\nfilter = kind=deny refusal=policy\n");
+	moat_detect_set_quota(r.d, quota_fn, NULL);
+	moat_time_t t = T0 + 10 * HOUR; /* 10:00 local on day D */
+	moat_detect_features_t f;
+	/* Quota 5 under cs-ticket: three plaintext reads charge 3 (share 0.6); a
+	 * read under an unlimited rule, a masked read and a read under a rule
+	 * without a quota charge nothing. */
+	for (int i = 0; i < 3; i++)
+		feed(&r, quota_read(t + i * MIN, "cs-ticket", true));
+	feed(&r, quota_read(t + 4 * MIN, "analytics", true));
+	feed(&r, quota_read(t + 5 * MIN, "cs-ticket", false));
+	feed(&r, quota_read(t + 6 * MIN, "merchant-after-sales", true));
+	CHECK(moat_detect_features(r.d, "cs-1", t + 7 * MIN, &f) == MOAT_OK);
+	CHECK_INT(f.quota_used, 3);
+	CHECK(fabs(f.quota_share - 0.6) < 1e-12);
+	CHECK_INT(f.quota_refusals, 0);
+	CHECK_INT(r.got.n, 0);
+	/* The 4th charged read reaches 0.8 (qhigh counts 1), the 5th 1.0 (qhigh
+	 * counts 2: alert at index 7). */
+	feed(&r, quota_read(t + 8 * MIN, "cs-ticket", true));
+	CHECK_INT(r.got.n, 0);
+	feed(&r, quota_read(t + 9 * MIN, "cs-ticket", true));
+	CHECK_INT(count_rule(&r.got, "qhigh"), 1);
+	const moat_detect_alert_t *a = find_rule(&r.got, "qhigh");
+	CHECK(a && a->trigger == 7 && a->count == 2);
+	/* Refusals: a policy denial (no detail) is not a quota refusal; two 429s
+	 * raise qref at the second. */
+	feed(&r, deny_e(t + 10 * MIN, NULL));
+	CHECK_INT(count_rule(&r.got, "pdeny"), 1);
+	feed(&r, deny_e(t + 11 * MIN, "quota"));
+	CHECK_INT(count_rule(&r.got, "qref"), 0);
+	feed(&r, deny_e(t + 12 * MIN, "quota"));
+	CHECK_INT(count_rule(&r.got, "qref"), 1);
+	CHECK_INT(count_rule(&r.got, "pdeny"), 1);
+	CHECK(moat_detect_features(r.d, "cs-1", t + 13 * MIN, &f) == MOAT_OK);
+	CHECK_INT(f.quota_used, 5);
+	CHECK(fabs(f.quota_share - 1.0) < 1e-12);
+	CHECK_INT(f.quota_refusals, 2);
+	CHECK_INT(f.denials, 3);
+	/* The local day ends at 24:00 +08:00 (16:00 UTC): the next day starts at 0. */
+	moat_time_t next_day = T0 + DAY;
+	CHECK(moat_detect_features(r.d, "cs-1", next_day - 1, &f) == MOAT_OK);
+	CHECK_INT(f.quota_used, 5);
+	CHECK(moat_detect_features(r.d, "cs-1", next_day, &f) == MOAT_OK);
+	CHECK_INT(f.quota_used, 0);
+	CHECK(f.quota_share == 0);
+	feed(&r, quota_read(next_day + HOUR, "cs-ticket", true));
+	/* A late read of day D after day D+1 began charges neither day. */
+	feed(&r, quota_read(next_day - HOUR, "cs-ticket", true));
+	CHECK(moat_detect_features(r.d, "cs-1", next_day + 2 * HOUR, &f) == MOAT_OK);
+	CHECK_INT(f.quota_used, 1);
+	CHECK(fabs(f.quota_share - 0.2) < 1e-12);
+	CHECK_INT(f.quota_refusals, 2); /* still within 24 hours */
+	run_close(&r);
+
+	/* Without a quota function every plaintext read counts and shares are 0. */
+	run_open(&r, "[rule m]\ntype = match\nfilter = kind=access quota-share>=0.1\n");
+	feed(&r, quota_read(t, "analytics", true));
+	feed(&r, quota_read(t + MIN, NULL, true));
+	feed(&r, quota_read(t + 2 * MIN, "cs-ticket", false));
+	CHECK(moat_detect_features(r.d, "cs-1", t + 3 * MIN, &f) == MOAT_OK);
+	CHECK_INT(f.quota_used, 2);
+	CHECK(f.quota_share == 0);
+	CHECK_INT(r.got.n, 0);
+	run_close(&r);
+}
+
 int main(void)
 {
 	test_rules();
@@ -657,8 +877,10 @@ int main(void)
 	test_ratio();
 	test_full_filter();
 	test_peer();
+	test_peer_exact();
 	test_self();
 	test_takeover();
+	test_quota();
 	test_replay();
 	return check_done();
 }

@@ -98,6 +98,13 @@ typedef struct moat_detect_principal {
  * error (the feed fails with MOAT_EUNAVAIL). Called once per new principal. */
 typedef int (*moat_detect_lookup_fn)(void *ctx, const char *id, moat_detect_principal_t *out);
 
+/* The daily plaintext quota of policy rule `rule` as the gateway charges it
+ * (moat_policy_decision_t.quota): a read decided by that rule with a FULL or
+ * VIRTUAL view of a personal field or the items takes one from the principal's
+ * quota of the day. Returns the quota, or a value <= 0 if the rule has none (is
+ * unlimited, denies, or is unknown): its reads are not charged. */
+typedef int64_t (*moat_detect_quota_fn)(void *ctx, const char *rule);
+
 /* Parses "HH:MM-HH:MM" into minutes; false if malformed. */
 bool moat_detect_shift_parse(const char *s, int *start, int *end);
 
@@ -134,6 +141,11 @@ moat_err_t moat_detect_new(const moat_detect_rules_t *rules, moat_detect_lookup_
 			   moat_detect_t **out, moat_error_t *err) MOAT_MUST_CHECK;
 void moat_detect_free(moat_detect_t *d);
 
+/* Tells the engine the policy's quotas (fn may be NULL: then every plaintext
+ * read counts as charged and quota shares are unknown, 0). Call before the first
+ * feed; ctx is borrowed for the engine's life. */
+void moat_detect_set_quota(moat_detect_t *d, moat_detect_quota_fn fn, void *ctx);
+
 /* Entries with index < quiet update state but their alerts are passed with
  * replay = true (the caller already stored them before a restart). */
 void moat_detect_set_quiet(moat_detect_t *d, uint64_t quiet);
@@ -167,6 +179,14 @@ typedef struct moat_detect_features {
 	uint64_t denials;          /* DENY entries */
 	uint64_t export_rows;      /* rows exported */
 	uint64_t login_failures;   /* failed logins as this username */
+	/* Quota use. quota_used: plaintext reads charged to the daily quota on the
+	 * local day (+08:00) of `at` — reads decided by a rule with a quota that
+	 * showed a personal field or the items FULL or VIRTUAL (every such read
+	 * when the engine has no quota function). quota_share: quota_used over the
+	 * quota of the rule that charged the last of them, 0 if unknown. */
+	uint64_t quota_used;
+	uint64_t quota_refusals;   /* reads refused for a spent quota (429), last 24 h */
+	double quota_share;
 	double no_relation_share;  /* no_relation / reads (0 if no reads) */
 	double off_shift_share;    /* off_shift / reads */
 } moat_detect_features_t;

@@ -81,6 +81,9 @@ moat_err_t moat_policy_explain(const moat_policy_t *p, const moat_policy_request
 const char *moat_policy_hash(const moat_policy_t *p);
 size_t moat_policy_rule_count(const moat_policy_t *p);
 const char *moat_policy_rule_id(const moat_policy_t *p, size_t i);
+/* The daily plaintext quota rule i grants, as moat_policy_decide reports it
+ * (MOAT_QUOTA_UNLIMITED, 0 for a deny rule or an index out of range). */
+int64_t moat_policy_rule_quota(const moat_policy_t *p, size_t i);
 /* Offset of the policy's local time from UTC in minutes (`timezone`, default +08:00). */
 int moat_policy_tz_minutes(const moat_policy_t *p);
 /* Day number (days since 1970-01-01 in policy local time) of t, for daily quotas. */

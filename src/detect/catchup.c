@@ -9,6 +9,7 @@
 #include "moat/app.h"
 #include "moat/detect.h"
 #include "moat/ledger.h"
+#include "moat/policy.h"
 #include "detect/runner.h"
 
 typedef struct ledger_log {
@@ -71,6 +72,40 @@ static moat_err_t load_rules(moat_app_t *a, moat_detect_rules_t **out, moat_erro
 	return rc;
 }
 
+/* The quotas of <data>/policy.conf, read when the runner opens (a policy
+ * reloaded by SIGHUP reaches the detector's quota shares at the next restart);
+ * NULL if the file is absent or invalid: then every plaintext read counts as
+ * charged and shares are unknown. */
+static moat_policy_t *load_policy(moat_app_t *a)
+{
+	char path[1200];
+	if (moat_path_join(path, sizeof path, a->data_dir, "policy.conf") != MOAT_OK)
+		return NULL;
+	moat_policy_t *p = NULL;
+	moat_error_t err = {0};
+	moat_err_t rc = moat_policy_load(path, &p, &err);
+	if (rc == MOAT_OK)
+		return p;
+	if (rc != MOAT_ENOTFOUND)
+		moat_log(MOAT_LOG_WARN, "detect.policy",
+			 "policy.conf not read (%s); quota shares are unknown", err.msg);
+	return NULL;
+}
+
+static int64_t policy_quota(void *ctx, const char *rule)
+{
+	const moat_policy_t *p = ctx;
+	for (size_t i = 0; i < moat_policy_rule_count(p); i++)
+		if (strcmp(moat_policy_rule_id(p, i), rule) == 0)
+			return moat_policy_rule_quota(p, i);
+	return 0;
+}
+
+static void policy_free(void *ctx)
+{
+	moat_policy_free(ctx);
+}
+
 static moat_err_t l_refresh(void *ctx, moat_error_t *err)
 {
 	ledger_log_t *x = ctx;
@@ -117,6 +152,9 @@ moat_err_t moat_detect_runner_open(moat_app_t *a, moat_detect_runner_t **out, mo
 		return rc;
 	}
 	moat_detect_runner_own(*out, rules, l_free);
+	moat_policy_t *policy = load_policy(a);
+	if (policy)
+		moat_detect_runner_quota(*out, policy_quota, policy, policy_free);
 	return MOAT_OK;
 }
 

@@ -31,6 +31,8 @@ extern const char *const rule_field_names[];
 
 enum { TRI_ANY = -1, TRI_NO = 0, TRI_YES = 1 };
 enum { NEW_IP = 1, NEW_DEVICE = 2 };
+/* Why a DENY entry was refused: bits of rule_filter_t.refusals. */
+enum { REFUSAL_QUOTA = 1, REFUSAL_POLICY = 2 };
 /* Relation filter bits: bit k = relation kind k, REL_NONE = "no relation". */
 #define REL_NONE (1u << 7)
 
@@ -46,6 +48,9 @@ typedef struct rule_filter {
 	int off_shift;     /* TRI_*: outside the principal's shift */
 	int imported;      /* TRI_* */
 	unsigned new_mask; /* NEW_IP | NEW_DEVICE: entry uses a new ip/device (any of) */
+	unsigned refusals; /* REFUSAL_*: a DENY refused for that reason (any of); 0 = any */
+	double quota_share; /* > 0: the principal's quota use today, this entry counted,
+			     * is at least this share of its daily plaintext quota */
 } rule_filter_t;
 
 typedef enum cond_op { COND_GTE = 0, COND_GT, COND_LTE, COND_LT } cond_op_t;

@@ -152,14 +152,18 @@ static moat_err_t parse_filter(parser_t *p, const char *key, const char *text, r
 		char *eq = strchr(term, '=');
 		if (!eq || eq == term)
 			return perr(p, key, "filter term \"%s\" is not key=value or key!=value", term);
-		bool neg = eq[-1] == '!';
-		if (neg)
+		bool neg = eq[-1] == '!', at_least = eq[-1] == '>';
+		if (neg || at_least)
 			eq[-1] = 0;
 		*eq = 0;
 		char *name = term, *val = eq + 1;
 		uint32_t mask = 0;
 		int tri = TRI_ANY;
 		bool ok = true;
+		if (at_least != (strcmp(name, "quota-share") == 0))
+			return perr(p, key, "filter term \"%s\": only quota-share takes >= (and it "
+					    "takes only >=)",
+				    name);
 		if (strcmp(name, "kind") == 0) {
 			ok = parse_set(val, kind_names, &mask) && !(mask & 1u);
 			f->kinds = neg ? (f->kinds & ~mask) : mask;
@@ -199,14 +203,22 @@ static moat_err_t parse_filter(parser_t *p, const char *key, const char *text, r
 				f->off_shift = TRI_NO;
 			else
 				ok = false;
+		} else if (strcmp(name, "refusal") == 0 && !neg) {
+			static const char *const rn[] = {"quota", "policy", NULL};
+			ok = parse_set(val, rn, &mask);
+			f->refusals = mask; /* bit 0 = quota, bit 1 = policy, as REFUSAL_* */
+		} else if (strcmp(name, "quota-share") == 0) {
+			double v = 0;
+			ok = parse_number(val, &v) && v > 0 && v <= 100;
+			f->quota_share = v;
 		} else if (strcmp(name, "new") == 0 && !neg) {
 			static const char *const nn[] = {"ip", "device", NULL};
 			ok = parse_set(val, nn, &mask);
 			f->new_mask = mask; /* bit 0 = ip, bit 1 = device, as NEW_IP/NEW_DEVICE */
 		} else {
 			return perr(p, key, "unknown filter term \"%s\" (kind, role, purpose, relation, "
-					    "result, plaintext, full, shift, new, imported; only the first "
-					    "three take !=)",
+					    "result, plaintext, full, shift, new, imported, refusal, "
+					    "quota-share; only the first three take !=)",
 				    name);
 		}
 		if (!ok)
@@ -228,6 +240,8 @@ static void filter_default(rule_filter_t *f)
 	f->off_shift = TRI_ANY;
 	f->imported = TRI_ANY;
 	f->new_mask = 0;
+	f->refusals = 0;
+	f->quota_share = 0;
 }
 
 /* ---- the rule file ------------------------------------------------------------------ */

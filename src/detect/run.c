@@ -237,6 +237,46 @@ out:
 	return rc;
 }
 
+/* ---- entries read ahead ------------------------------------------------------------ */
+
+/* Entries read from the log and not yet fed: moat_detect_feed_batch judges a
+ * few at a time so that their principals' cache misses overlap. The log lends
+ * an entry's strings only until its next read, so each entry read ahead gets a
+ * copy of its strings here. */
+#define AHEAD_MAX 16
+#define AHEAD_BYTES (16u * 1024u)
+
+typedef struct ahead {
+	moat_entry_t e[AHEAD_MAX];
+	uint64_t index[AHEAD_MAX];
+	size_t n, used;
+	char buf[AHEAD_BYTES];
+} ahead_t;
+
+/* Adds entry e at index with copies of its strings; false if they do not fit
+ * in what the buffer has left (feed what it holds first). */
+static bool ahead_put(ahead_t *a, uint64_t index, const moat_entry_t *e)
+{
+	moat_entry_t c = *e;
+	const char **str[] = {&c.principal, &c.order_id, &c.rule, &c.ip, &c.device, &c.ref,
+			      &c.detail};
+	size_t used = a->used;
+	for (size_t i = 0; i < MOAT_ARRAY_LEN(str); i++) {
+		if (!*str[i])
+			continue;
+		size_t len = strlen(*str[i]) + 1;
+		if (len > AHEAD_BYTES - used)
+			return false;
+		memcpy(a->buf + used, *str[i], len);
+		*str[i] = a->buf + used;
+		used += len;
+	}
+	a->e[a->n] = c;
+	a->index[a->n++] = index;
+	a->used = used;
+	return true;
+}
+
 struct moat_detect_runner {
 	moat_store_t *s;
 	const moat_detect_rules_t *rules;
@@ -247,10 +287,14 @@ struct moat_detect_runner {
 	moat_detect_t *d; /* NULL until the first step (or after a failed one) */
 	run_ctx_t r;
 	known_t known;
+	ahead_t *ahead;   /* allocated at the first step */
 	uint64_t cursor;  /* persisted: entries below are judged and stored */
 	/* Owned by a runner opened over a data directory (catchup.c). */
 	moat_detect_rules_t *own_rules;
 	void (*free_log)(void *ctx);
+	moat_detect_quota_fn quota_fn;
+	void *quota_ctx;
+	void (*free_quota)(void *ctx);
 };
 
 moat_err_t moat_detect_runner_new(moat_store_t *s, const moat_detect_rules_t *rules,
@@ -289,9 +333,12 @@ void moat_detect_runner_free(moat_detect_runner_t *x)
 	free(x->r.p);
 	free(x->known.ids);
 	free(x->known.index);
+	free(x->ahead);
 	if (x->free_log)
 		x->free_log(x->log.ctx);
 	moat_detect_rules_free(x->own_rules);
+	if (x->free_quota)
+		x->free_quota(x->quota_ctx);
 	free(x);
 }
 
@@ -300,6 +347,14 @@ void moat_detect_runner_own(moat_detect_runner_t *x, moat_detect_rules_t *rules,
 {
 	x->own_rules = rules;
 	x->free_log = free_log;
+}
+
+void moat_detect_runner_quota(moat_detect_runner_t *x, moat_detect_quota_fn fn, void *ctx,
+			      void (*free_ctx)(void *ctx))
+{
+	x->quota_fn = fn;
+	x->quota_ctx = ctx;
+	x->free_quota = free_ctx;
 }
 
 /* First step: the stored cursor, leftovers of a crashed run, the engine rebuilt
@@ -336,6 +391,7 @@ static moat_err_t runner_start(moat_detect_runner_t *x, moat_error_t *err)
 	    MOAT_OK)
 		return rc;
 	moat_detect_set_quiet(x->d, cursor);
+	moat_detect_set_quota(x->d, x->quota_fn, x->quota_ctx);
 	return x->log.seek(x->log.ctx, 0, err);
 }
 
@@ -349,29 +405,68 @@ moat_err_t moat_detect_runner_step(moat_detect_runner_t *x, moat_detect_stats_t 
 	if (!x->d && (rc = runner_start(x, err)) != MOAT_OK)
 		goto fail;
 	st.cursor = x->cursor;
+	if (!x->ahead && !(x->ahead = malloc(sizeof *x->ahead))) {
+		rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+		goto fail;
+	}
+	ahead_t *a = x->ahead;
 	uint64_t index, next_cursor = x->cursor, since_flush = 0;
 	moat_entry_t e;
-	while ((rc = x->log.next(x->log.ctx, &index, &e, err)) == MOAT_OK) {
-		st.entries++;
-		rc = moat_detect_feed(x->d, index, &e, err);
-		if (rc != MOAT_OK) {
-			if (x->r.oom)
-				rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
-			goto fail;
+	moat_err_t nrc = MOAT_OK; /* of the last read */
+	while (nrc == MOAT_OK) {
+		/* Read up to AHEAD_MAX entries, stopping at the entry that completes a
+		 * store batch: its alerts must be flushed before the next is judged,
+		 * as when entries were fed one by one. */
+		a->n = a->used = 0;
+		uint64_t to_flush = x->batch - since_flush;
+		bool alone = false;
+		while (a->n < AHEAD_MAX && to_flush) {
+			nrc = x->log.next(x->log.ctx, &index, &e, err);
+			if (nrc != MOAT_OK)
+				break;
+			if (index >= x->cursor)
+				to_flush--;
+			if (!ahead_put(a, index, &e)) {
+				/* Its strings do not fit next to the others': feed those
+				 * and then it alone, while its own strings are still lent. */
+				alone = true;
+				break;
+			}
 		}
-		if (index < x->cursor)
-			continue;
-		st.processed++;
-		next_cursor = index + 1;
-		if (++since_flush >= x->batch) {
+		for (size_t k = 0; k <= (alone ? 1u : 0u); k++) {
+			moat_err_t frc = MOAT_OK;
+			size_t n_fed = k == 0 ? a->n : 1;
+			if (k == 0 && a->n)
+				frc = moat_detect_feed_batch(x->d, a->index, a->e, a->n, err);
+			else if (k == 1)
+				frc = moat_detect_feed(x->d, index, &e, err);
+			if (frc != MOAT_OK) {
+				rc = frc;
+				if (x->r.oom)
+					rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+				goto fail;
+			}
+			for (size_t j = 0; j < n_fed; j++) {
+				uint64_t ix = k == 0 ? a->index[j] : index;
+				st.entries++;
+				if (ix < x->cursor)
+					continue;
+				st.processed++;
+				next_cursor = ix + 1;
+				since_flush++;
+			}
+		}
+		if (since_flush >= x->batch) {
 			if ((rc = flush(x->s, &x->log, &x->r, &x->known, next_cursor, &st, err)) != MOAT_OK)
 				goto fail;
 			x->cursor = next_cursor;
 			since_flush = 0;
 		}
 	}
-	if (rc != MOAT_ENOTFOUND)
+	if (nrc != MOAT_ENOTFOUND) {
+		rc = nrc;
 		goto fail;
+	}
 	moat_error_clear(err);
 	rc = MOAT_OK;
 	if (since_flush || x->r.n) {

@@ -9,4 +9,9 @@
 void moat_detect_runner_own(moat_detect_runner_t *x, moat_detect_rules_t *rules,
 			    void (*free_log)(void *ctx));
 
+/* Every engine the runner builds gets the policy's quotas (moat_detect_set_quota);
+ * the runner calls free_ctx(ctx) (may be NULL) when freed. */
+void moat_detect_runner_quota(moat_detect_runner_t *x, moat_detect_quota_fn fn, void *ctx,
+			      void (*free_ctx)(void *ctx));
+
 #endif

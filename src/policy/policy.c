@@ -966,6 +966,13 @@ const char *moat_policy_rule_id(const moat_policy_t *p, size_t i)
 	return i < p->n ? p->rules[i].id : NULL;
 }
 
+int64_t moat_policy_rule_quota(const moat_policy_t *p, size_t i)
+{
+	if (i >= p->n || p->rules[i].deny)
+		return 0;
+	return p->rules[i].quota;
+}
+
 int moat_policy_tz_minutes(const moat_policy_t *p)
 {
 	return p->tz_minutes;
