@@ -215,35 +215,48 @@ static bool tally_overflow_on_time(const moat_exposure_t *x, size_t i, moat_time
  * once the whole order is seen. */
 static void tally_order(tally_t *t, uint32_t o, uint32_t add)
 {
+	/* The scan's inner loop: everything it reads is copied into locals first,
+	 * since the counts it writes could otherwise alias them for the compiler. */
 	const moat_exposure_t *x = t->x;
-	uint32_t lim = tally_minutes(x, o, t->last);
+	const uint32_t *restrict rpm = x->rpm;
+	const uint16_t *restrict rdt = x->rdt;
+	const tally_who_t *restrict who = t->who;
+	const uint8_t *restrict col = t->col;
+	uint32_t *restrict hist = t->hist;
+	unsigned *restrict pfields = t->pfields;
+	uint32_t *restrict ptouched = t->ptouched;
+	uint8_t *restrict seen = t->seen;
+	const unsigned family = t->family;
+	const size_t W = t->W;
+	const moat_time_t last = t->last;
+	const uint32_t lim = tally_minutes(x, o, last);
 	uint32_t i = x->off[o], end = x->off[o + 1], nt = 0;
 	while (i < end) {
-		uint32_t p = x->rpm[i] >> 8;
+		uint32_t p = rpm[i] >> 8;
 		unsigned f = 0, any = 0;
-		for (; i < end && (x->rpm[i] >> 8) == p; i++) {
-			any |= x->rpm[i];
-			if (x->rdt[i] < lim || tally_overflow_on_time(x, i, t->last))
-				f |= x->rpm[i];
+		for (; i < end && (rpm[i] >> 8) == p; i++) {
+			any |= rpm[i];
+			if (rdt[i] < lim || tally_overflow_on_time(x, i, last))
+				f |= rpm[i];
 		}
-		if (t->seen && (any & t->family))
-			t->seen[p] = 1;
-		f &= MOAT_EXPOSURE_FIELDS_ALL;
-		tally_who_t w = t->who[p];
-		if (!(f & t->family) || (w.self == UINT32_MAX && w.party == UINT32_MAX))
+		if (seen && (any & family))
+			seen[p] = 1;
+		f &= family; /* only the family's fields are counted */
+		if (!f)
 			continue;
+		tally_who_t w = who[p];
 		if (w.self != UINT32_MAX)
-			t->hist[(size_t)w.self * t->W + t->col[f & t->family]] += add;
+			hist[(size_t)w.self * W + col[f]] += add;
 		if (w.party == UINT32_MAX)
 			continue;
-		if (!t->pfields[w.party])
-			t->ptouched[nt++] = w.party;
-		t->pfields[w.party] |= f;
+		if (!pfields[w.party])
+			ptouched[nt++] = w.party;
+		pfields[w.party] |= f;
 	}
 	for (uint32_t j = 0; j < nt; j++) {
-		uint32_t q = t->ptouched[j];
-		t->hist[(size_t)q * t->W + t->col[t->pfields[q] & t->family]] += add;
-		t->pfields[q] = 0;
+		uint32_t q = ptouched[j];
+		hist[(size_t)q * W + col[pfields[q]]] += add;
+		pfields[q] = 0;
 	}
 }
 
@@ -325,26 +338,26 @@ static void tally_scan(tally_t *base, size_t nslot, uint64_t *N)
 static void tally_exclude(tally_t *t, const uint8_t *conf, uint8_t *excl, uint64_t *N)
 {
 	const moat_exposure_t *x = t->x;
+	const uint32_t *rpm = x->rpm;
 	uint32_t norders = x->off_orders, nrec = x->off[norders], o = 0;
 	for (uint32_t i = 0; i < nrec; i++) {
-		if (!conf[x->rpm[i] >> 8] || !(x->rpm[i] & t->family))
+		/* Skip eight records at a time while none is a flagged principal's: one
+		 * branch per block instead of one per record. */
+		while (nrec - i >= 8 &&
+		       !(conf[rpm[i] >> 8] | conf[rpm[i + 1] >> 8] | conf[rpm[i + 2] >> 8] |
+			 conf[rpm[i + 3] >> 8] | conf[rpm[i + 4] >> 8] | conf[rpm[i + 5] >> 8] |
+			 conf[rpm[i + 6] >> 8] | conf[rpm[i + 7] >> 8]))
+			i += 8;
+		if (i >= nrec)
+			break;
+		if (!conf[rpm[i] >> 8] || !(rpm[i] & t->family))
 			continue;
-		/* the order holding record i: the last o with off[o] <= i, galloping
-		 * forward from the previous one (the records come in order) */
-		uint32_t lo = o, step = 1, hi = o + 1;
-		while (hi < norders && x->off[hi] <= i) {
-			lo = hi;
-			hi = norders - hi > step ? hi + step : norders;
-			step *= 2;
-		}
-		while (hi - lo > 1) {
-			uint32_t mid = lo + (hi - lo) / 2;
-			if (x->off[mid] <= i)
-				lo = mid;
-			else
-				hi = mid;
-		}
-		o = lo;
+		/* the order holding record i: the last o with off[o] <= i, walking
+		 * forward from the previous one (the records come in order); a walk
+		 * streams through the offsets where a search would miss the cache at
+		 * every probe */
+		while (o + 1 < norders && x->off[o + 1] <= i)
+			o++;
 		if (!excl[o] && in_population(x, o, t->last)) {
 			uint32_t lim = tally_minutes(x, o, t->last);
 			for (uint32_t j = i; j < x->off[o + 1]; j++)
