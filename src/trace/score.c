@@ -45,6 +45,7 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,7 +83,7 @@ typedef struct cand {
 	double log_p;	  /* this round's test */
 	uint64_t x;	  /* this round's statistic */
 	unsigned groups;  /* groups covered entirely in this round */
-	double expect;	  /* this round's expected covered victims under the null */
+	double expect;	  /* expected covered victims under the null (pool members only) */
 	int round;	  /* confirmed in this round (1-based), 0 = not */
 	bool live;	  /* still tested: not confirmed, covers an active victim */
 	/* the test reported: round one's, or the confirming round's */
@@ -214,35 +215,48 @@ static bool tally_overflow_on_time(const moat_exposure_t *x, size_t i, moat_time
  * once the whole order is seen. */
 static void tally_order(tally_t *t, uint32_t o, uint32_t add)
 {
+	/* The scan's inner loop: everything it reads is copied into locals first,
+	 * since the counts it writes could otherwise alias them for the compiler. */
 	const moat_exposure_t *x = t->x;
-	uint32_t lim = tally_minutes(x, o, t->last);
+	const uint32_t *restrict rpm = x->rpm;
+	const uint16_t *restrict rdt = x->rdt;
+	const tally_who_t *restrict who = t->who;
+	const uint8_t *restrict col = t->col;
+	uint32_t *restrict hist = t->hist;
+	unsigned *restrict pfields = t->pfields;
+	uint32_t *restrict ptouched = t->ptouched;
+	uint8_t *restrict seen = t->seen;
+	const unsigned family = t->family;
+	const size_t W = t->W;
+	const moat_time_t last = t->last;
+	const uint32_t lim = tally_minutes(x, o, last);
 	uint32_t i = x->off[o], end = x->off[o + 1], nt = 0;
 	while (i < end) {
-		uint32_t p = x->rpm[i] >> 8;
+		uint32_t p = rpm[i] >> 8;
 		unsigned f = 0, any = 0;
-		for (; i < end && (x->rpm[i] >> 8) == p; i++) {
-			any |= x->rpm[i];
-			if (x->rdt[i] < lim || tally_overflow_on_time(x, i, t->last))
-				f |= x->rpm[i];
+		for (; i < end && (rpm[i] >> 8) == p; i++) {
+			any |= rpm[i];
+			if (rdt[i] < lim || tally_overflow_on_time(x, i, last))
+				f |= rpm[i];
 		}
-		if (t->seen && (any & t->family))
-			t->seen[p] = 1;
-		f &= MOAT_EXPOSURE_FIELDS_ALL;
-		tally_who_t w = t->who[p];
-		if (!(f & t->family) || (w.self == UINT32_MAX && w.party == UINT32_MAX))
+		if (seen && (any & family))
+			seen[p] = 1;
+		f &= family; /* only the family's fields are counted */
+		if (!f)
 			continue;
+		tally_who_t w = who[p];
 		if (w.self != UINT32_MAX)
-			t->hist[(size_t)w.self * t->W + t->col[f & t->family]] += add;
+			hist[(size_t)w.self * W + col[f]] += add;
 		if (w.party == UINT32_MAX)
 			continue;
-		if (!t->pfields[w.party])
-			t->ptouched[nt++] = w.party;
-		t->pfields[w.party] |= f;
+		if (!pfields[w.party])
+			ptouched[nt++] = w.party;
+		pfields[w.party] |= f;
 	}
 	for (uint32_t j = 0; j < nt; j++) {
-		uint32_t q = t->ptouched[j];
-		t->hist[(size_t)q * t->W + t->col[t->pfields[q] & t->family]] += add;
-		t->pfields[q] = 0;
+		uint32_t q = ptouched[j];
+		hist[(size_t)q * W + col[pfields[q]]] += add;
+		pfields[q] = 0;
 	}
 }
 
@@ -281,7 +295,12 @@ static void tally_scan(tally_t *base, size_t nslot, uint64_t *N)
 	base->N = 0;
 	pthread_t th;
 	bool threaded = false;
-	if (x->nrec > (1u << 20)) {
+	/* A second thread only pays where it gets a CPU of its own: on one CPU the
+	 * two halves would take turns and the merge would be extra work. */
+	cpu_set_t cpus;
+	CPU_ZERO(&cpus);
+	bool two_cpus = sched_getaffinity(0, sizeof cpus, &cpus) != 0 || CPU_COUNT(&cpus) > 1;
+	if (x->nrec > (1u << 20) && two_cpus) {
 		two.hist = calloc(cells ? cells : 1, sizeof *two.hist);
 		two.pfields = calloc(nslot + 1, sizeof *two.pfields);
 		two.ptouched = malloc((nslot + 1) * sizeof *two.ptouched);
@@ -319,26 +338,26 @@ static void tally_scan(tally_t *base, size_t nslot, uint64_t *N)
 static void tally_exclude(tally_t *t, const uint8_t *conf, uint8_t *excl, uint64_t *N)
 {
 	const moat_exposure_t *x = t->x;
+	const uint32_t *rpm = x->rpm;
 	uint32_t norders = x->off_orders, nrec = x->off[norders], o = 0;
 	for (uint32_t i = 0; i < nrec; i++) {
-		if (!conf[x->rpm[i] >> 8] || !(x->rpm[i] & t->family))
+		/* Skip eight records at a time while none is a flagged principal's: one
+		 * branch per block instead of one per record. */
+		while (nrec - i >= 8 &&
+		       !(conf[rpm[i] >> 8] | conf[rpm[i + 1] >> 8] | conf[rpm[i + 2] >> 8] |
+			 conf[rpm[i + 3] >> 8] | conf[rpm[i + 4] >> 8] | conf[rpm[i + 5] >> 8] |
+			 conf[rpm[i + 6] >> 8] | conf[rpm[i + 7] >> 8]))
+			i += 8;
+		if (i >= nrec)
+			break;
+		if (!conf[rpm[i] >> 8] || !(rpm[i] & t->family))
 			continue;
-		/* the order holding record i: the last o with off[o] <= i, galloping
-		 * forward from the previous one (the records come in order) */
-		uint32_t lo = o, step = 1, hi = o + 1;
-		while (hi < norders && x->off[hi] <= i) {
-			lo = hi;
-			hi = norders - hi > step ? hi + step : norders;
-			step *= 2;
-		}
-		while (hi - lo > 1) {
-			uint32_t mid = lo + (hi - lo) / 2;
-			if (x->off[mid] <= i)
-				lo = mid;
-			else
-				hi = mid;
-		}
-		o = lo;
+		/* the order holding record i: the last o with off[o] <= i, walking
+		 * forward from the previous one (the records come in order); a walk
+		 * streams through the offsets where a search would miss the cache at
+		 * every probe */
+		while (o + 1 < norders && x->off[o + 1] <= i)
+			o++;
 		if (!excl[o] && in_population(x, o, t->last)) {
 			uint32_t lim = tally_minutes(x, o, t->last);
 			for (uint32_t j = i; j < x->off[o + 1]; j++)
@@ -378,14 +397,22 @@ static void tally_derive(const tally_t *t, size_t nslot, const unsigned *pats, s
 	}
 }
 
-/* ln(e^a + e^b) */
+/* ln(e^a + e^b). The tails' convolutions add mostly terms far below the sum
+ * so far; those are returned without exp and log1p when that gives the very
+ * double the full formula would: for hi <= -1 a neighbour of hi lies at least
+ * 2^-54 away, and log1p(e^d) < 5e-18 for d < -40, so hi + it rounds to hi; for
+ * d < -746, e^d is 0 and hi + log1p(0) is hi (hi != 0, which would lose -0's
+ * sign). */
 static double lse(double a, double b)
 {
 	if (a == -INFINITY)
 		return b;
 	if (b == -INFINITY)
 		return a;
-	return a > b ? a + log1p(exp(b - a)) : b + log1p(exp(a - b));
+	double hi = a > b ? a : b, d = a > b ? b - a : a - b;
+	if ((d < -40.0 && hi <= -1.0) || (d < -746.0 && hi != 0.0))
+		return hi;
+	return hi + log1p(exp(d));
 }
 
 /* Union-find over victims. */
@@ -537,8 +564,9 @@ static moat_err_t em_explain(tester_t *t, const cand_t *cs, const uint32_t *ids,
 	size_t n = 0, cap = 64;
 	gl_t *ls = malloc(cap * sizeof *ls);
 	double *pi = malloc((npool + 1) * sizeof *pi), *acc = malloc((npool + 1) * sizeof *acc);
+	double *lpi = malloc((npool + 1) * sizeof *lpi); /* ln pi, once per iteration */
 	double *den = malloc((ngrp + 1) * sizeof *den), *l0 = malloc((ngrp + 1) * sizeof *l0);
-	if (!ls || !pi || !acc || !den || !l0)
+	if (!ls || !pi || !acc || !lpi || !den || !l0)
 		goto nomem;
 	size_t G = 0;
 	for (size_t g = 0; g < ngrp; g++) {
@@ -585,17 +613,19 @@ static moat_err_t em_explain(tester_t *t, const cand_t *cs, const uint32_t *ids,
 		pi[k] = 1.0 / (double)(npool + 1);
 	for (int iter = 0; iter < 200 && G; iter++) {
 		/* den[g] = ln sum_s pi_s L_gs, background included */
+		for (size_t k = 0; k <= npool; k++)
+			lpi[k] = log(pi[k]);
 		for (size_t g = 0; g < ngrp; g++)
-			den[g] = log(pi[npool]) + l0[g];
+			den[g] = lpi[npool] + l0[g];
 		for (size_t i = 0; i < n; i++)
-			den[ls[i].g] = lse(den[ls[i].g], log(pi[ls[i].k]) + ls[i].l);
+			den[ls[i].g] = lse(den[ls[i].g], lpi[ls[i].k] + ls[i].l);
 		for (size_t k = 0; k <= npool; k++)
 			acc[k] = 0.0;
 		for (size_t g = 0; g < ngrp; g++)
 			if (t->gsize[g])
-				acc[npool] += exp(log(pi[npool]) + l0[g] - den[g]);
+				acc[npool] += exp(lpi[npool] + l0[g] - den[g]);
 		for (size_t i = 0; i < n; i++)
-			acc[ls[i].k] += exp(log(pi[ls[i].k]) + ls[i].l - den[ls[i].g]);
+			acc[ls[i].k] += exp(lpi[ls[i].k] + ls[i].l - den[ls[i].g]);
 		double moved = 0.0;
 		for (size_t k = 0; k <= npool; k++) {
 			double np = acc[k] / (double)G;
@@ -606,16 +636,18 @@ static moat_err_t em_explain(tester_t *t, const cand_t *cs, const uint32_t *ids,
 			break;
 	}
 	/* victims explained: responsibilities times group sizes */
+	for (size_t k = 0; k <= npool; k++)
+		lpi[k] = log(pi[k]);
 	for (size_t g = 0; g < ngrp; g++)
-		den[g] = log(pi[npool]) + l0[g];
+		den[g] = lpi[npool] + l0[g];
 	for (size_t i = 0; i < n; i++)
-		den[ls[i].g] = lse(den[ls[i].g], log(pi[ls[i].k]) + ls[i].l);
+		den[ls[i].g] = lse(den[ls[i].g], lpi[ls[i].k] + ls[i].l);
 	for (size_t i = 0; i < n; i++)
-		em[ls[i].k] +=
-		    exp(log(pi[ls[i].k]) + ls[i].l - den[ls[i].g]) * (double)t->gsize[ls[i].g];
+		em[ls[i].k] += exp(lpi[ls[i].k] + ls[i].l - den[ls[i].g]) * (double)t->gsize[ls[i].g];
 	free(ls);
 	free(pi);
 	free(acc);
+	free(lpi);
 	free(den);
 	free(l0);
 	return MOAT_OK;
@@ -623,9 +655,25 @@ nomem:
 	free(ls);
 	free(pi);
 	free(acc);
+	free(lpi);
 	free(den);
 	free(l0);
 	return MOAT_ENOMEM;
+}
+
+/* Expected covered victims under the null for slot i: the sum over the active
+ * victims, in their order, of K_i(Q_v) / N. Only reported candidates need it,
+ * so it is computed for them alone rather than for every candidate each round. */
+static double expect_of(const vict_t *vs, size_t nv, const bool *active, const uint32_t *Kq32,
+			size_t nc, size_t i, uint64_t N)
+{
+	double expect = 0.0;
+	for (size_t j = 0; j < nv; j++)
+		if (active[j]) {
+			uint64_t K = Kq32[vs[j].pat * nc + i];
+			expect += (double)(K > N ? N : K) / (double)N;
+		}
+	return expect;
 }
 
 moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims, size_t n_victims,
@@ -653,7 +701,8 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	size_t npairs = 0, pairs_cap = 0;
 	uint32_t *pr = NULL, *cov = NULL, *ids = NULL, *slot = NULL, *Kq32 = NULL, *Kf32 = NULL;
 	uint32_t *up = NULL, *gsize = NULL, *gmembers = NULL, *goff = NULL, *gcov = NULL;
-	uint32_t *touched = NULL, *single_n = NULL, *pool = NULL;
+	uint32_t *touched = NULL, *single_n = NULL, *pool = NULL, *Kq32_r1 = NULL;
+	bool *active_r1 = NULL;
 	double *em = NULL;
 	unsigned *pf = NULL;
 	party_acc_t *acc = NULL;
@@ -949,6 +998,11 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	tester_t tt = {nv,	 ngrp, npat,	vs, active, gsize, gmembers, goff,
 		       single_n, gcov, touched, dp, tmp,    lpmf,  suf,	     0};
 
+	Kq32_r1 = malloc((npat * nc + 1) * sizeof *Kq32_r1);
+	active_r1 = malloc((nv ? nv : 1) * sizeof *active_r1);
+	if (!Kq32_r1 || !active_r1)
+		goto nomem;
+	uint64_t N_r1 = N;
 	double log_alpha = log(prm.alpha), log_m = log((double)out->tested);
 	size_t round = 0;
 	uint64_t Nr = N;
@@ -998,18 +1052,13 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 				}
 				gcov[g] = 0;
 			}
-			double expect = 0.0;
 			for (size_t q = 0; q < npat; q++) {
 				Kq[q] = Kq32[q * nc + i];
 				if (Kq[q] > Nr)
 					Kq[q] = Nr;
 			}
-			for (size_t j = 0; j < nv; j++)
-				if (active[j])
-					expect += (double)Kq[vs[j].pat] / (double)Nr;
 			c->x = xs;
 			c->groups = full;
-			c->expect = expect;
 			c->Kfam = Kf32[i] > Nr ? Nr : Kf32[i];
 			if (nr == 0 || !xs) {
 				c->log_p = 0.0;
@@ -1035,8 +1084,11 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 				c->r_K = c->Kfam;
 				c->r_groups = c->groups;
 				c->r_ngroups = tt.multi_groups;
-				c->r_expect = c->expect;
 			}
+			/* what expect_of needs for round one's expectation, at the end */
+			memcpy(Kq32_r1, Kq32, npat * nc * sizeof *Kq32);
+			memcpy(active_r1, active, nv * sizeof *active);
+			N_r1 = Nr;
 		}
 		if (best == SIZE_MAX || round >= prm.max_rounds || nr < prm.min_victims)
 			break;
@@ -1060,6 +1112,8 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		}
 		if (em_explain(&tt, cs, ids, cov, pool, npool, Kq32, nc, Nr, ngrp, em) != MOAT_OK)
 			goto nomem;
+		for (size_t k = 0; k < npool; k++)
+			cs[ids[pool[k]]].expect = expect_of(vs, nv, active, Kq32, nc, pool[k], Nr);
 		/* Confirm every significant candidate the mixture gives at least
 		 * min_victims victims (or, if none, the one it gives most). */
 		size_t top = 0, confirmed = 0;
@@ -1179,6 +1233,8 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 			snprintf(s->party, sizeof s->party, "%s",
 				 trace_dict_str(&x->parties, id - P));
 		}
+		if (!c->round) /* round one's test */
+			c->r_expect = expect_of(vs, nv, active_r1, Kq32_r1, nc, slot[id], N_r1);
 		s->fields = family;
 		s->N = c->r_N;
 		s->n = c->r_n;
@@ -1231,6 +1287,8 @@ done:
 	free(who);
 	free(excl);
 	free(Kq32);
+	free(Kq32_r1);
+	free(active_r1);
 	free(Kf32);
 	free(Kq);
 	free(up);
