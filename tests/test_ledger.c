@@ -1111,15 +1111,14 @@ static void test_async_group_commit(void)
 /* Finds the newest write-ahead file under ldir/wal; false if none. */
 static bool newest_wal(const char *ldir, char *path, size_t cap)
 {
-	char wdir[1200], newest[64] = "";
+	char wdir[1200], newest[256] = "";
 	snprintf(wdir, sizeof wdir, "%s/wal", ldir);
 	DIR *d = opendir(wdir);
 	if (!d)
 		return false;
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.' && strlen(de->d_name) < sizeof newest &&
-		    strcmp(de->d_name, newest) > 0)
+		if (de->d_name[0] != '.' && strcmp(de->d_name, newest) > 0)
 			snprintf(newest, sizeof newest, "%s", de->d_name);
 	closedir(d);
 	snprintf(path, cap, "%s/%s", wdir, newest);
@@ -1137,7 +1136,7 @@ static off_t file_size(const char *path)
 static void test_wal_prealloc(void)
 {
 	char *dir = tmpdir_new("prealloc");
-	char ldir[1024], wal[1400];
+	char ldir[1024], wal[1600];
 	snprintf(ldir, sizeof ldir, "%s/ledger", dir);
 	moat_error_t err;
 	CHECK_INT(moat_ledger_create(ldir, "moat.test/prealloc", &err), MOAT_OK);
