@@ -3,6 +3,7 @@
  * ledger's proofs against a reference tree, reopen/recovery, read-only handles,
  * write failures, and tampering caught by verify.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
@@ -1107,6 +1108,95 @@ static void test_async_group_commit(void)
 	free(dir);
 }
 
+/* Finds the newest write-ahead file under ldir/wal; false if none. */
+static bool newest_wal(const char *ldir, char *path, size_t cap)
+{
+	char wdir[1200], newest[256] = "";
+	snprintf(wdir, sizeof wdir, "%s/wal", ldir);
+	DIR *d = opendir(wdir);
+	if (!d)
+		return false;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.' && strcmp(de->d_name, newest) > 0)
+			snprintf(newest, sizeof newest, "%s", de->d_name);
+	closedir(d);
+	snprintf(path, cap, "%s/%s", wdir, newest);
+	return newest[0] != '\0';
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* The write-ahead file is extended with zeros ahead of its records; close cuts
+ * the zeros, and a zero tail left by a crash reads as the file's end. */
+static void test_wal_prealloc(void)
+{
+	char *dir = tmpdir_new("prealloc");
+	char ldir[1024], wal[1600];
+	snprintf(ldir, sizeof ldir, "%s/ledger", dir);
+	moat_error_t err;
+	CHECK_INT(moat_ledger_create(ldir, "moat.test/prealloc", &err), MOAT_OK);
+	moat_ledger_opts_t opts = {.checkpoint_interval_ms = 600000};
+	moat_ledger_t *l = NULL;
+	CHECK_INT(moat_ledger_open(ldir, &opts, &l, &err), MOAT_OK);
+	if (!l)
+		return;
+	char buf[64];
+	for (int i = 0; i < 20; i++) {
+		moat_entry_t e = sample_entry(9000u + (uint64_t)i, buf);
+		uint64_t first;
+		CHECK_INT(moat_ledger_append(l, &e, 1, &first, &err), MOAT_OK);
+	}
+	CHECK(newest_wal(ldir, wal, sizeof wal));
+	off_t open_size = file_size(wal);
+	CHECK_MSG(open_size >= (off_t)1 << 19 && open_size % ((off_t)1 << 19) == 0,
+		  "write-ahead file is %lld bytes while open: not preallocated",
+		  (long long)open_size);
+	moat_ledger_close(l);
+	off_t closed_size = file_size(wal);
+	CHECK_MSG(closed_size > 0 && closed_size < open_size,
+		  "write-ahead file is %lld bytes after close: zero tail not cut",
+		  (long long)closed_size);
+
+	/* A crash's leftover: zeros past the last record. */
+	FILE *f = fopen(wal, "ab");
+	CHECK(f != NULL);
+	if (f) {
+		static const char zeros[70000];
+		CHECK_INT(fwrite(zeros, 1, sizeof zeros, f), sizeof zeros);
+		fclose(f);
+	}
+	l = NULL;
+	CHECK_INT(moat_ledger_open(ldir, &opts, &l, &err), MOAT_OK);
+	if (l) {
+		CHECK_INT(moat_ledger_size(l), 20);
+		moat_entry_t e = sample_entry(9100, buf);
+		uint64_t first = 0;
+		CHECK_INT(moat_ledger_append(l, &e, 1, &first, &err), MOAT_OK);
+		CHECK_INT(first, 20);
+		moat_buf_t got, want;
+		moat_buf_init(&got, 1 << 20);
+		moat_buf_init(&want, 1 << 20);
+		CHECK_INT(moat_ledger_read(l, 20, &got, &err), MOAT_OK);
+		CHECK_INT(moat_entry_encode(&e, &want, &err), MOAT_OK);
+		CHECK(got.len == want.len && memcmp(got.data, want.data, got.len) == 0);
+		moat_buf_free(&got);
+		moat_buf_free(&want);
+		moat_ledger_close(l);
+	}
+	l = NULL;
+	CHECK_INT(moat_ledger_open(ldir, &opts, &l, &err), MOAT_OK);
+	if (l)
+		CHECK_INT(moat_ledger_size(l), 21);
+	moat_ledger_close(l);
+	rm_rf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	test_inclusion_vectors();
@@ -1118,5 +1208,6 @@ int main(void)
 	test_ledger_roundtrip();
 	test_concurrent_readers_and_failures();
 	test_async_group_commit();
+	test_wal_prealloc();
 	return check_done();
 }

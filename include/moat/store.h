@@ -195,6 +195,13 @@ moat_err_t moat_store_vnum_bind(moat_store_t *s, const char *order_id, const cha
 				uint64_t pool_lo, uint64_t pool_hi, moat_time_t from,
 				moat_time_t until, moat_time_t now, moat_vnum_row_t *out,
 				moat_error_t *err) MOAT_MUST_CHECK;
+/* The binding of (order_id, principal) if it exists and already covers what
+ * moat_store_vnum_bind would make it cover for [from, until] (a read only, for
+ * use inside a read snapshot and without the writers' lock); MOAT_ENOTFOUND if
+ * there is none or it would be widened: call moat_store_vnum_bind then. */
+moat_err_t moat_store_vnum_covering(moat_store_t *s, const char *order_id, const char *principal,
+				    moat_time_t from, moat_time_t until, moat_vnum_row_t *out,
+				    moat_error_t *err) MOAT_MUST_CHECK;
 /* The binding that owns number; MOAT_ENOTFOUND if none ever did. */
 moat_err_t moat_store_vnum_find(moat_store_t *s, const char *number, moat_vnum_row_t *out,
 				moat_error_t *err) MOAT_MUST_CHECK;

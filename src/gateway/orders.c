@@ -78,6 +78,34 @@ static moat_err_t decide_one(moat_gateway_t *g, moat_store_t *s, const gw_auth_t
 				x->d.views[f] = cap[f];
 		x->forced_mask = true;
 	}
+	/* The virtual number's window; an existing binding that covers it (the
+	 * usual case) is read here, in the snapshot and without the writers' lock. */
+	moat_time_t vfrom = now, vuntil = MOAT_TIME_NONE;
+	bool bind = false;
+	if (x->d.views[MOAT_FIELD_PHONE] == MOAT_VIEW_VIRTUAL) {
+		moat_time_t afrom, auntil;
+		moat_error_t we = {0};
+		if (moat_store_relation_assign_window(s, a->p.principal, o->order_id, &afrom,
+						      &auntil, &we) == MOAT_OK) {
+			if (afrom != MOAT_TIME_NONE && afrom < vfrom)
+				vfrom = afrom;
+			vuntil = auntil;
+		}
+		moat_time_t base = o->delivered_at != MOAT_TIME_NONE ? o->delivered_at : vuntil;
+		if (base == MOAT_TIME_NONE || base < now)
+			base = now;
+		vuntil = base + (moat_time_t)g->grace_days * 86400000;
+		rc = moat_store_vnum_covering(s, o->order_id, a->p.principal, vfrom, vuntil,
+					      &x->vnum, err);
+		if (rc == MOAT_OK)
+			x->has_vnum = true;
+		else if (rc == MOAT_ENOTFOUND)
+			bind = true;
+		else {
+			moat_store_read_end(s);
+			return rc;
+		}
+	}
 	/* Writes follow (quota, binding): leave the caller's read snapshot, if any. */
 	moat_store_read_end(s);
 	if (moat_policy_is_plaintext(x->d.views) && x->d.quota != MOAT_QUOTA_UNLIMITED) {
@@ -96,23 +124,11 @@ static moat_err_t decide_one(moat_gateway_t *g, moat_store_t *s, const gw_auth_t
 			return rc;
 		}
 	}
-	if (x->d.views[MOAT_FIELD_PHONE] == MOAT_VIEW_VIRTUAL) {
-		moat_time_t from = now, until = MOAT_TIME_NONE, afrom, auntil;
-		moat_error_t we = {0};
-		if (moat_store_relation_assign_window(s, a->p.principal, o->order_id, &afrom,
-						      &auntil, &we) == MOAT_OK) {
-			if (afrom != MOAT_TIME_NONE && afrom < from)
-				from = afrom;
-			until = auntil;
-		}
-		moat_time_t base = o->delivered_at != MOAT_TIME_NONE ? o->delivered_at : until;
-		if (base == MOAT_TIME_NONE || base < now)
-			base = now;
-		until = base + (moat_time_t)g->grace_days * 86400000;
-		/* Usually a read (the binding exists); the lock only orders the writes. */
+	if (bind) {
+		/* No binding yet, or one to widen: a write, ordered by the lock. */
 		pthread_mutex_lock(&g->write_mu);
 		rc = moat_store_vnum_bind(s, o->order_id, a->p.principal, g->pool_lo, g->pool_hi,
-					  from, until, now, &x->vnum, err);
+					  vfrom, vuntil, now, &x->vnum, err);
 		pthread_mutex_unlock(&g->write_mu);
 		if (rc != MOAT_OK)
 			return rc;

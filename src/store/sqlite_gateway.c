@@ -52,6 +52,22 @@ static moat_err_t vnum_get(moat_store_t *s, const char *order_id, const char *pr
 	return r == SQLITE_DONE ? MOAT_ENOTFOUND : gw_db_error(s, err, "virtual number");
 }
 
+/* Whether the binding row b needs no write for [from, until]. */
+static bool vnum_covers(const moat_vnum_row_t *b, moat_time_t from, moat_time_t until)
+{
+	return b->valid_from <= from && b->valid_until >= until - 3600000;
+}
+
+moat_err_t moat_store_vnum_covering(moat_store_t *s, const char *order_id, const char *principal,
+				    moat_time_t from, moat_time_t until, moat_vnum_row_t *out,
+				    moat_error_t *err)
+{
+	moat_err_t rc = vnum_get(s, order_id, principal, out, err);
+	if (rc == MOAT_OK && !vnum_covers(out, from, until))
+		return MOAT_ENOTFOUND;
+	return rc;
+}
+
 moat_err_t moat_store_vnum_bind(moat_store_t *s, const char *order_id, const char *principal,
 				uint64_t pool_lo, uint64_t pool_hi, moat_time_t from,
 				moat_time_t until, moat_time_t now, moat_vnum_row_t *out,
@@ -64,7 +80,7 @@ moat_err_t moat_store_vnum_bind(moat_store_t *s, const char *order_id, const cha
 	 * without a write, so concurrent readers never queue for SQLite's write
 	 * lock. Widening by less than an hour is not worth a write either. */
 	moat_err_t rc0 = vnum_get(s, order_id, principal, out, err);
-	if (rc0 == MOAT_OK && out->valid_from <= from && out->valid_until >= until - 3600000)
+	if (rc0 == MOAT_OK && vnum_covers(out, from, until))
 		return MOAT_OK;
 	if (rc0 != MOAT_OK && rc0 != MOAT_ENOTFOUND)
 		return rc0;
