@@ -196,70 +196,118 @@ int moat_import_kind_parse(const char *s)
 	return -1;
 }
 
-/* Serialises the PII of an order as a small JSON object (then encrypted). The
- * caller wipes and frees the result. */
-static char *pii_json(const moat_order_t *o)
+/* Serialises the PII of an order as a small JSON object (then encrypted) into b,
+ * which the caller wipes. */
+static moat_err_t pii_json(const moat_order_t *o, moat_buf_t *b)
 {
-	moat_buf_t b;
-	moat_buf_init(&b, 8192);
-	moat_err_t rc = moat_buf_puts(&b, "{\"detail\":");
+	moat_err_t rc = moat_buf_puts(b, "{\"detail\":");
 	if (rc == MOAT_OK)
-		rc = moat_buf_json_str(&b, o->address.detail);
+		rc = moat_buf_json_str(b, o->address.detail);
 	if (rc == MOAT_OK && o->buyer_id_number)
-		rc = moat_buf_puts(&b, ",\"id_number\":");
+		rc = moat_buf_puts(b, ",\"id_number\":");
 	if (rc == MOAT_OK && o->buyer_id_number)
-		rc = moat_buf_json_str(&b, o->buyer_id_number);
+		rc = moat_buf_json_str(b, o->buyer_id_number);
 	if (rc == MOAT_OK)
-		rc = moat_buf_puts(&b, ",\"name\":");
+		rc = moat_buf_puts(b, ",\"name\":");
 	if (rc == MOAT_OK)
-		rc = moat_buf_json_str(&b, o->buyer_name);
+		rc = moat_buf_json_str(b, o->buyer_name);
 	if (rc == MOAT_OK)
-		rc = moat_buf_puts(&b, ",\"phone\":");
+		rc = moat_buf_puts(b, ",\"phone\":");
 	if (rc == MOAT_OK)
-		rc = moat_buf_json_str(&b, o->buyer_phone);
+		rc = moat_buf_json_str(b, o->buyer_phone);
 	if (rc == MOAT_OK)
-		rc = moat_buf_putc(&b, '}');
-	if (rc != MOAT_OK) {
-		if (b.data)
-			OPENSSL_cleanse(b.data, b.len);
-		moat_buf_free(&b);
-		return NULL;
-	}
-	return moat_buf_take(&b);
+		rc = moat_buf_putc(b, '}');
+	return rc;
 }
 
-moat_err_t moat_app_order_row_from(moat_app_t *a, const moat_order_t *o, json_t *items,
-				   moat_order_row_t *row, moat_error_t *err)
+static void wipe_buf(moat_buf_t *b)
+{
+	if (b->data)
+		OPENSSL_cleanse(b->data, b->len);
+	moat_buf_reset(b);
+}
+
+/* Copies s into dst[cap], cut at cap - 1 bytes as snprintf would. */
+static void copy_str(char *dst, size_t cap, const char *s)
+{
+	size_t n = s ? strnlen(s, cap - 1) : 0;
+	memcpy(dst, s ? s : "", n);
+	dst[n] = '\0';
+}
+
+/* The clear columns of a row. */
+static void row_fields(const moat_order_t *o, const char *key_id, moat_order_row_t *row)
 {
 	memset(row, 0, sizeof *row);
-	snprintf(row->order_id, sizeof row->order_id, "%s", o->order_id);
-	snprintf(row->merchant, sizeof row->merchant, "%s", o->merchant);
+	copy_str(row->order_id, sizeof row->order_id, o->order_id);
+	copy_str(row->merchant, sizeof row->merchant, o->merchant);
 	row->placed_at = o->placed_at;
 	row->status = o->status;
-	snprintf(row->province, sizeof row->province, "%s", o->address.province);
-	snprintf(row->city, sizeof row->city, "%s", o->address.city);
-	snprintf(row->district, sizeof row->district, "%s", o->address.district);
-	snprintf(row->carrier, sizeof row->carrier, "%s", o->carrier ? o->carrier : "");
-	snprintf(row->waybill, sizeof row->waybill, "%s", o->waybill ? o->waybill : "");
+	copy_str(row->province, sizeof row->province, o->address.province);
+	copy_str(row->city, sizeof row->city, o->address.city);
+	copy_str(row->district, sizeof row->district, o->address.district);
+	copy_str(row->carrier, sizeof row->carrier, o->carrier);
+	copy_str(row->waybill, sizeof row->waybill, o->waybill);
 	row->shipped_at = o->shipped_at;
 	row->delivered_at = o->delivered_at;
 	row->honey = o->honey;
-	snprintf(row->key_id, sizeof row->key_id, "%s", moat_keyring_current(a->keys));
+	copy_str(row->key_id, sizeof row->key_id, key_id);
+}
+
+moat_err_t moat_app_order_row_from(moat_app_t *a, const moat_order_t *o, moat_order_row_t *row,
+				   moat_error_t *err)
+{
+	row_fields(o, moat_keyring_current(a->keys), row);
 	moat_lookup_hash(a->keys, o->buyer_phone, row->phone_hash);
-	row->items_json = items ? json_dumps(items, JSON_COMPACT | JSON_SORT_KEYS) : strdup("[]");
-	char *plain = pii_json(o);
-	if (!row->items_json || !plain) {
-		free(plain);
-		moat_order_row_clear(row);
-		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
-	}
-	size_t plen = strlen(plain);
-	moat_err_t rc =
-	    moat_encrypt(a->keys, plain, plen, o->order_id, &row->pii, &row->pii_len, err);
-	OPENSSL_cleanse(plain, plen);
-	free(plain);
+	moat_buf_t items, plain;
+	moat_buf_init(&items, MOAT_JSON_MAX_LINE);
+	moat_buf_init(&plain, 8192);
+	moat_err_t rc = moat_order_items_json(o, &items);
+	if (rc == MOAT_OK)
+		rc = pii_json(o, &plain);
+	if (rc == MOAT_OK)
+		rc = moat_encrypt(a->keys, plain.data, plain.len, o->order_id, &row->pii,
+				  &row->pii_len, err);
+	else
+		rc = moat_error_set(err, rc, NULL,
+				    rc == MOAT_ENOMEM ? "out of memory" : "order too large to store");
+	if (rc == MOAT_OK)
+		row->items_json = moat_buf_take(&items);
+	wipe_buf(&plain);
+	moat_buf_free(&plain);
+	moat_buf_free(&items);
 	if (rc != MOAT_OK)
 		moat_order_row_clear(row);
+	return rc;
+}
+
+/* As moat_app_order_row_from, with sl's keyed contexts and the row's items and
+ * blob allocated from mem (freed with it; the row is not cleared). plain is
+ * scratch for the PII in clear, wiped before return. */
+static moat_err_t order_row_sealed(moat_sealer_t *sl, const moat_order_t *o, moat_arena_t *mem,
+				   moat_buf_t *scratch, moat_order_row_t *row, moat_error_t *err)
+{
+	row_fields(o, moat_sealer_key_id(sl), row);
+	moat_sealer_lookup_hash(sl, o->buyer_phone, row->phone_hash);
+	moat_buf_reset(scratch);
+	moat_err_t rc = moat_order_items_json(o, scratch);
+	if (rc == MOAT_OK && !(row->items_json = moat_arena_strndup(mem, scratch->data, scratch->len)))
+		rc = MOAT_ENOMEM;
+	if (rc == MOAT_OK) {
+		moat_buf_reset(scratch);
+		rc = pii_json(o, scratch);
+	}
+	if (rc != MOAT_OK) {
+		wipe_buf(scratch);
+		return moat_error_set(err, rc, NULL,
+				      rc == MOAT_ENOMEM ? "out of memory" : "order too large to store");
+	}
+	size_t cap = moat_sealer_blob_len(sl, scratch->len);
+	row->pii = moat_arena_alloc(mem, cap);
+	rc = row->pii ? moat_sealer_encrypt(sl, scratch->data, scratch->len, o->order_id, row->pii,
+					    cap, &row->pii_len, err)
+		      : moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	wipe_buf(scratch);
 	return rc;
 }
 
@@ -287,8 +335,7 @@ moat_err_t moat_app_import_one(moat_app_t *a, moat_import_kind_t kind, json_t *o
 		moat_order_row_t row;
 		moat_err_t rc = moat_order_from_json(obj, arena, &o, err);
 		if (rc == MOAT_OK)
-			rc = moat_app_order_row_from(a, &o, json_object_get(obj, "items"), &row,
-						     err);
+			rc = moat_app_order_row_from(a, &o, &row, err);
 		if (rc != MOAT_OK)
 			return rc;
 		rc = moat_store_order_put(a->store, &row, err);
@@ -313,7 +360,8 @@ moat_err_t moat_app_import_one(moat_app_t *a, moat_import_kind_t kind, json_t *o
 #define PIPE_DEPTH 8
 
 typedef struct pipe_batch {
-	moat_order_row_t rows[PIPE_BATCH];
+	moat_order_row_t rows[PIPE_BATCH]; /* items and blobs in mem, not malloc'd */
+	moat_arena_t *mem;
 	long lines[PIPE_BATCH]; /* input line of each row, for store errors */
 	size_t n;
 	bool last;	  /* no batch follows (end of file, or an error) */
@@ -335,8 +383,7 @@ static void pipe_batch_free(pipe_batch_t *b)
 {
 	if (!b)
 		return;
-	for (size_t i = 0; i < b->n; i++)
-		moat_order_row_clear(&b->rows[i]);
+	moat_arena_free(b->mem);
 	free(b);
 }
 
@@ -372,25 +419,34 @@ static pipe_batch_t *pipe_pop(pipe_t *p)
 	return b;
 }
 
+/* Stops the consumer when the producer cannot even hand it a batch. */
+static void pipe_give_up(pipe_t *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_broadcast(&p->changed);
+	pthread_mutex_unlock(&p->lock);
+}
+
 static void *pipe_produce(void *arg)
 {
 	pipe_t *p = arg;
-	moat_arena_t *arena = NULL;
+	moat_sealer_t *sl = NULL;
+	moat_buf_t scratch;
+	moat_buf_init(&scratch, MOAT_JSON_MAX_LINE);
 	for (;;) {
 		pipe_batch_t *b = calloc(1, sizeof *b);
 		if (!b) {
-			/* Tell the consumer with a batch it cannot get: stop it instead. */
-			pthread_mutex_lock(&p->lock);
-			p->stop = true;
-			pthread_cond_broadcast(&p->changed);
-			pthread_mutex_unlock(&p->lock);
+			pipe_give_up(p);
 			break;
 		}
-		while (b->n < PIPE_BATCH) {
-			if (!arena && !(arena = moat_arena_new(16384))) {
-				b->rc = moat_error_set(&b->err, MOAT_ENOMEM, NULL, "out of memory");
-				break;
-			}
+		/* One arena per batch holds its rows' items and blobs and the parsed
+		 * items of its orders; the consumer frees it in one go. */
+		if (!(b->mem = moat_arena_new(PIPE_BATCH * 256)))
+			b->rc = moat_error_set(&b->err, MOAT_ENOMEM, NULL, "out of memory");
+		if (b->rc == MOAT_OK && !sl)
+			b->rc = moat_sealer_new(p->app->keys, &sl, &b->err);
+		while (b->rc == MOAT_OK && b->n < PIPE_BATCH) {
 			json_t *obj = NULL;
 			moat_err_t rc = moat_jsonl_next(p->reader, &obj, &b->err);
 			if (rc == MOAT_ENOTFOUND) {
@@ -399,11 +455,10 @@ static void *pipe_produce(void *arg)
 			}
 			if (rc == MOAT_OK) {
 				moat_order_t o;
-				rc = moat_order_from_json(obj, arena, &o, &b->err);
+				rc = moat_order_from_json(obj, b->mem, &o, &b->err);
 				if (rc == MOAT_OK)
-					rc = moat_app_order_row_from(p->app, &o,
-								     json_object_get(obj, "items"),
-								     &b->rows[b->n], &b->err);
+					rc = order_row_sealed(sl, &o, b->mem, &scratch, &b->rows[b->n],
+							      &b->err);
 				json_decref(obj);
 			}
 			if (rc != MOAT_OK) {
@@ -412,10 +467,6 @@ static void *pipe_produce(void *arg)
 				break;
 			}
 			b->lines[b->n++] = moat_jsonl_line(p->reader);
-			if (b->n % 16 == 0) { /* the arena holds only the current record */
-				moat_arena_free(arena);
-				arena = NULL;
-			}
 		}
 		if (b->rc != MOAT_OK)
 			b->last = true;
@@ -423,7 +474,9 @@ static void *pipe_produce(void *arg)
 		if (!pipe_push(p, b) || last)
 			break;
 	}
-	moat_arena_free(arena);
+	moat_sealer_free(sl);
+	wipe_buf(&scratch);
+	moat_buf_free(&scratch);
 	return NULL;
 }
 
