@@ -375,6 +375,10 @@ typedef struct pipe {
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
 	pipe_batch_t *q[PIPE_DEPTH];
+	/* Batches the consumer is done with, for the producer to refill: freeing
+	 * them made glibc hand their pages back and fault them in again. */
+	pipe_batch_t *spare[PIPE_DEPTH + 2];
+	size_t n_spare;
 	size_t head, len;
 	bool stop; /* the consumer gave up: the producer ends at once */
 } pipe_t;
@@ -385,6 +389,40 @@ static void pipe_batch_free(pipe_batch_t *b)
 		return;
 	moat_arena_free(b->mem);
 	free(b);
+}
+
+/* An empty batch: a spare one if any, else a new one (NULL if out of memory). */
+static pipe_batch_t *pipe_batch_get(pipe_t *p)
+{
+	pthread_mutex_lock(&p->lock);
+	pipe_batch_t *b = p->n_spare ? p->spare[--p->n_spare] : NULL;
+	pthread_mutex_unlock(&p->lock);
+	if (b) {
+		moat_arena_reset(b->mem);
+		b->n = 0; /* rows and lines are rewritten as the batch fills */
+		b->last = false;
+		b->rc = MOAT_OK;
+		memset(&b->err, 0, sizeof b->err);
+		return b;
+	}
+	b = calloc(1, sizeof *b);
+	if (b && !(b->mem = moat_arena_new(PIPE_BATCH * 512))) {
+		free(b);
+		b = NULL;
+	}
+	return b;
+}
+
+/* Gives a batch the consumer is done with back to the producer. */
+static void pipe_batch_put(pipe_t *p, pipe_batch_t *b)
+{
+	pthread_mutex_lock(&p->lock);
+	if (p->n_spare < sizeof p->spare / sizeof p->spare[0]) {
+		p->spare[p->n_spare++] = b;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&p->lock);
+	pipe_batch_free(b);
 }
 
 /* Hands a batch to the consumer; false if the consumer has stopped (the batch
@@ -435,16 +473,14 @@ static void *pipe_produce(void *arg)
 	moat_buf_t scratch;
 	moat_buf_init(&scratch, MOAT_JSON_MAX_LINE);
 	for (;;) {
-		pipe_batch_t *b = calloc(1, sizeof *b);
+		/* A batch's arena holds its rows' items and blobs and the parsed items
+		 * of its orders, all released at once when the batch is reused. */
+		pipe_batch_t *b = pipe_batch_get(p);
 		if (!b) {
 			pipe_give_up(p);
 			break;
 		}
-		/* One arena per batch holds its rows' items and blobs and the parsed
-		 * items of its orders; the consumer frees it in one go. */
-		if (!(b->mem = moat_arena_new(PIPE_BATCH * 256)))
-			b->rc = moat_error_set(&b->err, MOAT_ENOMEM, NULL, "out of memory");
-		if (b->rc == MOAT_OK && !sl)
+		if (!sl)
 			b->rc = moat_sealer_new(p->app->keys, &sl, &b->err);
 		while (b->rc == MOAT_OK && b->n < PIPE_BATCH) {
 			json_t *obj = NULL;
@@ -520,11 +556,11 @@ static moat_err_t import_orders_pipelined(moat_app_t *a, moat_jsonl_t *r, size_t
 		if (rc == MOAT_OK)
 			n += b->n;
 		bool last = b->last;
-		pipe_batch_free(b);
+		pipe_batch_put(&p, b);
 		if (rc != MOAT_OK || last)
 			break;
 	}
-	/* Stop the producer and free whatever it still queued. */
+	/* Stop the producer and free whatever it still queued or kept spare. */
 	pthread_mutex_lock(&p.lock);
 	p.stop = true;
 	pthread_cond_broadcast(&p.changed);
@@ -535,6 +571,8 @@ static moat_err_t import_orders_pipelined(moat_app_t *a, moat_jsonl_t *r, size_t
 		p.head = (p.head + 1) % PIPE_DEPTH;
 		p.len--;
 	}
+	while (p.n_spare)
+		pipe_batch_free(p.spare[--p.n_spare]);
 	pthread_mutex_destroy(&p.lock);
 	pthread_cond_destroy(&p.changed);
 	if (rc == MOAT_OK)
