@@ -296,13 +296,12 @@ static moat_err_t read_line(moat_jsonl_t *r, size_t *len, bool *too_long, moat_e
 	return any ? MOAT_OK : MOAT_ENOTFOUND;
 }
 
-moat_err_t moat_jsonl_next(moat_jsonl_t *r, json_t **obj, moat_error_t *err)
+moat_err_t moat_jsonl_read(moat_jsonl_t *r, const char **text, size_t *len, moat_error_t *err)
 {
-	*obj = NULL;
 	for (;;) {
-		size_t len = 0;
+		size_t n = 0;
 		bool too_long = false;
-		moat_err_t rc = read_line(r, &len, &too_long, err);
+		moat_err_t rc = read_line(r, &n, &too_long, err);
 		if (rc != MOAT_OK)
 			return rc;
 		r->line++;
@@ -311,18 +310,31 @@ moat_err_t moat_jsonl_next(moat_jsonl_t *r, json_t **obj, moat_error_t *err)
 		if (too_long)
 			return moat_error_set(err, MOAT_ELIMIT, NULL, "line is longer than %u bytes",
 					      MOAT_JSON_MAX_LINE - 1);
-		if (len && r->buf[len - 1] == '\r')
-			len--;
+		if (n && r->buf[n - 1] == '\r')
+			n--;
 		size_t i = 0;
-		while (i < len && (r->buf[i] == ' ' || r->buf[i] == '\t'))
+		while (i < n && (r->buf[i] == ' ' || r->buf[i] == '\t'))
 			i++;
-		if (i == len)
+		if (i == n)
 			continue; /* blank line */
-		rc = moat_json_parse(r->buf, len, MOAT_JSON_MAX_DEPTH, obj, err);
-		if (rc != MOAT_OK && err)
-			err->line = r->line;
-		return rc;
+		*text = r->buf;
+		*len = n;
+		return MOAT_OK;
 	}
+}
+
+moat_err_t moat_jsonl_next(moat_jsonl_t *r, json_t **obj, moat_error_t *err)
+{
+	*obj = NULL;
+	const char *text = NULL;
+	size_t len = 0;
+	moat_err_t rc = moat_jsonl_read(r, &text, &len, err);
+	if (rc != MOAT_OK)
+		return rc;
+	rc = moat_json_parse(text, len, MOAT_JSON_MAX_DEPTH, obj, err);
+	if (rc != MOAT_OK && err)
+		err->line = r->line;
+	return rc;
 }
 
 void moat_jsonl_close(moat_jsonl_t *r)
