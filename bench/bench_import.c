@@ -75,7 +75,8 @@ static double run_moat(const char *dir, const char *file, long n, int producers)
 		return -1;
 	size_t count = 0;
 	uint64_t t0 = moat_mono_ns();
-	moat_err_t rc = moat_app_import_file_with(a, MOAT_IMPORT_ORDERS, file, producers, &count, &e);
+	moat_err_t rc =
+	    moat_app_import_file_with(a, MOAT_IMPORT_ORDERS, file, producers, &count, &e);
 	uint64_t t1 = moat_mono_ns();
 	moat_app_close(a);
 	if (rc != MOAT_OK || (long)count != n) {
@@ -160,8 +161,9 @@ int main(int argc, char **argv)
 			return 1;
 		ratio[i] = s[i] / m[i];
 		ratio1[i] = s[i] / m1[i];
-		printf("run %d: moat import %.0f orders/s (%d converting threads + writer), %.0f orders/s"
-		       " (one thread); plain sqlite %.0f rows/s; slowdown %.2fx, one thread %.2fx\n",
+		printf("run %d: moat import %.0f orders/s (%d converting threads + writer),"
+		       " %.0f orders/s (one thread); plain sqlite %.0f rows/s;"
+		       " slowdown %.2fx, one thread %.2fx\n",
 		       i + 1, m[i], MOAT_IMPORT_PRODUCERS, m1[i], s[i], ratio[i], ratio1[i]);
 	}
 	qsort(m, (size_t)runs, sizeof m[0], cmp);
@@ -173,7 +175,8 @@ int main(int argc, char **argv)
 	printf("  moat import (parse+validate+AES-GCM+HMAC+upsert),\n");
 	printf("    %d converting threads + 1 writer thread:       %10.0f orders/s\n",
 	       MOAT_IMPORT_PRODUCERS, m[runs / 2]);
-	printf("    all on one thread:                              %10.0f orders/s\n", m1[runs / 2]);
+	printf("    all on one thread:                              %10.0f orders/s\n",
+	       m1[runs / 2]);
 	printf("  baseline plain SQLite inserts of the same rows:   %10.0f rows/s (one thread)\n",
 	       s[runs / 2]);
 	printf("  slowdown (baseline/moat), median:                 %10.2fx  (target <= 2x)\n",

@@ -133,7 +133,8 @@ static void test_jsonl(void)
 	for (int i = 0; i < 3000; i++) {
 		if (i % 100 == 7)
 			fputs("  \t\r\n", f); /* blank, not a record */
-		fprintf(f, "{\"i\":%d,\"pad\":\"%.*s\"}%s", i, i % 257, pad, i % 3 == 0 ? "\r\n" : "\n");
+		fprintf(f, "{\"i\":%d,\"pad\":\"%.*s\"}%s", i, i % 257, pad,
+			i % 3 == 0 ? "\r\n" : "\n");
 	}
 	fputc('{', f); /* an over-long line, then one more record without a newline */
 	for (size_t n = 0; n < MOAT_JSON_MAX_LINE; n++)

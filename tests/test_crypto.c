@@ -63,13 +63,15 @@ int main(void)
 	CHECK_INT(moat_sealer_blob_len(sl, strlen(plain)), n);
 	for (int i = 0; i < 3; i++) {
 		const char *aad = i == 2 ? "O2" : "O1";
-		CHECK_INT(moat_sealer_encrypt(sl, plain, strlen(plain), aad, sb[i], sizeof sb[i], &sn[i], &e),
+		CHECK_INT(moat_sealer_encrypt(sl, plain, strlen(plain), aad, sb[i], sizeof sb[i],
+					      &sn[i], &e),
 			  MOAT_OK);
 		CHECK(sn[i] == n && memmem(sb[i], sn[i], "13812345678", 11) == NULL);
 		CHECK_INT(moat_decrypt(k, sb[i], sn[i], aad, &out, &olen, &e), MOAT_OK);
 		CHECK_STR(out, plain);
 		free(out);
-		CHECK(memcmp(sb[i] + 4, blob + 4, 12) != 0 && memcmp(sb[i] + 4, blob2 + 4, 12) != 0);
+		CHECK(memcmp(sb[i] + 4, blob + 4, 12) != 0 &&
+		      memcmp(sb[i] + 4, blob2 + 4, 12) != 0);
 	}
 	CHECK(memcmp(sb[0] + 4, sb[1] + 4, 12) != 0); /* nonces differ */
 	CHECK_INT(moat_decrypt(k, sb[2], sn[2], "O1", &out, &olen, &e), MOAT_ECORRUPT);

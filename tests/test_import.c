@@ -30,12 +30,15 @@ static void write_orders(const char *path, int bad_line, int unknown_line, int a
 		int line = i + i / 97;
 		bool again = line == again_line;
 		fprintf(f,
-			"{\"order_id\":\"O%05d\",\"merchant\":\"%s\",\"placed_at\":\"2026-03-01T10:00:00+08:00\","
-			"\"status\":\"%s\",\"buyer\":{\"name\":\"%s\",\"phone\":\"%s\",\"address\":{\"province\":"
-			"\"广东省\",\"city\":\"广州市\",\"district\":\"天河区\",\"detail\":\"天河路%d号\"}},"
-			"\"items\":[{\"sku\":\"S1\",\"title\":\"羊毛衫 \\\"A\\\"\",\"qty\":1,\"price_cents\":%d}]}\n",
-			again ? 5 : i, line == unknown_line ? "m-nobody" : "m-a", again ? "delivered" : "paid",
-			again ? "李四" : "王五", line == bad_line ? "12345" : "13812345678", i, 100 + i);
+			"{\"order_id\":\"O%05d\",\"merchant\":\"%s\","
+			"\"placed_at\":\"2026-03-01T10:00:00+08:00\",\"status\":\"%s\","
+			"\"buyer\":{\"name\":\"%s\",\"phone\":\"%s\",\"address\":{"
+			"\"province\":\"广东省\",\"city\":\"广州市\",\"district\":\"天河区\","
+			"\"detail\":\"天河路%d号\"}},\"items\":[{\"sku\":\"S1\","
+			"\"title\":\"羊毛衫 \\\"A\\\"\",\"qty\":1,\"price_cents\":%d}]}\n",
+			again ? 5 : i, line == unknown_line ? "m-nobody" : "m-a",
+			again ? "delivered" : "paid", again ? "李四" : "王五",
+			line == bad_line ? "12345" : "13812345678", i, 100 + i);
 	}
 	CHECK_INT(fclose(f), 0);
 }
@@ -65,21 +68,25 @@ static void run(int producers)
 
 	/* errors: the first in file order wins, whichever stage or thread met it */
 	write_orders(path, 650, 300, 0);
-	CHECK_INT(moat_app_import_file_with(a, MOAT_IMPORT_ORDERS, path, producers, &n, &e), MOAT_EINVAL);
+	CHECK_INT(moat_app_import_file_with(a, MOAT_IMPORT_ORDERS, path, producers, &n, &e),
+		  MOAT_EINVAL);
 	CHECK_INT(e.line, 300);
 	CHECK_STR(e.field, "merchant");
 	write_orders(path, 300, 650, 0);
-	CHECK_INT(moat_app_import_file_with(a, MOAT_IMPORT_ORDERS, path, producers, &n, &e), MOAT_EINVAL);
+	CHECK_INT(moat_app_import_file_with(a, MOAT_IMPORT_ORDERS, path, producers, &n, &e),
+		  MOAT_EINVAL);
 	CHECK_INT(e.line, 300);
 	CHECK_STR(e.field, "buyer.phone");
 	write_orders(path, 0, 703, 0); /* in the last batch */
-	CHECK_INT(moat_app_import_file_with(a, MOAT_IMPORT_ORDERS, path, producers, &n, &e), MOAT_EINVAL);
+	CHECK_INT(moat_app_import_file_with(a, MOAT_IMPORT_ORDERS, path, producers, &n, &e),
+		  MOAT_EINVAL);
 	CHECK_INT(e.line, 703);
 	CHECK_INT(count_orders(a), 0); /* all or nothing */
 
 	/* a later line for the same order id wins; rows decrypt */
 	write_orders(path, 0, 0, 600);
-	CHECK_INT(moat_app_import_file_with(a, MOAT_IMPORT_ORDERS, path, producers, &n, &e), MOAT_OK);
+	CHECK_INT(moat_app_import_file_with(a, MOAT_IMPORT_ORDERS, path, producers, &n, &e),
+		  MOAT_OK);
 	CHECK_INT(n, N_LINES);
 	CHECK_INT(count_orders(a), N_LINES - 1);
 	moat_order_row_t row;
@@ -91,7 +98,9 @@ static void run(int producers)
 	moat_pii_clear(&pii);
 	moat_order_row_clear(&row);
 	CHECK_INT(moat_store_order_get(a->store, "O00700", &row, &e), MOAT_OK);
-	CHECK_STR(row.items_json, "[{\"price_cents\":800,\"qty\":1,\"sku\":\"S1\",\"title\":\"羊毛衫 \\\"A\\\"\"}]");
+	CHECK_STR(
+	    row.items_json,
+	    "[{\"price_cents\":800,\"qty\":1,\"sku\":\"S1\",\"title\":\"羊毛衫 \\\"A\\\"\"}]");
 	CHECK_INT(moat_app_order_pii(a, &row, &pii, &e), MOAT_OK);
 	CHECK(pii.address_detail && strcmp(pii.address_detail, "天河路700号") == 0);
 	CHECK(pii.phone && strcmp(pii.phone, "13812345678") == 0);
@@ -99,7 +108,8 @@ static void run(int producers)
 	moat_order_row_clear(&row);
 
 	/* re-import: updates, no duplicates */
-	CHECK_INT(moat_app_import_file_with(a, MOAT_IMPORT_ORDERS, path, producers, &n, &e), MOAT_OK);
+	CHECK_INT(moat_app_import_file_with(a, MOAT_IMPORT_ORDERS, path, producers, &n, &e),
+		  MOAT_OK);
 	CHECK_INT(count_orders(a), N_LINES - 1);
 
 	/* an empty file imports nothing, successfully */
@@ -107,7 +117,8 @@ static void run(int producers)
 	CHECK(f != NULL);
 	if (f)
 		fclose(f);
-	CHECK_INT(moat_app_import_file_with(a, MOAT_IMPORT_ORDERS, path, producers, &n, &e), MOAT_OK);
+	CHECK_INT(moat_app_import_file_with(a, MOAT_IMPORT_ORDERS, path, producers, &n, &e),
+		  MOAT_OK);
 	CHECK_INT(n, 0);
 	moat_app_close(a);
 }

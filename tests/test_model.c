@@ -50,11 +50,14 @@ int main(void)
 	json_decref(o);
 
 	/* items as stored: byte for byte what json_dumps wrote before */
-	o = parse("{\"order_id\":\"O2\",\"merchant\":\"m\",\"placed_at\":\"2026-03-01T10:00:00+08:00\","
-		  "\"status\":\"paid\",\"buyer\":{\"name\":\"a\",\"phone\":\"13812345678\",\"address\":"
-		  "{\"province\":\"p\",\"city\":\"c\",\"district\":\"d\",\"detail\":\"x\"}},"
-		  "\"items\":[{\"title\":\"羊毛衫 \\\"A\\\" \\\\ b/\\u00e9\\u2028\",\"qty\":100000,\"sku\":\"S.1:x-y\","
-		  "\"price_cents\":100000000000},{\"price_cents\":0,\"sku\":\"S2\",\"qty\":1,\"title\":\"t\"}]}");
+	o = parse(
+	    "{\"order_id\":\"O2\",\"merchant\":\"m\",\"placed_at\":\"2026-03-01T10:00:00+08:00\","
+	    "\"status\":\"paid\",\"buyer\":{\"name\":\"a\",\"phone\":\"13812345678\",\"address\":"
+	    "{\"province\":\"p\",\"city\":\"c\",\"district\":\"d\",\"detail\":\"x\"}},"
+	    "\"items\":[{\"title\":\"羊毛衫 \\\"A\\\" \\\\ "
+	    "b/\\u00e9\\u2028\",\"qty\":100000,\"sku\":\"S.1:x-y\","
+	    "\"price_cents\":100000000000},{\"price_cents\":0,\"sku\":\"S2\",\"qty\":1,\"title\":"
+	    "\"t\"}]}");
 	CHECK(o != NULL);
 	CHECK_INT(moat_order_from_json(o, a, &ord, &e), MOAT_OK);
 	moat_buf_t ib;
@@ -74,11 +77,14 @@ int main(void)
 	CHECK_INT(moat_order_items_json(&ord, &ib), MOAT_ELIMIT);
 	moat_buf_free(&ib);
 	json_decref(o);
-	o = parse("{\"order_id\":\"O1\",\"merchant\":\"m\",\"placed_at\":\"2026-03-01T10:00:00+08:00\","
-		  "\"status\":\"paid\",\"buyer\":{\"name\":\"刘丽\",\"phone\":\"13812345678\",\"address\":"
-		  "{\"province\":\"广东省\",\"city\":\"广州市\",\"district\":\"天河区\",\"detail\":\"x\"}},"
-		  "\"items\":[{\"sku\":\"S1\",\"title\":\"t\",\"qty\":2,\"price_cents\":5}],"
-		  "\"shipping\":{\"carrier\":\"l-sf\",\"shipped_at\":\"2026-03-02T10:00:00+08:00\"}}");
+	o = parse(
+	    "{\"order_id\":\"O1\",\"merchant\":\"m\",\"placed_at\":\"2026-03-01T10:00:00+08:00\","
+	    "\"status\":\"paid\",\"buyer\":{\"name\":\"刘丽\",\"phone\":\"13812345678\","
+	    "\"address\":"
+	    "{\"province\":\"广东省\",\"city\":\"广州市\",\"district\":\"天河区\",\"detail\":\"x\"}"
+	    "},"
+	    "\"items\":[{\"sku\":\"S1\",\"title\":\"t\",\"qty\":2,\"price_cents\":5}],"
+	    "\"shipping\":{\"carrier\":\"l-sf\",\"shipped_at\":\"2026-03-02T10:00:00+08:00\"}}");
 	CHECK(o != NULL);
 	json_object_set_new(json_object_get(o, "shipping"), "delivered_at",
 			    json_string("2026-03-01T10:00:00+08:00"));

@@ -270,7 +270,8 @@ moat_err_t moat_app_order_row_from(moat_app_t *a, const moat_order_t *o, moat_or
 				  &row->pii_len, err);
 	else
 		rc = moat_error_set(err, rc, NULL,
-				    rc == MOAT_ENOMEM ? "out of memory" : "order too large to store");
+				    rc == MOAT_ENOMEM ? "out of memory"
+						      : "order too large to store");
 	if (rc == MOAT_OK)
 		row->items_json = moat_buf_take(&items);
 	wipe_buf(&plain);
@@ -291,7 +292,8 @@ static moat_err_t order_row_sealed(moat_sealer_t *sl, const moat_order_t *o, moa
 	moat_sealer_lookup_hash(sl, o->buyer_phone, row->phone_hash);
 	moat_buf_reset(scratch);
 	moat_err_t rc = moat_order_items_json(o, scratch);
-	if (rc == MOAT_OK && !(row->items_json = moat_arena_strndup(mem, scratch->data, scratch->len)))
+	if (rc == MOAT_OK &&
+	    !(row->items_json = moat_arena_strndup(mem, scratch->data, scratch->len)))
 		rc = MOAT_ENOMEM;
 	if (rc == MOAT_OK) {
 		moat_buf_reset(scratch);
@@ -300,7 +302,8 @@ static moat_err_t order_row_sealed(moat_sealer_t *sl, const moat_order_t *o, moa
 	if (rc != MOAT_OK) {
 		wipe_buf(scratch);
 		return moat_error_set(err, rc, NULL,
-				      rc == MOAT_ENOMEM ? "out of memory" : "order too large to store");
+				      rc == MOAT_ENOMEM ? "out of memory"
+							: "order too large to store");
 	}
 	size_t cap = moat_sealer_blob_len(sl, scratch->len);
 	row->pii = moat_arena_alloc(mem, cap);
@@ -545,12 +548,14 @@ static void pipe_convert(producer_t *w, pipe_batch_t *b)
 	for (size_t i = 0; i < n; i++) {
 		json_t *obj = NULL;
 		moat_error_t e = {0};
-		moat_err_t rc = moat_json_parse(w->text[i], w->len[i], MOAT_JSON_MAX_DEPTH, &obj, &e);
+		moat_err_t rc =
+		    moat_json_parse(w->text[i], w->len[i], MOAT_JSON_MAX_DEPTH, &obj, &e);
 		if (rc == MOAT_OK) {
 			moat_order_t o;
 			rc = moat_order_from_json(obj, b->mem, &o, &e);
 			if (rc == MOAT_OK)
-				rc = order_row_sealed(w->sealer, &o, b->mem, &w->scratch, &b->rows[i], &e);
+				rc = order_row_sealed(w->sealer, &o, b->mem, &w->scratch,
+						      &b->rows[i], &e);
 			json_decref(obj);
 		}
 		if (rc != MOAT_OK) {

@@ -320,7 +320,7 @@ struct moat_sealer {
 	moat_keyring_t *keys; /* borrowed: the nonce counter and look-up pads */
 	const dek_t *key;
 	EVP_CIPHER_CTX *gcm; /* keyed once; each record sets only its nonce */
-	EVP_MD_CTX *md;      /* reused for each look-up hash */
+	EVP_MD_CTX *md;	     /* reused for each look-up hash */
 };
 
 moat_err_t moat_sealer_new(const moat_keyring_t *k, moat_sealer_t **out, moat_error_t *err)

@@ -255,7 +255,8 @@ moat_err_t moat_order_items_json(const moat_order_t *o, moat_buf_t *b)
 	for (size_t i = 0; rc == MOAT_OK && i < o->n_items; i++) {
 		const moat_item_t *m = &o->items[i];
 		char num[80];
-		snprintf(num, sizeof num, "%s{\"price_cents\":%lld,\"qty\":%lld,\"sku\":", i ? "," : "",
+		snprintf(num, sizeof num,
+			 "%s{\"price_cents\":%lld,\"qty\":%lld,\"sku\":", i ? "," : "",
 			 (long long)m->price_cents, (long long)m->qty);
 		rc = moat_buf_puts(b, num);
 		if (rc == MOAT_OK)

@@ -703,11 +703,11 @@ moat_err_t moat_store_order_put(moat_store_t *s, const moat_order_row_t *r, moat
 	moat_err_t rc = party_exists(s, r->merchant, "merchant", err);
 	if (rc != MOAT_OK)
 		return rc;
-	sqlite3_stmt *st = moat_sqlite_stmt(
-	    s, STMT_ORDER_PUT,
-	    "INSERT INTO orders (" ORDER_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-	    " ON CONFLICT (order_id) DO NOTHING",
-	    err);
+	sqlite3_stmt *st = moat_sqlite_stmt(s, STMT_ORDER_PUT,
+					    "INSERT INTO orders (" ORDER_COLS
+					    ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+					    " ON CONFLICT (order_id) DO NOTHING",
+					    err);
 	if (!st)
 		return MOAT_EDB;
 	order_bind(st, r);
@@ -716,8 +716,8 @@ moat_err_t moat_store_order_put(moat_store_t *s, const moat_order_row_t *r, moat
 		return rc;
 	st = moat_sqlite_stmt(
 	    s, STMT_ORDER_UPDATE,
-	    "UPDATE orders SET merchant = ?2, placed_at = ?3, status = ?4, province = ?5, city = ?6,"
-	    " district = ?7, items = ?8, carrier = ?9, waybill = ?10, shipped_at = ?11,"
+	    "UPDATE orders SET merchant = ?2, placed_at = ?3, status = ?4, province = ?5,"
+	    " city = ?6, district = ?7, items = ?8, carrier = ?9, waybill = ?10, shipped_at = ?11,"
 	    " delivered_at = ?12, honey = ?13, key_id = ?14, pii = ?15, phone_hash = ?16,"
 	    " updated_at = ?17 WHERE order_id = ?1",
 	    err);
