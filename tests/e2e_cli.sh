@@ -138,6 +138,43 @@ expect 1 "unknown merchant at line 2900" "$MOAT" import orders "$T/big.jsonl" --
 contains "$T/err" "line 2900, field merchant: unknown party" "late store error names its line"
 [ "$(count_orders)" = "$before" ] && ok || bad "late errors: batch partly written"
 rm -f "$T/big.jsonl" "$T/big1.jsonl"
+# several producer threads convert batches out of order: the first error in file
+# order is the one reported, whichever thread met it, and a later line for the
+# same order id wins over an earlier one in another batch
+python3 - "$T" "$good" <<'PYEOF'
+import json, sys
+t, good = sys.argv[1], json.loads(sys.argv[2])
+def world(name, changes):
+    with open(f"{t}/{name}", "w") as f:
+        for i in range(1, 3001):
+            o = json.loads(json.dumps(good)); o["order_id"] = f"MP{i:05d}"
+            if i in changes: changes[i](o)
+            f.write(json.dumps(o, ensure_ascii=False) + "\n")
+def phone(o): o["buyer"]["phone"] = "12345"
+def merchant(o): o["merchant"] = "m-nobody"
+def again(o): o["order_id"] = "MP00010"; o["status"] = "delivered"
+world("two1.jsonl", {1500: merchant, 2777: phone})
+world("two2.jsonl", {1500: phone, 2900: merchant})
+world("two3.jsonl", {700: phone, 701: phone, 2000: phone})
+world("again.jsonl", {2990: again})
+PYEOF
+expect 1 "store error before a parse error" "$MOAT" import orders "$T/two1.jsonl" --data "$D"
+contains "$T/err" "line 1500, field merchant: unknown party" "first error in file order (store)"
+expect 1 "parse error before a store error" "$MOAT" import orders "$T/two2.jsonl" --data "$D"
+contains "$T/err" "line 1500, field buyer.phone" "first error in file order (parse)"
+expect 1 "three parse errors" "$MOAT" import orders "$T/two3.jsonl" --data "$D"
+contains "$T/err" "line 700, field buyer.phone" "first of several parse errors"
+[ "$(count_orders)" = "$before" ] && ok || bad "two errors: batch partly written"
+# (in a data directory of its own: later checks count this one's orders)
+expect 0 "init second data dir" "$MOAT" init --data "$T/data2"
+expect 0 "parties in second data dir" "$MOAT" import parties "$SRC/examples/parties.jsonl" --data "$T/data2"
+expect 0 "same order id twice, far apart" "$MOAT" import orders "$T/again.jsonl" --data "$T/data2"
+[ "$(sqlite3 "$T/data2/moat.db" "SELECT count(*) FROM orders")" = 2999 ] && ok ||
+	bad "order id twice: wrong count"
+[ "$(sqlite3 "$T/data2/moat.db" "SELECT status FROM orders WHERE order_id='MP00010'")" = 2 ] && ok ||
+	bad "order id twice: the later line did not win"
+rm -rf "$T/data2"
+rm -f "$T/two1.jsonl" "$T/two2.jsonl" "$T/two3.jsonl" "$T/again.jsonl"
 # wrong kinds in other files
 printf '{"party":"x","kind":"bank","name":"n"}\n' >"$T/p.jsonl"
 expect 1 "bad party kind" "$MOAT" import parties "$T/p.jsonl" --data "$D"

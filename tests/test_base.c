@@ -1,6 +1,7 @@
 /* Unit tests for src/base: buffers, time, encodings, UTF-8, JSON limits. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "moat/base.h"
@@ -112,6 +113,64 @@ static void test_json(void)
 	json_decref(v);
 }
 
+/* The JSON Lines reader: lines that straddle its read-ahead blocks, CRLF, blank
+ * lines, a last line without a newline, and over-long lines (an error naming the
+ * line, after which reading goes on at the next line). */
+static void test_jsonl(void)
+{
+	char path[] = "/tmp/moat-test-jsonl-XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	/* 3000 records padded so that lines of 20..~300 bytes straddle many
+	 * read-ahead block boundaries */
+	char pad[300];
+	memset(pad, 'x', sizeof pad - 1);
+	pad[sizeof pad - 1] = '\0';
+	for (int i = 0; i < 3000; i++) {
+		if (i % 100 == 7)
+			fputs("  \t\r\n", f); /* blank, not a record */
+		fprintf(f, "{\"i\":%d,\"pad\":\"%.*s\"}%s", i, i % 257, pad,
+			i % 3 == 0 ? "\r\n" : "\n");
+	}
+	fputc('{', f); /* an over-long line, then one more record without a newline */
+	for (size_t n = 0; n < MOAT_JSON_MAX_LINE; n++)
+		fputc(' ', f);
+	fputs("}\n{\"i\":3000,\"pad\":\"\"}", f);
+	CHECK_INT(fclose(f), 0);
+	moat_jsonl_t *r = NULL;
+	moat_error_t e = {0};
+	CHECK_INT(moat_jsonl_open(path, &r, &e), MOAT_OK);
+	if (!r)
+		return;
+	json_t *v = NULL;
+	int want = 0, lines_blank = 0;
+	moat_err_t rc;
+	while ((rc = moat_jsonl_next(r, &v, &e)) == MOAT_OK) {
+		CHECK_INT(json_integer_value(json_object_get(v, "i")), want);
+		json_decref(v);
+		want++;
+		if (want == 3000)
+			break;
+	}
+	CHECK_INT(want, 3000);
+	lines_blank = 3000 / 100;
+	CHECK_INT(moat_jsonl_line(r), 3000 + lines_blank);
+	CHECK_INT(moat_jsonl_next(r, &v, &e), MOAT_ELIMIT);
+	CHECK_INT(e.line, 3000 + lines_blank + 1);
+	CHECK_INT(moat_jsonl_next(r, &v, &e), MOAT_OK);
+	CHECK_INT(json_integer_value(json_object_get(v, "i")), 3000);
+	json_decref(v);
+	CHECK_INT(moat_jsonl_next(r, &v, &e), MOAT_ENOTFOUND);
+	CHECK_INT(moat_jsonl_next(r, &v, &e), MOAT_ENOTFOUND);
+	moat_jsonl_close(r);
+	moat_jsonl_close(NULL);
+	unlink(path);
+}
+
 static void test_arena(void)
 {
 	moat_arena_t *a = moat_arena_new(64);
@@ -120,6 +179,24 @@ static void test_arena(void)
 	CHECK(big != NULL);
 	memset(big, 1, 1000);
 	CHECK_STR(moat_arena_strdup(a, "abc"), "abc");
+	moat_arena_free(a);
+	/* reset keeps the first block and reuses it; later blocks are freed */
+	a = moat_arena_new(256);
+	char *first = moat_arena_alloc(a, 16);
+	CHECK(first != NULL);
+	for (int i = 0; i < 100; i++)
+		CHECK(moat_arena_alloc(a, 100) != NULL);
+	CHECK(moat_arena_alloc(a, 5000) != NULL);
+	moat_arena_reset(a);
+	CHECK(moat_arena_alloc(a, 16) == first);
+	CHECK_STR(moat_arena_strdup(a, "after reset"), "after reset");
+	moat_arena_free(a);
+	a = moat_arena_new(64); /* an oversized first block is not kept */
+	CHECK(moat_arena_alloc(a, 1000) != NULL);
+	moat_arena_reset(a);
+	CHECK_STR(moat_arena_strdup(a, "x"), "x");
+	moat_arena_reset(a);
+	moat_arena_reset(a);
 	moat_arena_free(a);
 	moat_arena_free(NULL);
 }
@@ -131,6 +208,7 @@ int main(void)
 	test_encodings();
 	test_utf8();
 	test_json();
+	test_jsonl();
 	test_arena();
 	return check_done();
 }

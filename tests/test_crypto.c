@@ -52,6 +52,42 @@ int main(void)
 	}
 	CHECK_INT(moat_decrypt(k, blob, 5, "O1", &out, &olen, &e), MOAT_ECORRUPT);
 
+	/* a sealer writes the same blob format, decryptable by moat_decrypt, with a
+	 * fresh nonce per record (also against moat_encrypt's), and the same look-up
+	 * hash */
+	moat_sealer_t *sl = NULL;
+	CHECK_INT(moat_sealer_new(k, &sl, &e), MOAT_OK);
+	CHECK_STR(moat_sealer_key_id(sl), "k1");
+	uint8_t sb[3][256];
+	size_t sn[3] = {0};
+	CHECK_INT(moat_sealer_blob_len(sl, strlen(plain)), n);
+	for (int i = 0; i < 3; i++) {
+		const char *aad = i == 2 ? "O2" : "O1";
+		CHECK_INT(moat_sealer_encrypt(sl, plain, strlen(plain), aad, sb[i], sizeof sb[i],
+					      &sn[i], &e),
+			  MOAT_OK);
+		CHECK(sn[i] == n && memmem(sb[i], sn[i], "13812345678", 11) == NULL);
+		CHECK_INT(moat_decrypt(k, sb[i], sn[i], aad, &out, &olen, &e), MOAT_OK);
+		CHECK_STR(out, plain);
+		free(out);
+		CHECK(memcmp(sb[i] + 4, blob + 4, 12) != 0 &&
+		      memcmp(sb[i] + 4, blob2 + 4, 12) != 0);
+	}
+	CHECK(memcmp(sb[0] + 4, sb[1] + 4, 12) != 0); /* nonces differ */
+	CHECK_INT(moat_decrypt(k, sb[2], sn[2], "O1", &out, &olen, &e), MOAT_ECORRUPT);
+	sb[1][sn[1] - 1] ^= 0x80;
+	CHECK_INT(moat_decrypt(k, sb[1], sn[1], "O1", &out, &olen, &e), MOAT_ECORRUPT);
+	CHECK_INT(moat_sealer_encrypt(sl, plain, strlen(plain), "O1", sb[0], n - 1, &sn[0], &e),
+		  MOAT_ELIMIT);
+	uint8_t hs[32], hk[32];
+	moat_sealer_lookup_hash(sl, "13812345678", hs);
+	moat_lookup_hash(k, "13812345678", hk);
+	CHECK(memcmp(hs, hk, 32) == 0);
+	moat_sealer_lookup_hash(sl, "13812345679", hs);
+	CHECK(memcmp(hs, hk, 32) != 0);
+	moat_sealer_free(sl);
+	moat_sealer_free(NULL);
+
 	/* rotation: new records use k2, old blobs still decrypt */
 	char id[MOAT_KEY_ID_MAX];
 	CHECK_INT(moat_keyring_rotate(k, id, &e), MOAT_OK);

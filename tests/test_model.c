@@ -1,4 +1,5 @@
 /* Unit tests for src/model and src/view: validators, parsers, masks. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -46,6 +47,45 @@ int main(void)
 	CHECK_INT(ord.n_items, 1);
 	CHECK_INT(ord.items[0].qty, 2);
 	CHECK(ord.delivered_at == MOAT_TIME_NONE && ord.shipped_at != MOAT_TIME_NONE);
+	json_decref(o);
+
+	/* items as stored: byte for byte what json_dumps wrote before */
+	o = parse(
+	    "{\"order_id\":\"O2\",\"merchant\":\"m\",\"placed_at\":\"2026-03-01T10:00:00+08:00\","
+	    "\"status\":\"paid\",\"buyer\":{\"name\":\"a\",\"phone\":\"13812345678\",\"address\":"
+	    "{\"province\":\"p\",\"city\":\"c\",\"district\":\"d\",\"detail\":\"x\"}},"
+	    "\"items\":[{\"title\":\"羊毛衫 \\\"A\\\" \\\\ "
+	    "b/\\u00e9\\u2028\",\"qty\":100000,\"sku\":\"S.1:x-y\","
+	    "\"price_cents\":100000000000},{\"price_cents\":0,\"sku\":\"S2\",\"qty\":1,\"title\":"
+	    "\"t\"}]}");
+	CHECK(o != NULL);
+	CHECK_INT(moat_order_from_json(o, a, &ord, &e), MOAT_OK);
+	moat_buf_t ib;
+	moat_buf_init(&ib, 4096);
+	CHECK_INT(moat_order_items_json(&ord, &ib), MOAT_OK);
+	char *want = json_dumps(json_object_get(o, "items"), JSON_COMPACT | JSON_SORT_KEYS);
+	CHECK(want != NULL && strchr(want, '\\') != NULL);
+	CHECK_STR(ib.data, want);
+	free(want);
+	ord.n_items = 0;
+	moat_buf_reset(&ib);
+	CHECK_INT(moat_order_items_json(&ord, &ib), MOAT_OK);
+	CHECK_STR(ib.data, "[]");
+	moat_buf_free(&ib);
+	moat_buf_init(&ib, 8); /* a bound too small is an error, not a truncation */
+	CHECK_INT(moat_order_from_json(o, a, &ord, &e), MOAT_OK);
+	CHECK_INT(moat_order_items_json(&ord, &ib), MOAT_ELIMIT);
+	moat_buf_free(&ib);
+	json_decref(o);
+	o = parse(
+	    "{\"order_id\":\"O1\",\"merchant\":\"m\",\"placed_at\":\"2026-03-01T10:00:00+08:00\","
+	    "\"status\":\"paid\",\"buyer\":{\"name\":\"刘丽\",\"phone\":\"13812345678\","
+	    "\"address\":"
+	    "{\"province\":\"广东省\",\"city\":\"广州市\",\"district\":\"天河区\",\"detail\":\"x\"}"
+	    "},"
+	    "\"items\":[{\"sku\":\"S1\",\"title\":\"t\",\"qty\":2,\"price_cents\":5}],"
+	    "\"shipping\":{\"carrier\":\"l-sf\",\"shipped_at\":\"2026-03-02T10:00:00+08:00\"}}");
+	CHECK(o != NULL);
 	json_object_set_new(json_object_get(o, "shipping"), "delivered_at",
 			    json_string("2026-03-01T10:00:00+08:00"));
 	CHECK_INT(moat_order_from_json(o, a, &ord, &e), MOAT_EINVAL);

@@ -93,6 +93,31 @@ int main(void)
 	CHECK_INT(got.status, MOAT_STATUS_SHIPPED);
 	CHECK(got.shipped_at == MOAT_TIME_NONE && got.pii_len == sizeof blob);
 	moat_order_row_clear(&got);
+	/* an update replaces every column, not only the status */
+	uint8_t blob2[24] = {7};
+	o.pii = blob2;
+	o.pii_len = sizeof blob2;
+	o.phone_hash[0] = 0x5a;
+	o.shipped_at = 12345;
+	snprintf(o.key_id, sizeof o.key_id, "k2");
+	snprintf(o.city, sizeof o.city, "Shenzhen");
+	CHECK_INT(moat_store_order_put(s, &o, &e), MOAT_OK);
+	CHECK_INT(moat_store_order_get(s, "O1", &got, &e), MOAT_OK);
+	CHECK(got.pii_len == sizeof blob2 && got.pii[0] == 7 && got.phone_hash[0] == 0x5a);
+	CHECK(got.shipped_at == 12345);
+	CHECK_STR(got.key_id, "k2");
+	CHECK_STR(got.city, "Shenzhen");
+	moat_order_row_clear(&got);
+	CHECK_INT(moat_store_order_count(s, &n, &e), MOAT_OK);
+	CHECK_INT(n, 1);
+	o.pii = blob;
+	o.pii_len = sizeof blob;
+	o.shipped_at = MOAT_TIME_NONE;
+	snprintf(o.key_id, sizeof o.key_id, "k1");
+	/* an unknown merchant is refused on insert and on update */
+	snprintf(o.merchant, sizeof o.merchant, "m-ghost");
+	CHECK_INT(moat_store_order_put(s, &o, &e), MOAT_EINVAL);
+	snprintf(o.merchant, sizeof o.merchant, "m-zara");
 
 	CHECK_INT(moat_store_begin(s, &e), MOAT_OK);
 	snprintf(o.order_id, sizeof o.order_id, "O2");

@@ -80,6 +80,15 @@ moat_err_t moat_app_import_one(moat_app_t *a, moat_import_kind_t kind, json_t *o
  * error rolls back everything and names the line and field. *count = records. */
 moat_err_t moat_app_import_file(moat_app_t *a, moat_import_kind_t kind, const char *path,
 				size_t *count, moat_error_t *err) MOAT_MUST_CHECK;
+/* Orders are parsed, validated and encrypted on this many threads by default
+ * while the caller's thread writes them (see src/app/app.c). */
+#define MOAT_IMPORT_PRODUCERS 2
+/* As moat_app_import_file with `producers` converting threads for orders (at
+ * most 8; 0: everything on the caller's thread, as for the other kinds). Same
+ * result and errors either way; for benchmarks and tests. */
+moat_err_t moat_app_import_file_with(moat_app_t *a, moat_import_kind_t kind, const char *path,
+				     int producers, size_t *count,
+				     moat_error_t *err) MOAT_MUST_CHECK;
 
 /* Imports access, login and export events (DESIGN.md format; an export may list
  * "order_ids") as ledger entries marked imported, with the relations that held

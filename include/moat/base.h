@@ -103,6 +103,9 @@ moat_err_t moat_buf_json_str(moat_buf_t *b, const char *s) MOAT_MUST_CHECK;
 typedef struct moat_arena moat_arena_t;
 moat_arena_t *moat_arena_new(size_t block_size);
 void moat_arena_free(moat_arena_t *a);
+/* Forgets every allocation but keeps the first block for reuse (a recycled
+ * arena neither frees nor faults in fresh memory). */
+void moat_arena_reset(moat_arena_t *a);
 void *moat_arena_alloc(moat_arena_t *a, size_t n);
 char *moat_arena_strdup(moat_arena_t *a, const char *s);
 char *moat_arena_strndup(moat_arena_t *a, const char *s, size_t n);

@@ -43,6 +43,29 @@ moat_err_t moat_decrypt(const moat_keyring_t *k, const uint8_t *blob, size_t n, 
 /* Key id a blob was encrypted with, into out (cap >= MOAT_KEY_ID_MAX). */
 bool moat_blob_key_id(const uint8_t *blob, size_t n, char *out, size_t cap);
 
+/* A sealer does what moat_encrypt and moat_lookup_hash do, for bulk work on one
+ * thread (an import): its AES-256-GCM context is keyed once with the key that is
+ * current when it is made, and each record only sets a fresh nonce (from the
+ * keyring's shared counter, so sealers on several threads never repeat one). The
+ * keyring must outlive it; a key added after it was made is not seen by it, so
+ * make one per batch of work. Not shared between threads. */
+typedef struct moat_sealer moat_sealer_t;
+moat_err_t moat_sealer_new(const moat_keyring_t *k, moat_sealer_t **out,
+			   moat_error_t *err) MOAT_MUST_CHECK;
+/* moat_sealer_free(NULL) is a no-op; the key material is wiped. */
+void moat_sealer_free(moat_sealer_t *s);
+/* Id of the key this sealer encrypts with (borrowed). */
+const char *moat_sealer_key_id(const moat_sealer_t *s);
+/* Size of the blob for n bytes of plaintext. */
+size_t moat_sealer_blob_len(const moat_sealer_t *s, size_t n);
+/* The same blob format as moat_encrypt, written to out (cap >= moat_sealer_blob_len
+ * of n; MOAT_ELIMIT otherwise). */
+moat_err_t moat_sealer_encrypt(moat_sealer_t *s, const void *plain, size_t n, const char *aad,
+			       uint8_t *out, size_t cap, size_t *out_len,
+			       moat_error_t *err) MOAT_MUST_CHECK;
+/* HMAC-SHA-256(lookup key, str), as moat_lookup_hash. */
+void moat_sealer_lookup_hash(moat_sealer_t *s, const char *str, uint8_t out[MOAT_HMAC_LEN]);
+
 /* HMAC-SHA-256(lookup key, s). */
 void moat_lookup_hash(const moat_keyring_t *k, const char *s, uint8_t out[MOAT_HMAC_LEN]);
 

@@ -51,6 +51,12 @@ moat_err_t moat_jsonl_open(const char *path, moat_jsonl_t **out, moat_error_t *e
 /* Next non-empty record: MOAT_OK with *obj set (caller decrefs), MOAT_ENOTFOUND at
  * end of input, or an error with err->line set. */
 moat_err_t moat_jsonl_next(moat_jsonl_t *r, json_t **obj, moat_error_t *err) MOAT_MUST_CHECK;
+/* The next non-blank line without parsing it (trailing CR removed): *text is
+ * borrowed until the next call, not NUL-terminated. Same results and line
+ * numbers as moat_jsonl_next, whose parse is moat_json_parse(text, len,
+ * MOAT_JSON_MAX_DEPTH, ...); lets a caller read on one thread and parse on others. */
+moat_err_t moat_jsonl_read(moat_jsonl_t *r, const char **text, size_t *len,
+			   moat_error_t *err) MOAT_MUST_CHECK;
 long moat_jsonl_line(const moat_jsonl_t *r);
 void moat_jsonl_close(moat_jsonl_t *r);
 

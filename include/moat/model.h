@@ -192,6 +192,11 @@ moat_err_t moat_relation_from_json(json_t *obj, moat_relation_t *out,
 				   moat_error_t *err) MOAT_MUST_CHECK;
 moat_err_t moat_order_from_json(json_t *obj, moat_arena_t *arena, moat_order_t *out,
 				moat_error_t *err) MOAT_MUST_CHECK;
+/* Appends the items of o as stored: a compact JSON array of objects with sorted
+ * keys, byte for byte what jansson's json_dumps(items, JSON_COMPACT |
+ * JSON_SORT_KEYS) writes for the parsed items (only the four item keys exist,
+ * and validation has already refused control characters). */
+moat_err_t moat_order_items_json(const moat_order_t *o, moat_buf_t *b) MOAT_MUST_CHECK;
 
 /* Validators. */
 bool moat_id_valid(const char *s); /* 1..64 of [A-Za-z0-9._:-] */

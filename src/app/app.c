@@ -196,70 +196,121 @@ int moat_import_kind_parse(const char *s)
 	return -1;
 }
 
-/* Serialises the PII of an order as a small JSON object (then encrypted). The
- * caller wipes and frees the result. */
-static char *pii_json(const moat_order_t *o)
+/* Serialises the PII of an order as a small JSON object (then encrypted) into b,
+ * which the caller wipes. */
+static moat_err_t pii_json(const moat_order_t *o, moat_buf_t *b)
 {
-	moat_buf_t b;
-	moat_buf_init(&b, 8192);
-	moat_err_t rc = moat_buf_puts(&b, "{\"detail\":");
+	moat_err_t rc = moat_buf_puts(b, "{\"detail\":");
 	if (rc == MOAT_OK)
-		rc = moat_buf_json_str(&b, o->address.detail);
+		rc = moat_buf_json_str(b, o->address.detail);
 	if (rc == MOAT_OK && o->buyer_id_number)
-		rc = moat_buf_puts(&b, ",\"id_number\":");
+		rc = moat_buf_puts(b, ",\"id_number\":");
 	if (rc == MOAT_OK && o->buyer_id_number)
-		rc = moat_buf_json_str(&b, o->buyer_id_number);
+		rc = moat_buf_json_str(b, o->buyer_id_number);
 	if (rc == MOAT_OK)
-		rc = moat_buf_puts(&b, ",\"name\":");
+		rc = moat_buf_puts(b, ",\"name\":");
 	if (rc == MOAT_OK)
-		rc = moat_buf_json_str(&b, o->buyer_name);
+		rc = moat_buf_json_str(b, o->buyer_name);
 	if (rc == MOAT_OK)
-		rc = moat_buf_puts(&b, ",\"phone\":");
+		rc = moat_buf_puts(b, ",\"phone\":");
 	if (rc == MOAT_OK)
-		rc = moat_buf_json_str(&b, o->buyer_phone);
+		rc = moat_buf_json_str(b, o->buyer_phone);
 	if (rc == MOAT_OK)
-		rc = moat_buf_putc(&b, '}');
-	if (rc != MOAT_OK) {
-		if (b.data)
-			OPENSSL_cleanse(b.data, b.len);
-		moat_buf_free(&b);
-		return NULL;
-	}
-	return moat_buf_take(&b);
+		rc = moat_buf_putc(b, '}');
+	return rc;
 }
 
-moat_err_t moat_app_order_row_from(moat_app_t *a, const moat_order_t *o, json_t *items,
-				   moat_order_row_t *row, moat_error_t *err)
+static void wipe_buf(moat_buf_t *b)
+{
+	if (b->data)
+		OPENSSL_cleanse(b->data, b->len);
+	moat_buf_reset(b);
+}
+
+/* Copies s into dst[cap], cut at cap - 1 bytes as snprintf would. */
+static void copy_str(char *dst, size_t cap, const char *s)
+{
+	size_t n = s ? strnlen(s, cap - 1) : 0;
+	memcpy(dst, s ? s : "", n);
+	dst[n] = '\0';
+}
+
+/* The clear columns of a row. */
+static void row_fields(const moat_order_t *o, const char *key_id, moat_order_row_t *row)
 {
 	memset(row, 0, sizeof *row);
-	snprintf(row->order_id, sizeof row->order_id, "%s", o->order_id);
-	snprintf(row->merchant, sizeof row->merchant, "%s", o->merchant);
+	copy_str(row->order_id, sizeof row->order_id, o->order_id);
+	copy_str(row->merchant, sizeof row->merchant, o->merchant);
 	row->placed_at = o->placed_at;
 	row->status = o->status;
-	snprintf(row->province, sizeof row->province, "%s", o->address.province);
-	snprintf(row->city, sizeof row->city, "%s", o->address.city);
-	snprintf(row->district, sizeof row->district, "%s", o->address.district);
-	snprintf(row->carrier, sizeof row->carrier, "%s", o->carrier ? o->carrier : "");
-	snprintf(row->waybill, sizeof row->waybill, "%s", o->waybill ? o->waybill : "");
+	copy_str(row->province, sizeof row->province, o->address.province);
+	copy_str(row->city, sizeof row->city, o->address.city);
+	copy_str(row->district, sizeof row->district, o->address.district);
+	copy_str(row->carrier, sizeof row->carrier, o->carrier);
+	copy_str(row->waybill, sizeof row->waybill, o->waybill);
 	row->shipped_at = o->shipped_at;
 	row->delivered_at = o->delivered_at;
 	row->honey = o->honey;
-	snprintf(row->key_id, sizeof row->key_id, "%s", moat_keyring_current(a->keys));
+	copy_str(row->key_id, sizeof row->key_id, key_id);
+}
+
+moat_err_t moat_app_order_row_from(moat_app_t *a, const moat_order_t *o, moat_order_row_t *row,
+				   moat_error_t *err)
+{
+	row_fields(o, moat_keyring_current(a->keys), row);
 	moat_lookup_hash(a->keys, o->buyer_phone, row->phone_hash);
-	row->items_json = items ? json_dumps(items, JSON_COMPACT | JSON_SORT_KEYS) : strdup("[]");
-	char *plain = pii_json(o);
-	if (!row->items_json || !plain) {
-		free(plain);
-		moat_order_row_clear(row);
-		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
-	}
-	size_t plen = strlen(plain);
-	moat_err_t rc =
-	    moat_encrypt(a->keys, plain, plen, o->order_id, &row->pii, &row->pii_len, err);
-	OPENSSL_cleanse(plain, plen);
-	free(plain);
+	moat_buf_t items, plain;
+	moat_buf_init(&items, MOAT_JSON_MAX_LINE);
+	moat_buf_init(&plain, 8192);
+	moat_err_t rc = moat_order_items_json(o, &items);
+	if (rc == MOAT_OK)
+		rc = pii_json(o, &plain);
+	if (rc == MOAT_OK)
+		rc = moat_encrypt(a->keys, plain.data, plain.len, o->order_id, &row->pii,
+				  &row->pii_len, err);
+	else
+		rc = moat_error_set(err, rc, NULL,
+				    rc == MOAT_ENOMEM ? "out of memory"
+						      : "order too large to store");
+	if (rc == MOAT_OK)
+		row->items_json = moat_buf_take(&items);
+	wipe_buf(&plain);
+	moat_buf_free(&plain);
+	moat_buf_free(&items);
 	if (rc != MOAT_OK)
 		moat_order_row_clear(row);
+	return rc;
+}
+
+/* As moat_app_order_row_from, with sl's keyed contexts and the row's items and
+ * blob allocated from mem (freed with it; the row is not cleared). plain is
+ * scratch for the PII in clear, wiped before return. */
+static moat_err_t order_row_sealed(moat_sealer_t *sl, const moat_order_t *o, moat_arena_t *mem,
+				   moat_buf_t *scratch, moat_order_row_t *row, moat_error_t *err)
+{
+	row_fields(o, moat_sealer_key_id(sl), row);
+	moat_sealer_lookup_hash(sl, o->buyer_phone, row->phone_hash);
+	moat_buf_reset(scratch);
+	moat_err_t rc = moat_order_items_json(o, scratch);
+	if (rc == MOAT_OK &&
+	    !(row->items_json = moat_arena_strndup(mem, scratch->data, scratch->len)))
+		rc = MOAT_ENOMEM;
+	if (rc == MOAT_OK) {
+		moat_buf_reset(scratch);
+		rc = pii_json(o, scratch);
+	}
+	if (rc != MOAT_OK) {
+		wipe_buf(scratch);
+		return moat_error_set(err, rc, NULL,
+				      rc == MOAT_ENOMEM ? "out of memory"
+							: "order too large to store");
+	}
+	size_t cap = moat_sealer_blob_len(sl, scratch->len);
+	row->pii = moat_arena_alloc(mem, cap);
+	rc = row->pii ? moat_sealer_encrypt(sl, scratch->data, scratch->len, o->order_id, row->pii,
+					    cap, &row->pii_len, err)
+		      : moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	wipe_buf(scratch);
 	return rc;
 }
 
@@ -287,8 +338,7 @@ moat_err_t moat_app_import_one(moat_app_t *a, moat_import_kind_t kind, json_t *o
 		moat_order_row_t row;
 		moat_err_t rc = moat_order_from_json(obj, arena, &o, err);
 		if (rc == MOAT_OK)
-			rc = moat_app_order_row_from(a, &o, json_object_get(obj, "items"), &row,
-						     err);
+			rc = moat_app_order_row_from(a, &o, &row, err);
 		if (rc != MOAT_OK)
 			return rc;
 		rc = moat_store_order_put(a->store, &row, err);
@@ -303,54 +353,105 @@ moat_err_t moat_app_import_one(moat_app_t *a, moat_import_kind_t kind, json_t *o
 
 /* ---- orders import, pipelined ----
  * Parsing, validation and encryption of an order (jansson, AES-GCM, HMAC) cost
- * about as much as its upsert; on a multi-core machine a producer thread does
- * the former while the caller's thread writes rows into the one transaction.
- * Rows travel in order, in batches, through a small bounded queue; the first
- * error (in either thread) stops both, and the caller rolls back, so a file is
- * still imported all-or-nothing and the error still names its line. */
+ * more than its upsert, so producer threads (MOAT_IMPORT_PRODUCERS by default,
+ * at most PIPE_MAX_PRODUCERS) do the former while the
+ * caller's thread writes rows into the one transaction. A producer takes the
+ * next batch of raw lines from the reader under a lock (so batches get
+ * consecutive sequence numbers), turns them into rows outside it, and puts the
+ * batch in the slot of its sequence number in a ring; the writer takes batches
+ * in sequence, so rows are written in file order (a later line for the same
+ * order id still wins). The first error in file order stops everything and the
+ * caller rolls back, so a file is still imported all-or-nothing and the error
+ * still names its line. */
 
+#define PIPE_MAX_PRODUCERS 8
 #define PIPE_BATCH 64
+#define PIPE_BATCH_TEXT (1u << 20) /* raw bytes a batch reads before it is full */
 #define PIPE_DEPTH 8
 
 typedef struct pipe_batch {
-	moat_order_row_t rows[PIPE_BATCH];
+	moat_order_row_t rows[PIPE_BATCH]; /* items and blobs in mem, not malloc'd */
+	moat_arena_t *mem;
 	long lines[PIPE_BATCH]; /* input line of each row, for store errors */
+	uint64_t seq;
 	size_t n;
 	bool last;	  /* no batch follows (end of file, or an error) */
-	moat_err_t rc;	  /* error that ended the producer, if any */
+	moat_err_t rc;	  /* error after the n rows, if any */
 	moat_error_t err; /* its message, field and line */
 } pipe_batch_t;
 
 typedef struct pipe {
 	moat_app_t *app;
 	moat_jsonl_t *reader;
+	/* read_lock guards the reader, next_seq and done_reading */
+	pthread_mutex_t read_lock;
+	uint64_t next_seq;
+	bool done_reading; /* end of input or an error seen: make no more batches */
+	/* lock guards the rest */
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
-	pipe_batch_t *q[PIPE_DEPTH];
-	size_t head, len;
-	bool stop; /* the consumer gave up: the producer ends at once */
+	pipe_batch_t *ring[PIPE_DEPTH]; /* batch seq waits in ring[seq % PIPE_DEPTH] */
+	uint64_t next_pop;		/* seq the writer takes next */
+	bool stop;			/* the writer is done: producers end at once */
+	bool failed;			/* a producer ran out of memory */
+	/* Batches the writer is done with, for producers to refill: freeing them
+	 * made glibc hand their pages back and fault them in again. */
+	pipe_batch_t *spare[PIPE_DEPTH + PIPE_MAX_PRODUCERS + 2];
+	size_t n_spare;
 } pipe_t;
 
 static void pipe_batch_free(pipe_batch_t *b)
 {
 	if (!b)
 		return;
-	for (size_t i = 0; i < b->n; i++)
-		moat_order_row_clear(&b->rows[i]);
+	moat_arena_free(b->mem);
 	free(b);
 }
 
-/* Hands a batch to the consumer; false if the consumer has stopped (the batch
- * is then freed here). */
+/* An empty batch: a spare one if any, else a new one (NULL if out of memory). */
+static pipe_batch_t *pipe_batch_get(pipe_t *p)
+{
+	pthread_mutex_lock(&p->lock);
+	pipe_batch_t *b = p->n_spare ? p->spare[--p->n_spare] : NULL;
+	pthread_mutex_unlock(&p->lock);
+	if (b) {
+		moat_arena_reset(b->mem);
+		b->n = 0; /* rows and lines are rewritten as the batch fills */
+		b->last = false;
+		b->rc = MOAT_OK;
+		memset(&b->err, 0, sizeof b->err);
+		return b;
+	}
+	b = calloc(1, sizeof *b);
+	if (b && !(b->mem = moat_arena_new(PIPE_BATCH * 512))) {
+		free(b);
+		b = NULL;
+	}
+	return b;
+}
+
+/* Gives a batch the writer is done with back to the producers. */
+static void pipe_batch_put(pipe_t *p, pipe_batch_t *b)
+{
+	pthread_mutex_lock(&p->lock);
+	if (p->n_spare < sizeof p->spare / sizeof p->spare[0]) {
+		p->spare[p->n_spare++] = b;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&p->lock);
+	pipe_batch_free(b);
+}
+
+/* Hands batch b to the writer in its sequence slot; false if the writer has
+ * stopped (the batch is then freed here). */
 static bool pipe_push(pipe_t *p, pipe_batch_t *b)
 {
 	pthread_mutex_lock(&p->lock);
-	while (p->len == PIPE_DEPTH && !p->stop)
+	while (b->seq >= p->next_pop + PIPE_DEPTH && !p->stop)
 		pthread_cond_wait(&p->changed, &p->lock);
 	bool ok = !p->stop;
 	if (ok) {
-		p->q[(p->head + p->len) % PIPE_DEPTH] = b;
-		p->len++;
+		p->ring[b->seq % PIPE_DEPTH] = b;
 		pthread_cond_broadcast(&p->changed);
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -359,129 +460,212 @@ static bool pipe_push(pipe_t *p, pipe_batch_t *b)
 	return ok;
 }
 
+/* The next batch in sequence, or NULL if a producer ran out of memory. */
 static pipe_batch_t *pipe_pop(pipe_t *p)
 {
 	pthread_mutex_lock(&p->lock);
-	while (p->len == 0)
+	pipe_batch_t *b;
+	while (!(b = p->ring[p->next_pop % PIPE_DEPTH]) && !p->failed)
 		pthread_cond_wait(&p->changed, &p->lock);
-	pipe_batch_t *b = p->q[p->head];
-	p->head = (p->head + 1) % PIPE_DEPTH;
-	p->len--;
-	pthread_cond_broadcast(&p->changed);
+	if (b) {
+		p->ring[p->next_pop % PIPE_DEPTH] = NULL;
+		p->next_pop++;
+		pthread_cond_broadcast(&p->changed);
+	}
 	pthread_mutex_unlock(&p->lock);
 	return b;
 }
 
+static void pipe_stop(pipe_t *p, bool failed)
+{
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	p->failed = p->failed || failed;
+	pthread_cond_broadcast(&p->changed);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static bool pipe_stopped(pipe_t *p)
+{
+	pthread_mutex_lock(&p->lock);
+	bool stop = p->stop;
+	pthread_mutex_unlock(&p->lock);
+	return stop;
+}
+
+/* Reads the next batch's raw lines into b->mem (text[i], len[i]). Sets b->seq,
+ * and b->last / b->rc at end of input or on a read error (with the line). False
+ * if there is nothing more to read. */
+static bool pipe_read(pipe_t *p, pipe_batch_t *b, const char **text, size_t *len)
+{
+	pthread_mutex_lock(&p->read_lock);
+	if (p->done_reading) {
+		pthread_mutex_unlock(&p->read_lock);
+		return false;
+	}
+	b->seq = p->next_seq++;
+	size_t bytes = 0, n = 0;
+	while (n < PIPE_BATCH && bytes < PIPE_BATCH_TEXT) {
+		const char *t = NULL;
+		size_t l = 0;
+		moat_err_t rc = moat_jsonl_read(p->reader, &t, &l, &b->err);
+		if (rc == MOAT_ENOTFOUND) {
+			b->last = true;
+			break;
+		}
+		if (rc == MOAT_OK && !(text[n] = moat_arena_strndup(b->mem, t, l)))
+			rc = moat_error_set(&b->err, MOAT_ENOMEM, NULL, "out of memory");
+		if (rc != MOAT_OK) {
+			b->rc = rc;
+			b->err.line = moat_jsonl_line(p->reader);
+			b->last = true;
+			break;
+		}
+		len[n] = l;
+		b->lines[n++] = moat_jsonl_line(p->reader);
+		bytes += l;
+	}
+	if (b->last)
+		p->done_reading = true;
+	pthread_mutex_unlock(&p->read_lock);
+	b->n = n; /* raw lines for now; rows once converted */
+	return true;
+}
+
+typedef struct producer {
+	pipe_t *pipe;
+	moat_sealer_t *sealer;
+	moat_buf_t scratch; /* PII in clear, wiped after each record */
+	const char *text[PIPE_BATCH];
+	size_t len[PIPE_BATCH];
+} producer_t;
+
+/* Turns b's raw lines into rows; the first bad line ends the batch there. */
+static void pipe_convert(producer_t *w, pipe_batch_t *b)
+{
+	size_t n = b->n;
+	b->n = 0;
+	for (size_t i = 0; i < n; i++) {
+		json_t *obj = NULL;
+		moat_error_t e = {0};
+		moat_err_t rc =
+		    moat_json_parse(w->text[i], w->len[i], MOAT_JSON_MAX_DEPTH, &obj, &e);
+		if (rc == MOAT_OK) {
+			moat_order_t o;
+			rc = moat_order_from_json(obj, b->mem, &o, &e);
+			if (rc == MOAT_OK)
+				rc = order_row_sealed(w->sealer, &o, b->mem, &w->scratch,
+						      &b->rows[i], &e);
+			json_decref(obj);
+		}
+		if (rc != MOAT_OK) {
+			b->rc = rc;
+			b->err = e;
+			b->err.line = b->lines[i];
+			b->last = true;
+			break;
+		}
+		b->n++;
+	}
+}
+
+/* Fills b with the next batch: raw lines read, then turned into rows. False if
+ * there is nothing more to read. */
+static bool pipe_fill(producer_t *w, pipe_batch_t *b)
+{
+	pipe_t *p = w->pipe;
+	if (!pipe_read(p, b, w->text, w->len))
+		return false;
+	if (b->rc == MOAT_OK || b->n > 0) {
+		moat_err_t read_rc = b->rc;
+		moat_error_t read_err = b->err;
+		bool read_last = b->last;
+		b->rc = MOAT_OK;
+		b->last = false;
+		pipe_convert(w, b);
+		if (b->rc == MOAT_OK) { /* a read error (or the end) after good lines */
+			b->rc = read_rc;
+			b->err = read_err;
+			b->last = read_last;
+		}
+	}
+	if (b->last) {
+		pthread_mutex_lock(&p->read_lock);
+		p->done_reading = true; /* a bad line: read no further */
+		pthread_mutex_unlock(&p->read_lock);
+	}
+	return true;
+}
+
+/* Writes b's rows; then b's own error, if any. *n counts rows written. */
+static moat_err_t pipe_write(moat_app_t *a, const pipe_batch_t *b, size_t *n, moat_error_t *err)
+{
+	moat_err_t rc = MOAT_OK;
+	for (size_t i = 0; i < b->n && rc == MOAT_OK; i++) {
+		rc = moat_store_order_put(a->store, &b->rows[i], err);
+		if (rc != MOAT_OK && err)
+			err->line = b->lines[i];
+	}
+	if (rc == MOAT_OK && b->rc != MOAT_OK) {
+		rc = b->rc;
+		if (err)
+			*err = b->err;
+	}
+	if (rc == MOAT_OK)
+		*n += b->n;
+	return rc;
+}
+
 static void *pipe_produce(void *arg)
 {
-	pipe_t *p = arg;
-	moat_arena_t *arena = NULL;
-	for (;;) {
-		pipe_batch_t *b = calloc(1, sizeof *b);
+	producer_t *w = arg;
+	pipe_t *p = w->pipe;
+	moat_buf_init(&w->scratch, MOAT_JSON_MAX_LINE);
+	while (!pipe_stopped(p)) {
+		pipe_batch_t *b = pipe_batch_get(p);
 		if (!b) {
-			/* Tell the consumer with a batch it cannot get: stop it instead. */
-			pthread_mutex_lock(&p->lock);
-			p->stop = true;
-			pthread_cond_broadcast(&p->changed);
-			pthread_mutex_unlock(&p->lock);
+			pipe_stop(p, true);
 			break;
 		}
-		while (b->n < PIPE_BATCH) {
-			if (!arena && !(arena = moat_arena_new(16384))) {
-				b->rc = moat_error_set(&b->err, MOAT_ENOMEM, NULL, "out of memory");
-				break;
-			}
-			json_t *obj = NULL;
-			moat_err_t rc = moat_jsonl_next(p->reader, &obj, &b->err);
-			if (rc == MOAT_ENOTFOUND) {
-				b->last = true;
-				break;
-			}
-			if (rc == MOAT_OK) {
-				moat_order_t o;
-				rc = moat_order_from_json(obj, arena, &o, &b->err);
-				if (rc == MOAT_OK)
-					rc = moat_app_order_row_from(p->app, &o,
-								     json_object_get(obj, "items"),
-								     &b->rows[b->n], &b->err);
-				json_decref(obj);
-			}
-			if (rc != MOAT_OK) {
-				b->rc = rc;
-				b->err.line = moat_jsonl_line(p->reader);
-				break;
-			}
-			b->lines[b->n++] = moat_jsonl_line(p->reader);
-			if (b->n % 16 == 0) { /* the arena holds only the current record */
-				moat_arena_free(arena);
-				arena = NULL;
-			}
+		if (!pipe_fill(w, b)) {
+			pipe_batch_put(p, b);
+			break;
 		}
-		if (b->rc != MOAT_OK)
-			b->last = true;
-		bool last = b->last;
-		if (!pipe_push(p, b) || last)
+		if (!pipe_push(p, b))
 			break;
 	}
-	moat_arena_free(arena);
+	wipe_buf(&w->scratch);
+	moat_buf_free(&w->scratch);
 	return NULL;
 }
 
-/* Imports an orders file with the producer thread. *started is false (and
- * nothing was read) when no thread could be started. */
-static moat_err_t import_orders_pipelined(moat_app_t *a, moat_jsonl_t *r, size_t *count,
-					  bool *started, moat_error_t *err)
+/* The same batches on the caller's thread alone, one after the other. */
+static moat_err_t import_orders_serial(moat_app_t *a, moat_jsonl_t *r, size_t *count,
+				       moat_error_t *err)
 {
-	*started = false;
 	pipe_t p = {.app = a, .reader = r};
+	producer_t w = {.pipe = &p};
+	pthread_mutex_init(&p.read_lock, NULL);
 	pthread_mutex_init(&p.lock, NULL);
 	pthread_cond_init(&p.changed, NULL);
-	pthread_t th;
-	if (pthread_create(&th, NULL, pipe_produce, &p) != 0) {
-		pthread_mutex_destroy(&p.lock);
-		pthread_cond_destroy(&p.changed);
-		return MOAT_OK;
-	}
-	*started = true;
-	moat_err_t rc = MOAT_OK;
+	moat_buf_init(&w.scratch, MOAT_JSON_MAX_LINE);
+	pipe_batch_t *b = NULL;
 	size_t n = 0;
-	for (;;) {
-		pthread_mutex_lock(&p.lock);
-		bool producer_gave_up = p.stop && p.len == 0;
-		pthread_mutex_unlock(&p.lock);
-		if (producer_gave_up) {
-			rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	moat_err_t rc = moat_sealer_new(a->keys, &w.sealer, err);
+	if (rc == MOAT_OK && !(b = pipe_batch_get(&p)))
+		rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	while (rc == MOAT_OK && pipe_fill(&w, b)) {
+		rc = pipe_write(a, b, &n, err);
+		if (b->last)
 			break;
-		}
-		pipe_batch_t *b = pipe_pop(&p);
-		for (size_t i = 0; i < b->n && rc == MOAT_OK; i++) {
-			rc = moat_store_order_put(a->store, &b->rows[i], err);
-			if (rc != MOAT_OK && err)
-				err->line = b->lines[i];
-		}
-		if (rc == MOAT_OK && b->rc != MOAT_OK) {
-			rc = b->rc;
-			if (err)
-				*err = b->err;
-		}
-		if (rc == MOAT_OK)
-			n += b->n;
-		bool last = b->last;
-		pipe_batch_free(b);
-		if (rc != MOAT_OK || last)
-			break;
+		moat_arena_reset(b->mem);
+		b->n = 0;
 	}
-	/* Stop the producer and free whatever it still queued. */
-	pthread_mutex_lock(&p.lock);
-	p.stop = true;
-	pthread_cond_broadcast(&p.changed);
-	pthread_mutex_unlock(&p.lock);
-	pthread_join(th, NULL);
-	while (p.len) {
-		pipe_batch_free(p.q[p.head]);
-		p.head = (p.head + 1) % PIPE_DEPTH;
-		p.len--;
-	}
+	pipe_batch_free(b);
+	moat_sealer_free(w.sealer);
+	wipe_buf(&w.scratch);
+	moat_buf_free(&w.scratch);
+	pthread_mutex_destroy(&p.read_lock);
 	pthread_mutex_destroy(&p.lock);
 	pthread_cond_destroy(&p.changed);
 	if (rc == MOAT_OK)
@@ -489,8 +673,74 @@ static moat_err_t import_orders_pipelined(moat_app_t *a, moat_jsonl_t *r, size_t
 	return rc;
 }
 
+/* Imports an orders file with producer threads. *started is false (and nothing
+ * was read) when no thread could be started. */
+static moat_err_t import_orders_pipelined(moat_app_t *a, moat_jsonl_t *r, size_t producers,
+					  size_t *count, bool *started, moat_error_t *err)
+{
+	*started = false;
+	pipe_t p = {.app = a, .reader = r};
+	producer_t w[PIPE_MAX_PRODUCERS] = {0};
+	pthread_t th[PIPE_MAX_PRODUCERS];
+	if (producers > PIPE_MAX_PRODUCERS)
+		producers = PIPE_MAX_PRODUCERS;
+	size_t n_threads = 0;
+	moat_err_t rc = MOAT_OK;
+	pthread_mutex_init(&p.read_lock, NULL);
+	pthread_mutex_init(&p.lock, NULL);
+	pthread_cond_init(&p.changed, NULL);
+	for (size_t i = 0; i < producers; i++) {
+		w[i].pipe = &p;
+		rc = moat_sealer_new(a->keys, &w[i].sealer, err);
+		if (rc != MOAT_OK)
+			goto done;
+	}
+	for (; n_threads < producers; n_threads++)
+		if (pthread_create(&th[n_threads], NULL, pipe_produce, &w[n_threads]) != 0)
+			break; /* run with the threads that did start */
+	if (n_threads == 0)
+		goto done;
+	*started = true;
+	size_t n = 0;
+	for (;;) {
+		pipe_batch_t *b = pipe_pop(&p);
+		if (!b) {
+			rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+			break;
+		}
+		rc = pipe_write(a, b, &n, err);
+		bool last = b->last;
+		pipe_batch_put(&p, b);
+		if (rc != MOAT_OK || last)
+			break;
+	}
+	/* Stop the producers and free whatever they still queued or kept spare. */
+	pipe_stop(&p, false);
+	for (size_t i = 0; i < n_threads; i++)
+		pthread_join(th[i], NULL);
+	for (size_t i = 0; i < PIPE_DEPTH; i++)
+		pipe_batch_free(p.ring[i]);
+	while (p.n_spare)
+		pipe_batch_free(p.spare[--p.n_spare]);
+	if (rc == MOAT_OK)
+		*count = n;
+done:
+	for (size_t i = 0; i < producers; i++)
+		moat_sealer_free(w[i].sealer);
+	pthread_mutex_destroy(&p.read_lock);
+	pthread_mutex_destroy(&p.lock);
+	pthread_cond_destroy(&p.changed);
+	return rc;
+}
+
 moat_err_t moat_app_import_file(moat_app_t *a, moat_import_kind_t kind, const char *path,
 				size_t *count, moat_error_t *err)
+{
+	return moat_app_import_file_with(a, kind, path, MOAT_IMPORT_PRODUCERS, count, err);
+}
+
+moat_err_t moat_app_import_file_with(moat_app_t *a, moat_import_kind_t kind, const char *path,
+				     int producers, size_t *count, moat_error_t *err)
 {
 	moat_jsonl_t *r = NULL;
 	*count = 0;
@@ -509,9 +759,11 @@ moat_err_t moat_app_import_file(moat_app_t *a, moat_import_kind_t kind, const ch
 	size_t n = 0;
 	if (kind == MOAT_IMPORT_ORDERS) {
 		bool started = false;
-		rc = import_orders_pipelined(a, r, &n, &started, err);
-		if (started)
-			goto finish;
+		if (producers > 0)
+			rc = import_orders_pipelined(a, r, (size_t)producers, &n, &started, err);
+		if (!started)
+			rc = import_orders_serial(a, r, &n, err);
+		goto finish;
 	}
 	for (;;) {
 		json_t *obj = NULL;

@@ -9,8 +9,8 @@ moat_err_t moat_app_path(const moat_app_t *a, const char *name, char *out, size_
 
 /* Builds a store row from a parsed order: PII encrypted under the current key,
  * phone look-up hash, items JSON. Caller clears the row. */
-moat_err_t moat_app_order_row_from(moat_app_t *a, const moat_order_t *o, json_t *items,
-				   moat_order_row_t *row, moat_error_t *err) MOAT_MUST_CHECK;
+moat_err_t moat_app_order_row_from(moat_app_t *a, const moat_order_t *o, moat_order_row_t *row,
+				   moat_error_t *err) MOAT_MUST_CHECK;
 
 /* Hooks for the modules that live in the data directory beside the store
  * (ledger, policy, rules): created by init, opened/closed with the app.

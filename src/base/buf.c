@@ -154,6 +154,24 @@ void moat_arena_free(moat_arena_t *a)
 	free(a);
 }
 
+void moat_arena_reset(moat_arena_t *a)
+{
+	struct arena_block *b = a->head, *keep = NULL;
+	while (b) {
+		struct arena_block *n = b->next;
+		if (!n && b->size == a->block_size)
+			keep = b; /* the first block: not an oversized one */
+		else
+			free(b);
+		b = n;
+	}
+	if (keep) {
+		keep->used = 0;
+		keep->next = NULL;
+	}
+	a->head = keep;
+}
+
 void *moat_arena_alloc(moat_arena_t *a, size_t n)
 {
 	const size_t align = _Alignof(max_align_t);

