@@ -16,8 +16,13 @@ genuine reports in the default case:
               (false accusations), summed over seeds; for the clean scenario the
               number of seeds with any significant accusation at all
 
+With --compare-priors every world is also traced with `moat eval --no-priors`
+(equal weights for every candidate instead of detector alerts as priors) and
+both tables are printed, the same worlds side by side.
+
 usage: eval_trace.py --moat BIN [--seeds 5000-5099] [--scenarios a,b] [--jobs 2]
-                     [--work DIR] [--min-reports 5] [--json]
+                     [--work DIR] [--min-reports 5] [--prior-share S]
+                     [--compare-priors] [--json]
 """
 import argparse
 import collections
@@ -40,7 +45,7 @@ def run(cmd, env=None):
     return r.stdout
 
 
-def one(moat, scenario, seed, scale, work):
+def one(moat, scenario, seed, scale, work, variants):
     out = os.path.join(work, "%s-%d" % (scenario, seed))
     data = out + ".data"
     env = dict(os.environ, MOAT_LOG_LEVEL="warn")
@@ -52,10 +57,16 @@ def one(moat, scenario, seed, scale, work):
         run([moat, "init", "--data", data])
         for kind in ["parties", "principals", "relations", "orders", "events", "reports"]:
             run([moat, "import", kind, os.path.join(out, kind + ".jsonl"), "--data", data], env=env)
-        ev = json.loads(run([moat, "eval", out, "--data", data, "--json"], env=env))
+        evs = {name: json.loads(run([moat, "eval", out, "--data", data, "--json"] + args,
+                                    env=env))
+               for name, args in variants}
     finally:
         shutil.rmtree(out, ignore_errors=True)
         shutil.rmtree(data, ignore_errors=True)
+    return {name: summarise(scenario, seed, ev) for name, ev in evs.items()}
+
+
+def summarise(scenario, seed, ev):
     case = next((c for c in ev["tracer"]["cases"] if c["case"] == "default"), None)
     leakers = case["leakers"] if case else []
     return dict(scenario=scenario, seed=seed,
@@ -89,14 +100,20 @@ def main():
     ap.add_argument("--work")
     ap.add_argument("--min-reports", type=int, default=5)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--prior-share")
+    ap.add_argument("--compare-priors", action="store_true")
     o = ap.parse_args()
+    variants = [("detector alerts as priors",
+                 ["--prior-share", o.prior_share] if o.prior_share else [])]
+    if o.compare_priors:
+        variants.append(("no priors (--no-priors)", ["--no-priors"]))
     work = o.work or tempfile.mkdtemp(prefix="moat-evaltrace-")
     os.makedirs(work, exist_ok=True)
     moat = os.path.abspath(o.moat)
     jobs = [(sc, seed) for sc in o.scenarios.split(",") for seed in seeds_of(o.seeds)]
     results = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=o.jobs) as ex:
-        futs = [ex.submit(one, moat, sc, seed, o.scale, work) for sc, seed in jobs]
+        futs = [ex.submit(one, moat, sc, seed, o.scale, work, variants) for sc, seed in jobs]
         for f in futs:
             try:
                 results.append(f.result())
@@ -105,6 +122,15 @@ def main():
     if o.json:
         print(json.dumps(results, indent=1))
         return
+    for name, _ in variants:
+        if len(variants) > 1:
+            print("%s:" % name)
+        table([r[name] for r in results], o.min_reports)
+        if len(variants) > 1:
+            print()
+
+
+def table(results, min_reports):
     by = collections.OrderedDict()
     for r in results:
         by.setdefault(r["scenario"], []).append(r)
@@ -117,7 +143,7 @@ def main():
                 sc, len(rs), "-", "-", "-", "-", sum(len(r["accused"]) for r in rs), bad, len(rs)))
             continue
         elig = [r for r in rs if r["leakers"] and
-                all(l["reports"] >= o.min_reports for l in r["leakers"])]
+                all(l["reports"] >= min_reports for l in r["leakers"])]
         ls = [l for r in elig for l in r["leakers"]]
         r1 = sum(1 for l in ls if l["rank"] == 1 and l["significant"])
         found = sum(1 for l in ls if l["significant"])

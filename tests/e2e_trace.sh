@@ -134,6 +134,11 @@ for k in ("principal", "party", "p_value", "significant", "lift", "coverage", "h
 assert not any(x["significant"] for x in stat[1:]), "second accusation"
 assert all(x["principal"] == "cr-zt-00002" for x in r["suspects"] if x["direct"])
 PY
+[ "$(get "$AUD" "/v1/cases/$C?priors=off")" = 200 ] || fail "priors=off: $(cat "$T/resp")"
+python3 -c 'import json,sys;r=json.load(open(sys.argv[1]));assert r["priors"]["tested"]==0,r["priors"]' "$T/resp" || fail "priors=off kept priors"
+[ "$(get "$AUD" "/v1/cases/$C?priors=maybe")" = 422 ] || fail "priors=maybe: $(cat "$T/resp")"
+grep -q '"priors"' "$T/resp" || fail "priors error does not name the field: $(cat "$T/resp")"
+[ "$(get "$AUD" "/v1/cases/$C?since=1")" = 422 ] || fail "unknown query key on a case: $(cat "$T/resp")"
 [ "$(get "$OPS" /v1/cases/no-such-case)" = 404 ] || fail "unknown case: $(cat "$T/resp")"
 [ "$(get "$OPS" '/v1/cases/bad%20id')" = 422 ] || fail "bad case id: $(cat "$T/resp")"
 [ "$(get "$CR" "/v1/cases/$C")" = 403 ] || fail "a courier may not read cases"
@@ -166,4 +171,46 @@ $M trace "$C9" --json --data "$D" 2>/dev/null | python3 -c '
 import json,sys
 r=json.load(sys.stdin); s=r["suspects"][0]
 assert s["principal"]=="cr-zt-00003" and s["direct"] and s["how"].startswith("virtual_number"), s' || fail "call through a binding is not direct evidence"
+
+# ---- detector alerts as priors ----
+# An over-pulling ISV app the detector alerts on, and only four of its victims'
+# reports (the test picks them from truth.json; the tracer never reads it): the
+# same test weighs more with the alert as a prior than without.
+D2=$T/data2
+$M init --data "$D2" >/dev/null
+$M simulate --scenario isv_overpull --seed 11 --scale small --out "$T/isv" --quiet
+for k in parties principals relations orders events; do
+	$M import $k "$T/isv/$k.jsonl" --data "$D2" >/dev/null 2>&1 || fail "isv import $k"
+done
+ISV=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["attacks"][0]["principal"])' "$T/isv/truth.json")
+$M alerts --json --data "$D2" | python3 -c 'import json,sys;a=json.load(sys.stdin)["alerts"];assert any(x["principal"]==sys.argv[1] for x in a),a' "$ISV" \
+	|| fail "the detector did not alert on $ISV"
+python3 - "$T/isv" > "$T/isv4.jsonl" <<'PY'
+import json, sys
+d = sys.argv[1]
+mine = {r["report_id"] for r in json.load(open(d + "/truth.json"))["reports"] if r["label"] == "genuine"}
+out = [l for l in open(d + "/reports.jsonl") if json.loads(l)["report_id"] in mine][:4]
+assert len(out) == 4
+sys.stdout.write("".join(out))
+PY
+$M import reports "$T/isv4.jsonl" --data "$D2" >/dev/null 2>&1 || fail "isv reports"
+$M trace default --json --data "$D2" > "$T/pri.json" 2>/dev/null || fail "trace with priors"
+$M trace default --no-priors --json --data "$D2" > "$T/nopri.json" 2>/dev/null || fail "trace --no-priors"
+python3 - "$T/pri.json" "$T/nopri.json" "$ISV" <<'PY' || fail "priors"
+import json, sys
+a, b, isv = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), sys.argv[3]
+assert a["priors"]["tested"] >= 1 and a["priors"]["share"] == 0.5, a["priors"]
+assert b["priors"]["tested"] == 0, b["priors"]
+sa = next(s for s in a["suspects"] if s["principal"] == isv)
+sb = next(s for s in b["suspects"] if s["principal"] == isv)
+assert sa["prior"] and not sb["prior"]
+assert sa["p_value_raw"] == sb["p_value_raw"]
+# weight share * m / k instead of 1: the corrected p shrinks by m * share / k
+m, k = a["hypotheses"], a["priors"]["tested"]
+assert sa["p_value"] < sb["p_value"] or sb["p_value"] == 1, (sa, sb)
+assert sa["p_value"] <= sa["p_value_raw"] * k / 0.5 * 1.0001, (sa, k)
+assert not any(s["significant"] for s in a["suspects"] if s["principal"] not in (isv, None)), a["suspects"][:3]
+PY
+if $M trace default --prior-share 1.5 --data "$D2" 2>"$T/err"; then fail "--prior-share 1.5 accepted"; fi
+grep -q -- "--prior-share" "$T/err" || fail "bad --prior-share message: $(cat "$T/err")"
 echo "e2e_trace: ok"

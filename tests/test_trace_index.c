@@ -237,9 +237,103 @@ static void test_score(void)
 	moat_exposure_free(x);
 }
 
+/* Detector alerts as priors: a weighted correction that favours alerted
+ * principals and costs the others at most a factor 1 / (1 - share). */
+static void test_priors(void)
+{
+	moat_exposure_t *x = world();
+	moat_error_t err;
+	moat_score_result_t r0, r1, r2;
+	moat_score_params_t prm;
+	moat_score_params_default(&prm);
+	unsigned np = (1u << MOAT_FIELD_NAME) | (1u << MOAT_FIELD_PHONE);
+	/* Three victims of cr-3: p ~ 7e-4 raw, not significant after correcting
+	 * over about 35 hypotheses at alpha 0.01. */
+	moat_victim_t v[3];
+	for (int i = 0; i < 3; i++)
+		v[i] = (moat_victim_t){oid(3 + 70 * i), T0 + (3 + 70 * i) * 60000 + 30 * HOUR, np,
+				       NULL};
+	CHECK(moat_exposure_score(x, v, 3, &prm, &r0, &err) == MOAT_OK);
+	CHECK(r0.prior_tested == 0);
+	CHECK(r0.n_suspects > 0 && strcmp(r0.suspects[0].principal, "cr-3") == 0);
+	CHECK(r0.n_suspects > 0 && !r0.suspects[0].significant);
+
+	/* The detector alerted on cr-3 (and on a name the index never saw). */
+	const char *alerted[] = {"cr-3", "nobody"};
+	prm.prior = alerted;
+	prm.n_prior = 2;
+	CHECK(moat_exposure_score(x, v, 3, &prm, &r1, &err) == MOAT_OK);
+	CHECK(r1.prior_tested == 1);
+	CHECK(r1.prior_share == 0.5);
+	CHECK(r1.tested == r0.tested);
+	CHECK(r1.n_suspects > 0 && strcmp(r1.suspects[0].principal, "cr-3") == 0);
+	if (r1.n_suspects && r0.n_suspects) {
+		const moat_suspect_t *a = &r0.suspects[0], *b = &r1.suspects[0];
+		CHECK(b->significant);
+		CHECK(b->prior);
+		CHECK(!a->prior);
+		CHECK(b->log_p == a->log_p); /* the test is the same, only its weight moved */
+		/* weight 0.5 * m / 1: p * 2 */
+		CHECK(fabs(b->log_p_adj - (b->log_p + log(2.0))) < 1e-9);
+	}
+	for (size_t i = 1; i < r1.n_suspects; i++) {
+		CHECK(!r1.suspects[i].significant || r1.suspects[i].is_party);
+		CHECK(!r1.suspects[i].prior); /* l-sf has five couriers: its own weight */
+	}
+
+	/* A prior on an innocent: it gains nothing it did not earn, and the leaker
+	 * pays at most 1 / (1 - share) = 2 on its corrected p. */
+	const char *wrong[] = {"cs-5"};
+	prm.prior = wrong;
+	prm.n_prior = 1;
+	CHECK(moat_exposure_score(x, v, 3, &prm, &r2, &err) == MOAT_OK);
+	CHECK(r2.prior_tested == 1);
+	for (size_t i = 0; i < r2.n_suspects; i++) {
+		CHECK_MSG(!r2.suspects[i].significant, "%s significant", r2.suspects[i].principal);
+		if (strcmp(r2.suspects[i].principal, "cr-3") == 0 && r0.n_suspects) {
+			CHECK(r2.suspects[i].log_p_adj >= r0.suspects[0].log_p_adj - 1e-9);
+			CHECK(r2.suspects[i].log_p_adj <= r0.suspects[0].log_p_adj + log(2.0) + 1e-9);
+		}
+	}
+	moat_score_result_clear(&r1);
+	moat_score_result_clear(&r2);
+
+	/* share 0 is equal weights: the same result as no priors. */
+	prm.prior = alerted;
+	prm.n_prior = 2;
+	prm.prior_share = 0.0;
+	CHECK(moat_exposure_score(x, v, 3, &prm, &r1, &err) == MOAT_OK);
+	CHECK(r1.prior_tested == 0);
+	CHECK(r1.n_suspects == r0.n_suspects);
+	for (size_t i = 0; i < r1.n_suspects && i < r0.n_suspects; i++) {
+		CHECK(r1.suspects[i].log_p_adj == r0.suspects[i].log_p_adj);
+		CHECK(!r1.suspects[i].prior);
+	}
+	moat_score_result_clear(&r1);
+	moat_score_result_clear(&r0);
+
+	/* Clean victims with every courier alerted: still no accusation. */
+	const char *couriers[] = {"cr-0", "cr-1", "cr-2", "cr-3", "cr-4",
+				  "cr-5", "cr-6", "cr-7", "cr-8", "cr-9"};
+	prm.prior = couriers;
+	prm.n_prior = 10;
+	prm.prior_share = 0.9;
+	moat_victim_t c[10];
+	for (int i = 0; i < 10; i++)
+		c[i] = (moat_victim_t){oid(i * 197), T0 + i * 197 * 60000 + 30 * HOUR, np, NULL};
+	CHECK(moat_exposure_score(x, c, 10, &prm, &r0, &err) == MOAT_OK);
+	CHECK(r0.prior_tested > 0);
+	for (size_t i = 0; i < r0.n_suspects; i++)
+		CHECK_MSG(!r0.suspects[i].significant, "clean case accused %s",
+			  r0.suspects[i].principal);
+	moat_score_result_clear(&r0);
+	moat_exposure_free(x);
+}
+
 int main(void)
 {
 	test_index();
 	test_score();
+	test_priors();
 	return check_done();
 }

@@ -90,6 +90,50 @@ static void test_corrections(void)
 	CHECK(moat_stats_holm(p, 0, 0, adj) == MOAT_OK);
 }
 
+static void test_weighted_holm(void)
+{
+	/*
+	 * By hand: p = {0.01, 0.04, 0.03, 0.005}, w = {2, 1, 0.5, 0.5}, total 4.
+	 * p/w = 0.005, 0.04, 0.06, 0.01: order 0, 3, 1, 2.
+	 * 0: 0.01 * 4/2 = 0.02 (left 2); 3: 0.005 * 2/0.5 = 0.02 (left 1.5);
+	 * 1: 0.04 * 1.5/1 = 0.06 (left 0.5); 2: 0.03 * 0.5/0.5 = 0.03 -> max 0.06.
+	 */
+	double p[4] = {log(0.01), log(0.04), log(0.03), log(0.005)};
+	double w[4] = {log(2.0), log(1.0), log(0.5), log(0.5)};
+	double adj[4], hr[4];
+	CHECK(moat_stats_holm_weighted(p, w, NULL, 4, 4.0, adj) == MOAT_OK);
+	CHECK(fabs(exp(adj[0]) - 0.02) < 1e-12);
+	CHECK(fabs(exp(adj[3]) - 0.02) < 1e-12);
+	CHECK(fabs(exp(adj[1]) - 0.06) < 1e-12);
+	CHECK(fabs(exp(adj[2]) - 0.06) < 1e-12);
+	/* Equal weights summing to m are plain Holm, given hypotheses or not. */
+	double one[4] = {0, 0, 0, 0};
+	for (size_t m = 4; m <= 12; m += 4) {
+		CHECK(moat_stats_holm_weighted(p, one, NULL, 4, (double)m, adj) == MOAT_OK);
+		CHECK(moat_stats_holm(p, 4, m, hr) == MOAT_OK);
+		for (int i = 0; i < 4; i++)
+			CHECK(fabs(adj[i] - hr[i]) < 1e-12);
+	}
+	/* A hypothesis given twice counts its weight once:
+	 * p = {0.001, 0.001, 0.02, 0.02}, w = {5, 5, 1, 1}, #1 a duplicate of #0,
+	 * total 7. 0: 0.001 * 7/5 = 0.0014 (left 2); 1: same hypothesis, left stays
+	 * 2; 2: 0.02 * 2 = 0.04 (left 1); 3: 0.02 -> max 0.04. */
+	double q[4] = {log(0.001), log(0.001), log(0.02), log(0.02)};
+	double qw[4] = {log(5.0), log(5.0), 0, 0};
+	uint8_t dup[4] = {0, 1, 0, 0};
+	CHECK(moat_stats_holm_weighted(q, qw, dup, 4, 7.0, adj) == MOAT_OK);
+	CHECK(fabs(exp(adj[0]) - 0.0014) < 1e-12);
+	CHECK(fabs(exp(adj[1]) - 0.0014) < 1e-12);
+	CHECK(fabs(exp(adj[2]) - 0.04) < 1e-12);
+	CHECK(fabs(exp(adj[3]) - 0.04) < 1e-12);
+	/* Capped at 1 (0.9 * 1 / 0.5), tiny values in log space. */
+	double t[2] = {log(0.9), -2000.0}, tw[2] = {log(0.5), log(999.0)};
+	CHECK(moat_stats_holm_weighted(t, tw, NULL, 2, 1000.0, adj) == MOAT_OK);
+	CHECK(adj[0] == 0.0);
+	CHECK(fabs(adj[1] - (-2000.0 + log(1000.0 / 999.0))) < 1e-9);
+	CHECK(moat_stats_holm_weighted(t, tw, NULL, 0, 0.0, adj) == MOAT_OK);
+}
+
 static void test_effects(void)
 {
 	/* 12 of 15 victims inside an exposure of 200 of 10,000 orders: lift 40. */
@@ -103,6 +147,7 @@ int main(void)
 {
 	test_tail();
 	test_corrections();
+	test_weighted_holm();
 	test_effects();
 	return check_done();
 }

@@ -39,6 +39,8 @@
 typedef struct moat_eval_opts {
 	const char *case_id; /* score only this case; NULL = "default" and every stored case */
 	double alpha;	     /* tracer significance level; 0 = the tracer's default */
+	bool no_priors;	     /* trace without detector alerts as priors */
+	double prior_share;  /* the priors' share of alpha; 0 = the tracer's default */
 } moat_eval_opts_t;
 
 /*

@@ -43,6 +43,16 @@ void moat_stats_bonferroni(const double *log_p, size_t n, size_t m, double *log_
  * not alias log_p. MOAT_ENOMEM leaves log_adj unspecified. */
 moat_err_t moat_stats_holm(const double *log_p, size_t n, size_t m,
 			   double *log_adj) MOAT_MUST_CHECK;
+/* Weighted Holm (Holm 1979; Genovese, Roeder & Wasserman 2006) on log p-values:
+ * hypothesis i has weight w_i = exp(log_w[i]) > 0 and the weights of every
+ * hypothesis tested, given or not, sum to total_w (with total_w = m, equal
+ * weights are plain Holm). Rejecting where log_adj < ln alpha controls the
+ * family-wise error at alpha for any weights fixed without looking at the p
+ * values. dup (NULL = none) marks a hypothesis given twice (the same p and
+ * weight as another one given): its weight counts once. log_adj may not alias
+ * log_p. */
+moat_err_t moat_stats_holm_weighted(const double *log_p, const double *log_w, const uint8_t *dup,
+				    size_t n, double total_w, double *log_adj) MOAT_MUST_CHECK;
 /* lift = (k/n) / (K/N) (0 if any denominator is 0); coverage = k/n. */
 double moat_stats_lift(uint64_t k, uint64_t n, uint64_t K, uint64_t N);
 double moat_stats_coverage(uint64_t k, uint64_t n);
@@ -150,6 +160,15 @@ typedef struct moat_score_params {
 	size_t max_rounds;   /* explain-away rounds; default 5 */
 	size_t max_suspects; /* rows returned; default 20 */
 	size_t min_victims;  /* below this many victims nothing is significant; default 3 */
+	/* Detector alerts as priors: the principals named here (ids; unknown ones are
+	 * ignored) share prior_share of alpha among them in a weighted Bonferroni /
+	 * Holm correction, every other hypothesis the rest (a principal's party
+	 * shares its weight when the principal is the party's only member). The
+	 * weights are fixed before the victims are looked at, so the error stays at
+	 * most alpha whoever is named. n_prior 0 or prior_share 0 = equal weights. */
+	const char *const *prior;
+	size_t n_prior;
+	double prior_share; /* in [0, 1); default 0.5 */
 } moat_score_params_t;
 void moat_score_params_default(moat_score_params_t *p);
 
@@ -164,6 +183,7 @@ typedef struct moat_suspect {
 	double log_p;	     /* ln of the uncorrected tail */
 	double log_p_adj;    /* ln of the Holm-corrected p */
 	bool significant;    /* p_adj < alpha, confirmed in an explain-away round */
+	bool prior;	     /* weighted up by a detector alert (moat_score_params_t.prior) */
 	int round;	     /* 1-based explain-away round that confirmed it; 0 = not */
 	double lift, coverage;
 	size_t n_covered; /* victims (indexes into the input) it explains */
@@ -174,6 +194,8 @@ typedef struct moat_score_result {
 	uint64_t N, n;
 	unsigned quoted; /* fields quoted by any report (one hypothesis family each) */
 	size_t tested;	 /* hypotheses in the correction */
+	size_t prior_tested; /* of them, weighted up by a prior (0 = equal weights) */
+	double prior_share;  /* the share of alpha they got */
 	size_t n_suspects;
 	moat_suspect_t *suspects; /* confirmed first (by round), then by corrected p */
 } moat_score_result_t;
@@ -371,6 +393,11 @@ typedef struct moat_trace_opts {
 	const char *out_dir; /* write the bundle here (created); NULL = none */
 	double alpha;	     /* 0 = 0.01 */
 	size_t max_evidence; /* ledger entries with proofs per suspect; 0 = 50 */
+	/* Detector alerts as priors (moat_score_params_t.prior): every principal
+	 * with an alert, unless resolved with a reason that says "false positive".
+	 * no_priors turns them off; prior_share 0 = 0.5. */
+	bool no_priors;
+	double prior_share;
 } moat_trace_opts_t;
 
 /* Traces a case and appends its result as one JSON object to out:

@@ -1,4 +1,4 @@
-/* moat eval DIR [--case ID] [--alpha A] [--json] [--data D] */
+/* moat eval DIR [--case ID] [--alpha A] [--no-priors] [--prior-share S] [--json] [--data D] */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +10,8 @@
 
 static void help(void)
 {
-	printf("usage: moat eval DIR [--case ID] [--alpha A] [--json] [--data D]\n\n"
+	printf("usage: moat eval DIR [--case ID] [--alpha A] [--no-priors] [--prior-share S]\n"
+	       "                 [--json] [--data D]\n\n"
 	       "Scores moat against the ground truth of a simulated world: DIR is what\n"
 	       "`moat simulate --out DIR` wrote (truth.json, events.jsonl), and the data\n"
 	       "directory must hold that world imported (parties, principals, relations,\n"
@@ -27,6 +28,7 @@ static void help(void)
 	       "          every significant suspect that is not a leaker (false accusation).\n\n"
 	       "  --case ID   score only this case\n"
 	       "  --alpha A   the tracer's significance level (default 0.01)\n"
+	       "  --no-priors, --prior-share S   as for `moat trace`\n"
 	       "  --json      print the scores as JSON (keys in docs/simulator.md)\n\n"
 	       "Exit status: 0 when it scored (whatever the scores), 1 on a runtime error\n"
 	       "(no truth.json, not a moat data directory), 2 on a usage error.\n");
@@ -210,13 +212,15 @@ static void print_text(json_t *r)
 	}
 }
 
-enum { OPT_CASE = 2000, OPT_ALPHA };
+enum { OPT_CASE = 2000, OPT_ALPHA, OPT_NO_PRIORS, OPT_PRIOR_SHARE };
 
 int cmd_eval(int argc, char **argv)
 {
 	static const struct option opts[] = {CLI_COMMON_LONGOPTS,
 					     {"case", required_argument, NULL, OPT_CASE},
 					     {"alpha", required_argument, NULL, OPT_ALPHA},
+					     {"no-priors", no_argument, NULL, OPT_NO_PRIORS},
+					     {"prior-share", required_argument, NULL, OPT_PRIOR_SHARE},
 					     {0, 0, 0, 0}};
 	cli_common_t c;
 	cli_common_init(&c);
@@ -240,6 +244,18 @@ int cmd_eval(int argc, char **argv)
 			if (*end || !(eo.alpha > 0 && eo.alpha < 1))
 				return cli_usage("eval",
 						 "--alpha must be a number between 0 and 1");
+			continue;
+		}
+		if (opt == OPT_NO_PRIORS) {
+			eo.no_priors = true;
+			continue;
+		}
+		if (opt == OPT_PRIOR_SHARE) {
+			char *end;
+			eo.prior_share = strtod(optarg, &end);
+			if (*end || !(eo.prior_share > 0 && eo.prior_share < 1))
+				return cli_usage("eval",
+						 "--prior-share must be a number between 0 and 1");
 			continue;
 		}
 		if (!cli_common_opt(&c, opt, optarg))

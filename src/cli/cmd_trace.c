@@ -1,5 +1,5 @@
 /*
- * moat trace CASE [--json] [--out DIR] [--alpha A]   trace a case
+ * moat trace CASE [--json] [--out DIR] [--alpha A] [--no-priors] [--prior-share S]
  * moat trace reindex                                 rebuild the exposure index
  */
 #include <jansson.h>
@@ -13,34 +13,48 @@
 
 static void help(void)
 {
-	printf("usage: moat trace CASE [--out DIR] [--alpha A] [--json] [--data DIR]\n"
+	printf("usage: moat trace CASE [--out DIR] [--alpha A] [--no-priors] [--prior-share S]\n"
+	       "                  [--json] [--data DIR]\n"
 	       "       moat trace reindex [--data DIR]\n\n"
 	       "Ranks who leaked the data quoted in a case's scam reports (`moat case list`;\n"
 	       "CASE \"default\" is every report of the configured window): suspects named by\n"
 	       "direct evidence (virtual numbers, honey orders) first, then by an exact test on\n"
 	       "who received the victims' quoted fields in plaintext before the contact,\n"
 	       "Holm-corrected over every candidate principal and party.\n\n"
+	       "Detector alerts are priors: principals with an alert (`moat alerts`; not one\n"
+	       "resolved as \"false positive\") share half of alpha in a weighted Holm\n"
+	       "correction, every other candidate the other half. The weights never look at\n"
+	       "the reports, so the chance of any false accusation stays at most alpha.\n\n"
 	       "  --out DIR   write the evidence bundle (ledger entries with inclusion proofs\n"
 	       "              against a signed checkpoint; VERIFY lists the `moat ledger\n"
 	       "              verify-proof` commands), notification.csv (buyers to notify,\n"
 	       "              decrypted; mode 0600) and regulator_report.json (PIPL Art. 57)\n"
 	       "  --alpha A   significance level after correction (default 0.01)\n"
+	       "  --no-priors        equal weights for every candidate\n"
+	       "  --prior-share S    the share of alpha the alerted principals get (0 < S < 1,\n"
+	       "                     default 0.5)\n"
 	       "  --json      print the whole result as JSON\n\n"
 	       "reindex rebuilds <data>/trace/exposure.idx from the ledger.\n");
 }
 
-enum { OPT_OUT = 2000, OPT_ALPHA };
+enum { OPT_OUT = 2000, OPT_ALPHA, OPT_NO_PRIORS, OPT_PRIOR_SHARE };
 
 static int print_text(const char *json)
 {
 	json_t *r = json_loads(json, 0, NULL);
 	if (!r)
 		return CLI_FAIL;
-	printf("case %s: %lld reports, population %lld orders, %lld hypotheses tested\n",
+	printf("case %s: %lld reports, population %lld orders, %lld hypotheses tested",
 	       json_string_value(json_object_get(r, "case")),
 	       (long long)json_integer_value(json_object_get(r, "reports")),
 	       (long long)json_integer_value(json_object_get(r, "population")),
 	       (long long)json_integer_value(json_object_get(r, "hypotheses")));
+	json_t *pri = json_object_get(r, "priors");
+	long long np = (long long)json_integer_value(json_object_get(pri, "tested"));
+	if (np)
+		printf(" (%lld alerted by the detector, sharing %g of alpha)", np,
+		       json_number_value(json_object_get(pri, "share")));
+	printf("\n");
 	json_t *sus = json_object_get(r, "suspects");
 	size_t i;
 	json_t *s;
@@ -50,12 +64,14 @@ static int print_text(const char *json)
 		if (i >= 10)
 			break;
 		const char *p = json_string_value(json_object_get(s, "principal"));
-		printf("%2zu. %-20s %-14s p=%-10.3g lift=%-7.3g coverage=%-5.2f %s\n", i + 1,
+		bool sig = json_is_true(json_object_get(s, "significant"));
+		bool alerted = json_is_true(json_object_get(s, "prior"));
+		printf("%2zu. %-20s %-14s p=%-10.3g lift=%-7.3g coverage=%-5.2f %s%s%s\n", i + 1,
 		       p ? p : "(party)", json_string_value(json_object_get(s, "party")),
 		       json_number_value(json_object_get(s, "p_value")),
 		       json_number_value(json_object_get(s, "lift")),
-		       json_number_value(json_object_get(s, "coverage")),
-		       json_is_true(json_object_get(s, "significant")) ? "SIGNIFICANT" : "");
+		       json_number_value(json_object_get(s, "coverage")), sig ? "SIGNIFICANT" : "",
+		       sig && alerted ? " " : "", alerted ? "alerted" : "");
 		printf("    %s\n", json_string_value(json_object_get(s, "how")));
 	}
 	if (!json_array_size(sus))
@@ -78,6 +94,8 @@ int cmd_trace(int argc, char **argv)
 	static const struct option opts[] = {CLI_COMMON_LONGOPTS,
 					     {"out", required_argument, NULL, OPT_OUT},
 					     {"alpha", required_argument, NULL, OPT_ALPHA},
+					     {"no-priors", no_argument, NULL, OPT_NO_PRIORS},
+					     {"prior-share", required_argument, NULL, OPT_PRIOR_SHARE},
 					     {0, 0, 0, 0}};
 	cli_common_t c;
 	cli_common_init(&c);
@@ -97,6 +115,18 @@ int cmd_trace(int argc, char **argv)
 			to.alpha = strtod(optarg, &end);
 			if (*end || !(to.alpha > 0 && to.alpha < 1))
 				return cli_usage("trace", "--alpha must be a number between 0 and 1");
+			continue;
+		}
+		if (opt == OPT_NO_PRIORS) {
+			to.no_priors = true;
+			continue;
+		}
+		if (opt == OPT_PRIOR_SHARE) {
+			char *end;
+			to.prior_share = strtod(optarg, &end);
+			if (*end || !(to.prior_share > 0 && to.prior_share < 1))
+				return cli_usage("trace",
+						 "--prior-share must be a number between 0 and 1");
 			continue;
 		}
 		if (!cli_common_opt(&c, opt, optarg))

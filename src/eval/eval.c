@@ -671,7 +671,10 @@ static moat_err_t score_case(moat_app_t *a, const eval_truth_t *t, const char *c
 	}
 	json_t *suspects = NULL;
 	if (cr.total) {
-		moat_trace_opts_t to = {.alpha = opts->alpha, .max_evidence = 1};
+		moat_trace_opts_t to = {.alpha = opts->alpha,
+					.max_evidence = 1,
+					.no_priors = opts->no_priors,
+					.prior_share = opts->prior_share};
 		if ((rc = moat_trace_case_run(a, case_id, &to, &buf, err)) != MOAT_OK)
 			goto done;
 		json_error_t je;

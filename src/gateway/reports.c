@@ -140,11 +140,22 @@ done:
 void gw_cases(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a,
 	      const char *case_id, gw_resp_t *r)
 {
-	if (!gw_query_only(c, NULL, r))
+	static const char *const allowed[] = {"priors", NULL};
+	if (!gw_query_only(c, case_id ? allowed : NULL, r))
 		return;
 	if (a->p.role != MOAT_ROLE_PLATFORM_OPS && a->p.role != MOAT_ROLE_AUDITOR) {
 		gw_error(r, 403, "forbidden", NULL,
 			 "cases are for platform operators and auditors");
+		return;
+	}
+	moat_trace_opts_t to = {0};
+	const char *pri = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "priors");
+	if (pri && strcmp(pri, "off") == 0)
+		to.no_priors = true;
+	else if (pri && strcmp(pri, "alerts") != 0) {
+		gw_error(r, 422, "invalid", "priors",
+			 "priors is \"alerts\" (the default: detector alerts weight the "
+			 "correction) or \"off\"");
 		return;
 	}
 	if (case_id && !moat_id_valid(case_id)) {
@@ -157,7 +168,7 @@ void gw_cases(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, cons
 	moat_error_t e = {0};
 	moat_buf_reset(&r->body);
 	pthread_mutex_lock(&g->trace_mu);
-	moat_err_t rc = case_id ? moat_trace_case_run(&view, case_id, NULL, &r->body, &e)
+	moat_err_t rc = case_id ? moat_trace_case_run(&view, case_id, &to, &r->body, &e)
 				: moat_trace_case_list_json(&view, &r->body, &e);
 	pthread_mutex_unlock(&g->trace_mu);
 	if (rc != MOAT_OK) {

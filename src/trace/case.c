@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "moat/app.h"
+#include "moat/detect.h"
 #include "moat/ledger.h"
 #include "moat/trace.h"
 
@@ -1058,6 +1059,38 @@ static int notify_order(void *ctx, const char *order_id)
 	return rc != MOAT_OK;
 }
 
+/* The principals the detector alerted on, each once, for the tracer's priors. */
+typedef struct alerted {
+	char (*id)[MOAT_ID_MAX + 1];
+	const char **ptr;
+	size_t n, cap;
+	bool nomem;
+} alerted_t;
+
+static int collect_alerted(void *ctx, const moat_alert_row_t *row)
+{
+	alerted_t *al = ctx;
+	if (!row->principal[0])
+		return 0;
+	if (row->status == MOAT_ALERT_RESOLVED && strcasestr(row->resolution, "false positive"))
+		return 0;
+	for (size_t i = 0; i < al->n; i++)
+		if (strcmp(al->id[i], row->principal) == 0)
+			return 0;
+	if (al->n == al->cap) {
+		size_t cap = al->cap ? al->cap * 2 : 64;
+		void *id = realloc(al->id, cap * sizeof *al->id);
+		if (!id) {
+			al->nomem = true;
+			return 1;
+		}
+		al->id = id;
+		al->cap = cap;
+	}
+	snprintf(al->id[al->n++], sizeof *al->id, "%s", row->principal);
+	return 0;
+}
+
 static double p_of(double lp)
 {
 	return exp(lp);
@@ -1082,6 +1115,7 @@ moat_err_t moat_trace_case_run(moat_app_t *a, const char *case_id, const moat_tr
 	moat_victim_t *vs = NULL;
 	moat_score_result_t res = {0};
 	evidence_t ev = {0};
+	alerted_t al = {0};
 	want_t *w = NULL;
 	FILE *csv = NULL;
 	rc = collect_case(a, case_id, &t.reports, err);
@@ -1132,6 +1166,21 @@ moat_err_t moat_trace_case_run(moat_app_t *a, const char *case_id, const moat_tr
 	moat_score_params_t prm;
 	moat_score_params_default(&prm);
 	prm.alpha = o.alpha;
+	if (o.prior_share > 0)
+		prm.prior_share = o.prior_share;
+	if (!o.no_priors && t.reports.n) {
+		rc = moat_store_alert_list(a->store, -1, 0, collect_alerted, &al, err);
+		if (rc == MOAT_OK && al.nomem)
+			rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+		if (rc == MOAT_OK && al.n && !(al.ptr = malloc(al.n * sizeof *al.ptr)))
+			rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+		if (rc != MOAT_OK)
+			goto done;
+		for (size_t i = 0; i < al.n; i++)
+			al.ptr[i] = al.id[i];
+		prm.prior = al.ptr;
+		prm.n_prior = al.n;
+	}
 	if (t.reports.n) {
 		rc = moat_exposure_score(t.x, vs, t.reports.n, &prm, &res, err);
 		if (rc != MOAT_OK)
@@ -1145,8 +1194,10 @@ moat_err_t moat_trace_case_run(moat_app_t *a, const char *case_id, const moat_tr
 	if (rc == MOAT_OK)
 		rc = moat_buf_printf(out,
 				     ",\"reports\":%zu,\"population\":%" PRIu64
-				     ",\"hypotheses\":%zu,\"alpha\":%g,\"suspects\":[",
-				     t.reports.n, res.N, res.tested, o.alpha);
+				     ",\"hypotheses\":%zu,\"alpha\":%g,\"priors\":{\"alerted\":%zu,"
+				     "\"tested\":%zu,\"share\":%g},\"suspects\":[",
+				     t.reports.n, res.N, res.tested, o.alpha, al.n, res.prior_tested,
+				     res.prior_share);
 	size_t rows = 0;
 	for (size_t i = 0; rc == MOAT_OK && i < t.n_direct; i++) {
 		const direct_t *d = &t.direct[i];
@@ -1225,10 +1276,10 @@ moat_err_t moat_trace_case_run(moat_app_t *a, const char *case_id, const moat_tr
 			    ",\"level\":\"%s\",\"p_value\":%.6g,\"p_value_raw\":%.6g,"
 			    "\"ln_p\":%.4f,\"significant\":%s,\"lift\":%.4g,"
 			    "\"coverage\":%.4g,\"k\":%" PRIu64 ",\"n\":%" PRIu64 ",\"K\":%" PRIu64
-			    ",\"N\":%" PRIu64 ",\"direct\":false,\"how\":",
+			    ",\"N\":%" PRIu64 ",\"prior\":%s,\"direct\":false,\"how\":",
 			    s->is_party ? "party" : "principal", p_of(s->log_p_adj), p_of(s->log_p),
 			    s->log_p_adj, s->significant ? "true" : "false", s->lift, s->coverage,
-			    s->k, s->n, s->K, s->N);
+			    s->k, s->n, s->K, s->N, s->prior ? "true" : "false");
 		if (rc == MOAT_OK)
 			rc = moat_buf_json_str(out, how);
 		if (rc == MOAT_OK)
@@ -1390,6 +1441,8 @@ done:
 	free(w);
 	free(ev.idx);
 	moat_score_result_clear(&res);
+	free(al.id);
+	free(al.ptr);
 	free(vs);
 	free(t.contacts);
 	free(t.reports.r);

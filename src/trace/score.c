@@ -42,6 +42,16 @@
  * (sequential rejection: each round is a valid test given that the earlier
  * confirmations were right; with no leaker at all the first round is the only
  * chance to accuse and its error is at most alpha).
+ *
+ * Detector alerts as priors: a principal the detector alerted on (from the
+ * access stream alone, never from the reports) is a likelier source, so the
+ * correction may spend more of alpha on it. The weights are those of a weighted
+ * Bonferroni / Holm (Holm 1979; Genovese, Roeder & Wasserman 2006): the k
+ * alerted hypotheses get weight share * m / k each, the m - k others
+ * (1 - share) * m / (m - k), summing to m; c is rejected when p_c * m / w_c <
+ * alpha. Since the weights do not depend on the victims, the family-wise error
+ * stays at most alpha whichever principals were alerted; what a wrong prior
+ * costs is power for the others (a factor 1 / (1 - share) on their p).
  */
 #include <math.h>
 #include <pthread.h>
@@ -59,6 +69,7 @@ void moat_score_params_default(moat_score_params_t *p)
 	p->max_rounds = 8;
 	p->max_suspects = 20;
 	p->min_victims = 3;
+	p->prior_share = 0.5;
 }
 
 void moat_score_result_clear(moat_score_result_t *r)
@@ -707,6 +718,9 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	unsigned *pf = NULL;
 	party_acc_t *acc = NULL;
 	double *lp = NULL, *la = NULL, *dp = NULL, *tmp = NULL, *lpmf = NULL, *suf = NULL;
+	double *pen = NULL, *lw = NULL; /* per slot: ln(m / w), ln w */
+	uint8_t *pri = NULL;		/* per candidate: 1 weighted up by a prior, 2 same as a principal */
+	uint8_t *dups = NULL;		/* per slot: pri & 2 */
 	uint64_t *Kq = NULL;
 	bool *active = NULL;
 	uint8_t *seen = NULL, *excl = NULL, *conf = NULL;
@@ -958,8 +972,38 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		for (uint32_t c = 0; c < C; c++)
 			if (c < P || members[c - P] > 1)
 				m += seen[c];
-		free(members);
 		out->tested = m ? m : 1;
+
+		/* Priors: the alerted principals that are hypotheses, and the parties
+		 * that are the same hypothesis as one of them. */
+		pri = calloc((size_t)C + 1, 1);
+		if (!pri) {
+			free(members);
+			goto nomem;
+		}
+		size_t k = 0;
+		for (size_t i = 0; prm.prior_share > 0.0 && i < prm.n_prior; i++) {
+			int64_t p = prm.prior && prm.prior[i]
+					? trace_dict_find(&x->principals, prm.prior[i])
+					: -1;
+			if (p < 0 || pri[p] || !seen[p])
+				continue;
+			pri[p] = 1;
+			k++;
+			uint32_t q = x->principal_party[p];
+			if (q != TRACE_NO_PARTY && members[q] == 1)
+				pri[P + q] = 1;
+		}
+		if (k == 0 || k >= out->tested || !(prm.prior_share < 1.0)) {
+			memset(pri, 0, (size_t)C + 1);
+			k = 0;
+		}
+		for (uint32_t q = 0; q < Q; q++)
+			if (members[q] == 1)
+				pri[P + q] |= 2;
+		free(members);
+		out->prior_tested = k;
+		out->prior_share = k ? prm.prior_share : 0.0;
 	}
 
 	/* Groups: members sorted by group, per-round sizes. */
@@ -978,6 +1022,11 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	pool = malloc(EM_POOL * sizeof *pool);
 	em = malloc(EM_POOL * sizeof *em);
 	la = malloc((nc ? nc : 1) * sizeof *la);
+	pen = malloc((nc ? nc : 1) * sizeof *pen);
+	lw = malloc((nc ? nc : 1) * sizeof *lw);
+	dups = malloc(nc ? nc : 1);
+	if (!pen || !lw || !dups)
+		goto nomem;
 	if (!gsize || !goff || !gmembers || !gcov || !touched || !single_n || !active || !dp ||
 	    !tmp || !lpmf || !suf || !pool || !em || !lp || !la)
 		goto nomem;
@@ -1004,6 +1053,19 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		goto nomem;
 	uint64_t N_r1 = N;
 	double log_alpha = log(prm.alpha), log_m = log((double)out->tested);
+	{
+		/* Weights summing to m over the hypotheses: the k alerted share
+		 * prior_share of it, the others the rest; pen = ln(m / w) is what a
+		 * weighted Bonferroni adds to ln p (ln m for everyone without priors). */
+		double m = (double)out->tested, k = (double)out->prior_tested;
+		double lw_a = k ? log(prm.prior_share * m / k) : 0.0;
+		double lw_o = k ? log((1.0 - prm.prior_share) * m / (m - k)) : 0.0;
+		for (size_t i = 0; i < nc; i++) {
+			lw[i] = pri[ids[i]] & 1 ? lw_a : lw_o;
+			dups[i] = pri[ids[i]] >> 1;
+			pen[i] = log_m - lw[i];
+		}
+	}
 	size_t round = 0;
 	uint64_t Nr = N;
 	for (;;) {
@@ -1067,12 +1129,14 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 				c->log_p = grouped_tail(&tt, Nr, Kq, xs);
 			}
 			lp[i] = c->log_p;
-			if (best == SIZE_MAX || c->log_p < cs[ids[best]].log_p)
+			if (best == SIZE_MAX || c->log_p + pen[i] < cs[ids[best]].log_p + pen[best])
 				best = i;
 		}
 		if (round == 0) {
 			/* Round one is reported for everyone, Holm-corrected. */
-			if (moat_stats_holm(lp, nc, out->tested, la) != MOAT_OK)
+			if ((out->prior_tested
+				 ? moat_stats_holm_weighted(lp, lw, dups, nc, (double)out->tested, la)
+				 : moat_stats_holm(lp, nc, out->tested, la)) != MOAT_OK)
 				goto nomem;
 			for (size_t i = 0; i < nc; i++) {
 				cand_t *c = &cs[ids[i]];
@@ -1092,22 +1156,24 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		}
 		if (best == SIZE_MAX || round >= prm.max_rounds || nr < prm.min_victims)
 			break;
-		double adj = cs[ids[best]].log_p + log_m;
+		double adj = cs[ids[best]].log_p + pen[best];
 		if (!(adj < log_alpha))
 			break;
 		size_t npool = 0;
 		for (size_t i = 0; i < nc; i++) {
-			if (!cs[ids[i]].live || !(cs[ids[i]].log_p + log_m < log_alpha))
+			if (!cs[ids[i]].live || !(cs[ids[i]].log_p + pen[i] < log_alpha))
 				continue;
 			if (npool < EM_POOL) {
 				pool[npool++] = (uint32_t)i;
 				continue;
 			}
-			size_t worst = 0; /* keep the EM_POOL smallest p */
+			size_t worst = 0; /* keep the EM_POOL smallest weighted p */
 			for (size_t k = 1; k < npool; k++)
-				if (cs[ids[pool[k]]].log_p > cs[ids[pool[worst]]].log_p)
+				if (cs[ids[pool[k]]].log_p + pen[pool[k]] >
+				    cs[ids[pool[worst]]].log_p + pen[pool[worst]])
 					worst = k;
-			if (cs[ids[i]].log_p < cs[ids[pool[worst]]].log_p)
+			if (cs[ids[i]].log_p + pen[i] <
+			    cs[ids[pool[worst]]].log_p + pen[pool[worst]])
 				pool[worst] = (uint32_t)i;
 		}
 		if (em_explain(&tt, cs, ids, cov, pool, npool, Kq32, nc, Nr, ngrp, em) != MOAT_OK)
@@ -1142,7 +1208,9 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 					continue;
 			}
 			cand_t *b = &cs[ids[pool[k]]];
-			double badj = b->log_p + log_m > 0.0 ? 0.0 : b->log_p + log_m;
+			double badj = b->log_p + pen[pool[k]];
+			if (badj > 0.0)
+				badj = 0.0;
 			confirmed++;
 			b->round = (int)round;
 			b->live = false;
@@ -1197,6 +1265,8 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 			bool b_first;
 			if (a->round && bb->round && a->round != bb->round)
 				b_first = bb->round < a->round;
+			else if (a->round && bb->round && a->r_log_adj != bb->r_log_adj)
+				b_first = bb->r_log_adj < a->r_log_adj;
 			else if (a->round && bb->round)
 				b_first = bb->r_log_p < a->r_log_p;
 			else if (a->round || bb->round)
@@ -1246,6 +1316,7 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		s->log_p_adj = c->r_log_adj;
 		s->round = c->round;
 		s->significant = c->round != 0;
+		s->prior = pri[id] & 1;
 		/* observed over expected under the null */
 		s->lift = c->r_expect > 0 ? (double)s->k / c->r_expect : 0.0;
 		s->coverage = moat_stats_coverage(s->k, s->n);
@@ -1277,6 +1348,10 @@ done:
 	free(acc);
 	free(lp);
 	free(la);
+	free(pen);
+	free(lw);
+	free(pri);
+	free(dups);
 	free(active);
 	free(seen);
 	free(conf);

@@ -123,6 +123,45 @@ moat_err_t moat_stats_holm(const double *log_p, size_t n, size_t m, double *log_
 	return MOAT_OK;
 }
 
+moat_err_t moat_stats_holm_weighted(const double *log_p, const double *log_w, const uint8_t *dup,
+				    size_t n, double total_w, double *log_adj)
+{
+	if (n == 0)
+		return MOAT_OK;
+	size_t *order = malloc(n * sizeof *order);
+	double *key = malloc(n * sizeof *key);
+	if (!order || !key) {
+		free(order);
+		free(key);
+		return MOAT_ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		order[i] = i;
+		key[i] = log_p[i] - log_w[i];
+	}
+	qsort_r(order, n, sizeof *order, cmp_idx_by_logp, key);
+	/* Step-down (Holm 1979, weighted): the j-th smallest p/w is multiplied by
+	 * W_j / w, W_j the weight of the hypotheses not rejected before it (the ones
+	 * not given keep theirs: total_w counts them). W_j never drops below the
+	 * hypothesis's own weight, so no p is ever made smaller. */
+	double run = -INFINITY, left = total_w;
+	for (size_t j = 0; j < n; j++) {
+		size_t i = order[j];
+		double w = exp(log_w[i]);
+		double v = log_p[i] + (left > w ? log(left) - log_w[i] : 0.0);
+		if (v > 0.0)
+			v = 0.0;
+		if (v > run)
+			run = v;
+		log_adj[i] = run;
+		if (!dup || !dup[i])
+			left -= w;
+	}
+	free(order);
+	free(key);
+	return MOAT_OK;
+}
+
 double moat_stats_lift(uint64_t k, uint64_t n, uint64_t K, uint64_t N)
 {
 	if (n == 0 || K == 0 || N == 0)
