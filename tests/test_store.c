@@ -2,10 +2,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
 #include <sqlite3.h>
 
 #include "check.h"
 #include "moat/store.h"
+#include "store/sqlite_internal.h"
 
 static int count_cb(void *ctx, const moat_principal_row_t *r)
 {
@@ -50,6 +53,38 @@ static int raw_has(const char *path, const char *name)
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	return n;
+}
+
+static int cache_size(moat_store_t *s)
+{
+	sqlite3_stmt *st = NULL;
+	int v = 0;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA cache_size", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Puts n orders B0.. with pii_len bytes of PII each; MOAT_OK or the first error. */
+static moat_err_t put_many(moat_store_t *s, int n, size_t pii_len, moat_error_t *e)
+{
+	static uint8_t pii[4096];
+	moat_order_row_t o = {0};
+	snprintf(o.merchant, sizeof o.merchant, "m-zara");
+	snprintf(o.key_id, sizeof o.key_id, "k1");
+	o.shipped_at = o.delivered_at = MOAT_TIME_NONE;
+	o.pii = pii;
+	o.pii_len = pii_len;
+	for (int i = 0; i < n; i++) {
+		snprintf(o.order_id, sizeof o.order_id, "B%06d", i);
+		memset(pii, i, pii_len);
+		memcpy(o.phone_hash, &i, sizeof i);
+		moat_err_t rc = moat_store_order_put(s, &o, e);
+		if (rc != MOAT_OK)
+			return rc;
+	}
+	return MOAT_OK;
 }
 
 static int order_cb(void *ctx, const moat_order_row_t *r)
@@ -211,6 +246,32 @@ int main(void)
 	o.phone_hash[0] = 0x5a;
 	snprintf(o.order_id, sizeof o.order_id, "O1");
 
+	/* a bulk write larger than its small cache spills pages to the WAL, yet a
+	 * rollback still leaves nothing and a commit keeps everything; either way the
+	 * handle gets its usual cache back */
+	int usual_cache = cache_size(s);
+	CHECK(usual_cache < -8192);
+	CHECK_INT(moat_store_begin_bulk(s, &e), MOAT_OK);
+	CHECK(cache_size(s) > usual_cache);
+	CHECK_INT(put_many(s, 6000, 2000, &e), MOAT_OK); /* ~12 MB of pages */
+	char wal[300];
+	snprintf(wal, sizeof wal, "%s-wal", path);
+	struct stat wst;
+	CHECK(stat(wal, &wst) == 0 && wst.st_size > 4 * 1024 * 1024); /* spilled before commit */
+	moat_store_rollback(s);
+	CHECK_INT(cache_size(s), usual_cache);
+	CHECK_INT(moat_store_order_count(s, &n, &e), MOAT_OK);
+	CHECK_INT(n, 5);
+	CHECK_INT(moat_store_begin_bulk(s, &e), MOAT_OK);
+	CHECK_INT(put_many(s, 6000, 2000, &e), MOAT_OK);
+	CHECK_INT(moat_store_commit(s, &e), MOAT_OK);
+	CHECK_INT(cache_size(s), usual_cache);
+	CHECK_INT(moat_store_order_count(s, &n, &e), MOAT_OK);
+	CHECK_INT(n, 6005);
+	CHECK_INT(moat_store_order_get(s, "B005999", &got, &e), MOAT_OK);
+	CHECK(got.pii_len == 2000 && got.pii[0] == (uint8_t)5999 && got.pii[1999] == (uint8_t)5999);
+	moat_order_row_clear(&got);
+
 	char v[64];
 	CHECK_INT(moat_store_meta_get(s, "cursor", v, sizeof v, &e), MOAT_ENOTFOUND);
 	CHECK_INT(moat_store_meta_set(s, "cursor", "42", &e), MOAT_OK);
@@ -224,7 +285,7 @@ int main(void)
 	/* reopen: migrations are not re-run, data persists */
 	CHECK_INT(moat_store_open_sqlite(path, false, &s, &e), MOAT_OK);
 	CHECK_INT(moat_store_order_count(s, &n, &e), MOAT_OK);
-	CHECK_INT(n, 5);
+	CHECK_INT(n, 6005);
 	moat_store_close(s);
 	moat_store_close(NULL);
 

@@ -20,6 +20,16 @@
 
 #define MOAT_APPLICATION_ID 0x6d6f6174 /* "moat" */
 
+/* Page cache of a handle, in KiB (negative: SQLite's unit for KiB). */
+#define CACHE_KIB "-65536"
+/* Page cache during a bulk write (moat_store_begin_bulk): SQLite keeps every page
+ * a transaction dirties in the cache until the cache is full, so a 100k-order
+ * import held some 40 MB of fresh pages (each one a page fault) and wrote them
+ * all at commit. A small cache spills dirty pages to the WAL as they pile up and
+ * reuses the memory: about a third less time per imported order. Spilled frames
+ * carry no commit mark, so the batch stays all-or-nothing. */
+#define BULK_CACHE_KIB "-2048"
+
 /*
  * Migrations: append only, never edit a released one. Modules that keep their own
  * tables (gateway, detector, tracer) append their CREATE TABLEs here as new
@@ -227,7 +237,7 @@ moat_err_t moat_store_open_sqlite(const char *path, bool create, moat_store_t **
 		goto fail;
 	}
 	rc = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
-			  " PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;", err);
+			  " PRAGMA cache_size=" CACHE_KIB "; PRAGMA temp_store=MEMORY;", err);
 	if (rc == MOAT_OK)
 		rc = migrate(s, err);
 	if (rc != MOAT_OK)
@@ -259,10 +269,37 @@ moat_err_t moat_store_begin(moat_store_t *s, moat_error_t *err)
 	return st ? moat_sqlite_step_done(s, st, err) : MOAT_EDB;
 }
 
+moat_err_t moat_store_begin_bulk(moat_store_t *s, moat_error_t *err)
+{
+	moat_err_t rc = moat_store_begin(s, err);
+	if (rc != MOAT_OK)
+		return rc;
+	rc = exec(s, "PRAGMA cache_size=" BULK_CACHE_KIB, err);
+	if (rc != MOAT_OK) {
+		moat_store_rollback(s);
+		return rc;
+	}
+	s->bulk = true;
+	return MOAT_OK;
+}
+
+/* Gives a handle that ran a bulk write its usual cache back. The pages the bulk
+ * write evicted are read again on demand. */
+static void end_bulk(moat_store_t *s)
+{
+	if (!s->bulk)
+		return;
+	s->bulk = false;
+	(void)sqlite3_exec(s->db, "PRAGMA cache_size=" CACHE_KIB, NULL, NULL, NULL);
+}
+
 moat_err_t moat_store_commit(moat_store_t *s, moat_error_t *err)
 {
 	sqlite3_stmt *st = moat_sqlite_stmt(s, STMT_COMMIT, "COMMIT", err);
-	return st ? moat_sqlite_step_done(s, st, err) : MOAT_EDB;
+	moat_err_t rc = st ? moat_sqlite_step_done(s, st, err) : MOAT_EDB;
+	if (rc == MOAT_OK)
+		end_bulk(s);
+	return rc;
 }
 
 void moat_store_rollback(moat_store_t *s)
@@ -270,6 +307,7 @@ void moat_store_rollback(moat_store_t *s)
 	s->known_party[0] = '\0'; /* the party may have been inserted by the rolled-back batch */
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	end_bulk(s);
 }
 
 moat_err_t moat_store_read_begin(moat_store_t *s, moat_error_t *err)
