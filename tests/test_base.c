@@ -21,6 +21,20 @@ static void test_buf(void)
 	moat_buf_init(&b, 1024);
 	CHECK_INT(moat_buf_json_str(&b, "a\"b\\c\n\x01"), MOAT_OK);
 	CHECK_STR(b.data, "\"a\\\"b\\\\c\\n\\u0001\"");
+	moat_buf_reset(&b);
+	CHECK_INT(moat_buf_json_str(&b, "\"天河路 12\t号\\"), MOAT_OK); /* escapes at both ends */
+	CHECK_STR(b.data, "\"\\\"天河路 12\\t号\\\\\"");
+	moat_buf_reset(&b);
+	CHECK_INT(moat_buf_json_str(&b, ""), MOAT_OK);
+	CHECK_STR(b.data, "\"\"");
+	moat_buf_free(&b);
+	/* over the cap: nothing of the literal stays */
+	moat_buf_init(&b, 12);
+	CHECK_INT(moat_buf_puts(&b, "ab"), MOAT_OK);
+	CHECK_INT(moat_buf_json_str(&b, "0123456789"), MOAT_ELIMIT);
+	CHECK_STR(b.data, "ab");
+	CHECK_INT(moat_buf_json_str(&b, "x\ny"), MOAT_OK);
+	CHECK_STR(b.data, "ab\"x\\ny\"");
 	moat_buf_free(&b);
 }
 
