@@ -90,6 +90,13 @@ static void test_utf8(void)
 	CHECK(!moat_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
 	CHECK(!moat_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
 	CHECK(!moat_utf8_valid("\xe5\x88", 2));         /* truncated */
+	/* bad bytes after and between whole 8-byte ASCII runs, and the length bound */
+	CHECK(moat_utf8_valid("abcdefgh12345678刘丽abcdefghi", strlen("abcdefgh12345678刘丽abcdefghi")));
+	CHECK(!moat_utf8_valid("abcdefgh\xff", 9));
+	CHECK(!moat_utf8_valid("abcdefg\xff" "12345678", 16));
+	CHECK(!moat_utf8_valid("abcdefgh1234567\x80", 16));
+	CHECK(!moat_utf8_valid("abcdefgh12345678\xe5\x88", 18));
+	CHECK(moat_utf8_valid("abcdefgh\xff", 8));
 }
 
 static void test_json(void)
