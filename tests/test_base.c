@@ -21,6 +21,20 @@ static void test_buf(void)
 	moat_buf_init(&b, 1024);
 	CHECK_INT(moat_buf_json_str(&b, "a\"b\\c\n\x01"), MOAT_OK);
 	CHECK_STR(b.data, "\"a\\\"b\\\\c\\n\\u0001\"");
+	moat_buf_reset(&b);
+	CHECK_INT(moat_buf_json_str(&b, "\"天河路 12\t号\\"), MOAT_OK); /* escapes at both ends */
+	CHECK_STR(b.data, "\"\\\"天河路 12\\t号\\\\\"");
+	moat_buf_reset(&b);
+	CHECK_INT(moat_buf_json_str(&b, ""), MOAT_OK);
+	CHECK_STR(b.data, "\"\"");
+	moat_buf_free(&b);
+	/* over the cap: nothing of the literal stays */
+	moat_buf_init(&b, 12);
+	CHECK_INT(moat_buf_puts(&b, "ab"), MOAT_OK);
+	CHECK_INT(moat_buf_json_str(&b, "0123456789"), MOAT_ELIMIT);
+	CHECK_STR(b.data, "ab");
+	CHECK_INT(moat_buf_json_str(&b, "x\ny"), MOAT_OK);
+	CHECK_STR(b.data, "ab\"x\\ny\"");
 	moat_buf_free(&b);
 }
 
@@ -76,6 +90,13 @@ static void test_utf8(void)
 	CHECK(!moat_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
 	CHECK(!moat_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
 	CHECK(!moat_utf8_valid("\xe5\x88", 2));         /* truncated */
+	/* bad bytes after and between whole 8-byte ASCII runs, and the length bound */
+	CHECK(moat_utf8_valid("abcdefgh12345678刘丽abcdefghi", strlen("abcdefgh12345678刘丽abcdefghi")));
+	CHECK(!moat_utf8_valid("abcdefgh\xff", 9));
+	CHECK(!moat_utf8_valid("abcdefg\xff" "12345678", 16));
+	CHECK(!moat_utf8_valid("abcdefgh1234567\x80", 16));
+	CHECK(!moat_utf8_valid("abcdefgh12345678\xe5\x88", 18));
+	CHECK(moat_utf8_valid("abcdefgh\xff", 8));
 }
 
 static void test_json(void)

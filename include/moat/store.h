@@ -30,6 +30,11 @@ int moat_store_schema_version(moat_store_t *s);
 moat_err_t moat_store_begin(moat_store_t *s, moat_error_t *err) MOAT_MUST_CHECK;
 moat_err_t moat_store_commit(moat_store_t *s, moat_error_t *err) MOAT_MUST_CHECK;
 void moat_store_rollback(moat_store_t *s);
+/* As begin, for one large write (a file import): until commit or rollback the
+ * handle keeps a small page cache, so written pages go to the WAL as they pile up
+ * instead of all at commit. Same all-or-nothing transaction; commit and rollback
+ * give the handle its usual cache back. */
+moat_err_t moat_store_begin_bulk(moat_store_t *s, moat_error_t *err) MOAT_MUST_CHECK;
 /* Groups the reads that follow, up to read_end, into one snapshot: SQLite then
  * takes its WAL read lock once instead of once per statement, which is most of
  * the cost of a short lookup. Nothing may be written between the two (a write

@@ -753,7 +753,7 @@ moat_err_t moat_app_import_file_with(moat_app_t *a, moat_import_kind_t kind, con
 		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
 	}
 	uint64_t t0 = moat_mono_ns();
-	rc = moat_store_begin(a->store, err);
+	rc = moat_store_begin_bulk(a->store, err);
 	if (rc != MOAT_OK)
 		goto done;
 	size_t n = 0;

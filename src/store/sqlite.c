@@ -20,6 +20,17 @@
 
 #define MOAT_APPLICATION_ID 0x6d6f6174 /* "moat" */
 
+/* Page cache of a handle, in KiB (negative: SQLite's unit for KiB). */
+#define CACHE_KIB "-65536"
+/* Page cache during a bulk write (moat_store_begin_bulk): SQLite keeps every page
+ * a transaction dirties in the cache until the cache is full, so a 100k-order
+ * import held some 40 MB of fresh pages (each one a page fault) and wrote them
+ * all at commit. A small cache spills dirty pages to the WAL as they pile up and
+ * reuses the memory: about a quarter less time in the writer per order (100k-order
+ * import, writer alone, same run as a plain-SQLite baseline). Spilled frames
+ * carry no commit mark, so the batch stays all-or-nothing. */
+#define BULK_CACHE_KIB "-2048"
+
 /*
  * Migrations: append only, never edit a released one. Modules that keep their own
  * tables (gateway, detector, tracer) append their CREATE TABLEs here as new
@@ -87,6 +98,14 @@ static const char *const migrations[] = {
     "CREATE INDEX trace_calls_by_number ON trace_calls (number);"
     "CREATE TABLE trace_honey (order_id TEXT PRIMARY KEY, principal TEXT NOT NULL,"
     "  phone TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 5: cheaper order indexes for bulk import. Every imported order costs one
+     * random insert into the phone index: index the first 8 bytes of the HMAC
+     * (half the entry, a shorter compare) and compare all 32 on look-up (see
+     * moat_store_order_by_phone). orders_by_merchant served no query (order
+     * listing walks the primary key) yet cost an index insert per order. */
+    "DROP INDEX orders_by_phone;"
+    "DROP INDEX orders_by_merchant;"
+    "CREATE INDEX orders_by_phone_prefix ON orders (substr(phone_hash, 1, 8));",
 };
 
 static moat_err_t db_error(moat_store_t *s, moat_error_t *err, const char *what)
@@ -219,7 +238,7 @@ moat_err_t moat_store_open_sqlite(const char *path, bool create, moat_store_t **
 		goto fail;
 	}
 	rc = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
-			  " PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;", err);
+			  " PRAGMA cache_size=" CACHE_KIB "; PRAGMA temp_store=MEMORY;", err);
 	if (rc == MOAT_OK)
 		rc = migrate(s, err);
 	if (rc != MOAT_OK)
@@ -251,10 +270,37 @@ moat_err_t moat_store_begin(moat_store_t *s, moat_error_t *err)
 	return st ? moat_sqlite_step_done(s, st, err) : MOAT_EDB;
 }
 
+moat_err_t moat_store_begin_bulk(moat_store_t *s, moat_error_t *err)
+{
+	moat_err_t rc = moat_store_begin(s, err);
+	if (rc != MOAT_OK)
+		return rc;
+	rc = exec(s, "PRAGMA cache_size=" BULK_CACHE_KIB, err);
+	if (rc != MOAT_OK) {
+		moat_store_rollback(s);
+		return rc;
+	}
+	s->bulk = true;
+	return MOAT_OK;
+}
+
+/* Gives a handle that ran a bulk write its usual cache back. The pages the bulk
+ * write evicted are read again on demand. */
+static void end_bulk(moat_store_t *s)
+{
+	if (!s->bulk)
+		return;
+	s->bulk = false;
+	(void)sqlite3_exec(s->db, "PRAGMA cache_size=" CACHE_KIB, NULL, NULL, NULL);
+}
+
 moat_err_t moat_store_commit(moat_store_t *s, moat_error_t *err)
 {
 	sqlite3_stmt *st = moat_sqlite_stmt(s, STMT_COMMIT, "COMMIT", err);
-	return st ? moat_sqlite_step_done(s, st, err) : MOAT_EDB;
+	moat_err_t rc = st ? moat_sqlite_step_done(s, st, err) : MOAT_EDB;
+	if (rc == MOAT_OK)
+		end_bulk(s);
+	return rc;
 }
 
 void moat_store_rollback(moat_store_t *s)
@@ -262,6 +308,7 @@ void moat_store_rollback(moat_store_t *s)
 	s->known_party[0] = '\0'; /* the party may have been inserted by the rolled-back batch */
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	end_bulk(s);
 }
 
 moat_err_t moat_store_read_begin(moat_store_t *s, moat_error_t *err)
@@ -794,8 +841,12 @@ moat_err_t moat_store_order_list(moat_store_t *s, const moat_order_filter_t *f,
 moat_err_t moat_store_order_by_phone(moat_store_t *s, const uint8_t hash[32],
 				     int (*fn)(void *, const char *), void *ctx, moat_error_t *err)
 {
+	/* The prefix term must match orders_by_phone_prefix's expression word for
+	 * word for SQLite to search that index; the full hash then drops the rows
+	 * whose first 8 bytes merely collide. */
 	sqlite3_stmt *st = moat_sqlite_stmt(s, STMT_ORDER_BY_PHONE,
-					    "SELECT order_id FROM orders WHERE phone_hash = ? ORDER BY order_id",
+					    "SELECT order_id FROM orders WHERE substr(phone_hash, 1, 8) ="
+					    " substr(?1, 1, 8) AND phone_hash = ?1 ORDER BY order_id",
 					    err);
 	if (!st)
 		return MOAT_EDB;

@@ -54,6 +54,7 @@ struct moat_store {
 	/* Last party id known to exist: bulk imports name the same merchant row after
 	 * row, and parties are never deleted, so one look-up serves the whole run. */
 	char known_party[MOAT_ID_MAX + 1];
+	bool bulk; /* in a transaction begun by moat_store_begin_bulk: small cache */
 };
 
 /* Returns the cached statement for id (preparing sql on first use), reset and
