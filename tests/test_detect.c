@@ -867,6 +867,46 @@ static void test_quota(void)
 	run_close(&r);
 }
 
+/* Shifts and the quota day follow the policy's timezone (here Z, UTC). */
+static void test_local_offset(void)
+{
+	run_t r;
+	run_open(&r, "[rule pdeny]\ntype = match\nfilter = kind=deny refusal=policy\n");
+	moat_detect_set_quota(r.d, quota_fn, NULL);
+	moat_detect_set_local_offset(r.d, 0);
+	/* T0 is midnight +08:00 = 16:00Z. cs-1 works 09:00-18:00 local (UTC now):
+	 * 10:00Z on shift, 20:00Z off, 02:00Z of the next day off. */
+	feed(&r, quota_read(T0 - 6 * HOUR, "cs-ticket", true)); /* 10:00Z */
+	feed(&r, quota_read(T0 + 4 * HOUR, "cs-ticket", true)); /* 20:00Z */
+	moat_detect_features_t f;
+	CHECK(moat_detect_features(r.d, "cs-1", T0 + 4 * HOUR, &f) == MOAT_OK);
+	CHECK_INT(f.off_shift, 1);
+	/* Both charged the same UTC day, which +08:00 would have split at T0. */
+	CHECK_INT(f.quota_used, 2);
+	/* The UTC day ends at T0 + 8 h. */
+	CHECK(moat_detect_features(r.d, "cs-1", T0 + 8 * HOUR - 1, &f) == MOAT_OK);
+	CHECK_INT(f.quota_used, 2);
+	CHECK(moat_detect_features(r.d, "cs-1", T0 + 8 * HOUR, &f) == MOAT_OK);
+	CHECK_INT(f.quota_used, 0);
+	feed(&r, quota_read(T0 + 10 * HOUR, "cs-ticket", true)); /* 02:00Z: off shift */
+	CHECK(moat_detect_features(r.d, "cs-1", T0 + 10 * HOUR, &f) == MOAT_OK);
+	CHECK_INT(f.quota_used, 1);
+	CHECK_INT(f.off_shift, 2);
+	run_close(&r);
+
+	/* The default is +08:00: the same reads split at T0, 10:00Z is 18:00 local
+	 * (off shift), 20:00Z is 04:00 local (off), 02:00Z is 10:00 local (on). */
+	run_open(&r, "[rule pdeny]\ntype = match\nfilter = kind=deny refusal=policy\n");
+	moat_detect_set_quota(r.d, quota_fn, NULL);
+	feed(&r, quota_read(T0 - 6 * HOUR, "cs-ticket", true));
+	feed(&r, quota_read(T0 + 4 * HOUR, "cs-ticket", true));
+	feed(&r, quota_read(T0 + 10 * HOUR, "cs-ticket", true));
+	CHECK(moat_detect_features(r.d, "cs-1", T0 + 10 * HOUR, &f) == MOAT_OK);
+	CHECK_INT(f.quota_used, 2);
+	CHECK_INT(f.off_shift, 2);
+	run_close(&r);
+}
+
 int main(void)
 {
 	test_rules();
@@ -881,6 +921,7 @@ int main(void)
 	test_self();
 	test_takeover();
 	test_quota();
+	test_local_offset();
 	test_replay();
 	return check_done();
 }

@@ -88,7 +88,8 @@ const char *moat_detect_rules_default_text(void);
 typedef struct moat_detect_principal {
 	moat_role_t role;
 	char party[MOAT_ID_MAX + 1];
-	/* Shift in minutes of the local day (+08:00), or -1/-1 for no shift. The
+	/* Shift in minutes of the local day (moat_detect_set_local_offset; +08:00
+	 * unless the policy says otherwise), or -1/-1 for no shift. The
 	 * shift may wrap midnight (start > end). */
 	int shift_start, shift_end;
 } moat_detect_principal_t;
@@ -141,6 +142,11 @@ moat_err_t moat_detect_new(const moat_detect_rules_t *rules, moat_detect_lookup_
 			   moat_detect_t **out, moat_error_t *err) MOAT_MUST_CHECK;
 void moat_detect_free(moat_detect_t *d);
 
+/* Local time for shifts and the quota day, as minutes east of UTC (the policy's
+ * `timezone`, moat_policy_tz_minutes; default +08:00 = 480; values beyond a day
+ * are ignored). Call before the first feed. */
+void moat_detect_set_local_offset(moat_detect_t *d, int minutes);
+
 /* Tells the engine the policy's quotas (fn may be NULL: then every plaintext
  * read counts as charged and quota shares are unknown, 0). Call before the first
  * feed; ctx is borrowed for the engine's life. */
@@ -180,7 +186,7 @@ typedef struct moat_detect_features {
 	uint64_t export_rows;      /* rows exported */
 	uint64_t login_failures;   /* failed logins as this username */
 	/* Quota use. quota_used: plaintext reads charged to the daily quota on the
-	 * local day (+08:00) of `at` — reads decided by a rule with a quota that
+	 * local day (moat_detect_set_local_offset) of `at` — reads decided by a rule with a quota that
 	 * showed a personal field or the items FULL or VIRTUAL (every such read
 	 * when the engine has no quota function). quota_share: quota_used over the
 	 * quota of the rule that charged the last of them, 0 if unknown. */

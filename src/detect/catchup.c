@@ -153,8 +153,11 @@ moat_err_t moat_detect_runner_open(moat_app_t *a, moat_detect_runner_t **out, mo
 	}
 	moat_detect_runner_own(*out, rules, l_free);
 	moat_policy_t *policy = load_policy(a);
-	if (policy)
+	if (policy) {
+		/* shifts and the quota day in the policy's local time, as the gateway */
+		moat_detect_runner_local_offset(*out, moat_policy_tz_minutes(policy));
 		moat_detect_runner_quota(*out, policy_quota, policy, policy_free);
+	}
 	return MOAT_OK;
 }
 

@@ -48,7 +48,7 @@
 #define FEATURE_WINDOW_MS (24 * 3600000LL)
 #define DAY_MS (24 * 3600000LL)
 #define QUOTA_RULES_MAX 4096 /* policy rule names whose quota is cached */
-#define LOCAL_OFFSET_MIN 480 /* shifts are in +08:00 */
+#define LOCAL_OFFSET_MIN 480 /* default local time: +08:00 (moat_detect_set_local_offset) */
 
 /* ---- hashing ------------------------------------------------------------------------ */
 
@@ -733,6 +733,7 @@ struct moat_detect {
 	uint8_t n_lines[MOAT_ENTRY_KIND_MAX + 1];
 	moat_detect_quota_fn quota_fn;
 	void *quota_ctx;
+	int local_off_min; /* local time (shifts, quota day) minus UTC, minutes */
 	keymap_t qmap; /* policy rule name hash -> its quota (0: not charged) */
 	uint64_t quiet;
 	uint64_t last_index;
@@ -995,6 +996,7 @@ moat_err_t moat_detect_new(const moat_detect_rules_t *rules, moat_detect_lookup_
 	d->lookup_ctx = lookup_ctx;
 	d->on_alert = on_alert;
 	d->alert_ctx = alert_ctx;
+	d->local_off_min = LOCAL_OFFSET_MIN;
 	d->arena = moat_arena_new(64 * 1024);
 	if (!d->arena) {
 		free(d);
@@ -1059,6 +1061,12 @@ void moat_detect_free(moat_detect_t *d)
 	free(d->scratch);
 	moat_arena_free(d->arena);
 	free(d);
+}
+
+void moat_detect_set_local_offset(moat_detect_t *d, int minutes)
+{
+	if (minutes >= -24 * 60 && minutes <= 24 * 60)
+		d->local_off_min = minutes;
 }
 
 void moat_detect_set_quota(moat_detect_t *d, moat_detect_quota_fn fn, void *ctx)
@@ -1205,12 +1213,12 @@ oom:
 	return NULL;
 }
 
-static bool is_off_shift(const principal_t *p, moat_time_t t)
+static bool is_off_shift(const moat_detect_t *d, const principal_t *p, moat_time_t t)
 {
 	int s = p->shift_start, e = p->shift_end;
 	if (s < 0 || e < 0 || s == e)
 		return false;
-	int64_t m = floordiv(t, 60000) + LOCAL_OFFSET_MIN;
+	int64_t m = floordiv(t, 60000) + d->local_off_min;
 	int minute = (int)(((m % 1440) + 1440) % 1440);
 	bool in = s < e ? (minute >= s && minute < e) : (minute >= s || minute < e);
 	return !in;
@@ -1262,7 +1270,7 @@ static void quota_charge(moat_detect_t *d, features_t *f, ev_t *x)
 	int64_t limit = quota_of(d, e->rule);
 	if (limit == 0)
 		return;
-	int64_t day = floordiv(e->time + LOCAL_OFFSET_MIN * 60000LL, DAY_MS);
+	int64_t day = floordiv(e->time + d->local_off_min * 60000LL, DAY_MS);
 	if (day < f->qday)
 		return; /* a late entry of a day already over */
 	if (day > f->qday) {
@@ -1349,7 +1357,7 @@ moat_err_t moat_detect_features(moat_detect_t *d, const char *principal, moat_ti
 	out->export_rows = c[F_EXPORT_ROWS];
 	out->login_failures = c[F_LOGIN_FAILURES];
 	out->quota_refusals = c[F_QUOTA_REFUSALS];
-	if (f->qday == floordiv(at + LOCAL_OFFSET_MIN * 60000LL, DAY_MS)) {
+	if (f->qday == floordiv(at + d->local_off_min * 60000LL, DAY_MS)) {
 		out->quota_used = f->qused;
 		if (f->qlimit)
 			out->quota_share = (double)f->qused / (double)f->qlimit;
@@ -2092,7 +2100,7 @@ static moat_err_t feed_one(moat_detect_t *d, uint64_t index, const moat_entry_t 
 			prefetch_body(d, x.p, e);
 		if (x.p->known)
 			x.role_bit = 1u << x.p->role;
-		x.off_shift = e->kind != MOAT_ENTRY_LOGIN && is_off_shift(x.p, e->time);
+		x.off_shift = e->kind != MOAT_ENTRY_LOGIN && is_off_shift(d, x.p, e->time);
 		/* New source or device: only once the principal has a history, and only
 		 * remembered on entries that are not failed logins (a stuffer's guesses
 		 * must not teach the account new "known" sources). */
@@ -2177,7 +2185,7 @@ static void prefetch_states(const moat_detect_t *d, const principal_t *p, const 
 		  .quota_share = INFINITY};
 	if (p->known)
 		x.role_bit = 1u << p->role;
-	x.off_shift = is_off_shift(p, e->time);
+	x.off_shift = is_off_shift(d, p, e->time);
 	views_of(e, &x.plaintext, &x.full);
 	for (size_t i = 0; i < d->n_run[e->kind]; i++) {
 		size_t ri = d->run[e->kind][i];

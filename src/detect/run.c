@@ -294,6 +294,7 @@ struct moat_detect_runner {
 	void (*free_log)(void *ctx);
 	moat_detect_quota_fn quota_fn;
 	void *quota_ctx;
+	int local_off_min;
 	void (*free_quota)(void *ctx);
 };
 
@@ -312,6 +313,7 @@ moat_err_t moat_detect_runner_new(moat_store_t *s, const moat_detect_rules_t *ru
 	x->lookup_ctx = lookup_ctx;
 	x->log = *log;
 	x->batch = batch ? batch : 4096;
+	x->local_off_min = 480; /* +08:00 until the policy says otherwise */
 	return MOAT_OK;
 }
 
@@ -357,6 +359,11 @@ void moat_detect_runner_quota(moat_detect_runner_t *x, moat_detect_quota_fn fn, 
 	x->free_quota = free_ctx;
 }
 
+void moat_detect_runner_local_offset(moat_detect_runner_t *x, int minutes)
+{
+	x->local_off_min = minutes;
+}
+
 /* First step: the stored cursor, leftovers of a crashed run, the engine rebuilt
  * by replaying the log from index 0 up to the cursor. */
 static moat_err_t runner_start(moat_detect_runner_t *x, moat_error_t *err)
@@ -392,6 +399,7 @@ static moat_err_t runner_start(moat_detect_runner_t *x, moat_error_t *err)
 		return rc;
 	moat_detect_set_quiet(x->d, cursor);
 	moat_detect_set_quota(x->d, x->quota_fn, x->quota_ctx);
+	moat_detect_set_local_offset(x->d, x->local_off_min);
 	return x->log.seek(x->log.ctx, 0, err);
 }
 

@@ -14,4 +14,7 @@ void moat_detect_runner_own(moat_detect_runner_t *x, moat_detect_rules_t *rules,
 void moat_detect_runner_quota(moat_detect_runner_t *x, moat_detect_quota_fn fn, void *ctx,
 			      void (*free_ctx)(void *ctx));
 
+/* Local time of every engine the runner builds (moat_detect_set_local_offset). */
+void moat_detect_runner_local_offset(moat_detect_runner_t *x, int minutes);
+
 #endif
