@@ -195,6 +195,7 @@ typedef struct tally {
 	const uint8_t *col;	/* field bits (FIELDS_ALL) -> histogram column */
 	uint32_t W;		/* columns: 2^|family| */
 	const tally_who_t *who; /* per principal */
+	const uint32_t *row;	/* per slot: the slot whose cells hold its counts */
 	uint32_t *hist;		/* nslot * W cells */
 	unsigned *pfields;	/* per party slot: its principals' fields in this order (kept 0) */
 	uint32_t *ptouched;	/* party slots with pfields != 0 */
@@ -419,7 +420,7 @@ static void tally_exclude(tally_t *t, const uint8_t *conf, uint8_t *excl, uint64
 	}
 }
 
-/* K_c(Q) and K_c(any quoted field) of every slot from its histogram:
+/* K_c(Q) and K_c(any quoted field) of every slot from its histogram (its row's):
  * Kq[q * nslot + s] = the cells of s over the supersets of pats[q]. sum is W
  * scratch cells. */
 static void tally_derive(const tally_t *t, size_t nslot, const unsigned *pats, size_t npat,
@@ -427,7 +428,7 @@ static void tally_derive(const tally_t *t, size_t nslot, const unsigned *pats, s
 {
 	uint32_t W = t->W;
 	for (size_t s = 0; s < nslot; s++) {
-		const uint32_t *h = &t->hist[s * W];
+		const uint32_t *h = &t->hist[(size_t)t->row[s] * W];
 		uint32_t all = 0;
 		for (uint32_t c = 0; c < W; c++) {
 			sum[c] = h[c];
@@ -763,6 +764,7 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	unsigned *pfields = NULL;
 	tally_who_t *who = NULL;
 	uint8_t *mark = NULL;
+	uint32_t *row = NULL, *psize = NULL;
 	char(*norm)[130] = NULL;
 	contact_ref_t *refs = NULL;
 	size_t nrefs = 0, cap = 4096, *vslot = NULL, *vref = NULL;
@@ -965,17 +967,30 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	ptouched = malloc((nc + 1) * sizeof *ptouched);
 	who = malloc((P + 1) * sizeof *who);
 	mark = calloc(P + 1, 1);
+	row = malloc((nc ? nc : 1) * sizeof *row);
+	psize = calloc((size_t)Q + 1, sizeof *psize);
 	conf = calloc(P + 1, 1);
 	if (!seen || !excl || !Kq32 || !Kf32 || !Kq || !hist || !hsum || !pfields || !ptouched ||
-	    !conf || !who || !mark)
+	    !conf || !who || !mark || !row || !psize)
 		goto nomem;
+	for (size_t i = 0; i < nc; i++)
+		row[i] = (uint32_t)i;
+	for (uint32_t p = 0; p < P; p++)
+		if (x->principal_party[p] != TRACE_NO_PARTY)
+			psize[x->principal_party[p]]++;
 	for (uint32_t p = 0; p < P; p++) {
 		uint32_t q = x->principal_party[p];
 		who[p] = (tally_who_t){slot[p], q == TRACE_NO_PARTY ? UINT32_MAX : slot[P + q]};
+		/* A party of one principal received in every order exactly what its
+		 * principal did: its counts are the principal's, not tallied twice. */
+		if (who[p].self != UINT32_MAX && who[p].party != UINT32_MAX && psize[q] == 1) {
+			row[who[p].party] = who[p].self;
+			who[p].party = UINT32_MAX;
+		}
 		if (who[p].self != UINT32_MAX || who[p].party != UINT32_MAX)
 			mark[p] = TALLY_COUNTS;
 	}
-	tally_t tl = {x, last, family, col, W, who, hist, pfields, ptouched, mark, true, 0, 0, 0};
+	tally_t tl = {x, last, family, col, W, who, row, hist, pfields, ptouched, mark, true, 0, 0, 0};
 	uint64_t N = 0, Npop = 0;
 	tally_scan(&tl, nc, &Npop);
 	tl.want_seen = false;
@@ -1402,6 +1417,8 @@ done:
 	free(ptouched);
 	free(who);
 	free(mark);
+	free(row);
+	free(psize);
 	free(excl);
 	free(Kq32);
 	free(Kq32_r1);
