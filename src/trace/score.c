@@ -195,10 +195,12 @@ typedef struct tally {
 	const uint8_t *col;	/* field bits (FIELDS_ALL) -> histogram column */
 	uint32_t W;		/* columns: 2^|family| */
 	const tally_who_t *who; /* per principal */
+	const uint32_t *row;	/* per slot: the slot whose cells hold its counts */
 	uint32_t *hist;		/* nslot * W cells */
 	unsigned *pfields;	/* per party slot: its principals' fields in this order (kept 0) */
 	uint32_t *ptouched;	/* party slots with pfields != 0 */
-	uint8_t *seen;		/* per principal: received a family field of any order, or NULL */
+	uint8_t *mark;		/* per principal: TALLY_* bits */
+	bool want_seen;		/* mark TALLY_SEEN (the first scan) */
 	uint32_t lo, hi;	/* the orders of one thread's scan */
 	uint64_t N;		/* population orders scanned */
 } tally_t;
@@ -220,14 +222,29 @@ static bool tally_overflow_on_time(const moat_exposure_t *x, size_t i, moat_time
 	return x->rdt[i] == TRACE_DT_OVERFLOW && (int64_t)trace_ovf_time(x, i) * 1000 <= at;
 }
 
-/* Adds `add` (1, or UINT32_MAX to take the order out again) to the cell of
+/* tally_t.mark bits, per principal. */
+#define TALLY_COUNTS 1u /* it has a slot or its party has */
+#define TALLY_SEEN 2u	/* it received a family field of some order (tally_scan) */
+
+/*
+ * Adds `add` (1, or UINT32_MAX to take the order out again) to the cell of
  * every candidate with a slot that had a family field of order o by the last
  * contact: principals as they come (the rows are sorted by principal), parties
- * once the whole order is seen. */
-static void tally_order(tally_t *t, uint32_t o, uint32_t add)
+ * once the whole order is seen. With with_seen (a constant at each call, so
+ * that the compiler drops what the other scans do not need) it also marks
+ * TALLY_SEEN on every principal that received a family field of the order.
+ *
+ * The scan's inner loop. Most records are by principals that count nowhere
+ * (only candidates that cover a victim have a slot: a few hundred of
+ * thousands), and for those a record costs one byte of mark, read and
+ * written back; the grouping by principal, the time check and the cells are
+ * for the others alone.
+ */
+static inline __attribute__((always_inline)) void tally_order_impl(tally_t *t, uint32_t o,
+								   uint32_t add, bool with_seen)
 {
-	/* The scan's inner loop: everything it reads is copied into locals first,
-	 * since the counts it writes could otherwise alias them for the compiler. */
+	/* Everything the loop reads is copied into locals first, since the counts
+	 * it writes could otherwise alias them for the compiler. */
 	const moat_exposure_t *x = t->x;
 	const uint32_t *restrict rpm = x->rpm;
 	const uint16_t *restrict rdt = x->rdt;
@@ -236,22 +253,32 @@ static void tally_order(tally_t *t, uint32_t o, uint32_t add)
 	uint32_t *restrict hist = t->hist;
 	unsigned *restrict pfields = t->pfields;
 	uint32_t *restrict ptouched = t->ptouched;
-	uint8_t *restrict seen = t->seen;
+	uint8_t *restrict mark = t->mark;
 	const unsigned family = t->family;
 	const size_t W = t->W;
 	const moat_time_t last = t->last;
-	const uint32_t lim = tally_minutes(x, o, last);
-	uint32_t i = x->off[o], end = x->off[o + 1], nt = 0;
+	uint32_t i = x->off[o], end = x->off[o + 1], nt = 0, lim = 0;
+	bool lim_known = false;
 	while (i < end) {
-		uint32_t p = rpm[i] >> 8;
-		unsigned f = 0, any = 0;
+		uint32_t r = rpm[i], p = r >> 8;
+		unsigned m = mark[p];
+		if (with_seen)
+			mark[p] = (uint8_t)(m | ((r & family) != 0) << 1);
+		if (!(m & TALLY_COUNTS)) {
+			i++;
+			continue;
+		}
+		if (!lim_known) {
+			lim = tally_minutes(x, o, last);
+			lim_known = true;
+		}
+		unsigned f = 0;
 		for (; i < end && (rpm[i] >> 8) == p; i++) {
-			any |= rpm[i];
+			if (with_seen && (rpm[i] & family))
+				mark[p] |= TALLY_SEEN;
 			if (rdt[i] < lim || tally_overflow_on_time(x, i, last))
 				f |= rpm[i];
 		}
-		if (seen && (any & family))
-			seen[p] = 1;
 		f &= family; /* only the family's fields are counted */
 		if (!f)
 			continue;
@@ -271,6 +298,11 @@ static void tally_order(tally_t *t, uint32_t o, uint32_t add)
 	}
 }
 
+static void tally_order(tally_t *t, uint32_t o, uint32_t add)
+{
+	tally_order_impl(t, o, add, false);
+}
+
 static void *tally_run(void *arg)
 {
 	tally_t *t = arg;
@@ -278,17 +310,20 @@ static void *tally_run(void *arg)
 	for (uint32_t o = t->lo; o < t->hi; o++) {
 		if (in_population(x, o, t->last)) {
 			t->N++;
-			tally_order(t, o, 1);
-		} else if (t->seen) {
+			if (t->want_seen)
+				tally_order_impl(t, o, 1, true);
+			else
+				tally_order(t, o, 1);
+		} else if (t->want_seen) {
 			for (uint32_t i = x->off[o]; i < x->off[o + 1]; i++)
 				if (x->rpm[i] & t->family)
-					t->seen[x->rpm[i] >> 8] = 1;
+					t->mark[x->rpm[i] >> 8] |= TALLY_SEEN;
 		}
 	}
 	return NULL;
 }
 
-/* Scans every order into base->hist (zeroed by the caller) and base->seen, on
+/* Scans every order into base->hist (zeroed by the caller) and base->mark, on
  * two threads when the index is large (the second thread is an optimisation,
  * never required: without its memory the scan runs on one). *N = population
  * orders. */
@@ -300,7 +335,7 @@ static void tally_scan(tally_t *base, size_t nslot, uint64_t *N)
 	two.hist = NULL;
 	two.pfields = NULL;
 	two.ptouched = NULL;
-	two.seen = NULL;
+	two.mark = NULL;
 	base->lo = 0;
 	base->hi = x->off_orders;
 	base->N = 0;
@@ -315,9 +350,10 @@ static void tally_scan(tally_t *base, size_t nslot, uint64_t *N)
 		two.hist = calloc(cells ? cells : 1, sizeof *two.hist);
 		two.pfields = calloc(nslot + 1, sizeof *two.pfields);
 		two.ptouched = malloc((nslot + 1) * sizeof *two.ptouched);
-		two.seen = calloc(x->principals.n + 1, 1);
+		two.mark = malloc(x->principals.n + 1);
 		two.N = 0;
-		if (two.hist && two.pfields && two.ptouched && two.seen) {
+		if (two.hist && two.pfields && two.ptouched && two.mark) {
+			memcpy(two.mark, base->mark, x->principals.n + 1);
 			two.lo = base->hi = x->off_orders / 2;
 			two.hi = x->off_orders;
 			threaded = pthread_create(&th, NULL, tally_run, &two) == 0;
@@ -331,12 +367,12 @@ static void tally_scan(tally_t *base, size_t nslot, uint64_t *N)
 		for (size_t i = 0; i < cells; i++)
 			base->hist[i] += two.hist[i];
 		for (uint32_t p = 0; p < x->principals.n; p++)
-			base->seen[p] |= two.seen[p];
+			base->mark[p] |= two.mark[p] & TALLY_SEEN;
 	}
 	free(two.hist);
 	free(two.pfields);
 	free(two.ptouched);
-	free(two.seen);
+	free(two.mark);
 	*N = base->N + (threaded ? two.N : 0);
 }
 
@@ -384,7 +420,7 @@ static void tally_exclude(tally_t *t, const uint8_t *conf, uint8_t *excl, uint64
 	}
 }
 
-/* K_c(Q) and K_c(any quoted field) of every slot from its histogram:
+/* K_c(Q) and K_c(any quoted field) of every slot from its histogram (its row's):
  * Kq[q * nslot + s] = the cells of s over the supersets of pats[q]. sum is W
  * scratch cells. */
 static void tally_derive(const tally_t *t, size_t nslot, const unsigned *pats, size_t npat,
@@ -392,7 +428,7 @@ static void tally_derive(const tally_t *t, size_t nslot, const unsigned *pats, s
 {
 	uint32_t W = t->W;
 	for (size_t s = 0; s < nslot; s++) {
-		const uint32_t *h = &t->hist[s * W];
+		const uint32_t *h = &t->hist[(size_t)t->row[s] * W];
 		uint32_t all = 0;
 		for (uint32_t c = 0; c < W; c++) {
 			sum[c] = h[c];
@@ -727,6 +763,8 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	uint32_t *hist = NULL, *hsum = NULL, *ptouched = NULL;
 	unsigned *pfields = NULL;
 	tally_who_t *who = NULL;
+	uint8_t *mark = NULL;
+	uint32_t *row = NULL, *psize = NULL;
 	char(*norm)[130] = NULL;
 	contact_ref_t *refs = NULL;
 	size_t nrefs = 0, cap = 4096, *vslot = NULL, *vref = NULL;
@@ -928,18 +966,36 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	pfields = calloc(nc + 1, sizeof *pfields);
 	ptouched = malloc((nc + 1) * sizeof *ptouched);
 	who = malloc((P + 1) * sizeof *who);
+	mark = calloc(P + 1, 1);
+	row = malloc((nc ? nc : 1) * sizeof *row);
+	psize = calloc((size_t)Q + 1, sizeof *psize);
 	conf = calloc(P + 1, 1);
 	if (!seen || !excl || !Kq32 || !Kf32 || !Kq || !hist || !hsum || !pfields || !ptouched ||
-	    !conf || !who)
+	    !conf || !who || !mark || !row || !psize)
 		goto nomem;
+	for (size_t i = 0; i < nc; i++)
+		row[i] = (uint32_t)i;
+	for (uint32_t p = 0; p < P; p++)
+		if (x->principal_party[p] != TRACE_NO_PARTY)
+			psize[x->principal_party[p]]++;
 	for (uint32_t p = 0; p < P; p++) {
 		uint32_t q = x->principal_party[p];
 		who[p] = (tally_who_t){slot[p], q == TRACE_NO_PARTY ? UINT32_MAX : slot[P + q]};
+		/* A party of one principal received in every order exactly what its
+		 * principal did: its counts are the principal's, not tallied twice. */
+		if (who[p].self != UINT32_MAX && who[p].party != UINT32_MAX && psize[q] == 1) {
+			row[who[p].party] = who[p].self;
+			who[p].party = UINT32_MAX;
+		}
+		if (who[p].self != UINT32_MAX || who[p].party != UINT32_MAX)
+			mark[p] = TALLY_COUNTS;
 	}
-	tally_t tl = {x, last, family, col, W, who, hist, pfields, ptouched, seen, 0, 0, 0};
+	tally_t tl = {x, last, family, col, W, who, row, hist, pfields, ptouched, mark, true, 0, 0, 0};
 	uint64_t N = 0, Npop = 0;
 	tally_scan(&tl, nc, &Npop);
-	tl.seen = NULL;
+	tl.want_seen = false;
+	for (uint32_t p = 0; p < P; p++)
+		seen[p] = (mark[p] & TALLY_SEEN) != 0;
 	tally_derive(&tl, nc, pats, npat, Kq32, Kf32, hsum);
 	N = Npop;
 	N += unknown;
@@ -1360,6 +1416,9 @@ done:
 	free(pfields);
 	free(ptouched);
 	free(who);
+	free(mark);
+	free(row);
+	free(psize);
 	free(excl);
 	free(Kq32);
 	free(Kq32_r1);
