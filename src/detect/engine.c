@@ -2161,9 +2161,10 @@ static void prefetch_head(const moat_detect_t *d, const principal_t *p, const mo
  * record, which must be in cache or on its way), their peer counts, and the slot
  * of the entry's order in p's distinct-order set. Most entries pass few of the
  * filters, so this asks for a few lines where prefetch_body asks for all. */
-static void prefetch_states(const moat_detect_t *d, const principal_t *p, const moat_entry_t *e,
-			    uint64_t order_h)
+static size_t prefetch_states(const moat_detect_t *d, const principal_t *p, const moat_entry_t *e,
+			      uint64_t order_h, uint8_t *rings)
 {
+	size_t n_rings = 0;
 	if (order_h) {
 		const oset_t *s = &feat_of(d, p)->orders;
 		if (s->cap)
@@ -2189,6 +2190,11 @@ static void prefetch_states(const moat_detect_t *d, const principal_t *p, const 
 		for (size_t off = 0; off < rt->body_touch; off += 64)
 			__builtin_prefetch(st + off);
 		__builtin_prefetch(st + rt->body_touch - 1);
+		/* Rules that push the entry to their evidence whenever the filter
+		 * passes (a ratio only when the numerator passes too). */
+		if (r->type != RULE_TEMPORAL && r->type != RULE_MATCH &&
+		    (r->type != RULE_RATIO || filter_pass(&r->numerator, &x)))
+			rings[n_rings++] = (uint8_t)ri;
 		if (r->type == RULE_PEER && p->group >= 0 && (size_t)p->group < rt->n_pg) {
 			const peer_group_t *pg = &rt->pg[p->group];
 			if (pg->members)
@@ -2196,6 +2202,21 @@ static void prefetch_states(const moat_detect_t *d, const principal_t *p, const 
 			for (size_t k = 0; k < pg->n_sorted; k += 16)
 				__builtin_prefetch(&pg->sorted[k], 1);
 		}
+	}
+	return n_rings;
+}
+
+/* Asks for the evidence slots the entry's states will write next: where they
+ * are is only known once the states' first lines (asked for by
+ * prefetch_states) have come in. Hints only. */
+static void prefetch_rings(const moat_detect_t *d, const principal_t *p, const uint8_t *rings,
+			   size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const state_t *st = (const state_t *)(const void *)((const char *)p +
+								    d->rt[rings[i]].body_off);
+		if (st->ring)
+			__builtin_prefetch(&ev_ring(d, st)[st->ev_pos], 1);
 	}
 }
 
@@ -2207,6 +2228,8 @@ moat_err_t moat_detect_feed_batch(moat_detect_t *d, const uint64_t *index, const
 {
 	uint64_t ph[FEED_BATCH], oh[FEED_BATCH];
 	principal_t *pp[FEED_BATCH];
+	uint8_t rings[FEED_BATCH][MOAT_DETECT_RULES_MAX];
+	size_t n_rings[FEED_BATCH];
 	bool touched = false;
 	for (size_t at = 0; at < n; at += FEED_BATCH) {
 		const moat_entry_t *b = es + at;
@@ -2240,12 +2263,16 @@ moat_err_t moat_detect_feed_batch(moat_detect_t *d, const uint64_t *index, const
 			touched |= *(volatile const bool *)&pp[j]->full;
 		}
 		for (size_t j = 0; j < m; j++) {
+			n_rings[j] = 0;
 			if (!pp[j] || !pp[j]->full || b[j].kind == MOAT_ENTRY_LOGIN)
 				continue;
 			if (b[j].kind == MOAT_ENTRY_ACCESS && b[j].order_id)
 				oh[j] = hash_str(b[j].order_id);
-			prefetch_states(d, pp[j], &b[j], oh[j]);
+			n_rings[j] = prefetch_states(d, pp[j], &b[j], oh[j], rings[j]);
 		}
+		for (size_t j = 0; j < m; j++)
+			if (n_rings[j])
+				prefetch_rings(d, pp[j], rings[j], n_rings[j]);
 		for (size_t j = 0; j < m; j++) {
 			moat_err_t rc =
 			    feed_one(d, index[at + j], &b[j], ph[j], oh[j], pp[j] != NULL, err);
