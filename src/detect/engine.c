@@ -649,23 +649,16 @@ static uint32_t *self_hist(state_t *st)
 	return (uint32_t *)(void *)((char *)st + offsetof(state_t, u) + sizeof(struct state_p));
 }
 
-typedef struct peer_count {
-	int64_t period;
-	uint64_t count;
-} peer_count_t;
-
-/* A peer rule's counts for one peer group. `members` holds each member's count
- * in its own current period, by position in the group. `sorted` holds the
+/* A peer rule's counts for one peer group. `sorted` holds the
  * counts of all the group's members in `period`, the latest period any of them
  * counted in (0 for a member that has not counted in it), in ascending order:
  * a member's count going from c to c + 1 is the last c becoming c + 1, which
  * keeps the order, so the array stays sorted at O(log n) a count, and scoring
  * a member of that period reads its peers' median and MAD straight off it
  * instead of selecting them from every peer's count. A member scored in an
- * older period (imported entries running late) falls back to `members`. */
+ * older period (imported entries running late) falls back to reading its
+ * peers' states in their bodies. */
 typedef struct peer_group {
-	peer_count_t *members;
-	size_t cap;
 	uint32_t *sorted;
 	uint32_t n_sorted, cap_sorted;
 	int64_t period;
@@ -1025,10 +1018,8 @@ void moat_detect_free(moat_detect_t *d)
 		free(rt->states);
 		free(rt->keys);
 		keymap_free(&rt->map);
-		for (size_t g = 0; g < rt->n_pg; g++) {
-			free(rt->pg[g].members);
+		for (size_t g = 0; g < rt->n_pg; g++)
 			free(rt->pg[g].sorted);
-		}
 		free(rt->pg);
 		if (!vc || !rt->body_off)
 			continue;
@@ -1660,18 +1651,6 @@ static bool peer_count_set(moat_detect_t *d, size_t ri, const principal_t *p, co
 	}
 	const group_t *gr = &d->groups[g];
 	peer_group_t *pg = &rt->pg[g];
-	if (pg->cap < gr->n) {
-		size_t ncap = gr->cap;
-		peer_count_t *nv = realloc(pg->members, ncap * sizeof *nv);
-		if (!nv)
-			return false;
-		for (size_t i = pg->cap; i < ncap; i++)
-			nv[i] = (peer_count_t){INT64_MIN, 0};
-		d->mem += (ncap - pg->cap) * sizeof *nv;
-		pg->members = nv;
-		pg->cap = ncap;
-	}
-	pg->members[p->group_pos] = (peer_count_t){st->u.p.period, st->u.p.count};
 	if (pg->broken || st->u.p.period < pg->period)
 		return true;
 	if (!sorted_sync(d, pg, gr->n, st->u.p.period))
@@ -1784,16 +1763,21 @@ static bool score_state(moat_detect_t *d, size_t ri, const principal_t *p, state
 			return peer_score_sorted(pg->sorted, g->n - 1, (size_t)at, x, upper,
 						 r->threshold, value);
 	}
-	const peer_count_t *pc = pg ? pg->members : NULL;
-	size_t have = pc ? pg->cap : 0;
+	/* Each peer's count is in its own state; a peer with a short body (only
+	 * logins so far) has no state for a rule that cannot pass a login. */
 	size_t below = 0;
 	double lim = x - r->threshold;
 	for (size_t i = 0; i < g->n; i++) {
 		if (i == p->group_pos)
 			continue;
+		const principal_t *q = d->prins[g->members[i]];
 		double c = 0;
-		if (i < have && pc[i].period == st->u.p.period)
-			c = (double)pc[i].count;
+		if (q->full || rt->body_off < d->login_size) {
+			const state_t *qs =
+			    (const state_t *)(const void *)((const char *)q + rt->body_off);
+			if (qs->u.p.period == st->u.p.period)
+				c = (double)qs->u.p.count;
+		}
 		d->scratch[n++] = c;
 		below += c <= lim;
 	}
@@ -2197,8 +2181,6 @@ static size_t prefetch_states(const moat_detect_t *d, const principal_t *p, cons
 			rings[n_rings++] = (uint8_t)ri;
 		if (r->type == RULE_PEER && p->group >= 0 && (size_t)p->group < rt->n_pg) {
 			const peer_group_t *pg = &rt->pg[p->group];
-			if (pg->members)
-				__builtin_prefetch(&pg->members[p->group_pos], 1);
 			for (size_t k = 0; k < pg->n_sorted; k += 16)
 				__builtin_prefetch(&pg->sorted[k], 1);
 		}
