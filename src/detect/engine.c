@@ -554,16 +554,18 @@ enum {
 };
 
 /* One ring of buckets for all feature counters (one head to advance per entry);
- * distinct orders use their own window, counted by the order set. */
+ * distinct orders use their own window, counted by the order set. Everything
+ * an entry reads but its bucket comes first, in two cache lines (the features
+ * start on a line). */
 typedef struct features {
 	int64_t head;
-	uint32_t b[WIN_BUCKETS][F_COUNT];
 	win_t distinct;
 	oset_t orders;
 	/* Quota use on local day qday: reads charged, and the quota of the rule
 	 * that charged the last one (0 if unknown). */
 	int64_t qday;
 	uint32_t qused, qlimit;
+	uint32_t b[WIN_BUCKETS][F_COUNT];
 } features_t;
 
 static void feat_advance(features_t *f, int64_t idx)
@@ -898,11 +900,8 @@ static void layout_body(moat_detect_t *d)
 	d->full_size = round64(off);
 	for (int k = 0; k <= MOAT_ENTRY_KIND_MAX; k++) {
 		add_lines(d, k, 0, sizeof(principal_t));
-		if (k != MOAT_ENTRY_LOGIN) {
-			add_lines(d, k, d->feat_off, d->feat_off + sizeof(int64_t));
-			add_lines(d, k, d->feat_off + offsetof(features_t, distinct),
-				  d->feat_off + sizeof(features_t));
-		}
+		if (k != MOAT_ENTRY_LOGIN)
+			add_lines(d, k, d->feat_off, d->feat_off + offsetof(features_t, b));
 		for (size_t i = 0; i < rules->n; i++) {
 			if (!(rule_kinds(rules, i) & (1u << k)))
 				continue;
@@ -2020,7 +2019,9 @@ static void prefetch_body(const moat_detect_t *d, const principal_t *p, const mo
 		__builtin_prefetch(b + (size_t)d->lines[e->kind][i] * 64);
 	if (e->kind != MOAT_ENTRY_LOGIN) {
 		const features_t *f = feat_of(d, p);
-		__builtin_prefetch(f->b[slot(floordiv(e->time, FEATURE_WINDOW_MS / WIN_BUCKETS))]);
+		const uint32_t *row = f->b[slot(floordiv(e->time, FEATURE_WINDOW_MS / WIN_BUCKETS))];
+		__builtin_prefetch(row);
+		__builtin_prefetch(row + F_COUNT - 1);
 	}
 }
 
@@ -2134,10 +2135,11 @@ static void prefetch_head(const moat_detect_t *d, const principal_t *p, const mo
 	for (size_t off = 0; off < sizeof(principal_t); off += 64)
 		__builtin_prefetch(b + off);
 	const features_t *f = feat_of(d, p);
-	__builtin_prefetch(&f->head);
-	__builtin_prefetch(f->b[slot(floordiv(e->time, FEATURE_WINDOW_MS / WIN_BUCKETS))]);
-	__builtin_prefetch(&f->distinct);
-	__builtin_prefetch(&f->orders);
+	const uint32_t *row = f->b[slot(floordiv(e->time, FEATURE_WINDOW_MS / WIN_BUCKETS))];
+	for (size_t off = 0; off < offsetof(features_t, b); off += 64)
+		__builtin_prefetch((const char *)f + off);
+	__builtin_prefetch(row);
+	__builtin_prefetch(row + F_COUNT - 1);
 }
 
 /* Asks for the states of the rules whose filter the entry of principal p may
