@@ -161,6 +161,27 @@ static int64_t floordiv(int64_t a, int64_t b)
 	return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
+/* The last quotient floordiv(a, b) computed for a fixed b > 0, with the range
+ * of a it holds for: event time mostly moves forward within a bucket, so most
+ * entries are divided without a division. Empty when lo > hi. */
+typedef struct divcache {
+	int64_t lo, hi, q; /* floordiv(a, b) == q for lo <= a < hi */
+} divcache_t;
+
+static int64_t floordiv_cached(divcache_t *c, int64_t a, int64_t b)
+{
+	if (a >= c->lo && a < c->hi)
+		return c->q;
+	int64_t q = floordiv(a, b);
+	if (b > 0) {
+		c->q = q;
+		c->lo = q * b; /* <= a: no overflow */
+		if (__builtin_add_overflow(c->lo, b, &c->hi))
+			c->hi = INT64_MAX; /* a == INT64_MAX then misses: only slower */
+	}
+	return q;
+}
+
 static size_t slot(int64_t idx)
 {
 	return (size_t)(((idx % WIN_BUCKETS) + WIN_BUCKETS) % WIN_BUCKETS);
@@ -674,6 +695,9 @@ typedef struct rule_rt {
 	const char **keys; /* each state's group value (arena) */
 	size_t n, cap;
 	moat_time_t width; /* window bucket width */
+	divcache_t wdiv;   /* event time / width */
+	divcache_t pdiv;   /* peer/self: event time / period */
+	uint64_t min_count, every; /* peer/self: scored at min_count, then every `every` */
 	size_t body_off;   /* grouped by principal: offset of the state in a body, else 0 */
 	size_t body_touch; /* bytes of that state an entry reads (a self rule's history
 			    * only when scored) */
@@ -996,6 +1020,10 @@ moat_err_t moat_detect_new(const moat_detect_rules_t *rules, moat_detect_lookup_
 		const rule_t *r = &rules->rules[i];
 		moat_time_t span = r->timespan ? r->timespan : 60000;
 		d->rt[i].width = span / WIN_BUCKETS > 0 ? span / WIN_BUCKETS : 1;
+		d->rt[i].wdiv = d->rt[i].pdiv = (divcache_t){.lo = 1, .hi = 0};
+		uint64_t min = r->min > 1 ? (uint64_t)ceil(r->min) : 1;
+		d->rt[i].min_count = min;
+		d->rt[i].every = min / 8 ? min / 8 : 1;
 	}
 	layout_body(d);
 	*out = d;
@@ -1890,7 +1918,7 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 	if (!st)
 		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
 	rule_rt_t *rt = &d->rt[ri];
-	int64_t idx = floordiv(e->time, rt->width);
+	int64_t idx = floordiv_cached(&rt->wdiv, e->time, rt->width);
 	double value = 0;
 	uint64_t count = 0;
 	bool holds = false;
@@ -1941,7 +1969,7 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 	}
 	case RULE_PEER:
 	case RULE_SELF: {
-		int64_t pidx = floordiv(e->time, r->period);
+		int64_t pidx = floordiv_cached(&rt->pdiv, e->time, r->period);
 		period_roll(r, st, pidx);
 		if (pidx < st->u.p.period)
 			return MOAT_OK; /* late entry for a closed period */
@@ -1951,8 +1979,7 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 		if (!evidence_push(d, st, x->index))
 			goto oom;
 		count = st->u.p.count;
-		uint64_t min = r->min > 1 ? (uint64_t)ceil(r->min) : 1;
-		uint64_t every = min / 8 ? min / 8 : 1;
+		uint64_t min = rt->min_count, every = rt->every;
 		if (count < min || (count - min) % every != 0)
 			break;
 		if (st->last_alert != MOAT_TIME_NONE && e->time - st->last_alert < r->suppress &&
