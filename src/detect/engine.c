@@ -764,8 +764,26 @@ struct moat_detect {
 	state_t *sig_state[MOAT_DETECT_RULES_MAX];
 };
 
+/* Filter verdicts on one entry known before it is judged: bit ri of `fail`,
+ * rule ri's filter fails; of `pass`, it passes. */
+typedef struct verdicts {
+	uint64_t pass[(MOAT_DETECT_RULES_MAX + 63) / 64];
+	uint64_t fail[(MOAT_DETECT_RULES_MAX + 63) / 64];
+} verdicts_t;
+
+static bool verdict_has(const uint64_t *bits, size_t ri)
+{
+	return (bits[ri / 64] >> (ri % 64)) & 1;
+}
+
+static void verdict_set(uint64_t *bits, size_t ri)
+{
+	bits[ri / 64] |= UINT64_C(1) << (ri % 64);
+}
+
 /* The current entry with what the engine derived about it. */
 typedef struct ev {
+	const verdicts_t *v; /* verdicts found while prefetching, or NULL */
 	const moat_entry_t *e;
 	uint64_t index;
 	principal_t *p;
@@ -1892,8 +1910,12 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 {
 	const rule_t *r = &d->rules->rules[ri];
 	const moat_entry_t *e = x->e;
-	if (r->type != RULE_TEMPORAL && !filter_pass(&r->filter, x))
-		return MOAT_OK;
+	if (r->type != RULE_TEMPORAL) {
+		if (x->v && verdict_has(x->v->fail, ri))
+			return MOAT_OK;
+		if (!(x->v && verdict_has(x->v->pass, ri)) && !filter_pass(&r->filter, x))
+			return MOAT_OK;
+	}
 	if (r->type == RULE_TEMPORAL) {
 		/* Does any step signal on this entry? */
 		bool any = false;
@@ -2080,7 +2102,8 @@ static bool judged(moat_entry_kind_t kind)
  * of its order id when the caller has them, else 0; `prefetched`: the caller
  * already asked for the lines of the principal's body the entry reads. */
 static moat_err_t feed_one(moat_detect_t *d, uint64_t index, const moat_entry_t *e, uint64_t phash,
-			   uint64_t order_h, bool prefetched, moat_error_t *err)
+			   uint64_t order_h, bool prefetched, const verdicts_t *v,
+			   moat_error_t *err)
 {
 	if (!judged(e->kind))
 		return MOAT_OK;
@@ -2092,7 +2115,11 @@ static moat_err_t feed_one(moat_detect_t *d, uint64_t index, const moat_entry_t 
 	d->any_index = true;
 	d->last_index = index;
 
-	ev_t x = {.e = e, .index = index, .role_bit = 1u << MOAT_ROLE_COUNT, .order_h = order_h};
+	ev_t x = {.e = e,
+		  .v = v,
+		  .index = index,
+		  .role_bit = 1u << MOAT_ROLE_COUNT,
+		  .order_h = order_h};
 	if (e->principal && *e->principal) {
 		moat_err_t rc = MOAT_OK;
 		x.phash = phash ? phash : hash_str(e->principal);
@@ -2146,7 +2173,7 @@ static moat_err_t feed_one(moat_detect_t *d, uint64_t index, const moat_entry_t 
 moat_err_t moat_detect_feed(moat_detect_t *d, uint64_t index, const moat_entry_t *e,
 			    moat_error_t *err)
 {
-	return feed_one(d, index, e, 0, 0, false, err);
+	return feed_one(d, index, e, 0, 0, false, NULL, err);
 }
 
 /* The lines of p's body any entry of this kind reads before its rules run: the
@@ -2175,7 +2202,7 @@ static void prefetch_head(const moat_detect_t *d, const principal_t *p, const mo
  * of the entry's order in p's distinct-order set. Most entries pass few of the
  * filters, so this asks for a few lines where prefetch_body asks for all. */
 static size_t prefetch_states(const moat_detect_t *d, const principal_t *p, const moat_entry_t *e,
-			      uint64_t order_h, uint8_t *rings)
+			      uint64_t order_h, uint8_t *rings, verdicts_t *v)
 {
 	size_t n_rings = 0;
 	if (order_h) {
@@ -2197,8 +2224,18 @@ static size_t prefetch_states(const moat_detect_t *d, const principal_t *p, cons
 		size_t ri = d->run[e->kind][i];
 		const rule_rt_t *rt = &d->rt[ri];
 		const rule_t *r = &d->rules->rules[ri];
-		if (!rt->body_off || (r->type != RULE_TEMPORAL && !filter_pass(&r->filter, &x)))
+		if (!rt->body_off || r->type == RULE_TEMPORAL)
 			continue;
+		/* The terms taken to pass can only let more entries through, so a
+		 * filter failing here fails on the entry; one passing is decided if
+		 * it has none of them. The principal's record they read stays as it
+		 * is until the entry is judged (a full body does not move). */
+		if (!filter_pass(&r->filter, &x)) {
+			verdict_set(v->fail, ri);
+			continue;
+		}
+		if (!r->filter.new_mask && !r->filter.refusals && !(r->filter.quota_share > 0))
+			verdict_set(v->pass, ri);
 		const char *st = (const char *)p + rt->body_off;
 		for (size_t off = 0; off < rt->body_touch; off += 64)
 			__builtin_prefetch(st + off);
@@ -2240,6 +2277,7 @@ moat_err_t moat_detect_feed_batch(moat_detect_t *d, const uint64_t *index, const
 	uint64_t ph[FEED_BATCH], oh[FEED_BATCH];
 	principal_t *pp[FEED_BATCH];
 	uint8_t rings[FEED_BATCH][MOAT_DETECT_RULES_MAX];
+	verdicts_t vs[FEED_BATCH];
 	size_t n_rings[FEED_BATCH];
 	bool touched = false;
 	for (size_t at = 0; at < n; at += FEED_BATCH) {
@@ -2275,18 +2313,19 @@ moat_err_t moat_detect_feed_batch(moat_detect_t *d, const uint64_t *index, const
 		}
 		for (size_t j = 0; j < m; j++) {
 			n_rings[j] = 0;
+			memset(&vs[j], 0, sizeof vs[j]);
 			if (!pp[j] || !pp[j]->full || b[j].kind == MOAT_ENTRY_LOGIN)
 				continue;
 			if (b[j].kind == MOAT_ENTRY_ACCESS && b[j].order_id)
 				oh[j] = hash_str(b[j].order_id);
-			n_rings[j] = prefetch_states(d, pp[j], &b[j], oh[j], rings[j]);
+			n_rings[j] = prefetch_states(d, pp[j], &b[j], oh[j], rings[j], &vs[j]);
 		}
 		for (size_t j = 0; j < m; j++)
 			if (n_rings[j])
 				prefetch_rings(d, pp[j], rings[j], n_rings[j]);
 		for (size_t j = 0; j < m; j++) {
 			moat_err_t rc =
-			    feed_one(d, index[at + j], &b[j], ph[j], oh[j], pp[j] != NULL, err);
+			    feed_one(d, index[at + j], &b[j], ph[j], oh[j], pp[j] != NULL, &vs[j], err);
 			if (rc != MOAT_OK)
 				return rc;
 		}
