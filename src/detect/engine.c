@@ -628,6 +628,10 @@ typedef struct principal {
 	bool known;
 	bool full; /* the body holds the features and every rule's state */
 	uint8_t n_ips, n_devices, ip_pos, device_pos;
+	/* Bit rt->seq_bit: that temporal rule's sequence is under way in the
+	 * body (its state's step > 0), so an entry that cannot start one need
+	 * not read the state while the bit is clear. */
+	uint16_t seqs;
 	uint64_t entries; /* entries seen */
 	uint64_t ips[KNOWN_MAX], devices[KNOWN_MAX];
 } principal_t;
@@ -701,6 +705,7 @@ typedef struct rule_rt {
 	size_t body_off;   /* grouped by principal: offset of the state in a body, else 0 */
 	size_t body_touch; /* bytes of that state an entry reads (a self rule's history
 			    * only when scored) */
+	int seq_bit;       /* temporal rule in the body: its bit of principal_t.seqs, or -1 */
 	/* Peer rules: per group, the members' counts, kept contiguous so that
 	 * scoring a principal against its peers reads one small array instead of
 	 * every peer's state. */
@@ -940,6 +945,12 @@ static void layout_body(moat_detect_t *d)
 		}
 	}
 	d->full_size = round64(off);
+	int n_seq = 0;
+	for (size_t i = 0; i < rules->n; i++) {
+		d->rt[i].seq_bit = -1;
+		if (d->rt[i].body_off && rules->rules[i].type == RULE_TEMPORAL && n_seq < 16)
+			d->rt[i].seq_bit = n_seq++;
+	}
 	for (int k = 0; k <= MOAT_ENTRY_KIND_MAX; k++) {
 		add_lines(d, k, 0, sizeof(principal_t));
 		if (k != MOAT_ENTRY_LOGIN)
@@ -1934,12 +1945,14 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 	const char *keystr;
 	if (!field_of(d, x, r->group_by, &key, &keystr))
 		return MOAT_OK;
-	if (r->type == RULE_TEMPORAL && !d->sig[r->steps[0]] && !state_exists(d, ri, key, x))
+	rule_rt_t *rt = &d->rt[ri];
+	if (r->type == RULE_TEMPORAL && !d->sig[r->steps[0]] &&
+	    (!state_exists(d, ri, key, x) ||
+	     (rt->seq_bit >= 0 && x->p && !(x->p->seqs & (1u << rt->seq_bit)))))
 		return MOAT_OK; /* no sequence under way for this group */
 	state_t *st = state_get(d, ri, key, keystr, x, &keystr);
 	if (!st)
 		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
-	rule_rt_t *rt = &d->rt[ri];
 	int64_t idx = floordiv_cached(&rt->wdiv, e->time, rt->width);
 	double value = 0;
 	uint64_t count = 0;
@@ -2041,6 +2054,11 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 		value = count = (uint64_t)st->u.t.step;
 		if (holds)
 			value = count = (uint64_t)r->n_steps;
+		if (rt->seq_bit >= 0 && x->p) {
+			uint16_t bit = (uint16_t)(1u << rt->seq_bit);
+			x->p->seqs = st->u.t.step > 0 ? (uint16_t)(x->p->seqs | bit)
+						      : (uint16_t)(x->p->seqs & ~bit);
+		}
 		break;
 	}
 	default:
