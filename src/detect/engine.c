@@ -161,6 +161,27 @@ static int64_t floordiv(int64_t a, int64_t b)
 	return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
+/* The last quotient floordiv(a, b) computed for a fixed b > 0, with the range
+ * of a it holds for: event time mostly moves forward within a bucket, so most
+ * entries are divided without a division. Empty when lo > hi. */
+typedef struct divcache {
+	int64_t lo, hi, q; /* floordiv(a, b) == q for lo <= a < hi */
+} divcache_t;
+
+static int64_t floordiv_cached(divcache_t *c, int64_t a, int64_t b)
+{
+	if (a >= c->lo && a < c->hi)
+		return c->q;
+	int64_t q = floordiv(a, b);
+	if (b > 0) {
+		c->q = q;
+		c->lo = q * b; /* <= a: no overflow */
+		if (__builtin_add_overflow(c->lo, b, &c->hi))
+			c->hi = INT64_MAX; /* a == INT64_MAX then misses: only slower */
+	}
+	return q;
+}
+
 static size_t slot(int64_t idx)
 {
 	return (size_t)(((idx % WIN_BUCKETS) + WIN_BUCKETS) % WIN_BUCKETS);
@@ -554,16 +575,18 @@ enum {
 };
 
 /* One ring of buckets for all feature counters (one head to advance per entry);
- * distinct orders use their own window, counted by the order set. */
+ * distinct orders use their own window, counted by the order set. Everything
+ * an entry reads but its bucket comes first, in two cache lines (the features
+ * start on a line). */
 typedef struct features {
 	int64_t head;
-	uint32_t b[WIN_BUCKETS][F_COUNT];
 	win_t distinct;
 	oset_t orders;
 	/* Quota use on local day qday: reads charged, and the quota of the rule
 	 * that charged the last one (0 if unknown). */
 	int64_t qday;
 	uint32_t qused, qlimit;
+	uint32_t b[WIN_BUCKETS][F_COUNT];
 } features_t;
 
 static void feat_advance(features_t *f, int64_t idx)
@@ -605,6 +628,10 @@ typedef struct principal {
 	bool known;
 	bool full; /* the body holds the features and every rule's state */
 	uint8_t n_ips, n_devices, ip_pos, device_pos;
+	/* Bit rt->seq_bit: that temporal rule's sequence is under way in the
+	 * body (its state's step > 0), so an entry that cannot start one need
+	 * not read the state while the bit is clear. */
+	uint16_t seqs;
 	uint64_t entries; /* entries seen */
 	uint64_t ips[KNOWN_MAX], devices[KNOWN_MAX];
 } principal_t;
@@ -649,23 +676,16 @@ static uint32_t *self_hist(state_t *st)
 	return (uint32_t *)(void *)((char *)st + offsetof(state_t, u) + sizeof(struct state_p));
 }
 
-typedef struct peer_count {
-	int64_t period;
-	uint64_t count;
-} peer_count_t;
-
-/* A peer rule's counts for one peer group. `members` holds each member's count
- * in its own current period, by position in the group. `sorted` holds the
+/* A peer rule's counts for one peer group. `sorted` holds the
  * counts of all the group's members in `period`, the latest period any of them
  * counted in (0 for a member that has not counted in it), in ascending order:
  * a member's count going from c to c + 1 is the last c becoming c + 1, which
  * keeps the order, so the array stays sorted at O(log n) a count, and scoring
  * a member of that period reads its peers' median and MAD straight off it
  * instead of selecting them from every peer's count. A member scored in an
- * older period (imported entries running late) falls back to `members`. */
+ * older period (imported entries running late) falls back to reading its
+ * peers' states in their bodies. */
 typedef struct peer_group {
-	peer_count_t *members;
-	size_t cap;
 	uint32_t *sorted;
 	uint32_t n_sorted, cap_sorted;
 	int64_t period;
@@ -679,9 +699,13 @@ typedef struct rule_rt {
 	const char **keys; /* each state's group value (arena) */
 	size_t n, cap;
 	moat_time_t width; /* window bucket width */
+	divcache_t wdiv;   /* event time / width */
+	divcache_t pdiv;   /* peer/self: event time / period */
+	uint64_t min_count, every; /* peer/self: scored at min_count, then every `every` */
 	size_t body_off;   /* grouped by principal: offset of the state in a body, else 0 */
 	size_t body_touch; /* bytes of that state an entry reads (a self rule's history
 			    * only when scored) */
+	int seq_bit;       /* temporal rule in the body: its bit of principal_t.seqs, or -1 */
 	/* Peer rules: per group, the members' counts, kept contiguous so that
 	 * scoring a principal against its peers reads one small array instead of
 	 * every peer's state. */
@@ -746,8 +770,26 @@ struct moat_detect {
 	state_t *sig_state[MOAT_DETECT_RULES_MAX];
 };
 
+/* Filter verdicts on one entry known before it is judged: bit ri of `fail`,
+ * rule ri's filter fails; of `pass`, it passes. */
+typedef struct verdicts {
+	uint64_t pass[(MOAT_DETECT_RULES_MAX + 63) / 64];
+	uint64_t fail[(MOAT_DETECT_RULES_MAX + 63) / 64];
+} verdicts_t;
+
+static bool verdict_has(const uint64_t *bits, size_t ri)
+{
+	return (bits[ri / 64] >> (ri % 64)) & 1;
+}
+
+static void verdict_set(uint64_t *bits, size_t ri)
+{
+	bits[ri / 64] |= UINT64_C(1) << (ri % 64);
+}
+
 /* The current entry with what the engine derived about it. */
 typedef struct ev {
+	const verdicts_t *v; /* verdicts found while prefetching, or NULL */
 	const moat_entry_t *e;
 	uint64_t index;
 	principal_t *p;
@@ -904,13 +946,16 @@ static void layout_body(moat_detect_t *d)
 		}
 	}
 	d->full_size = round64(off);
+	int n_seq = 0;
+	for (size_t i = 0; i < rules->n; i++) {
+		d->rt[i].seq_bit = -1;
+		if (d->rt[i].body_off && rules->rules[i].type == RULE_TEMPORAL && n_seq < 16)
+			d->rt[i].seq_bit = n_seq++;
+	}
 	for (int k = 0; k <= MOAT_ENTRY_KIND_MAX; k++) {
 		add_lines(d, k, 0, sizeof(principal_t));
-		if (k != MOAT_ENTRY_LOGIN) {
-			add_lines(d, k, d->feat_off, d->feat_off + sizeof(int64_t));
-			add_lines(d, k, d->feat_off + offsetof(features_t, distinct),
-				  d->feat_off + sizeof(features_t));
-		}
+		if (k != MOAT_ENTRY_LOGIN)
+			add_lines(d, k, d->feat_off, d->feat_off + offsetof(features_t, b));
 		for (size_t i = 0; i < rules->n; i++) {
 			if (!(rule_kinds(rules, i) & (1u << k)))
 				continue;
@@ -1006,6 +1051,10 @@ moat_err_t moat_detect_new(const moat_detect_rules_t *rules, moat_detect_lookup_
 		const rule_t *r = &rules->rules[i];
 		moat_time_t span = r->timespan ? r->timespan : 60000;
 		d->rt[i].width = span / WIN_BUCKETS > 0 ? span / WIN_BUCKETS : 1;
+		d->rt[i].wdiv = d->rt[i].pdiv = (divcache_t){.lo = 1, .hi = 0};
+		uint64_t min = r->min > 1 ? (uint64_t)ceil(r->min) : 1;
+		d->rt[i].min_count = min;
+		d->rt[i].every = min / 8 ? min / 8 : 1;
 	}
 	layout_body(d);
 	*out = d;
@@ -1027,10 +1076,8 @@ void moat_detect_free(moat_detect_t *d)
 		free(rt->states);
 		free(rt->keys);
 		keymap_free(&rt->map);
-		for (size_t g = 0; g < rt->n_pg; g++) {
-			free(rt->pg[g].members);
+		for (size_t g = 0; g < rt->n_pg; g++)
 			free(rt->pg[g].sorted);
-		}
 		free(rt->pg);
 		if (!vc || !rt->body_off)
 			continue;
@@ -1668,18 +1715,6 @@ static bool peer_count_set(moat_detect_t *d, size_t ri, const principal_t *p, co
 	}
 	const group_t *gr = &d->groups[g];
 	peer_group_t *pg = &rt->pg[g];
-	if (pg->cap < gr->n) {
-		size_t ncap = gr->cap;
-		peer_count_t *nv = realloc(pg->members, ncap * sizeof *nv);
-		if (!nv)
-			return false;
-		for (size_t i = pg->cap; i < ncap; i++)
-			nv[i] = (peer_count_t){INT64_MIN, 0};
-		d->mem += (ncap - pg->cap) * sizeof *nv;
-		pg->members = nv;
-		pg->cap = ncap;
-	}
-	pg->members[p->group_pos] = (peer_count_t){st->u.p.period, st->u.p.count};
 	if (pg->broken || st->u.p.period < pg->period)
 		return true;
 	if (!sorted_sync(d, pg, gr->n, st->u.p.period))
@@ -1792,16 +1827,21 @@ static bool score_state(moat_detect_t *d, size_t ri, const principal_t *p, state
 			return peer_score_sorted(pg->sorted, g->n - 1, (size_t)at, x, upper,
 						 r->threshold, value);
 	}
-	const peer_count_t *pc = pg ? pg->members : NULL;
-	size_t have = pc ? pg->cap : 0;
+	/* Each peer's count is in its own state; a peer with a short body (only
+	 * logins so far) has no state for a rule that cannot pass a login. */
 	size_t below = 0;
 	double lim = x - r->threshold;
 	for (size_t i = 0; i < g->n; i++) {
 		if (i == p->group_pos)
 			continue;
+		const principal_t *q = d->prins[g->members[i]];
 		double c = 0;
-		if (i < have && pc[i].period == st->u.p.period)
-			c = (double)pc[i].count;
+		if (q->full || rt->body_off < d->login_size) {
+			const state_t *qs =
+			    (const state_t *)(const void *)((const char *)q + rt->body_off);
+			if (qs->u.p.period == st->u.p.period)
+				c = (double)qs->u.p.count;
+		}
 		d->scratch[n++] = c;
 		below += c <= lim;
 	}
@@ -1889,8 +1929,12 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 {
 	const rule_t *r = &d->rules->rules[ri];
 	const moat_entry_t *e = x->e;
-	if (r->type != RULE_TEMPORAL && !filter_pass(&r->filter, x))
-		return MOAT_OK;
+	if (r->type != RULE_TEMPORAL) {
+		if (x->v && verdict_has(x->v->fail, ri))
+			return MOAT_OK;
+		if (!(x->v && verdict_has(x->v->pass, ri)) && !filter_pass(&r->filter, x))
+			return MOAT_OK;
+	}
 	if (r->type == RULE_TEMPORAL) {
 		/* Does any step signal on this entry? */
 		bool any = false;
@@ -1909,13 +1953,15 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 	const char *keystr;
 	if (!field_of(d, x, r->group_by, &key, &keystr))
 		return MOAT_OK;
-	if (r->type == RULE_TEMPORAL && !d->sig[r->steps[0]] && !state_exists(d, ri, key, x))
+	rule_rt_t *rt = &d->rt[ri];
+	if (r->type == RULE_TEMPORAL && !d->sig[r->steps[0]] &&
+	    (!state_exists(d, ri, key, x) ||
+	     (rt->seq_bit >= 0 && x->p && !(x->p->seqs & (1u << rt->seq_bit)))))
 		return MOAT_OK; /* no sequence under way for this group */
 	state_t *st = state_get(d, ri, key, keystr, x, &keystr);
 	if (!st)
 		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
-	rule_rt_t *rt = &d->rt[ri];
-	int64_t idx = floordiv(e->time, rt->width);
+	int64_t idx = floordiv_cached(&rt->wdiv, e->time, rt->width);
 	double value = 0;
 	uint64_t count = 0;
 	bool holds = false;
@@ -1966,7 +2012,7 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 	}
 	case RULE_PEER:
 	case RULE_SELF: {
-		int64_t pidx = floordiv(e->time, r->period);
+		int64_t pidx = floordiv_cached(&rt->pdiv, e->time, r->period);
 		period_roll(r, st, pidx);
 		if (pidx < st->u.p.period)
 			return MOAT_OK; /* late entry for a closed period */
@@ -1976,8 +2022,7 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 		if (!evidence_push(d, st, x->index))
 			goto oom;
 		count = st->u.p.count;
-		uint64_t min = r->min > 1 ? (uint64_t)ceil(r->min) : 1;
-		uint64_t every = min / 8 ? min / 8 : 1;
+		uint64_t min = rt->min_count, every = rt->every;
 		if (count < min || (count - min) % every != 0)
 			break;
 		if (st->last_alert != MOAT_TIME_NONE && e->time - st->last_alert < r->suppress &&
@@ -2017,6 +2062,11 @@ static moat_err_t run_rule(moat_detect_t *d, size_t ri, ev_t *x, moat_error_t *e
 		value = count = (uint64_t)st->u.t.step;
 		if (holds)
 			value = count = (uint64_t)r->n_steps;
+		if (rt->seq_bit >= 0 && x->p) {
+			uint16_t bit = (uint16_t)(1u << rt->seq_bit);
+			x->p->seqs = st->u.t.step > 0 ? (uint16_t)(x->p->seqs | bit)
+						      : (uint16_t)(x->p->seqs & ~bit);
+		}
 		break;
 	}
 	default:
@@ -2044,7 +2094,9 @@ static void prefetch_body(const moat_detect_t *d, const principal_t *p, const mo
 		__builtin_prefetch(b + (size_t)d->lines[e->kind][i] * 64);
 	if (e->kind != MOAT_ENTRY_LOGIN) {
 		const features_t *f = feat_of(d, p);
-		__builtin_prefetch(f->b[slot(floordiv(e->time, FEATURE_WINDOW_MS / WIN_BUCKETS))]);
+		const uint32_t *row = f->b[slot(floordiv(e->time, FEATURE_WINDOW_MS / WIN_BUCKETS))];
+		__builtin_prefetch(row);
+		__builtin_prefetch(row + F_COUNT - 1);
 	}
 }
 
@@ -2076,7 +2128,8 @@ static bool judged(moat_entry_kind_t kind)
  * of its order id when the caller has them, else 0; `prefetched`: the caller
  * already asked for the lines of the principal's body the entry reads. */
 static moat_err_t feed_one(moat_detect_t *d, uint64_t index, const moat_entry_t *e, uint64_t phash,
-			   uint64_t order_h, bool prefetched, moat_error_t *err)
+			   uint64_t order_h, bool prefetched, const verdicts_t *v,
+			   moat_error_t *err)
 {
 	if (!judged(e->kind))
 		return MOAT_OK;
@@ -2088,7 +2141,11 @@ static moat_err_t feed_one(moat_detect_t *d, uint64_t index, const moat_entry_t 
 	d->any_index = true;
 	d->last_index = index;
 
-	ev_t x = {.e = e, .index = index, .role_bit = 1u << MOAT_ROLE_COUNT, .order_h = order_h};
+	ev_t x = {.e = e,
+		  .v = v,
+		  .index = index,
+		  .role_bit = 1u << MOAT_ROLE_COUNT,
+		  .order_h = order_h};
 	if (e->principal && *e->principal) {
 		moat_err_t rc = MOAT_OK;
 		x.phash = phash ? phash : hash_str(e->principal);
@@ -2142,7 +2199,7 @@ static moat_err_t feed_one(moat_detect_t *d, uint64_t index, const moat_entry_t 
 moat_err_t moat_detect_feed(moat_detect_t *d, uint64_t index, const moat_entry_t *e,
 			    moat_error_t *err)
 {
-	return feed_one(d, index, e, 0, 0, false, err);
+	return feed_one(d, index, e, 0, 0, false, NULL, err);
 }
 
 /* The lines of p's body any entry of this kind reads before its rules run: the
@@ -2158,10 +2215,11 @@ static void prefetch_head(const moat_detect_t *d, const principal_t *p, const mo
 	for (size_t off = 0; off < sizeof(principal_t); off += 64)
 		__builtin_prefetch(b + off);
 	const features_t *f = feat_of(d, p);
-	__builtin_prefetch(&f->head);
-	__builtin_prefetch(f->b[slot(floordiv(e->time, FEATURE_WINDOW_MS / WIN_BUCKETS))]);
-	__builtin_prefetch(&f->distinct);
-	__builtin_prefetch(&f->orders);
+	const uint32_t *row = f->b[slot(floordiv(e->time, FEATURE_WINDOW_MS / WIN_BUCKETS))];
+	for (size_t off = 0; off < offsetof(features_t, b); off += 64)
+		__builtin_prefetch((const char *)f + off);
+	__builtin_prefetch(row);
+	__builtin_prefetch(row + F_COUNT - 1);
 }
 
 /* Asks for the states of the rules whose filter the entry of principal p may
@@ -2169,9 +2227,10 @@ static void prefetch_head(const moat_detect_t *d, const principal_t *p, const mo
  * record, which must be in cache or on its way), their peer counts, and the slot
  * of the entry's order in p's distinct-order set. Most entries pass few of the
  * filters, so this asks for a few lines where prefetch_body asks for all. */
-static void prefetch_states(const moat_detect_t *d, const principal_t *p, const moat_entry_t *e,
-			    uint64_t order_h)
+static size_t prefetch_states(const moat_detect_t *d, const principal_t *p, const moat_entry_t *e,
+			      uint64_t order_h, uint8_t *rings, verdicts_t *v)
 {
+	size_t n_rings = 0;
 	if (order_h) {
 		const oset_t *s = &feat_of(d, p)->orders;
 		if (s->cap)
@@ -2191,19 +2250,47 @@ static void prefetch_states(const moat_detect_t *d, const principal_t *p, const 
 		size_t ri = d->run[e->kind][i];
 		const rule_rt_t *rt = &d->rt[ri];
 		const rule_t *r = &d->rules->rules[ri];
-		if (!rt->body_off || (r->type != RULE_TEMPORAL && !filter_pass(&r->filter, &x)))
+		if (!rt->body_off || r->type == RULE_TEMPORAL)
 			continue;
+		/* The terms taken to pass can only let more entries through, so a
+		 * filter failing here fails on the entry; one passing is decided if
+		 * it has none of them. The principal's record they read stays as it
+		 * is until the entry is judged (a full body does not move). */
+		if (!filter_pass(&r->filter, &x)) {
+			verdict_set(v->fail, ri);
+			continue;
+		}
+		if (!r->filter.new_mask && !r->filter.refusals && !(r->filter.quota_share > 0))
+			verdict_set(v->pass, ri);
 		const char *st = (const char *)p + rt->body_off;
 		for (size_t off = 0; off < rt->body_touch; off += 64)
 			__builtin_prefetch(st + off);
 		__builtin_prefetch(st + rt->body_touch - 1);
+		/* Rules that push the entry to their evidence whenever the filter
+		 * passes (a ratio only when the numerator passes too). */
+		if (r->type != RULE_TEMPORAL && r->type != RULE_MATCH &&
+		    (r->type != RULE_RATIO || filter_pass(&r->numerator, &x)))
+			rings[n_rings++] = (uint8_t)ri;
 		if (r->type == RULE_PEER && p->group >= 0 && (size_t)p->group < rt->n_pg) {
 			const peer_group_t *pg = &rt->pg[p->group];
-			if (pg->members)
-				__builtin_prefetch(&pg->members[p->group_pos], 1);
 			for (size_t k = 0; k < pg->n_sorted; k += 16)
 				__builtin_prefetch(&pg->sorted[k], 1);
 		}
+	}
+	return n_rings;
+}
+
+/* Asks for the evidence slots the entry's states will write next: where they
+ * are is only known once the states' first lines (asked for by
+ * prefetch_states) have come in. Hints only. */
+static void prefetch_rings(const moat_detect_t *d, const principal_t *p, const uint8_t *rings,
+			   size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const state_t *st = (const state_t *)(const void *)((const char *)p +
+								    d->rt[rings[i]].body_off);
+		if (st->ring)
+			__builtin_prefetch(&ev_ring(d, st)[st->ev_pos], 1);
 	}
 }
 
@@ -2215,6 +2302,9 @@ moat_err_t moat_detect_feed_batch(moat_detect_t *d, const uint64_t *index, const
 {
 	uint64_t ph[FEED_BATCH], oh[FEED_BATCH];
 	principal_t *pp[FEED_BATCH];
+	uint8_t rings[FEED_BATCH][MOAT_DETECT_RULES_MAX];
+	verdicts_t vs[FEED_BATCH];
+	size_t n_rings[FEED_BATCH];
 	bool touched = false;
 	for (size_t at = 0; at < n; at += FEED_BATCH) {
 		const moat_entry_t *b = es + at;
@@ -2248,15 +2338,20 @@ moat_err_t moat_detect_feed_batch(moat_detect_t *d, const uint64_t *index, const
 			touched |= *(volatile const bool *)&pp[j]->full;
 		}
 		for (size_t j = 0; j < m; j++) {
+			n_rings[j] = 0;
+			memset(&vs[j], 0, sizeof vs[j]);
 			if (!pp[j] || !pp[j]->full || b[j].kind == MOAT_ENTRY_LOGIN)
 				continue;
 			if (b[j].kind == MOAT_ENTRY_ACCESS && b[j].order_id)
 				oh[j] = hash_str(b[j].order_id);
-			prefetch_states(d, pp[j], &b[j], oh[j]);
+			n_rings[j] = prefetch_states(d, pp[j], &b[j], oh[j], rings[j], &vs[j]);
 		}
+		for (size_t j = 0; j < m; j++)
+			if (n_rings[j])
+				prefetch_rings(d, pp[j], rings[j], n_rings[j]);
 		for (size_t j = 0; j < m; j++) {
 			moat_err_t rc =
-			    feed_one(d, index[at + j], &b[j], ph[j], oh[j], pp[j] != NULL, err);
+			    feed_one(d, index[at + j], &b[j], ph[j], oh[j], pp[j] != NULL, &vs[j], err);
 			if (rc != MOAT_OK)
 				return rc;
 		}
