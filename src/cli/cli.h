@@ -42,6 +42,9 @@ int cli_usage(const char *cmd, const char *fmt, ...) MOAT_PRINTF(2, 3);
 int cli_fail(const char *cmd, const moat_error_t *e);
 /* Prints an "unknown option" style message for getopt's '?' and returns CLI_USAGE. */
 int cli_bad_option(const char *cmd);
+/* Parses the argument of option --name as a number strictly between 0 and 1 into
+ * *out; CLI_OK, or CLI_USAGE after saying "--name must be a number between 0 and 1". */
+int cli_fraction(const char *cmd, const char *name, const char *arg, double *out);
 
 /* Subcommands. argv[0] is the subcommand name. */
 int cmd_init(int argc, char **argv);

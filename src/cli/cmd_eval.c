@@ -238,24 +238,16 @@ int cmd_eval(int argc, char **argv)
 			eo.case_id = optarg;
 			continue;
 		}
-		if (opt == OPT_ALPHA) {
-			char *end;
-			eo.alpha = strtod(optarg, &end);
-			if (*end || !(eo.alpha > 0 && eo.alpha < 1))
-				return cli_usage("eval",
-						 "--alpha must be a number between 0 and 1");
+		if (opt == OPT_ALPHA || opt == OPT_PRIOR_SHARE) {
+			bool a = opt == OPT_ALPHA;
+			int r = cli_fraction("eval", a ? "alpha" : "prior-share", optarg,
+					     a ? &eo.alpha : &eo.prior_share);
+			if (r != CLI_OK)
+				return r;
 			continue;
 		}
 		if (opt == OPT_NO_PRIORS) {
 			eo.no_priors = true;
-			continue;
-		}
-		if (opt == OPT_PRIOR_SHARE) {
-			char *end;
-			eo.prior_share = strtod(optarg, &end);
-			if (*end || !(eo.prior_share > 0 && eo.prior_share < 1))
-				return cli_usage("eval",
-						 "--prior-share must be a number between 0 and 1");
 			continue;
 		}
 		if (!cli_common_opt(&c, opt, optarg))

@@ -110,23 +110,16 @@ int cmd_trace(int argc, char **argv)
 			to.out_dir = optarg;
 			continue;
 		}
-		if (opt == OPT_ALPHA) {
-			char *end;
-			to.alpha = strtod(optarg, &end);
-			if (*end || !(to.alpha > 0 && to.alpha < 1))
-				return cli_usage("trace", "--alpha must be a number between 0 and 1");
+		if (opt == OPT_ALPHA || opt == OPT_PRIOR_SHARE) {
+			bool a = opt == OPT_ALPHA;
+			int r = cli_fraction("trace", a ? "alpha" : "prior-share", optarg,
+					     a ? &to.alpha : &to.prior_share);
+			if (r != CLI_OK)
+				return r;
 			continue;
 		}
 		if (opt == OPT_NO_PRIORS) {
 			to.no_priors = true;
-			continue;
-		}
-		if (opt == OPT_PRIOR_SHARE) {
-			char *end;
-			to.prior_share = strtod(optarg, &end);
-			if (*end || !(to.prior_share > 0 && to.prior_share < 1))
-				return cli_usage("trace",
-						 "--prior-share must be a number between 0 and 1");
 			continue;
 		}
 		if (!cli_common_opt(&c, opt, optarg))

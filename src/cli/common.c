@@ -55,3 +55,13 @@ int cli_fail(const char *cmd, const moat_error_t *e)
 	fprintf(stderr, ": %s\n", e->msg[0] ? e->msg : moat_err_name(e->code));
 	return CLI_FAIL;
 }
+
+int cli_fraction(const char *cmd, const char *name, const char *arg, double *out)
+{
+	char *end;
+	double v = strtod(arg, &end);
+	if (end == arg || *end || !(v > 0 && v < 1))
+		return cli_usage(cmd, "--%s must be a number between 0 and 1", name);
+	*out = v;
+	return CLI_OK;
+}
