@@ -1067,6 +1067,24 @@ typedef struct alerted {
 	bool nomem;
 } alerted_t;
 
+static int cmp_alerted(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* Sorts the ids and drops repeats. */
+static void alerted_unique(alerted_t *al)
+{
+	if (al->n < 2)
+		return;
+	qsort(al->id, al->n, sizeof *al->id, cmp_alerted);
+	size_t k = 1;
+	for (size_t i = 1; i < al->n; i++)
+		if (strcmp(al->id[i], al->id[k - 1]) != 0)
+			memcpy(al->id[k++], al->id[i], sizeof *al->id);
+	al->n = k;
+}
+
 static int collect_alerted(void *ctx, const moat_alert_row_t *row)
 {
 	alerted_t *al = ctx;
@@ -1074,18 +1092,22 @@ static int collect_alerted(void *ctx, const moat_alert_row_t *row)
 		return 0;
 	if (row->status == MOAT_ALERT_RESOLVED && strcasestr(row->resolution, "false positive"))
 		return 0;
-	for (size_t i = 0; i < al->n; i++)
-		if (strcmp(al->id[i], row->principal) == 0)
-			return 0;
+	/* a principal's alerts tend to come together: skip the repeat of the last one */
+	if (al->n && strcmp(al->id[al->n - 1], row->principal) == 0)
+		return 0;
 	if (al->n == al->cap) {
-		size_t cap = al->cap ? al->cap * 2 : 64;
-		void *id = realloc(al->id, cap * sizeof *al->id);
-		if (!id) {
-			al->nomem = true;
-			return 1;
+		/* full: drop repeats first, and grow unless that freed more than half */
+		alerted_unique(al);
+		if (al->n * 2 >= al->cap) {
+			size_t cap = al->cap ? al->cap * 2 : 64;
+			void *id = realloc(al->id, cap * sizeof *al->id);
+			if (!id) {
+				al->nomem = true;
+				return 1;
+			}
+			al->id = id;
+			al->cap = cap;
 		}
-		al->id = id;
-		al->cap = cap;
 	}
 	snprintf(al->id[al->n++], sizeof *al->id, "%s", row->principal);
 	return 0;
@@ -1170,6 +1192,7 @@ moat_err_t moat_trace_case_run(moat_app_t *a, const char *case_id, const moat_tr
 		prm.prior_share = o.prior_share;
 	if (!o.no_priors && t.reports.n) {
 		rc = moat_store_alert_list(a->store, -1, 0, collect_alerted, &al, err);
+		alerted_unique(&al);
 		if (rc == MOAT_OK && al.nomem)
 			rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
 		if (rc == MOAT_OK && al.n && !(al.ptr = malloc(al.n * sizeof *al.ptr)))
