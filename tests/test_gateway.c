@@ -1342,6 +1342,8 @@ static void test_async_sink(void)
 	go.listen = "127.0.0.1:0";
 	moat_gateway_ledger_sink(app->ledger, &go.sink);
 	go.sink.append_async = odd_append_async;
+	go.sink.append_deferred = NULL; /* the asynchronous path is the one under test */
+	go.sink.flush = NULL;
 	go.ledger = app->ledger;
 	go.threads = 2;
 	moat_gateway_t *ag = NULL;

@@ -102,6 +102,22 @@ moat_err_t moat_ledger_append_async(moat_ledger_t *l, const moat_entry_t *entrie
 				    moat_ledger_done_fn done, void *ctx,
 				    moat_error_t *err) MOAT_MUST_CHECK;
 
+/* Like moat_ledger_append_async, but no ledger thread is woken for it: the
+ * entries wait in the pending group until a moat_ledger_flush (from any
+ * thread), a synchronous append, or moat_ledger_close writes them. For event
+ * loops that queue every request of one pass and then flush once, leading the
+ * group commit on their own thread instead of handing it to another. */
+moat_err_t moat_ledger_append_deferred(moat_ledger_t *l, const moat_entry_t *entries, size_t n,
+				       moat_ledger_done_fn done, void *ctx,
+				       moat_error_t *err) MOAT_MUST_CHECK;
+
+/* Returns once everything queued before the call (deferred or asynchronous) is
+ * durable or has failed, leading the group commit on the calling thread when no
+ * other thread is writing one. The completions of a group this thread leads run
+ * on it before the call returns; those of a group another thread leads run on
+ * that thread, possibly just after this returns. */
+void moat_ledger_flush(moat_ledger_t *l);
+
 /* Group commit counters since open: groups written and fsync'd successfully,
  * and the entries they held (entries / groups = mean group size). */
 void moat_ledger_commit_stats(moat_ledger_t *l, uint64_t *groups, uint64_t *entries);

@@ -58,9 +58,38 @@ typedef struct gw_store_pool {
 	moat_store_t **all;
 } gw_store_pool_t;
 
+/* One event loop: a libmicrohttpd daemon driven from its own thread (external
+ * epoll), all of them accepting on one listening socket. A pass runs every
+ * ready connection; the order reads it suspended had their ledger entries
+ * queued deferred, and the pass ends with one flush for all of them, on this
+ * thread, before their connections resume: no hand-off to another thread and
+ * back per read. */
+typedef struct gw_loop {
+	struct moat_gateway *g;
+	struct MHD_Daemon *d;
+	pthread_t th;
+	bool started;
+	int ep;		 /* epoll over the daemon's epoll fd, wake_fd and the stop fd */
+	int wake_fd;	 /* eventfd: a connection of this loop was resumed elsewhere */
+	bool need_flush; /* a deferred entry was queued in this pass */
+	bool resumed;	 /* a connection of this loop was resumed on its own thread */
+} gw_loop_t;
+
+/* The loop running on this thread (NULL outside the gateway's loops). */
+gw_loop_t *gw_loop_current(void);
+/* Resumes connection c of loop w from any thread. A daemon driven from outside
+ * has no channel of its own to learn of a resume (libmicrohttpd drops it in
+ * that mode), so the loop is woken here: by its eventfd from another thread,
+ * by a flag that makes its pass run the daemon again from its own. */
+void gw_loop_resume(gw_loop_t *w, struct MHD_Connection *c);
+
 struct moat_gateway {
 	moat_app_t *app;
-	struct MHD_Daemon *mhd;
+	gw_loop_t *loops;
+	size_t n_loops;
+	int listen_fd;
+	int stop_fd; /* eventfd: readable once stopping */
+	atomic_bool stopping;
 	int port;
 	moat_gateway_sink_t sink;
 	moat_ledger_t *ledger; /* borrowed; NULL: no ledger endpoints */
@@ -141,9 +170,10 @@ unsigned gw_error_from(gw_resp_t *r, const moat_error_t *e);
 /* Appends events through the sink, honouring the test fail flag. */
 moat_err_t gw_append(moat_gateway_t *g, const moat_entry_t *e, size_t n, uint64_t *first,
 		     moat_error_t *err) MOAT_MUST_CHECK;
-/* The same without waiting (sink.append_async, which must be set): the contract
- * of moat_ledger_append_async. */
-moat_err_t gw_append_async(moat_gateway_t *g, const moat_entry_t *e, size_t n,
+/* The same without waiting: sink.append_async (which must be set), or with
+ * deferred sink.append_deferred, whose caller flushes later (the loop does, at
+ * the end of its pass). The contract of moat_ledger_append_async. */
+moat_err_t gw_append_async(moat_gateway_t *g, const moat_entry_t *e, size_t n, bool deferred,
 			   void (*done)(void *ctx, moat_err_t status, uint64_t first), void *ctx,
 			   moat_error_t *err) MOAT_MUST_CHECK;
 

@@ -189,6 +189,9 @@ void moat_journal_sink(moat_journal_t *j, moat_gateway_sink_t *out)
 {
 	out->ctx = j;
 	out->append = journal_append;
+	out->append_async = NULL;
+	out->append_deferred = NULL;
+	out->flush = NULL;
 	out->size = journal_size;
 	out->fail_writes = journal_fail;
 }

@@ -26,6 +26,18 @@ static moat_err_t ledger_append_async(void *ctx, const moat_entry_t *e, size_t n
 	return moat_ledger_append_async(ctx, e, n, done, done_ctx, err);
 }
 
+static moat_err_t ledger_append_deferred(void *ctx, const moat_entry_t *e, size_t n,
+					 moat_ledger_done_fn done, void *done_ctx,
+					 moat_error_t *err)
+{
+	return moat_ledger_append_deferred(ctx, e, n, done, done_ctx, err);
+}
+
+static void ledger_flush(void *ctx)
+{
+	moat_ledger_flush(ctx);
+}
+
 static uint64_t ledger_size(void *ctx)
 {
 	return moat_ledger_size(ctx);
@@ -41,6 +53,8 @@ void moat_gateway_ledger_sink(moat_ledger_t *l, moat_gateway_sink_t *out)
 	out->ctx = l;
 	out->append = ledger_append;
 	out->append_async = ledger_append_async;
+	out->append_deferred = ledger_append_deferred;
+	out->flush = ledger_flush;
 	out->size = ledger_size;
 	out->fail_writes = ledger_fail;
 }

@@ -408,6 +408,7 @@ static void respond_one(moat_gateway_t *g, const moat_order_row_t *o, const read
  * status and index, then resumes it, and touches nothing after that. */
 struct gw_pending {
 	struct MHD_Connection *c;
+	gw_loop_t *loop; /* the loop c belongs to */
 	moat_order_row_t o;
 	read_one_t x; /* holds the decrypted PII until the response is rendered */
 	char principal[MOAT_ID_MAX + 1];
@@ -432,7 +433,7 @@ static void pending_done(void *ctx, moat_err_t status, uint64_t first)
 	p->index = first;
 	/* MHD's resume takes a lock, which orders the writes above before the
 	 * worker that finishes the read sees them. */
-	MHD_resume_connection(c);
+	gw_loop_resume(p->loop, c);
 }
 
 void gw_order_finish(moat_gateway_t *g, gw_req_t *q, gw_resp_t *r)
@@ -487,25 +488,34 @@ void gw_order_get(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, 
 	count_views(g, &x);
 	moat_entry_t ent;
 	entry_for(a, &o, purpose, now, &x, &ent);
-	struct gw_pending *p = g->sink.append_async ? calloc(1, sizeof *p) : NULL;
+	/* On one of the gateway's loops with a sink that defers, the entry waits
+	 * for the flush that ends the loop's pass; otherwise a sink thread takes
+	 * it. */
+	gw_loop_t *here = gw_loop_current();
+	gw_loop_t *loop = g->sink.append_deferred && g->sink.flush ? here : NULL;
+	struct gw_pending *p =
+	    here && (loop || g->sink.append_async) ? calloc(1, sizeof *p) : NULL;
 	if (p) {
 		/* Hand the entry to the group commit and free this worker for other
 		 * connections; the response waits, suspended, for durability. The
 		 * connection is suspended before the append is queued, so the
 		 * completion's resume always finds it suspended. */
 		p->c = c;
+		p->loop = here;
 		p->o = o;
 		p->x = x;
 		snprintf(p->principal, sizeof p->principal, "%s", a->p.principal);
 		q->pending = p;
 		atomic_fetch_add(&g->suspended, 1);
 		MHD_suspend_connection(c);
-		rc = gw_append_async(g, &ent, 1, pending_done, p, &e);
+		rc = gw_append_async(g, &ent, 1, loop != NULL, pending_done, p, &e);
+		if (rc == MOAT_OK && loop)
+			loop->need_flush = true;
 		if (rc != MOAT_OK) {
 			/* Nothing queued, no completion coming: answer it ourselves. */
 			moat_log(MOAT_LOG_ERROR, "ledger_append", "event append failed: %s", e.msg);
 			p->status = MOAT_EUNAVAIL;
-			MHD_resume_connection(c);
+			gw_loop_resume(here, c);
 		}
 		return; /* o and x now belong to p */
 	}

@@ -4,14 +4,19 @@
  * for each endpoint live in their own files.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gateway/gateway_internal.h"
 #include "moat/detect.h"
@@ -97,7 +102,7 @@ moat_err_t gw_append(moat_gateway_t *g, const moat_entry_t *e, size_t n, uint64_
 	return rc;
 }
 
-moat_err_t gw_append_async(moat_gateway_t *g, const moat_entry_t *e, size_t n,
+moat_err_t gw_append_async(moat_gateway_t *g, const moat_entry_t *e, size_t n, bool deferred,
 			   void (*done)(void *ctx, moat_err_t status, uint64_t first), void *ctx,
 			   moat_error_t *err)
 {
@@ -105,7 +110,8 @@ moat_err_t gw_append_async(moat_gateway_t *g, const moat_entry_t *e, size_t n,
 		struct stat st;
 		g->sink.fail_writes(g->sink.ctx, stat(g->fail_flag_path, &st) == 0);
 	}
-	return g->sink.append_async(g->sink.ctx, e, n, done, ctx, err);
+	return deferred ? g->sink.append_deferred(g->sink.ctx, e, n, done, ctx, err)
+			: g->sink.append_async(g->sink.ctx, e, n, done, ctx, err);
 }
 
 /* ---- store pool, policy ---------------------------------------------------------- */
@@ -908,6 +914,106 @@ static bool parse_pool(const char *s, uint64_t *lo, uint64_t *hi)
 	return true;
 }
 
+/* The listening socket every loop accepts on (g->listen_fd, g->port). */
+static moat_err_t open_listener(moat_gateway_t *g, const struct sockaddr_in *sa, const char *name,
+				moat_error_t *err)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int one = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+	    bind(fd, (const struct sockaddr *)sa, sizeof *sa) != 0 || listen(fd, 1024) != 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return moat_error_set(err, MOAT_EIO, "listen",
+				      "cannot listen on %s (%s: in use, or not a local address?)",
+				      name, strerror(e));
+	}
+	struct sockaddr_in bound;
+	socklen_t bl = sizeof bound;
+	g->listen_fd = fd;
+	g->port = getsockname(fd, (struct sockaddr *)&bound, &bl) == 0 ? ntohs(bound.sin_port)
+								      : ntohs(sa->sin_port);
+	return MOAT_OK;
+}
+
+static __thread gw_loop_t *tl_loop;
+
+gw_loop_t *gw_loop_current(void)
+{
+	return tl_loop;
+}
+
+void gw_loop_resume(gw_loop_t *w, struct MHD_Connection *c)
+{
+	MHD_resume_connection(c);
+	if (w == tl_loop)
+		w->resumed = true;
+	else if (eventfd_write(w->wake_fd, 1) != 0)
+		moat_log(MOAT_LOG_ERROR, "gateway_loop", "cannot wake a loop: %s", strerror(errno));
+}
+
+/* One pass: runs the daemon, then, while reads of this pass wait on deferred
+ * ledger entries, flushes them (their completions resume the connections) and
+ * runs the daemon again to answer them, taking in whatever arrived meanwhile. */
+static void loop_pass(gw_loop_t *w)
+{
+	moat_gateway_t *g = w->g;
+	MHD_run(w->d);
+	while (w->need_flush || w->resumed) {
+		if (w->need_flush) {
+			w->need_flush = false;
+			g->sink.flush(g->sink.ctx);
+		}
+		w->resumed = false;
+		MHD_run(w->d);
+	}
+}
+
+static void *loop_main(void *arg)
+{
+	gw_loop_t *w = arg;
+	moat_gateway_t *g = w->g;
+	tl_loop = w;
+	bool quiesced = false;
+	uint64_t deadline = 0;
+	for (;;) {
+		if (!quiesced && atomic_load(&g->stopping)) {
+			MHD_socket ls = MHD_quiesce_daemon(w->d);
+			if (ls != MHD_INVALID_SOCKET)
+				close(ls);
+			epoll_ctl(w->ep, EPOLL_CTL_DEL, g->stop_fd, NULL);
+			quiesced = true;
+			deadline = moat_mono_ns() + 2000000000ull;
+		}
+		if (quiesced && atomic_load(&g->suspended) == 0) {
+			const union MHD_DaemonInfo *di =
+			    MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+			if (!di || di->num_connections == 0 || moat_mono_ns() > deadline)
+				break;
+		}
+		MHD_UNSIGNED_LONG_LONG to = 0;
+		int ms = 1000;
+		if (MHD_get_timeout(w->d, &to) == MHD_YES)
+			ms = to < 1000 ? (int)to : 1000;
+		if (quiesced && ms > 10)
+			ms = 10;
+		struct epoll_event ev[3];
+		int n = epoll_wait(w->ep, ev, 3, ms);
+		if (n < 0 && errno != EINTR)
+			moat_log(MOAT_LOG_ERROR, "gateway_loop", "epoll_wait: %s", strerror(errno));
+		for (int i = 0; i < n; i++) {
+			eventfd_t v;
+			if (ev[i].data.u32 == 2 && eventfd_read(w->wake_fd, &v) != 0 &&
+			    errno != EAGAIN)
+				moat_log(MOAT_LOG_ERROR, "gateway_loop", "wake: %s",
+					 strerror(errno));
+		}
+		loop_pass(w);
+	}
+	return NULL;
+}
+
 moat_err_t moat_gateway_start(moat_app_t *app, const moat_gateway_opts_t *opts,
 			      moat_gateway_t **out, moat_error_t *err)
 {
@@ -919,6 +1025,8 @@ moat_err_t moat_gateway_start(moat_app_t *app, const moat_gateway_opts_t *opts,
 		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
 	moat_err_t rc = MOAT_OK;
 	g->app = app;
+	g->listen_fd = -1;
+	g->stop_fd = -1;
 	g->sink = opts->sink;
 	g->ledger = opts->ledger;
 	g->fail_flag_path = opts->fail_flag_path;
@@ -972,22 +1080,60 @@ moat_err_t moat_gateway_start(moat_app_t *app, const moat_gateway_opts_t *opts,
 		goto fail;
 	unsigned timeout =
 	    app->config.request_timeout_s > 0 ? (unsigned)app->config.request_timeout_s : 10;
-	g->mhd = MHD_start_daemon(
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_TURBO |
-		MHD_ALLOW_SUSPEND_RESUME,
-	    0, NULL, NULL, on_request, g, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED, on_completed, g,
-	    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
-	if (!g->mhd) {
-		rc = moat_error_set(err, MOAT_EIO, "listen",
-				    "cannot listen on %s (in use, or not a local address?)",
-				    opts->listen ? opts->listen : app->config.listen);
+	if ((rc = open_listener(g, &sa, opts->listen ? opts->listen : app->config.listen, err)) !=
+	    MOAT_OK)
+		goto fail;
+	g->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	g->loops = calloc((size_t)threads, sizeof *g->loops);
+	if (g->stop_fd < 0 || !g->loops) {
+		rc = moat_error_set(err, MOAT_ENOMEM, NULL, "cannot set up the server's loops");
 		goto fail;
 	}
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(g->mhd, MHD_DAEMON_INFO_BIND_PORT);
-	g->port = di ? di->port : ntohs(sa.sin_port);
+	/* The connection limit is the whole server's, split over the loops. */
+	unsigned per_loop = (1024u + (unsigned)threads - 1) / (unsigned)threads;
+	for (int i = 0; i < threads; i++) {
+		gw_loop_t *w = &g->loops[i];
+		w->g = g;
+		w->ep = -1;
+		w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		g->n_loops++;
+		/* Each daemon gets its own descriptor of the one listening socket,
+		 * which it closes when it stops. */
+		int fd = fcntl(g->listen_fd, F_DUPFD_CLOEXEC, 0);
+		if (fd >= 0)
+			w->d = MHD_start_daemon(
+			    MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
+			    on_request, g, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+			    MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_LIMIT,
+			    per_loop, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+			    MHD_OPTION_NOTIFY_COMPLETED, on_completed, g, MHD_OPTION_END);
+		if (!w->d) {
+			if (fd >= 0)
+				close(fd);
+			rc = moat_error_set(err, MOAT_EIO, NULL, "cannot start the HTTP daemon");
+			goto fail;
+		}
+		const union MHD_DaemonInfo *di = MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_EPOLL_FD);
+		w->ep = epoll_create1(EPOLL_CLOEXEC);
+		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 0};
+		struct epoll_event sv = {.events = EPOLLIN, .data.u32 = 1};
+		struct epoll_event wv = {.events = EPOLLIN, .data.u32 = 2};
+		if (!di || w->ep < 0 || w->wake_fd < 0 ||
+		    epoll_ctl(w->ep, EPOLL_CTL_ADD, di->epoll_fd, &ev) != 0 ||
+		    epoll_ctl(w->ep, EPOLL_CTL_ADD, g->stop_fd, &sv) != 0 ||
+		    epoll_ctl(w->ep, EPOLL_CTL_ADD, w->wake_fd, &wv) != 0) {
+			rc = moat_error_set(err, MOAT_EIO, NULL, "cannot set up the server's loops");
+			goto fail;
+		}
+	}
+	for (size_t i = 0; i < g->n_loops; i++) {
+		if (pthread_create(&g->loops[i].th, NULL, loop_main, &g->loops[i]) != 0) {
+			rc = moat_error_set(err, MOAT_ENOMEM, NULL,
+					    "cannot start the server's threads");
+			goto fail;
+		}
+		g->loops[i].started = true;
+	}
 	*out = g;
 	return MOAT_OK;
 fail:
@@ -1004,26 +1150,28 @@ void moat_gateway_stop(moat_gateway_t *g)
 {
 	if (!g)
 		return;
-	if (g->mhd) {
-		/* Stop accepting, give in-flight requests up to 2 s, then stop. A
-		 * read suspended on its ledger entry is always answered (the ledger
-		 * calls back on success and failure alike), and the daemon must not
-		 * stop while a connection is suspended, so those are waited for. */
-		MHD_quiesce_daemon(g->mhd);
-		while (atomic_load(&g->suspended) > 0) {
-			struct timespec ts = {0, 1000 * 1000};
-			nanosleep(&ts, NULL);
-		}
-		for (int i = 0; i < 200; i++) {
-			const union MHD_DaemonInfo *di =
-			    MHD_get_daemon_info(g->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-			if (!di || di->num_connections == 0)
-				break;
-			struct timespec ts = {0, 10 * 1000 * 1000};
-			nanosleep(&ts, NULL);
-		}
-		MHD_stop_daemon(g->mhd);
+	/* Every loop stops accepting, answers the reads suspended on their ledger
+	 * entries (always answered: the ledger completes them on success and
+	 * failure alike), gives other in-flight requests up to 2 s, and leaves. */
+	atomic_store(&g->stopping, true);
+	if (g->stop_fd >= 0 && eventfd_write(g->stop_fd, 1) != 0)
+		moat_log(MOAT_LOG_WARN, "gateway_stop", "cannot wake the server's loops");
+	for (size_t i = 0; i < g->n_loops; i++) {
+		gw_loop_t *w = &g->loops[i];
+		if (w->started)
+			pthread_join(w->th, NULL);
+		if (w->d)
+			MHD_stop_daemon(w->d);
+		if (w->ep >= 0)
+			close(w->ep);
+		if (w->wake_fd >= 0)
+			close(w->wake_fd);
 	}
+	free(g->loops);
+	if (g->listen_fd >= 0)
+		close(g->listen_fd);
+	if (g->stop_fd >= 0)
+		close(g->stop_fd);
 	for (size_t i = 0; i < g->pool.n; i++)
 		moat_store_close(g->pool.all ? g->pool.all[i] : NULL);
 	free(g->pool.all);

@@ -1038,7 +1038,10 @@ void moat_ledger_close(moat_ledger_t *l)
 {
 	if (!l)
 		return;
-	/* The committer leaves once every asynchronous append is answered. */
+	/* Deferred appends nobody flushed are written now; the committer leaves
+	 * once every asynchronous append is answered. */
+	if (!l->readonly)
+		moat_ledger_flush(l);
 	pthread_mutex_lock(&l->wal_mu);
 	bool committer = l->committer_started;
 	l->commit_stop = true;
@@ -1278,8 +1281,11 @@ static void *committer_main(void *arg)
 	return NULL;
 }
 
+/* Queues records with a completion. With wake, the committer thread (started on
+ * first use) leads their group; without, the caller leads it later through
+ * moat_ledger_flush. */
 static moat_err_t enqueue_records(moat_ledger_t *l, const uint8_t *recs, size_t recs_len, size_t n,
-				  moat_ledger_done_fn done, void *ctx, moat_error_t *err)
+				  moat_ledger_done_fn done, void *ctx, bool wake, moat_error_t *err)
 {
 	pthread_mutex_lock(&l->wal_mu);
 	moat_err_t rc = MOAT_OK;
@@ -1287,7 +1293,7 @@ static moat_err_t enqueue_records(moat_ledger_t *l, const uint8_t *recs, size_t 
 		rc = moat_error_set(err, MOAT_EUNAVAIL, NULL, "the ledger is unavailable");
 		goto out;
 	}
-	if (!l->committer_started) {
+	if (wake && !l->committer_started) {
 		if (pthread_create(&l->committer, NULL, committer_main, l) != 0) {
 			rc = moat_error_set(err, MOAT_EUNAVAIL, NULL,
 					    "cannot start the ledger's committer thread");
@@ -1312,7 +1318,7 @@ static moat_err_t enqueue_records(moat_ledger_t *l, const uint8_t *recs, size_t 
 	}
 	b->cbs[b->n_cbs++] = (batch_cb_t){done, ctx, b->count};
 	b->count += n;
-	if (!l->flushing)
+	if (wake && !l->flushing)
 		pthread_cond_signal(&l->commit_cv);
 out:
 	pthread_mutex_unlock(&l->wal_mu);
@@ -1448,9 +1454,44 @@ moat_err_t moat_ledger_append_async(moat_ledger_t *l, const moat_entry_t *entrie
 	size_t total;
 	moat_err_t rc = encode_records(l, entries, n, &recs, &total, err);
 	if (rc == MOAT_OK)
-		rc = enqueue_records(l, recs, total, n, done, ctx, err);
+		rc = enqueue_records(l, recs, total, n, done, ctx, true, err);
 	free(recs);
 	return rc;
+}
+
+moat_err_t moat_ledger_append_deferred(moat_ledger_t *l, const moat_entry_t *entries, size_t n,
+				       moat_ledger_done_fn done, void *ctx, moat_error_t *err)
+{
+	if (!done)
+		return moat_error_set(err, MOAT_EINVAL, NULL, "a deferred append needs done");
+	uint8_t *recs;
+	size_t total;
+	moat_err_t rc = encode_records(l, entries, n, &recs, &total, err);
+	if (rc == MOAT_OK)
+		rc = enqueue_records(l, recs, total, n, done, ctx, false, err);
+	free(recs);
+	return rc;
+}
+
+void moat_ledger_flush(moat_ledger_t *l)
+{
+	pthread_mutex_lock(&l->wal_mu);
+	batch_t *b = l->cur && l->cur->count > 0 ? l->cur : NULL;
+	if (b) {
+		/* Everything queued so far is in b or in the group being written. */
+		b->refs++;
+		while (!b->done) {
+			if (l->flushing)
+				pthread_cond_wait(&l->wal_cv, &l->wal_mu);
+			else
+				lead_group(l); /* b is l->cur: not done, not being flushed */
+		}
+		batch_unref(l, b);
+	} else {
+		while (l->flushing)
+			pthread_cond_wait(&l->wal_cv, &l->wal_mu);
+	}
+	pthread_mutex_unlock(&l->wal_mu);
 }
 
 void moat_ledger_commit_stats(moat_ledger_t *l, uint64_t *groups, uint64_t *entries)
