@@ -173,18 +173,53 @@ static void entry_for(const gw_auth_t *a, const moat_order_row_t *o, moat_purpos
 
 /* ---- rendering ------------------------------------------------------------------- */
 
+/* The renderer appends its pieces directly: a formatted print per key cost
+ * more than the rest of the rendering together. */
+static moat_err_t put_key(moat_buf_t *b, const char *key, bool comma)
+{
+	moat_err_t rc = comma ? moat_buf_puts(b, ",\"") : moat_buf_putc(b, '"');
+	if (rc == MOAT_OK)
+		rc = moat_buf_puts(b, key);
+	return rc == MOAT_OK ? moat_buf_puts(b, "\":") : rc;
+}
+
+/* "key":"s" for a string s that needs no escaping (names, times, views). */
+static moat_err_t put_plain(moat_buf_t *b, const char *key, const char *s, bool comma)
+{
+	moat_err_t rc = put_key(b, key, comma);
+	if (rc == MOAT_OK)
+		rc = moat_buf_putc(b, '"');
+	if (rc == MOAT_OK)
+		rc = moat_buf_puts(b, s);
+	return rc == MOAT_OK ? moat_buf_putc(b, '"') : rc;
+}
+
+static moat_err_t put_int(moat_buf_t *b, const char *key, int64_t v, bool comma)
+{
+	char s[24], *p = s + sizeof s;
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	*--p = '\0';
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		*--p = '-';
+	moat_err_t rc = put_key(b, key, comma);
+	return rc == MOAT_OK ? moat_buf_puts(b, p) : rc;
+}
+
 static moat_err_t put_time(moat_buf_t *b, const char *key, moat_time_t t)
 {
 	if (t == MOAT_TIME_NONE)
 		return MOAT_OK;
 	char s[32];
 	moat_time_format(t, s);
-	return moat_buf_printf(b, ",\"%s\":\"%s\"", key, s);
+	return put_plain(b, key, s, true);
 }
 
 static moat_err_t put_kv(moat_buf_t *b, const char *key, const char *v, bool comma)
 {
-	moat_err_t rc = moat_buf_printf(b, "%s\"%s\":", comma ? "," : "", key);
+	moat_err_t rc = put_key(b, key, comma);
 	return rc == MOAT_OK ? moat_buf_json_str(b, v) : rc;
 }
 
@@ -198,7 +233,7 @@ static moat_err_t render(const moat_order_row_t *o, const read_one_t *x, moat_bu
 	if (rc == MOAT_OK)
 		rc = put_kv(b, "merchant", o->merchant, true);
 	if (rc == MOAT_OK)
-		rc = moat_buf_printf(b, ",\"status\":\"%s\"", moat_status_name(o->status));
+		rc = put_plain(b, "status", moat_status_name(o->status), true);
 	if (rc == MOAT_OK)
 		rc = put_time(b, "placed_at", o->placed_at);
 	if (rc == MOAT_OK)
@@ -241,7 +276,9 @@ static moat_err_t render(const moat_order_row_t *o, const read_one_t *x, moat_bu
 	moat_buf_reset(&tmp);
 	if (rc == MOAT_OK && (v[MOAT_FIELD_ADDRESS] == MOAT_VIEW_COARSE ||
 			      (v[MOAT_FIELD_ADDRESS] == MOAT_VIEW_FULL && x->has_pii))) {
-		rc = moat_buf_printf(b, "%s\"address\":{", first ? "" : ",");
+		rc = put_key(b, "address", !first);
+		if (rc == MOAT_OK)
+			rc = moat_buf_putc(b, '{');
 		if (rc == MOAT_OK)
 			rc = put_kv(b, "province", o->province, false);
 		if (rc == MOAT_OK)
@@ -291,34 +328,41 @@ static moat_err_t render(const moat_order_row_t *o, const read_one_t *x, moat_bu
 			if (!items || rc != MOAT_OK)
 				continue;
 			const char *sku = json_string_value(json_object_get(it, "sku"));
-			rc = moat_buf_printf(b, "%s{", i ? "," : "");
+			rc = i ? moat_buf_puts(b, ",{") : moat_buf_putc(b, '{');
 			if (rc == MOAT_OK)
 				rc = put_kv(b, "sku", sku ? sku : "", false);
 			if (rc == MOAT_OK && v[MOAT_FIELD_ITEMS] == MOAT_VIEW_FULL) {
 				const char *title = json_string_value(json_object_get(it, "title"));
 				rc = put_kv(b, "title", title ? title : "", true);
 				if (rc == MOAT_OK && amounts)
-					rc = moat_buf_printf(b, ",\"price_cents\":%lld",
-							     (long long)price);
+					rc = put_int(b, "price_cents", price, true);
 			}
 			if (rc == MOAT_OK)
-				rc = moat_buf_printf(b, ",\"qty\":%lld}", (long long)qty);
+				rc = put_int(b, "qty", qty, true);
+			if (rc == MOAT_OK)
+				rc = moat_buf_putc(b, '}');
 		}
 		if (rc == MOAT_OK && items)
 			rc = moat_buf_putc(b, ']');
 		if (rc == MOAT_OK && amounts)
-			rc = moat_buf_printf(b, ",\"amounts\":{\"total_cents\":%lld}",
-					     (long long)total);
+			rc = moat_buf_puts(b, ",\"amounts\":{");
+		if (rc == MOAT_OK && amounts)
+			rc = put_int(b, "total_cents", total, false);
+		if (rc == MOAT_OK && amounts)
+			rc = moat_buf_putc(b, '}');
 		json_decref(arr);
 	}
 	if (rc == MOAT_OK)
 		rc = moat_buf_puts(b, ",\"views\":{");
 	for (int f = 0; f < MOAT_FIELD_COUNT && rc == MOAT_OK; f++)
-		rc = moat_buf_printf(b, "%s\"%s\":\"%s\"", f ? "," : "",
-				     moat_field_name((moat_field_t)f),
-				     moat_view_name((moat_view_t)v[f]));
+		rc = put_plain(b, moat_field_name((moat_field_t)f),
+			       moat_view_name((moat_view_t)v[f]), f != 0);
 	if (rc == MOAT_OK)
-		rc = moat_buf_printf(b, "},\"rule\":\"%s\"}", x->rule);
+		rc = moat_buf_putc(b, '}');
+	if (rc == MOAT_OK)
+		rc = put_plain(b, "rule", x->rule, true);
+	if (rc == MOAT_OK)
+		rc = moat_buf_putc(b, '}');
 	return rc;
 }
 
