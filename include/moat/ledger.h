@@ -112,10 +112,9 @@ moat_err_t moat_ledger_append_deferred(moat_ledger_t *l, const moat_entry_t *ent
 				       moat_error_t *err) MOAT_MUST_CHECK;
 
 /* Returns once everything queued before the call (deferred or asynchronous) is
- * durable or has failed, leading the group commit on the calling thread when no
- * other thread is writing one. The completions of a group this thread leads run
- * on it before the call returns; those of a group another thread leads run on
- * that thread, possibly just after this returns. */
+ * durable or has failed and the completions of the group that holds the last of
+ * it have returned, leading the group commit on the calling thread when no
+ * other thread is writing one (completions run on the leader's thread). */
 void moat_ledger_flush(moat_ledger_t *l);
 
 /* Group commit counters since open: groups written and fsync'd successfully,

@@ -185,17 +185,20 @@ const moat_policy_t *gw_policy_get(moat_gateway_t *g);
 void gw_policy_put(moat_gateway_t *g);
 
 /* Handlers. */
-/* GET /v1/orders/{id}. With an asynchronous sink an allowed or refused read
- * does not wait for its ledger entry: it sets q->pending, suspends the
- * connection and leaves r unset; the entry's completion resumes the connection
- * and gw_order_finish then fills r. */
+/* GET /v1/orders/{id}. With a deferring or asynchronous sink an allowed or
+ * refused read does not wait for its ledger entry: it sets q->pending and leaves
+ * r unset (suspending the connection for an asynchronous sink); once the entry's
+ * completion has come (gw_pending_ready) gw_order_finish fills r. */
 void gw_order_get(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a,
 		  const char *order_id, gw_req_t *q, gw_resp_t *r);
 /* Fills r for the read q->pending (resumed: its entry is durable or failed;
  * nothing of the order is rendered unless it is durable) and frees it. */
 void gw_order_finish(moat_gateway_t *g, gw_req_t *q, gw_resp_t *r);
-/* Frees a pending read that will not be finished (the request ended). */
-void gw_pending_free(struct gw_pending *p);
+/* A pending read whose request ended before it was answered: freed now if its
+ * completion has come, else by the completion. NULL is a no-op. */
+void gw_pending_abandon(struct gw_pending *p);
+/* Whether the read's completion has come (gw_order_finish may run). */
+bool gw_pending_ready(const struct gw_pending *p);
 void gw_order_list(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a,
 		   gw_resp_t *r);
 void gw_ingest(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a,

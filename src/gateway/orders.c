@@ -447,12 +447,20 @@ static void respond_one(moat_gateway_t *g, const moat_order_row_t *o, const read
 	r->status = 200;
 }
 
-/* An order read decided and waiting for its entry to be durable. The
- * connection is suspended meanwhile; the completion (a ledger thread) writes
- * status and index, then resumes it, and touches nothing after that. */
+/* An order read decided and waiting for its entry to be durable. Two ways to
+ * wait: on a loop with a deferring sink the connection stays as it is, without
+ * a response, and libmicrohttpd calls the handler again on every pass until the
+ * completion has come (the loop's flush at the end of the pass brings it); with
+ * an asynchronous sink the connection is suspended and the completion resumes
+ * it. state settles who frees it when the client goes away meanwhile: the
+ * completion, or the request's end, whichever comes second. */
+enum { PENDING_WAITING = 0, PENDING_DONE, PENDING_ORPHANED };
 struct gw_pending {
+	moat_gateway_t *g;
 	struct MHD_Connection *c;
 	gw_loop_t *loop; /* the loop c belongs to */
+	bool suspended;
+	atomic_int state;
 	moat_order_row_t o;
 	read_one_t x; /* holds the decrypted PII until the response is rendered */
 	char principal[MOAT_ID_MAX + 1];
@@ -460,24 +468,39 @@ struct gw_pending {
 	uint64_t index;
 };
 
-void gw_pending_free(struct gw_pending *p)
+static void pending_free(struct gw_pending *p)
 {
-	if (!p)
-		return;
 	read_one_clear(&p->x);
 	moat_order_row_clear(&p->o);
+	atomic_fetch_sub(&p->g->suspended, 1);
 	free(p);
+}
+
+void gw_pending_abandon(struct gw_pending *p)
+{
+	if (p && atomic_exchange(&p->state, PENDING_ORPHANED) == PENDING_DONE)
+		pending_free(p);
+}
+
+bool gw_pending_ready(const struct gw_pending *p)
+{
+	return atomic_load(&p->state) == PENDING_DONE;
 }
 
 static void pending_done(void *ctx, moat_err_t status, uint64_t first)
 {
 	struct gw_pending *p = ctx;
-	struct MHD_Connection *c = p->c;
 	p->status = status;
 	p->index = first;
-	/* MHD's resume takes a lock, which orders the writes above before the
-	 * worker that finishes the read sees them. */
-	gw_loop_resume(p->loop, c);
+	bool suspended = p->suspended;
+	gw_loop_t *loop = p->loop;
+	struct MHD_Connection *c = p->c;
+	/* The exchange publishes status and index to the thread that finishes
+	 * the read; after it p may be gone unless the request had already ended. */
+	if (atomic_exchange(&p->state, PENDING_DONE) == PENDING_ORPHANED)
+		pending_free(p);
+	else if (suspended)
+		gw_loop_resume(loop, c);
 }
 
 void gw_order_finish(moat_gateway_t *g, gw_req_t *q, gw_resp_t *r)
@@ -489,7 +512,7 @@ void gw_order_finish(moat_gateway_t *g, gw_req_t *q, gw_resp_t *r)
 		moat_log(MOAT_LOG_ERROR, "ledger_append", "event append failed (order read)");
 	}
 	respond_one(g, &p->o, &p->x, p->principal, p->status, p->index, r);
-	gw_pending_free(p);
+	pending_free(p);
 }
 
 void gw_order_get(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a,
@@ -540,28 +563,39 @@ void gw_order_get(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, 
 	struct gw_pending *p =
 	    here && (loop || g->sink.append_async) ? calloc(1, sizeof *p) : NULL;
 	if (p) {
-		/* Hand the entry to the group commit and free this worker for other
-		 * connections; the response waits, suspended, for durability. The
-		 * connection is suspended before the append is queued, so the
-		 * completion's resume always finds it suspended. */
+		/* Hand the entry to the group commit and free this thread for other
+		 * connections; the response waits for durability. p is complete
+		 * before the append is queued: its completion may come at once. */
+		p->g = g;
 		p->c = c;
 		p->loop = here;
+		p->suspended = loop == NULL;
+		atomic_init(&p->state, PENDING_WAITING);
 		p->o = o;
 		p->x = x;
 		snprintf(p->principal, sizeof p->principal, "%s", a->p.principal);
 		q->pending = p;
 		atomic_fetch_add(&g->suspended, 1);
-		MHD_suspend_connection(c);
+		if (p->suspended)
+			MHD_suspend_connection(c);
 		rc = gw_append_async(g, &ent, 1, loop != NULL, pending_done, p, &e);
-		if (rc == MOAT_OK && loop)
-			loop->need_flush = true;
-		if (rc != MOAT_OK) {
-			/* Nothing queued, no completion coming: answer it ourselves. */
-			moat_log(MOAT_LOG_ERROR, "ledger_append", "event append failed: %s", e.msg);
-			p->status = MOAT_EUNAVAIL;
-			gw_loop_resume(here, c);
+		if (rc == MOAT_OK) {
+			if (loop)
+				loop->need_flush = true;
+			return; /* o and x now belong to p */
 		}
-		return; /* o and x now belong to p */
+		/* Nothing queued, no completion coming: answer it ourselves. */
+		moat_log(MOAT_LOG_ERROR, "ledger_append", "event append failed: %s", e.msg);
+		p->status = MOAT_EUNAVAIL;
+		if (p->suspended) {
+			atomic_store(&p->state, PENDING_DONE);
+			gw_loop_resume(here, c);
+		} else {
+			q->pending = NULL;
+			respond_one(g, &p->o, &p->x, p->principal, MOAT_EUNAVAIL, 0, r);
+			pending_free(p);
+		}
+		return;
 	}
 	uint64_t index = 0;
 	rc = gw_append(g, &ent, 1, &index, &e);

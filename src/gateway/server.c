@@ -719,7 +719,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	if (q->pending) {
-		/* Resumed: the read's ledger entry is durable (or failed). */
+		/* Resumed, or called again while its entry waits: answered once the
+		 * entry is durable (or failed); until then no response, and
+		 * libmicrohttpd calls again on its next pass. */
+		if (!gw_pending_ready(q->pending))
+			return MHD_YES;
 		gw_resp_t r = {0};
 		moat_buf_init(&r.body, 64u << 20);
 		r.status = 500;
@@ -727,7 +731,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		enum MHD_Result ret = send_response(c, &r);
 		metrics_observe(g, R_ORDER_GET, r.status, moat_mono_ns() - q->start_ns);
 		moat_buf_free(&r.body);
-		atomic_fetch_sub(&g->suspended, 1);
 		return ret;
 	}
 	if (*upload_size) {
@@ -741,7 +744,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	r.status = 500;
 	gw_route_t route = dispatch(g, c, url, method, q, &r);
 	if (q->pending) {
-		/* Suspended until the entry is durable: no response yet. */
+		/* Waiting until the entry is durable: no response yet. */
 		moat_buf_free(&r.body);
 		return MHD_YES;
 	}
@@ -758,11 +761,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	gw_req_t *q = *con_cls;
 	if (!q)
 		return;
-	if (q->pending) {
-		/* Resumed, then the client went away before the read was finished. */
-		gw_pending_free(q->pending);
-		atomic_fetch_sub(&((moat_gateway_t *)cls)->suspended, 1);
-	}
+	/* The client went away before its read was answered: the read is freed
+	 * here, or by its completion if that is still to come. */
+	gw_pending_abandon(q->pending);
 	moat_buf_free(&q->body);
 	moat_arena_free(q->arena);
 	free(q);

@@ -245,6 +245,7 @@ typedef struct batch {
 	moat_buf_t buf;
 	size_t count;
 	bool done;
+	bool answered; /* done, and every completion has returned */
 	moat_err_t status;
 	uint64_t first;
 	int refs;
@@ -1176,6 +1177,7 @@ static void batch_unref(moat_ledger_t *l, batch_t *b)
 		b->count = 0;
 		b->n_cbs = 0;
 		b->done = false;
+		b->answered = false;
 		b->status = MOAT_OK;
 		l->spare = b;
 	} else {
@@ -1217,13 +1219,17 @@ static void lead_group(moat_ledger_t *l)
 	pthread_cond_broadcast(&l->wal_cv);
 	if (l->cur && l->cur->n_cbs > 0)
 		pthread_cond_signal(&l->commit_cv);
-	if (fb->n_cbs == 0)
+	if (fb->n_cbs == 0) {
+		fb->answered = true;
 		return;
+	}
 	fb->refs++;
 	pthread_mutex_unlock(&l->wal_mu);
 	for (size_t i = 0; i < fb->n_cbs; i++)
 		fb->cbs[i].fn(fb->cbs[i].ctx, st, st == MOAT_OK ? fb->first + fb->cbs[i].pos : 0);
 	pthread_mutex_lock(&l->wal_mu);
+	fb->answered = true;
+	pthread_cond_broadcast(&l->wal_cv); /* moat_ledger_flush waits for this */
 	batch_unref(l, fb);
 }
 
@@ -1478,10 +1484,11 @@ void moat_ledger_flush(moat_ledger_t *l)
 	pthread_mutex_lock(&l->wal_mu);
 	batch_t *b = l->cur && l->cur->count > 0 ? l->cur : NULL;
 	if (b) {
-		/* Everything queued so far is in b or in the group being written. */
+		/* Everything queued so far is in b or in the group being written;
+		 * b's completions have returned once it is answered. */
 		b->refs++;
-		while (!b->done) {
-			if (l->flushing)
+		while (!b->answered) {
+			if (l->flushing || b->done)
 				pthread_cond_wait(&l->wal_cv, &l->wal_mu);
 			else
 				lead_group(l); /* b is l->cur: not done, not being flushed */
