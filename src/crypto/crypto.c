@@ -2,17 +2,36 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <pthread.h>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
 #include "moat/crypto.h"
+
+/* Algorithms fetched once: OpenSSL 3 looks an algorithm up again on every
+ * one-shot call or init given a legacy EVP_sha256() / EVP_aes_256_gcm(), which
+ * cost as much as hashing an API key. NULL (a failed fetch) falls back to those. */
+static EVP_MD *fetched_sha256;
+static EVP_CIPHER *fetched_gcm;
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+
+static void fetch_algorithms(void)
+{
+	fetched_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	fetched_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+}
+
+static const EVP_CIPHER *gcm_cipher(void)
+{
+	pthread_once(&fetch_once, fetch_algorithms);
+	return fetched_gcm ? fetched_gcm : EVP_aes_256_gcm();
+}
 
 #define KEY_LEN 32
 #define NONCE_LEN 12
@@ -298,7 +317,7 @@ moat_err_t moat_encrypt(const moat_keyring_t *k, const void *plain, size_t n, co
 	int len = 0;
 	next_nonce((moat_keyring_t *)k, nonce); /* only the nonce counter changes */
 	c = EVP_CIPHER_CTX_new();
-	if (!c || EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, d->key, nonce) != 1 ||
+	if (!c || EVP_EncryptInit_ex(c, gcm_cipher(), NULL, d->key, nonce) != 1 ||
 	    EVP_EncryptUpdate(c, NULL, &len, (const uint8_t *)aad, (int)strlen(aad)) != 1 ||
 	    EVP_EncryptUpdate(c, ct, &len, plain, (int)n) != 1 ||
 	    EVP_EncryptFinal_ex(c, ct + len, &len) != 1 ||
@@ -333,7 +352,7 @@ moat_err_t moat_sealer_new(const moat_keyring_t *k, moat_sealer_t **out, moat_er
 	s->gcm = EVP_CIPHER_CTX_new();
 	s->md = EVP_MD_CTX_new();
 	if (!s->gcm || !s->md ||
-	    EVP_EncryptInit_ex(s->gcm, EVP_aes_256_gcm(), NULL, s->key->key, NULL) != 1) {
+	    EVP_EncryptInit_ex(s->gcm, gcm_cipher(), NULL, s->key->key, NULL) != 1) {
 		moat_sealer_free(s);
 		return moat_error_set(err, MOAT_ECRYPTO, NULL, "cannot prepare encryption");
 	}
@@ -435,7 +454,7 @@ moat_err_t moat_decrypt(const moat_keyring_t *k, const uint8_t *blob, size_t n, 
 		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
 	int len = 0, fin = 0;
-	bool ok = c && EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, d->key, nonce) == 1 &&
+	bool ok = c && EVP_DecryptInit_ex(c, gcm_cipher(), NULL, d->key, nonce) == 1 &&
 		  EVP_DecryptUpdate(c, NULL, &len, (const uint8_t *)aad, (int)strlen(aad)) == 1 &&
 		  EVP_DecryptUpdate(c, (uint8_t *)p, &len, ct, (int)ctlen) == 1 &&
 		  EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG_LEN, tag) == 1 &&
@@ -468,7 +487,10 @@ void moat_lookup_hash(const moat_keyring_t *k, const char *s, uint8_t out[MOAT_H
 
 void moat_sha256(const void *data, size_t n, uint8_t out[32])
 {
-	SHA256(data, n, out);
+	pthread_once(&fetch_once, fetch_algorithms);
+	unsigned int len = 32;
+	if (!fetched_sha256 || EVP_Digest(data, n, out, &len, fetched_sha256, NULL) != 1)
+		SHA256(data, n, out);
 }
 
 moat_err_t moat_api_key_new(char out[72], uint8_t hash[32])
