@@ -101,6 +101,32 @@ int main(void)
 	CHECK_INT(moat_decrypt(k, blob, n, "O1", &out, &olen, &e), MOAT_OK);
 	free(out);
 
+	/* an opener reads blobs of both keys, in any order, as moat_decrypt does;
+	 * a failed record (tampered, wrong aad) leaves it able to read the next */
+	moat_opener_t *op = NULL;
+	CHECK_INT(moat_opener_new(k, &op, &e), MOAT_OK);
+	const uint8_t *blobs[] = {blob, blob, blob3, blob3, blob, blob3};
+	const size_t lens[] = {n, n, n3, n3, n, n3};
+	for (size_t i = 0; i < 6; i++) {
+		out = NULL;
+		CHECK_INT(moat_opener_decrypt(op, blobs[i], lens[i], "O1", &out, &olen, &e), MOAT_OK);
+		CHECK(out && olen == strlen(plain) && strcmp(out, plain) == 0);
+		free(out);
+	}
+	out = NULL;
+	CHECK_INT(moat_opener_decrypt(op, blob3, n3, "O2", &out, &olen, &e), MOAT_ECORRUPT);
+	CHECK(out == NULL);
+	uint8_t *bad = malloc(n3);
+	memcpy(bad, blob3, n3);
+	bad[n3 - 1] ^= 1; /* the tag */
+	CHECK_INT(moat_opener_decrypt(op, bad, n3, "O1", &out, &olen, &e), MOAT_ECORRUPT);
+	free(bad);
+	CHECK_INT(moat_opener_decrypt(op, blob3, n3, "O1", &out, &olen, &e), MOAT_OK);
+	CHECK(out && strcmp(out, plain) == 0);
+	free(out);
+	moat_opener_free(op);
+	moat_opener_free(NULL);
+
 	uint8_t h1[32], h2[32];
 	moat_lookup_hash(k, "13812345678", h1);
 	moat_lookup_hash(k, "13812345678", h2);

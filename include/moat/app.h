@@ -109,6 +109,10 @@ typedef struct moat_pii {
 void moat_pii_clear(moat_pii_t *p);
 moat_err_t moat_app_order_pii(moat_app_t *a, const moat_order_row_t *row, moat_pii_t *out,
 			      moat_error_t *err) MOAT_MUST_CHECK;
+/* The same, decrypting with opener (moat_opener_new over a->keys) when not NULL. */
+moat_err_t moat_app_order_pii_with(moat_app_t *a, moat_opener_t *opener,
+				   const moat_order_row_t *row, moat_pii_t *out,
+				   moat_error_t *err) MOAT_MUST_CHECK;
 
 /* Re-encrypts every order under the current key in batches of `batch` orders,
  * one short transaction per batch, so readers and writers carry on meanwhile.

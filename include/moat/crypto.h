@@ -66,6 +66,20 @@ moat_err_t moat_sealer_encrypt(moat_sealer_t *s, const void *plain, size_t n, co
 /* HMAC-SHA-256(lookup key, str), as moat_lookup_hash. */
 void moat_sealer_lookup_hash(moat_sealer_t *s, const char *str, uint8_t out[MOAT_HMAC_LEN]);
 
+/* An opener does what moat_decrypt does, for many records on one thread (a
+ * server loop): its AES-256-GCM context stays keyed with the key it last opened
+ * a record with, so the next record under that key (the usual case) only sets
+ * its nonce instead of expanding the key again. The keyring must outlive it. Not
+ * shared between threads. */
+typedef struct moat_opener moat_opener_t;
+moat_err_t moat_opener_new(const moat_keyring_t *k, moat_opener_t **out,
+			   moat_error_t *err) MOAT_MUST_CHECK;
+/* moat_opener_free(NULL) is a no-op; the key material is wiped. */
+void moat_opener_free(moat_opener_t *o);
+/* As moat_decrypt. */
+moat_err_t moat_opener_decrypt(moat_opener_t *o, const uint8_t *blob, size_t n, const char *aad,
+			       char **out, size_t *out_len, moat_error_t *err) MOAT_MUST_CHECK;
+
 /* HMAC-SHA-256(lookup key, s). */
 void moat_lookup_hash(const moat_keyring_t *k, const char *s, uint8_t out[MOAT_HMAC_LEN]);
 

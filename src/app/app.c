@@ -835,11 +835,21 @@ void moat_pii_clear(moat_pii_t *p)
 moat_err_t moat_app_order_pii(moat_app_t *a, const moat_order_row_t *row, moat_pii_t *out,
 			      moat_error_t *err)
 {
+	return moat_app_order_pii_with(a, NULL, row, out, err);
+}
+
+moat_err_t moat_app_order_pii_with(moat_app_t *a, moat_opener_t *opener,
+				   const moat_order_row_t *row, moat_pii_t *out,
+				   moat_error_t *err)
+{
 	memset(out, 0, sizeof *out);
 	char *plain = NULL;
 	size_t len = 0;
 	moat_err_t rc =
-	    moat_decrypt(a->keys, row->pii, row->pii_len, row->order_id, &plain, &len, err);
+	    opener ? moat_opener_decrypt(opener, row->pii, row->pii_len, row->order_id, &plain,
+					 &len, err)
+		   : moat_decrypt(a->keys, row->pii, row->pii_len, row->order_id, &plain, &len,
+				  err);
 	if (rc != MOAT_OK)
 		return rc;
 	json_error_t je;

@@ -434,16 +434,12 @@ bool moat_blob_key_id(const uint8_t *blob, size_t n, char *out, size_t cap)
 	return true;
 }
 
-moat_err_t moat_decrypt(const moat_keyring_t *k, const uint8_t *blob, size_t n, const char *aad,
-			char **out, size_t *out_len, moat_error_t *err)
+/* Decrypts blob (key d, already keyed into c unless keyed is false) into a
+ * malloc'd NUL-terminated *out. */
+static moat_err_t open_blob(EVP_CIPHER_CTX *c, bool keyed, const dek_t *d, const uint8_t *blob,
+			    size_t n, const char *aad, char **out, size_t *out_len,
+			    moat_error_t *err)
 {
-	char id[MOAT_KEY_ID_MAX];
-	if (!moat_blob_key_id(blob, n, id, sizeof id))
-		return moat_error_set(err, MOAT_ECORRUPT, NULL, "encrypted record is malformed");
-	const dek_t *d = find_key(k, id);
-	if (!d)
-		return moat_error_set(err, MOAT_ECORRUPT, NULL,
-				      "record is encrypted with unknown key %s", id);
 	size_t idlen = blob[1];
 	const uint8_t *nonce = blob + 2 + idlen, *ct = nonce + NONCE_LEN;
 	size_t ctlen = n - 2 - idlen - NONCE_LEN - TAG_LEN;
@@ -452,14 +448,14 @@ moat_err_t moat_decrypt(const moat_keyring_t *k, const uint8_t *blob, size_t n, 
 	char *p = malloc(ctlen + 1);
 	if (!p)
 		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
-	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
 	int len = 0, fin = 0;
-	bool ok = c && EVP_DecryptInit_ex(c, gcm_cipher(), NULL, d->key, nonce) == 1 &&
+	bool ok = c &&
+		  (keyed ? EVP_DecryptInit_ex(c, NULL, NULL, NULL, nonce)
+			 : EVP_DecryptInit_ex(c, gcm_cipher(), NULL, d->key, nonce)) == 1 &&
 		  EVP_DecryptUpdate(c, NULL, &len, (const uint8_t *)aad, (int)strlen(aad)) == 1 &&
 		  EVP_DecryptUpdate(c, (uint8_t *)p, &len, ct, (int)ctlen) == 1 &&
 		  EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG_LEN, tag) == 1 &&
 		  EVP_DecryptFinal_ex(c, (uint8_t *)p + len, &fin) == 1;
-	EVP_CIPHER_CTX_free(c);
 	if (!ok) {
 		OPENSSL_cleanse(p, ctlen);
 		free(p);
@@ -472,6 +468,73 @@ moat_err_t moat_decrypt(const moat_keyring_t *k, const uint8_t *blob, size_t n, 
 	if (out_len)
 		*out_len = ctlen;
 	return MOAT_OK;
+}
+
+/* The key a blob names, or NULL with err set. */
+static const dek_t *blob_key(const moat_keyring_t *k, const uint8_t *blob, size_t n,
+			     moat_error_t *err)
+{
+	char id[MOAT_KEY_ID_MAX];
+	if (!moat_blob_key_id(blob, n, id, sizeof id)) {
+		moat_error_set(err, MOAT_ECORRUPT, NULL, "encrypted record is malformed");
+		return NULL;
+	}
+	const dek_t *d = find_key(k, id);
+	if (!d)
+		moat_error_set(err, MOAT_ECORRUPT, NULL, "record is encrypted with unknown key %s",
+			       id);
+	return d;
+}
+
+moat_err_t moat_decrypt(const moat_keyring_t *k, const uint8_t *blob, size_t n, const char *aad,
+			char **out, size_t *out_len, moat_error_t *err)
+{
+	const dek_t *d = blob_key(k, blob, n, err);
+	if (!d)
+		return MOAT_ECORRUPT;
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	moat_err_t rc = open_blob(c, false, d, blob, n, aad, out, out_len, err);
+	EVP_CIPHER_CTX_free(c);
+	return rc;
+}
+
+struct moat_opener {
+	const moat_keyring_t *keys;
+	EVP_CIPHER_CTX *c;
+	const dek_t *keyed; /* the key c holds; NULL: none */
+};
+
+moat_err_t moat_opener_new(const moat_keyring_t *k, moat_opener_t **out, moat_error_t *err)
+{
+	*out = NULL;
+	moat_opener_t *o = calloc(1, sizeof *o);
+	if (!o || !(o->c = EVP_CIPHER_CTX_new())) {
+		free(o);
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+	}
+	o->keys = k;
+	*out = o;
+	return MOAT_OK;
+}
+
+void moat_opener_free(moat_opener_t *o)
+{
+	if (!o)
+		return;
+	EVP_CIPHER_CTX_free(o->c); /* wipes the key schedule */
+	free(o);
+}
+
+moat_err_t moat_opener_decrypt(moat_opener_t *o, const uint8_t *blob, size_t n, const char *aad,
+			       char **out, size_t *out_len, moat_error_t *err)
+{
+	const dek_t *d = blob_key(o->keys, blob, n, err);
+	if (!d)
+		return MOAT_ECORRUPT;
+	moat_err_t rc = open_blob(o->c, o->keyed == d, d, blob, n, aad, out, out_len, err);
+	/* After a failure the context's state is unknown: key it afresh next time. */
+	o->keyed = rc == MOAT_OK ? d : NULL;
+	return rc;
 }
 
 void moat_lookup_hash(const moat_keyring_t *k, const char *s, uint8_t out[MOAT_HMAC_LEN])

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "moat/crypto.h"
 #include "moat/entry.h"
 #include "moat/gateway.h"
 
@@ -71,6 +72,7 @@ typedef struct gw_loop {
 	bool started;
 	int ep;		 /* epoll over the daemon's epoll fd, wake_fd and the stop fd */
 	int wake_fd;	 /* eventfd: a connection of this loop was resumed elsewhere */
+	moat_opener_t *opener; /* decrypts this loop's reads */
 	bool need_flush; /* a deferred entry was queued in this pass */
 	bool resumed;	 /* a connection of this loop was resumed on its own thread */
 } gw_loop_t;

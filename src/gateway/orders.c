@@ -137,7 +137,8 @@ static moat_err_t decide_one(moat_gateway_t *g, moat_store_t *s, const gw_auth_t
 	if (moat_policy_reveals_pii(x->d.views)) {
 		moat_app_t view = *g->app; /* decrypting needs the keys only */
 		view.store = s;
-		rc = moat_app_order_pii(&view, o, &x->pii, err);
+		gw_loop_t *loop = gw_loop_current();
+		rc = moat_app_order_pii_with(&view, loop ? loop->opener : NULL, o, &x->pii, err);
 		if (rc != MOAT_OK)
 			return rc;
 		x->has_pii = true;

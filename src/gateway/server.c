@@ -669,10 +669,13 @@ static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const ch
 
 static enum MHD_Result send_response(struct MHD_Connection *c, gw_resp_t *r)
 {
+	/* The response takes the body's buffer (libmicrohttpd frees it with
+	 * free(), as moat_buf_free would) instead of a copy of it. */
 	struct MHD_Response *resp =
-	    MHD_create_response_from_buffer(r->body.len, r->body.data, MHD_RESPMEM_MUST_COPY);
+	    MHD_create_response_from_buffer(r->body.len, r->body.data, MHD_RESPMEM_MUST_FREE);
 	if (!resp)
 		return MHD_NO;
+	moat_buf_init(&r->body, r->body.max);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 				r->content_type ? r->content_type : "application/json");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
@@ -1097,7 +1100,9 @@ moat_err_t moat_gateway_start(moat_app_t *app, const moat_gateway_opts_t *opts,
 		w->g = g;
 		w->ep = -1;
 		w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		g->n_loops++;
+		g->n_loops++; /* from here on moat_gateway_stop releases it */
+		if ((rc = moat_opener_new(app->keys, &w->opener, err)) != MOAT_OK)
+			goto fail;
 		/* Each daemon gets its own descriptor of the one listening socket,
 		 * which it closes when it stops. */
 		int fd = fcntl(g->listen_fd, F_DUPFD_CLOEXEC, 0);
@@ -1171,6 +1176,7 @@ void moat_gateway_stop(moat_gateway_t *g)
 			close(w->ep);
 		if (w->wake_fd >= 0)
 			close(w->wake_fd);
+		moat_opener_free(w->opener);
 	}
 	free(g->loops);
 	if (g->listen_fd >= 0)
