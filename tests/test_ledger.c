@@ -1108,6 +1108,141 @@ static void test_async_group_commit(void)
 	free(dir);
 }
 
+/* Deferred appends from several threads: nothing is written until a flush; a
+ * thread's flush returns only after its own entries are answered (their
+ * completions have returned), on whichever thread led the group; every entry is
+ * answered once with a distinct index; a failing disk answers EUNAVAIL through
+ * the flush; close writes what nobody flushed. */
+enum { DEF_THREADS = 4, DEF_ROUNDS = 60, DEF_PER_ROUND = 5 };
+
+typedef struct def_arg {
+	moat_ledger_t *l;
+	async_slot_t *slots; /* DEF_ROUNDS * DEF_PER_ROUND of this thread's */
+	int thread;
+	atomic_int *unanswered_after_flush;
+} def_arg_t;
+
+static void *deferred_thread(void *arg)
+{
+	def_arg_t *a = arg;
+	char buf[64];
+	for (int r = 0; r < DEF_ROUNDS; r++) {
+		for (int k = 0; k < DEF_PER_ROUND; k++) {
+			async_slot_t *s = &a->slots[r * DEF_PER_ROUND + k];
+			s->key = (uint64_t)(a->thread * 100000 + r * DEF_PER_ROUND + k);
+			moat_entry_t e = sample_entry(s->key, buf);
+			moat_error_t err;
+			if (moat_ledger_append_deferred(a->l, &e, 1, async_done, s, &err) != MOAT_OK)
+				atomic_fetch_add(a->unanswered_after_flush, 1000);
+		}
+		moat_ledger_flush(a->l);
+		for (int k = 0; k < DEF_PER_ROUND; k++)
+			if (atomic_load(&a->slots[r * DEF_PER_ROUND + k].calls) != 1)
+				atomic_fetch_add(a->unanswered_after_flush, 1);
+	}
+	return NULL;
+}
+
+static void test_deferred_flush(void)
+{
+	char *dir = tmpdir_new("deferred");
+	char ldir[1024], buf[64];
+	snprintf(ldir, sizeof ldir, "%s/ledger", dir);
+	moat_error_t err;
+	CHECK_INT(moat_ledger_create(ldir, "moat.test/deferred", &err), MOAT_OK);
+	moat_ledger_t *l = NULL;
+	CHECK_INT(moat_ledger_open(ldir, NULL, &l, &err), MOAT_OK);
+	if (!l)
+		return;
+	/* Queued and not flushed: not written, not answered, even after a while. */
+	async_slot_t first = {0};
+	moat_entry_t e = sample_entry(1, buf);
+	CHECK_INT(moat_ledger_append_deferred(l, &e, 1, async_done, &first, &err), MOAT_OK);
+	struct timespec pause = {0, 50000000};
+	nanosleep(&pause, NULL);
+	CHECK_INT(atomic_load(&first.calls), 0);
+	CHECK_INT(moat_ledger_size(l), 0);
+	moat_ledger_flush(l);
+	CHECK_INT(atomic_load(&first.calls), 1);
+	CHECK_INT(first.status, MOAT_OK);
+	CHECK_INT(first.index, 0);
+	CHECK_INT(moat_ledger_size(l), 1);
+	moat_ledger_flush(l); /* nothing queued: returns at once */
+
+	enum { N = DEF_THREADS * DEF_ROUNDS * DEF_PER_ROUND };
+	async_slot_t *slots = calloc(N, sizeof *slots);
+	atomic_int unanswered = 0;
+	pthread_t th[DEF_THREADS];
+	def_arg_t args[DEF_THREADS];
+	for (int i = 0; i < DEF_THREADS; i++) {
+		args[i] = (def_arg_t){l, slots + i * DEF_ROUNDS * DEF_PER_ROUND, i, &unanswered};
+		pthread_create(&th[i], NULL, deferred_thread, &args[i]);
+	}
+	for (int i = 0; i < DEF_THREADS; i++)
+		pthread_join(th[i], NULL);
+	CHECK_INT(atomic_load(&unanswered), 0);
+	uint8_t *seen = calloc(N + 1, 1);
+	bool once = true, unique = true, same = true;
+	moat_buf_t got, want;
+	moat_buf_init(&got, 1 << 20);
+	moat_buf_init(&want, 1 << 20);
+	for (int i = 0; i < N; i++) {
+		async_slot_t *s = &slots[i];
+		once = once && atomic_load(&s->calls) == 1 && s->status == MOAT_OK;
+		if (s->index < 1 || s->index > N || seen[s->index])
+			unique = false;
+		else
+			seen[s->index] = 1;
+		if (i % 53 == 0) {
+			moat_entry_t w = sample_entry(s->key, buf);
+			moat_buf_reset(&got);
+			moat_buf_reset(&want);
+			same = same && moat_ledger_read(l, s->index, &got, &err) == MOAT_OK &&
+			       moat_entry_encode(&w, &want, &err) == MOAT_OK &&
+			       got.len == want.len && memcmp(got.data, want.data, got.len) == 0;
+		}
+	}
+	CHECK(once);
+	CHECK(unique);
+	CHECK(same);
+	CHECK_INT(moat_ledger_size(l), N + 1);
+
+	/* A failing disk: the flush answers EUNAVAIL and nothing is appended. */
+	moat_ledger_fail_writes(l, true);
+	async_slot_t fail = {0};
+	CHECK_INT(moat_ledger_append_deferred(l, &e, 1, async_done, &fail, &err), MOAT_OK);
+	moat_ledger_flush(l);
+	CHECK_INT(atomic_load(&fail.calls), 1);
+	CHECK_INT(fail.status, MOAT_EUNAVAIL);
+	CHECK_INT(moat_ledger_size(l), N + 1);
+	moat_ledger_fail_writes(l, false);
+
+	/* Close writes what was queued and never flushed. */
+	async_slot_t tail[20];
+	memset(tail, 0, sizeof tail);
+	for (int i = 0; i < 20; i++) {
+		e = sample_entry(900000u + (uint64_t)i, buf);
+		CHECK_INT(moat_ledger_append_deferred(l, &e, 1, async_done, &tail[i], &err),
+			  MOAT_OK);
+	}
+	moat_ledger_close(l);
+	int answered = 0;
+	for (int i = 0; i < 20; i++)
+		answered += atomic_load(&tail[i].calls) == 1 && tail[i].status == MOAT_OK;
+	CHECK_INT(answered, 20);
+	l = NULL;
+	CHECK_INT(moat_ledger_open(ldir, NULL, &l, &err), MOAT_OK);
+	if (l)
+		CHECK_INT(moat_ledger_size(l), N + 1 + 20);
+	moat_ledger_close(l);
+	moat_buf_free(&got);
+	moat_buf_free(&want);
+	free(seen);
+	free(slots);
+	rm_rf(dir);
+	free(dir);
+}
+
 /* Finds the newest write-ahead file under ldir/wal; false if none. */
 static bool newest_wal(const char *ldir, char *path, size_t cap)
 {
@@ -1208,6 +1343,7 @@ int main(void)
 	test_ledger_roundtrip();
 	test_concurrent_readers_and_failures();
 	test_async_group_commit();
+	test_deferred_flush();
 	test_wal_prealloc();
 	return check_done();
 }
