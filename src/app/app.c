@@ -368,6 +368,9 @@ moat_err_t moat_app_import_one(moat_app_t *a, moat_import_kind_t kind, json_t *o
 #define PIPE_BATCH 64
 #define PIPE_BATCH_TEXT (1u << 20) /* raw bytes a batch reads before it is full */
 #define PIPE_DEPTH 8
+/* A converting thread's jansson arena (moat_json_arena_t): an order line's tree
+ * takes a few KiB; a larger one spills to malloc. */
+#define PIPE_JSON_ARENA (64u * 1024)
 
 typedef struct pipe_batch {
 	moat_order_row_t rows[PIPE_BATCH]; /* items and blobs in mem, not malloc'd */
@@ -535,7 +538,8 @@ static bool pipe_read(pipe_t *p, pipe_batch_t *b, const char **text, size_t *len
 typedef struct producer {
 	pipe_t *pipe;
 	moat_sealer_t *sealer;
-	moat_buf_t scratch; /* PII in clear, wiped after each record */
+	moat_buf_t scratch;	     /* PII in clear, wiped after each record */
+	moat_json_arena_t *json_mem; /* the orders' jansson trees; NULL: malloc */
 	const char *text[PIPE_BATCH];
 	size_t len[PIPE_BATCH];
 } producer_t;
@@ -545,6 +549,9 @@ static void pipe_convert(producer_t *w, pipe_batch_t *b)
 {
 	size_t n = b->n;
 	b->n = 0;
+	/* Each tree is released before the next line is parsed, so the arena starts
+	 * over at every line. */
+	moat_json_arena_t *prev = moat_json_arena_use(w->json_mem);
 	for (size_t i = 0; i < n; i++) {
 		json_t *obj = NULL;
 		moat_error_t e = {0};
@@ -567,6 +574,7 @@ static void pipe_convert(producer_t *w, pipe_batch_t *b)
 		}
 		b->n++;
 	}
+	moat_json_arena_use(prev);
 }
 
 /* Fills b with the next batch: raw lines read, then turned into rows. False if
@@ -621,6 +629,7 @@ static void *pipe_produce(void *arg)
 	producer_t *w = arg;
 	pipe_t *p = w->pipe;
 	moat_buf_init(&w->scratch, MOAT_JSON_MAX_LINE);
+	w->json_mem = moat_json_arena_new(PIPE_JSON_ARENA);
 	while (!pipe_stopped(p)) {
 		pipe_batch_t *b = pipe_batch_get(p);
 		if (!b) {
@@ -636,6 +645,7 @@ static void *pipe_produce(void *arg)
 	}
 	wipe_buf(&w->scratch);
 	moat_buf_free(&w->scratch);
+	moat_json_arena_free(w->json_mem);
 	return NULL;
 }
 
@@ -649,6 +659,7 @@ static moat_err_t import_orders_serial(moat_app_t *a, moat_jsonl_t *r, size_t *c
 	pthread_mutex_init(&p.lock, NULL);
 	pthread_cond_init(&p.changed, NULL);
 	moat_buf_init(&w.scratch, MOAT_JSON_MAX_LINE);
+	w.json_mem = moat_json_arena_new(PIPE_JSON_ARENA);
 	pipe_batch_t *b = NULL;
 	size_t n = 0;
 	moat_err_t rc = moat_sealer_new(a->keys, &w.sealer, err);
@@ -665,6 +676,7 @@ static moat_err_t import_orders_serial(moat_app_t *a, moat_jsonl_t *r, size_t *c
 	moat_sealer_free(w.sealer);
 	wipe_buf(&w.scratch);
 	moat_buf_free(&w.scratch);
+	moat_json_arena_free(w.json_mem);
 	pthread_mutex_destroy(&p.read_lock);
 	pthread_mutex_destroy(&p.lock);
 	pthread_cond_destroy(&p.changed);
