@@ -121,6 +121,33 @@ static void test_json(void)
 	CHECK_INT(moat_json_parse(bad, strlen(bad), 4, &v, &e), MOAT_EINVAL);
 	const char *arr = "[1]";
 	CHECK_INT(moat_json_parse(arr, strlen(arr), 4, &v, &e), MOAT_EINVAL);
+	/* jansson parses first and moat_utf8_valid only names the fault: every bad
+	 * sequence, wherever it is (key, value, after the document), is still refused
+	 * as invalid UTF-8, and the edges of the valid range still pass */
+	static const char *const bad_utf8[] = {
+	    "{\"a\":\"\xc0\x80\"}",	      /* overlong NUL */
+	    "{\"a\":\"\xe0\x80\xaf\"}",      /* overlong '/' */
+	    "{\"a\":\"\xed\xa0\x80\"}",      /* surrogate U+D800 */
+	    "{\"a\":\"\xf4\x90\x80\x80\"}", /* past U+10FFFF */
+	    "{\"a\":\"\xe4\xb8\"}",	      /* truncated */
+	    "{\"a\":\"\x80\"}",		      /* stray continuation byte */
+	    "{\"\xff\":1}",			      /* in a key */
+	    "{\"a\":1}\xe4\xb8",		      /* after the document */
+	    "{\"a\":1} \xf5\x80\x80\x80",	      /* after whitespace */
+	    "{\"a\":\"x\xe4",		      /* input ends inside a sequence */
+	};
+	for (size_t i = 0; i < sizeof bad_utf8 / sizeof bad_utf8[0]; i++) {
+		v = NULL;
+		CHECK_INT(moat_json_parse(bad_utf8[i], strlen(bad_utf8[i]), 4, &v, &e), MOAT_EINVAL);
+		CHECK_MSG(strstr(e.msg, "not valid UTF-8") != NULL, "case %zu: %s", i, e.msg);
+		CHECK(v == NULL);
+	}
+	const char *edges = "{\"a\":\"\xf4\x8f\xbf\xbf\xee\x80\x80\xc2\x80\xf0\x9f\x98\x80\"}";
+	CHECK_INT(moat_json_parse(edges, strlen(edges), 4, &v, &e), MOAT_OK);
+	json_decref(v);
+	/* a NUL byte is refused, escaped or raw */
+	CHECK_INT(moat_json_parse("{\"a\":\"\\u0000\"}", 13, 4, &v, &e), MOAT_EINVAL);
+	CHECK_INT(moat_json_parse("{\"a\":\"\0\"}", 9, 4, &v, &e), MOAT_EINVAL);
 
 	const char *obj = "{\"s\":\"x\",\"n\":5,\"t\":\"2026-01-01T00:00:00Z\",\"z\":1}";
 	CHECK_INT(moat_json_parse(obj, strlen(obj), 4, &v, &e), MOAT_OK);

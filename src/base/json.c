@@ -157,11 +157,14 @@ static int json_depth(json_t *v, int limit)
 moat_err_t moat_json_parse(const char *s, size_t n, int max_depth, json_t **out, moat_error_t *err)
 {
 	*out = NULL;
-	if (!moat_utf8_valid(s, n))
-		return moat_error_set(err, MOAT_EINVAL, NULL, "input is not valid UTF-8");
 	json_error_t je;
 	json_t *v = json_loadb(s, n, JSON_REJECT_DUPLICATES, &je);
 	if (!v) {
+		/* jansson decodes every byte of a document it accepts as strict UTF-8
+		 * (no overlong forms, surrogates or code points past U+10FFFF), so only
+		 * a refused one can be invalid UTF-8: say so rather than quote a byte. */
+		if (!moat_utf8_valid(s, n))
+			return moat_error_set(err, MOAT_EINVAL, NULL, "input is not valid UTF-8");
 		/* jansson's own text names duplicated keys and syntax errors precisely. */
 		return moat_error_set(err, MOAT_EINVAL, NULL, "malformed JSON at column %d: %s",
 				      je.column, je.text);
