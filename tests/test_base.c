@@ -165,6 +165,24 @@ static void test_json(void)
 	moat_time_t t;
 	CHECK_INT(moat_json_get_time(v, "t", "t", true, &t, &e), MOAT_OK);
 	json_decref(v);
+
+	/* string checks: length in code points, and which fault is named first */
+	v = json_object();
+	json_object_set_new(v, "cjk", json_string("\xe4\xb8\xad\xe6\x96\x87\xe5\xad\x97")); /* 3 */
+	json_object_set_new(v, "nul_long", json_stringn("abc\0defgh", 9));
+	json_object_set_new(v, "ctl_long", json_string("abc\tdefgh"));
+	json_object_set_new(v, "ctl", json_string("a\nb"));
+	CHECK_INT(moat_json_get_str(v, "cjk", "cjk", true, 3, &s, &e), MOAT_OK);
+	CHECK_INT(moat_json_get_str(v, "cjk", "cjk", true, 2, &s, &e), MOAT_ELIMIT);
+	CHECK_STR(e.msg, "longer than 2 characters");
+	CHECK_INT(moat_json_get_str(v, "nul_long", "f", true, 4, &s, &e), MOAT_EINVAL);
+	CHECK_STR(e.msg, "must not contain NUL characters");
+	CHECK_INT(moat_json_get_str(v, "ctl_long", "f", true, 4, &s, &e), MOAT_ELIMIT);
+	CHECK_INT(moat_json_get_str(v, "ctl_long", "f", true, 40, &s, &e), MOAT_EINVAL);
+	CHECK_STR(e.msg, "must not contain control characters");
+	CHECK_INT(moat_json_get_str(v, "ctl", "f", true, 40, &s, &e), MOAT_EINVAL);
+	CHECK_STR(e.msg, "must not contain control characters");
+	json_decref(v);
 }
 
 static json_t *parse_ok(const char *s)
