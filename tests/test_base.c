@@ -117,6 +117,20 @@ static void test_json(void)
 	CHECK(strstr(e.msg, "duplicate") != NULL);
 	const char *deep = "{\"a\":{\"b\":{\"c\":{\"d\":{}}}}}";
 	CHECK_INT(moat_json_parse(deep, strlen(deep), 3, &v, &e), MOAT_ELIMIT);
+	/* the depth cap, at and past the limit, whether or not braces in strings
+	 * make the text look deeper than it is */
+	const char *at = "{\"a\":{\"b\":[{\"c\":1}]}}";
+	CHECK_INT(moat_json_parse(at, strlen(at), 4, &v, &e), MOAT_OK);
+	json_decref(v);
+	CHECK_INT(moat_json_parse(at, strlen(at), 3, &v, &e), MOAT_ELIMIT);
+	const char *braces = "{\"a\":\"{{{{[[[[\",\"b\":{\"c\":\"]]}}\"}}";
+	CHECK_INT(moat_json_parse(braces, strlen(braces), 2, &v, &e), MOAT_OK);
+	json_decref(v);
+	CHECK_INT(moat_json_parse(braces, strlen(braces), 1, &v, &e), MOAT_ELIMIT);
+	const char *wide = "{\"a\":[{},{},{},{},{},{}],\"b\":[[],[],[]]}";
+	CHECK_INT(moat_json_parse(wide, strlen(wide), 3, &v, &e), MOAT_OK);
+	json_decref(v);
+	CHECK_INT(moat_json_parse(wide, strlen(wide), 2, &v, &e), MOAT_ELIMIT);
 	const char *bad = "{\"a\":\"\xff\"}";
 	CHECK_INT(moat_json_parse(bad, strlen(bad), 4, &v, &e), MOAT_EINVAL);
 	const char *arr = "[1]";

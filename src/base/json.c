@@ -154,6 +154,18 @@ static int json_depth(json_t *v, int limit)
 	return 0;
 }
 
+/* Whether s has more than limit '{' and '[' bytes, in strings or not. Every
+ * object and array opens with one, so a document with no more than limit of
+ * them is nested no deeper than limit, and its tree need not be walked: an
+ * order line has five. */
+static bool more_openers(const char *s, size_t n, int limit)
+{
+	size_t count = 0;
+	for (size_t i = 0; i < n; i++)
+		count += s[i] == '{' || s[i] == '[';
+	return count > (size_t)(limit < 0 ? 0 : limit);
+}
+
 moat_err_t moat_json_parse(const char *s, size_t n, int max_depth, json_t **out, moat_error_t *err)
 {
 	*out = NULL;
@@ -173,7 +185,7 @@ moat_err_t moat_json_parse(const char *s, size_t n, int max_depth, json_t **out,
 		json_decref(v);
 		return moat_error_set(err, MOAT_EINVAL, NULL, "expected a JSON object");
 	}
-	if (json_depth(v, max_depth) > max_depth) {
+	if (more_openers(s, n, max_depth) && json_depth(v, max_depth) > max_depth) {
 		json_decref(v);
 		return moat_error_set(err, MOAT_ELIMIT, NULL, "JSON nested deeper than %d levels",
 				      max_depth);
