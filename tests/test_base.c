@@ -1,4 +1,6 @@
 /* Unit tests for src/base: buffers, time, encodings, UTF-8, JSON limits. */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -73,7 +75,8 @@ static void test_encodings(void)
 	moat_b64_encode((const uint8_t *)"hello", 5, b64);
 	CHECK_STR(b64, "aGVsbG8=");
 	uint8_t out[16];
-	CHECK(moat_b64_decode("aGVsbG8=", 8, out, &n, sizeof out) && n == 5 && memcmp(out, "hello", 5) == 0);
+	CHECK(moat_b64_decode("aGVsbG8=", 8, out, &n, sizeof out) && n == 5 &&
+	      memcmp(out, "hello", 5) == 0);
 	CHECK(!moat_b64_decode("aGVsbG9=", 8, out, &n, sizeof out)); /* non-canonical */
 	CHECK(!moat_b64_decode("aGVsbG8", 7, out, &n, sizeof out));
 	CHECK(!moat_b64_decode("aG=sbG8=", 8, out, &n, sizeof out));
@@ -86,14 +89,17 @@ static void test_utf8(void)
 {
 	CHECK(moat_utf8_valid("刘丽", strlen("刘丽")));
 	CHECK_INT(moat_utf8_len("刘丽", strlen("刘丽")), 2);
-	CHECK(!moat_utf8_valid("\xc0\xaf", 2));         /* overlong */
-	CHECK(!moat_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+	CHECK(!moat_utf8_valid("\xc0\xaf", 2));		/* overlong */
+	CHECK(!moat_utf8_valid("\xed\xa0\x80", 3));	/* surrogate */
 	CHECK(!moat_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
-	CHECK(!moat_utf8_valid("\xe5\x88", 2));         /* truncated */
+	CHECK(!moat_utf8_valid("\xe5\x88", 2));		/* truncated */
 	/* bad bytes after and between whole 8-byte ASCII runs, and the length bound */
-	CHECK(moat_utf8_valid("abcdefgh12345678刘丽abcdefghi", strlen("abcdefgh12345678刘丽abcdefghi")));
+	CHECK(moat_utf8_valid("abcdefgh12345678刘丽abcdefghi",
+			      strlen("abcdefgh12345678刘丽abcdefghi")));
 	CHECK(!moat_utf8_valid("abcdefgh\xff", 9));
-	CHECK(!moat_utf8_valid("abcdefg\xff" "12345678", 16));
+	CHECK(!moat_utf8_valid("abcdefg\xff"
+			       "12345678",
+			       16));
 	CHECK(!moat_utf8_valid("abcdefgh1234567\x80", 16));
 	CHECK(!moat_utf8_valid("abcdefgh12345678\xe5\x88", 18));
 	CHECK(moat_utf8_valid("abcdefgh\xff", 8));
@@ -111,10 +117,51 @@ static void test_json(void)
 	CHECK(strstr(e.msg, "duplicate") != NULL);
 	const char *deep = "{\"a\":{\"b\":{\"c\":{\"d\":{}}}}}";
 	CHECK_INT(moat_json_parse(deep, strlen(deep), 3, &v, &e), MOAT_ELIMIT);
+	/* the depth cap, at and past the limit, whether or not braces in strings
+	 * make the text look deeper than it is */
+	const char *at = "{\"a\":{\"b\":[{\"c\":1}]}}";
+	CHECK_INT(moat_json_parse(at, strlen(at), 4, &v, &e), MOAT_OK);
+	json_decref(v);
+	CHECK_INT(moat_json_parse(at, strlen(at), 3, &v, &e), MOAT_ELIMIT);
+	const char *braces = "{\"a\":\"{{{{[[[[\",\"b\":{\"c\":\"]]}}\"}}";
+	CHECK_INT(moat_json_parse(braces, strlen(braces), 2, &v, &e), MOAT_OK);
+	json_decref(v);
+	CHECK_INT(moat_json_parse(braces, strlen(braces), 1, &v, &e), MOAT_ELIMIT);
+	const char *wide = "{\"a\":[{},{},{},{},{},{}],\"b\":[[],[],[]]}";
+	CHECK_INT(moat_json_parse(wide, strlen(wide), 3, &v, &e), MOAT_OK);
+	json_decref(v);
+	CHECK_INT(moat_json_parse(wide, strlen(wide), 2, &v, &e), MOAT_ELIMIT);
 	const char *bad = "{\"a\":\"\xff\"}";
 	CHECK_INT(moat_json_parse(bad, strlen(bad), 4, &v, &e), MOAT_EINVAL);
 	const char *arr = "[1]";
 	CHECK_INT(moat_json_parse(arr, strlen(arr), 4, &v, &e), MOAT_EINVAL);
+	/* jansson parses first and moat_utf8_valid only names the fault: every bad
+	 * sequence, wherever it is (key, value, after the document), is still refused
+	 * as invalid UTF-8, and the edges of the valid range still pass */
+	static const char *const bad_utf8[] = {
+	    "{\"a\":\"\xc0\x80\"}",	      /* overlong NUL */
+	    "{\"a\":\"\xe0\x80\xaf\"}",      /* overlong '/' */
+	    "{\"a\":\"\xed\xa0\x80\"}",      /* surrogate U+D800 */
+	    "{\"a\":\"\xf4\x90\x80\x80\"}", /* past U+10FFFF */
+	    "{\"a\":\"\xe4\xb8\"}",	      /* truncated */
+	    "{\"a\":\"\x80\"}",		      /* stray continuation byte */
+	    "{\"\xff\":1}",			      /* in a key */
+	    "{\"a\":1}\xe4\xb8",		      /* after the document */
+	    "{\"a\":1} \xf5\x80\x80\x80",	      /* after whitespace */
+	    "{\"a\":\"x\xe4",		      /* input ends inside a sequence */
+	};
+	for (size_t i = 0; i < sizeof bad_utf8 / sizeof bad_utf8[0]; i++) {
+		v = NULL;
+		CHECK_INT(moat_json_parse(bad_utf8[i], strlen(bad_utf8[i]), 4, &v, &e), MOAT_EINVAL);
+		CHECK_MSG(strstr(e.msg, "not valid UTF-8") != NULL, "case %zu: %s", i, e.msg);
+		CHECK(v == NULL);
+	}
+	const char *edges = "{\"a\":\"\xf4\x8f\xbf\xbf\xee\x80\x80\xc2\x80\xf0\x9f\x98\x80\"}";
+	CHECK_INT(moat_json_parse(edges, strlen(edges), 4, &v, &e), MOAT_OK);
+	json_decref(v);
+	/* a NUL byte is refused, escaped or raw */
+	CHECK_INT(moat_json_parse("{\"a\":\"\\u0000\"}", 13, 4, &v, &e), MOAT_EINVAL);
+	CHECK_INT(moat_json_parse("{\"a\":\"\0\"}", 9, 4, &v, &e), MOAT_EINVAL);
 
 	const char *obj = "{\"s\":\"x\",\"n\":5,\"t\":\"2026-01-01T00:00:00Z\",\"z\":1}";
 	CHECK_INT(moat_json_parse(obj, strlen(obj), 4, &v, &e), MOAT_OK);
@@ -132,6 +179,146 @@ static void test_json(void)
 	moat_time_t t;
 	CHECK_INT(moat_json_get_time(v, "t", "t", true, &t, &e), MOAT_OK);
 	json_decref(v);
+
+	/* string checks: length in code points, and which fault is named first */
+	v = json_object();
+	json_object_set_new(v, "cjk", json_string("\xe4\xb8\xad\xe6\x96\x87\xe5\xad\x97")); /* 3 */
+	json_object_set_new(v, "nul_long", json_stringn("abc\0defgh", 9));
+	json_object_set_new(v, "ctl_long", json_string("abc\tdefgh"));
+	json_object_set_new(v, "ctl", json_string("a\nb"));
+	CHECK_INT(moat_json_get_str(v, "cjk", "cjk", true, 3, &s, &e), MOAT_OK);
+	CHECK_INT(moat_json_get_str(v, "cjk", "cjk", true, 2, &s, &e), MOAT_ELIMIT);
+	CHECK_STR(e.msg, "longer than 2 characters");
+	CHECK_INT(moat_json_get_str(v, "nul_long", "f", true, 4, &s, &e), MOAT_EINVAL);
+	CHECK_STR(e.msg, "must not contain NUL characters");
+	CHECK_INT(moat_json_get_str(v, "ctl_long", "f", true, 4, &s, &e), MOAT_ELIMIT);
+	CHECK_INT(moat_json_get_str(v, "ctl_long", "f", true, 40, &s, &e), MOAT_EINVAL);
+	CHECK_STR(e.msg, "must not contain control characters");
+	CHECK_INT(moat_json_get_str(v, "ctl", "f", true, 40, &s, &e), MOAT_EINVAL);
+	CHECK_STR(e.msg, "must not contain control characters");
+	json_decref(v);
+}
+
+static json_t *parse_ok(const char *s)
+{
+	json_t *v = NULL;
+	moat_error_t e = {0};
+	CHECK_INT(moat_json_parse(s, strlen(s), 8, &v, &e), MOAT_OK);
+	return v;
+}
+
+/* Parses and releases trees with no arena active, as the gateway's threads do
+ * while an importing thread has one. */
+static void *json_other_thread(void *arg)
+{
+	int *ok = arg;
+	for (int i = 0; i < 2000; i++) {
+		json_t *v = NULL;
+		moat_error_t e = {0};
+		const char *s = "{\"k\":[1,2,{\"x\":\"yz\"}],\"s\":\"abc\"}";
+		if (moat_json_parse(s, strlen(s), 8, &v, &e) != MOAT_OK ||
+		    json_integer_value(json_array_get(json_object_get(v, "k"), 1)) != 2)
+			*ok = 0;
+		json_decref(v);
+	}
+	return NULL;
+}
+
+/* The per-thread jansson arena: trees carved from it, started over once the last
+ * block is released (never while one is live), malloc when it is full or not
+ * active, and trees of other threads or from before it was active freed as
+ * usual. ASan checks the frees; poisoning catches use after a start-over. */
+static void test_json_arena(void)
+{
+	const char *doc = "{\"a\":{\"b\":[1,2,3]},\"s\":\"ä¸­æ\",\"n\":-7}";
+	/* built before any arena exists: freed with free() once one is active */
+	json_t *before = parse_ok(doc);
+	moat_json_arena_t *a = moat_json_arena_new(64 * 1024);
+	CHECK(a != NULL);
+	CHECK(moat_json_arena_use(a) == NULL);
+	CHECK_INT(moat_json_arena_live(a), 0);
+	json_t *v1 = parse_ok(doc);
+	CHECK(moat_json_arena_live(a) > 0);
+	CHECK_INT(json_integer_value(json_object_get(v1, "n")), -7);
+	CHECK_STR(json_string_value(json_object_get(v1, "s")), "ä¸­æ");
+	json_decref(before);
+	size_t live1 = moat_json_arena_live(a);
+	CHECK(live1 > 0); /* `before` was not the arena's */
+	json_decref(v1);
+	CHECK_INT(moat_json_arena_live(a), 0);
+	/* started over: the same tree lands in the same place */
+	json_t *v2 = parse_ok(doc);
+	CHECK(v2 == v1);
+	CHECK_INT(moat_json_arena_live(a), live1);
+	/* a failed parse releases what it carved */
+	json_t *bad = NULL;
+	moat_error_t e = {0};
+	CHECK_INT(moat_json_parse("{\"a\":1,\"a\":2}", 13, 8, &bad, &e), MOAT_EINVAL);
+	CHECK_INT(moat_json_arena_live(a), live1);
+	/* no start-over while a tree is live: a third tree goes after the second */
+	json_t *v3 = parse_ok(doc);
+	CHECK(v3 != v2);
+	json_decref(v2);
+	CHECK_INT(moat_json_arena_live(a), live1);
+	json_t *v4 = parse_ok(doc);
+	CHECK(v4 != v2 && v4 != v3);
+	CHECK_INT(json_array_size(json_object_get(json_object_get(v3, "a"), "b")), 3);
+	json_decref(v4);
+	json_decref(v3);
+	CHECK_INT(moat_json_arena_live(a), 0);
+
+	/* other threads (no arena active there) neither use nor disturb it */
+	json_t *mine = parse_ok(doc);
+	size_t live = moat_json_arena_live(a);
+	int ok = 1;
+	pthread_t th;
+	CHECK_INT(pthread_create(&th, NULL, json_other_thread, &ok), 0);
+	pthread_join(th, NULL);
+	CHECK_INT(ok, 1);
+	CHECK_INT(moat_json_arena_live(a), live);
+	CHECK_INT(json_integer_value(json_object_get(mine, "n")), -7);
+	json_decref(mine);
+	CHECK_INT(moat_json_arena_live(a), 0);
+
+	/* deactivated: malloc again, and json_dumps' text is free()'d as usual */
+	CHECK(moat_json_arena_use(NULL) == a);
+	json_t *plain = parse_ok(doc);
+	CHECK_INT(moat_json_arena_live(a), 0);
+	char *text = json_dumps(plain, JSON_COMPACT | JSON_SORT_KEYS);
+	CHECK(text != NULL && strstr(text, "\"n\":-7") != NULL);
+	free(text);
+	json_decref(plain);
+	moat_json_arena_free(a);
+
+	/* full: a tree larger than the arena is part arena, part malloc */
+	a = moat_json_arena_new(2048);
+	CHECK(a != NULL);
+	char big[8192];
+	size_t len = 0;
+	big[len++] = '{';
+	for (int i = 0; i < 300; i++)
+		len += (size_t)snprintf(big + len, sizeof big - len, "%s\"k%d\":\"v%d\"",
+					i ? "," : "", i, i);
+	big[len++] = '}';
+	big[len] = '\0';
+	moat_json_arena_use(a);
+	json_t *vb = parse_ok(big);
+	CHECK(moat_json_arena_live(a) > 0);
+	CHECK_INT(json_object_size(vb), 300);
+	CHECK_STR(json_string_value(json_object_get(vb, "k299")), "v299");
+	json_decref(vb);
+	CHECK_INT(moat_json_arena_live(a), 0);
+	/* too small for even one block: everything is malloc'd */
+	moat_json_arena_t *tiny = moat_json_arena_new(8);
+	CHECK(tiny != NULL);
+	CHECK(moat_json_arena_use(tiny) == a);
+	json_t *vt = parse_ok(doc);
+	CHECK_INT(moat_json_arena_live(tiny), 0);
+	json_decref(vt);
+	moat_json_arena_use(NULL);
+	moat_json_arena_free(tiny);
+	moat_json_arena_free(a);
+	moat_json_arena_free(NULL);
 }
 
 /* The JSON Lines reader: lines that straddle its read-ahead blocks, CRLF, blank
@@ -229,6 +416,7 @@ int main(void)
 	test_encodings();
 	test_utf8();
 	test_json();
+	test_json_arena();
 	test_jsonl();
 	test_arena();
 	return check_done();

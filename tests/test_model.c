@@ -94,6 +94,27 @@ int main(void)
 	json_array_append_new(json_object_get(o, "items"), json_integer(3));
 	CHECK_INT(moat_order_from_json(o, a, &ord, &e), MOAT_EINVAL);
 	CHECK_STR(e.field, "items[1]");
+	/* item fields are named by their index, past one digit too */
+	json_t *items = json_object_get(o, "items");
+	json_array_remove(items, 1);
+	for (int i = 0; i < 11; i++)
+		json_array_append(items, json_array_get(items, 0));
+	json_t *bad = json_deep_copy(json_array_get(items, 0));
+	json_object_set_new(bad, "qty", json_integer(0));
+	json_array_append_new(items, bad);
+	CHECK_INT(moat_order_from_json(o, a, &ord, &e), MOAT_EINVAL);
+	CHECK_STR(e.field, "items[12].qty");
+	json_object_set_new(bad, "qty", json_integer(1));
+	json_object_set_new(bad, "sku", json_string(""));
+	CHECK_INT(moat_order_from_json(o, a, &ord, &e), MOAT_EINVAL);
+	CHECK_STR(e.field, "items[12].sku");
+	json_object_set_new(bad, "sku", json_string("S2"));
+	json_object_set_new(bad, "colour", json_string("red"));
+	CHECK_INT(moat_order_from_json(o, a, &ord, &e), MOAT_EINVAL);
+	CHECK_STR(e.field, "items[12].colour");
+	json_object_del(bad, "colour");
+	CHECK_INT(moat_order_from_json(o, a, &ord, &e), MOAT_OK);
+	CHECK_INT(ord.n_items, 13);
 	json_decref(o);
 
 	json_t *r = parse("{\"kind\":\"authorize\",\"merchant\":\"m\",\"principal\":\"p\",\"order_id\":\"O1\"}");

@@ -32,7 +32,8 @@ moat_err_t moat_json_only_keys(json_t *obj, const char *const *allowed, const ch
 moat_err_t moat_json_get_str(json_t *obj, const char *key, const char *field, bool required,
 			     size_t max_chars, const char **out, moat_error_t *err) MOAT_MUST_CHECK;
 moat_err_t moat_json_get_int(json_t *obj, const char *key, const char *field, bool required,
-			     int64_t min, int64_t max, int64_t *out, moat_error_t *err) MOAT_MUST_CHECK;
+			     int64_t min, int64_t max, int64_t *out,
+			     moat_error_t *err) MOAT_MUST_CHECK;
 moat_err_t moat_json_get_time(json_t *obj, const char *key, const char *field, bool required,
 			      moat_time_t *out, moat_error_t *err) MOAT_MUST_CHECK;
 moat_err_t moat_json_get_obj(json_t *obj, const char *key, const char *field, bool required,
@@ -41,7 +42,33 @@ moat_err_t moat_json_get_arr(json_t *obj, const char *key, const char *field, bo
 			     size_t max_items, json_t **out, moat_error_t *err) MOAT_MUST_CHECK;
 /* String that must be one of the NULL-terminated choices; *out gets its index. */
 moat_err_t moat_json_get_enum(json_t *obj, const char *key, const char *field, bool required,
-			      const char *const *choices, int *out, moat_error_t *err) MOAT_MUST_CHECK;
+			      const char *const *choices, int *out,
+			      moat_error_t *err) MOAT_MUST_CHECK;
+
+/* Scratch memory for the jansson trees one thread builds and releases in turn
+ * (an import's converting thread parses an order, reads it, drops it, parses
+ * the next). While an arena is active on a thread, jansson's allocations on that
+ * thread are carved from it, and releasing them costs nothing; once every block
+ * carved from it has been released, the next tree starts again at its front.
+ * When it is full, or for threads with no active arena (the gateway, the CLI),
+ * jansson allocates with malloc and frees with free, as it does by default.
+ *
+ * jansson's allocator is process-wide: the first moat_json_arena_new installs
+ * moat's pair, which hands non-arena memory to malloc/free. Rules: a tree built
+ * while an arena is active is released on that thread while that arena is still
+ * active; nothing jansson hands to a caller to free() (json_dumps) is made while
+ * an arena is active. Not thread-safe: one arena per thread. */
+typedef struct moat_json_arena moat_json_arena_t;
+/* An arena of cap bytes; NULL if out of memory. */
+moat_json_arena_t *moat_json_arena_new(size_t cap);
+/* moat_json_arena_free(NULL) is a no-op. The arena must not be active on any
+ * thread, and nothing carved from it may be live. */
+void moat_json_arena_free(moat_json_arena_t *a);
+/* Makes a the calling thread's active arena (NULL: none). Returns the one that
+ * was active, so a caller can restore it. */
+moat_json_arena_t *moat_json_arena_use(moat_json_arena_t *a);
+/* Blocks carved from a and not yet released (0 once every tree is released). */
+size_t moat_json_arena_live(const moat_json_arena_t *a);
 
 /* Reads JSON Lines from a stream one record at a time, with a hard cap on line
  * length: an over-long line is consumed and reported, never buffered whole. */

@@ -360,7 +360,8 @@ moat_err_t moat_app_import_one(moat_app_t *a, moat_import_kind_t kind, json_t *o
  * consecutive sequence numbers), turns them into rows outside it, and puts the
  * batch in the slot of its sequence number in a ring; the writer takes batches
  * in sequence, so rows are written in file order (a later line for the same
- * order id still wins). The first error in file order stops everything and the
+ * order id still wins). While the batch it writes next is not ready, the writer
+ * converts the next lines itself (pipe_help). The first error in file order stops everything and the
  * caller rolls back, so a file is still imported all-or-nothing and the error
  * still names its line. */
 
@@ -368,6 +369,9 @@ moat_err_t moat_app_import_one(moat_app_t *a, moat_import_kind_t kind, json_t *o
 #define PIPE_BATCH 64
 #define PIPE_BATCH_TEXT (1u << 20) /* raw bytes a batch reads before it is full */
 #define PIPE_DEPTH 8
+/* A converting thread's jansson arena (moat_json_arena_t): an order line's tree
+ * takes a few KiB; a larger one spills to malloc. */
+#define PIPE_JSON_ARENA (64u * 1024)
 
 typedef struct pipe_batch {
 	moat_order_row_t rows[PIPE_BATCH]; /* items and blobs in mem, not malloc'd */
@@ -460,12 +464,13 @@ static bool pipe_push(pipe_t *p, pipe_batch_t *b)
 	return ok;
 }
 
-/* The next batch in sequence, or NULL if a producer ran out of memory. */
-static pipe_batch_t *pipe_pop(pipe_t *p)
+/* The next batch in sequence. If it is not ready: with wait, waits for it (NULL
+ * only if a producer ran out of memory); without, returns NULL at once. */
+static pipe_batch_t *pipe_pop(pipe_t *p, bool wait)
 {
 	pthread_mutex_lock(&p->lock);
 	pipe_batch_t *b;
-	while (!(b = p->ring[p->next_pop % PIPE_DEPTH]) && !p->failed)
+	while (!(b = p->ring[p->next_pop % PIPE_DEPTH]) && !p->failed && wait)
 		pthread_cond_wait(&p->changed, &p->lock);
 	if (b) {
 		p->ring[p->next_pop % PIPE_DEPTH] = NULL;
@@ -495,11 +500,13 @@ static bool pipe_stopped(pipe_t *p)
 
 /* Reads the next batch's raw lines into b->mem (text[i], len[i]). Sets b->seq,
  * and b->last / b->rc at end of input or on a read error (with the line). False
- * if there is nothing more to read. */
-static bool pipe_read(pipe_t *p, pipe_batch_t *b, const char **text, size_t *len)
+ * if there is nothing more to read, or if the next batch's sequence number would
+ * be seq_limit or more (nothing is read then). */
+static bool pipe_read(pipe_t *p, pipe_batch_t *b, uint64_t seq_limit, const char **text,
+		      size_t *len)
 {
 	pthread_mutex_lock(&p->read_lock);
-	if (p->done_reading) {
+	if (p->done_reading || p->next_seq >= seq_limit) {
 		pthread_mutex_unlock(&p->read_lock);
 		return false;
 	}
@@ -535,7 +542,8 @@ static bool pipe_read(pipe_t *p, pipe_batch_t *b, const char **text, size_t *len
 typedef struct producer {
 	pipe_t *pipe;
 	moat_sealer_t *sealer;
-	moat_buf_t scratch; /* PII in clear, wiped after each record */
+	moat_buf_t scratch;	     /* PII in clear, wiped after each record */
+	moat_json_arena_t *json_mem; /* the orders' jansson trees; NULL: malloc */
 	const char *text[PIPE_BATCH];
 	size_t len[PIPE_BATCH];
 } producer_t;
@@ -545,6 +553,9 @@ static void pipe_convert(producer_t *w, pipe_batch_t *b)
 {
 	size_t n = b->n;
 	b->n = 0;
+	/* Each tree is released before the next line is parsed, so the arena starts
+	 * over at every line. */
+	moat_json_arena_t *prev = moat_json_arena_use(w->json_mem);
 	for (size_t i = 0; i < n; i++) {
 		json_t *obj = NULL;
 		moat_error_t e = {0};
@@ -567,14 +578,15 @@ static void pipe_convert(producer_t *w, pipe_batch_t *b)
 		}
 		b->n++;
 	}
+	moat_json_arena_use(prev);
 }
 
 /* Fills b with the next batch: raw lines read, then turned into rows. False if
- * there is nothing more to read. */
-static bool pipe_fill(producer_t *w, pipe_batch_t *b)
+ * there is nothing more to read (or nothing below seq_limit, see pipe_read). */
+static bool pipe_fill(producer_t *w, pipe_batch_t *b, uint64_t seq_limit)
 {
 	pipe_t *p = w->pipe;
-	if (!pipe_read(p, b, w->text, w->len))
+	if (!pipe_read(p, b, seq_limit, w->text, w->len))
 		return false;
 	if (b->rc == MOAT_OK || b->n > 0) {
 		moat_err_t read_rc = b->rc;
@@ -621,13 +633,14 @@ static void *pipe_produce(void *arg)
 	producer_t *w = arg;
 	pipe_t *p = w->pipe;
 	moat_buf_init(&w->scratch, MOAT_JSON_MAX_LINE);
+	w->json_mem = moat_json_arena_new(PIPE_JSON_ARENA);
 	while (!pipe_stopped(p)) {
 		pipe_batch_t *b = pipe_batch_get(p);
 		if (!b) {
 			pipe_stop(p, true);
 			break;
 		}
-		if (!pipe_fill(w, b)) {
+		if (!pipe_fill(w, b, UINT64_MAX)) {
 			pipe_batch_put(p, b);
 			break;
 		}
@@ -636,7 +649,48 @@ static void *pipe_produce(void *arg)
 	}
 	wipe_buf(&w->scratch);
 	moat_buf_free(&w->scratch);
+	moat_json_arena_free(w->json_mem);
 	return NULL;
+}
+
+/* The writer's turn at converting while the batch it writes next is not ready
+ * (its producer is still at work, or was preempted by another process): it
+ * converts the next raw lines and queues them like a producer, so no CPU the
+ * import could use sits idle. Only a batch whose slot in the ring is free now is
+ * taken, so queuing it never waits on the writer itself. False if it did
+ * nothing: input exhausted or taken, the ring too far ahead, or out of memory
+ * (the producers carry on). */
+static bool pipe_help(producer_t *w)
+{
+	pipe_t *p = w->pipe;
+	pipe_batch_t *b = pipe_batch_get(p);
+	if (!b)
+		return false;
+	/* next_pop changes only on this thread. */
+	if (!pipe_fill(w, b, p->next_pop + PIPE_DEPTH)) {
+		pipe_batch_put(p, b);
+		return false;
+	}
+	return pipe_push(p, b);
+}
+
+/* The writer's loop: writes batches in sequence until the last one or an error,
+ * converting lines itself while the next batch is not ready. *n counts rows
+ * written. */
+static moat_err_t pipe_drain(pipe_t *p, producer_t *me, size_t *n, moat_error_t *err)
+{
+	for (;;) {
+		pipe_batch_t *b = pipe_pop(p, false);
+		if (!b && pipe_help(me))
+			continue;
+		if (!b && !(b = pipe_pop(p, true)))
+			return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+		moat_err_t rc = pipe_write(p->app, b, n, err);
+		bool last = b->last;
+		pipe_batch_put(p, b);
+		if (rc != MOAT_OK || last)
+			return rc;
+	}
 }
 
 /* The same batches on the caller's thread alone, one after the other. */
@@ -649,12 +703,13 @@ static moat_err_t import_orders_serial(moat_app_t *a, moat_jsonl_t *r, size_t *c
 	pthread_mutex_init(&p.lock, NULL);
 	pthread_cond_init(&p.changed, NULL);
 	moat_buf_init(&w.scratch, MOAT_JSON_MAX_LINE);
+	w.json_mem = moat_json_arena_new(PIPE_JSON_ARENA);
 	pipe_batch_t *b = NULL;
 	size_t n = 0;
 	moat_err_t rc = moat_sealer_new(a->keys, &w.sealer, err);
 	if (rc == MOAT_OK && !(b = pipe_batch_get(&p)))
 		rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
-	while (rc == MOAT_OK && pipe_fill(&w, b)) {
+	while (rc == MOAT_OK && pipe_fill(&w, b, UINT64_MAX)) {
 		rc = pipe_write(a, b, &n, err);
 		if (b->last)
 			break;
@@ -665,6 +720,7 @@ static moat_err_t import_orders_serial(moat_app_t *a, moat_jsonl_t *r, size_t *c
 	moat_sealer_free(w.sealer);
 	wipe_buf(&w.scratch);
 	moat_buf_free(&w.scratch);
+	moat_json_arena_free(w.json_mem);
 	pthread_mutex_destroy(&p.read_lock);
 	pthread_mutex_destroy(&p.lock);
 	pthread_cond_destroy(&p.changed);
@@ -681,6 +737,7 @@ static moat_err_t import_orders_pipelined(moat_app_t *a, moat_jsonl_t *r, size_t
 	*started = false;
 	pipe_t p = {.app = a, .reader = r};
 	producer_t w[PIPE_MAX_PRODUCERS] = {0};
+	producer_t me = {0}; /* the writer, converting when it would wait */
 	pthread_t th[PIPE_MAX_PRODUCERS];
 	if (producers > PIPE_MAX_PRODUCERS)
 		producers = PIPE_MAX_PRODUCERS;
@@ -695,6 +752,9 @@ static moat_err_t import_orders_pipelined(moat_app_t *a, moat_jsonl_t *r, size_t
 		if (rc != MOAT_OK)
 			goto done;
 	}
+	rc = moat_sealer_new(a->keys, &me.sealer, err);
+	if (rc != MOAT_OK)
+		goto done;
 	for (; n_threads < producers; n_threads++)
 		if (pthread_create(&th[n_threads], NULL, pipe_produce, &w[n_threads]) != 0)
 			break; /* run with the threads that did start */
@@ -702,18 +762,10 @@ static moat_err_t import_orders_pipelined(moat_app_t *a, moat_jsonl_t *r, size_t
 		goto done;
 	*started = true;
 	size_t n = 0;
-	for (;;) {
-		pipe_batch_t *b = pipe_pop(&p);
-		if (!b) {
-			rc = moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
-			break;
-		}
-		rc = pipe_write(a, b, &n, err);
-		bool last = b->last;
-		pipe_batch_put(&p, b);
-		if (rc != MOAT_OK || last)
-			break;
-	}
+	me.pipe = &p;
+	moat_buf_init(&me.scratch, MOAT_JSON_MAX_LINE);
+	me.json_mem = moat_json_arena_new(PIPE_JSON_ARENA);
+	rc = pipe_drain(&p, &me, &n, err);
 	/* Stop the producers and free whatever they still queued or kept spare. */
 	pipe_stop(&p, false);
 	for (size_t i = 0; i < n_threads; i++)
@@ -724,9 +776,13 @@ static moat_err_t import_orders_pipelined(moat_app_t *a, moat_jsonl_t *r, size_t
 		pipe_batch_free(p.spare[--p.n_spare]);
 	if (rc == MOAT_OK)
 		*count = n;
+	wipe_buf(&me.scratch);
+	moat_buf_free(&me.scratch);
+	moat_json_arena_free(me.json_mem);
 done:
 	for (size_t i = 0; i < producers; i++)
 		moat_sealer_free(w[i].sealer);
+	moat_sealer_free(me.sealer);
 	pthread_mutex_destroy(&p.read_lock);
 	pthread_mutex_destroy(&p.lock);
 	pthread_cond_destroy(&p.changed);
