@@ -123,6 +123,11 @@ struct moat_exposure {
 	size_t nrec;
 	uint32_t *ovf_idx, *ovf_t;
 	size_t novf;
+	/* Per principal: the union of the field bits of its records (the rows, not
+	 * the tail), for principals 0..principal_fields_n-1; any later principal
+	 * has no record in the rows. Rebuilt with the rows. */
+	uint8_t *principal_fields;
+	uint32_t principal_fields_n;
 	trace_tail_t *tail;
 	size_t ntail, tail_cap;
 	void *cache; /* recent (order, principal, fields), drops repeats */
