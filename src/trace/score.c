@@ -211,7 +211,8 @@ typedef struct tally {
 	uint32_t *hist;		/* (nslot + TALLY_SINKS) * W cells */
 	unsigned *pfields;	/* nslot + TALLY_SINKS: per party slot, its principals'
 				 * fields in this order (kept 0 for the slots) */
-	uint32_t *ptouched;	/* nslot + 1: party slots with pfields != 0 */
+	uint32_t *ptouched;	/* nslot + TALLY_SINKS scratch: party slots with pfields
+				 * != 0 (tally_order_into), the scan's tags (tally_range) */
 } tally_t;
 
 /* How many minute offsets (rdt) of order o's records lie at or before `at`:
@@ -304,83 +305,92 @@ static void tally_order(tally_t *t, uint32_t o, uint32_t add)
 	tally_order_into(t, t->hist, t->pfields, t->ptouched, o, add);
 }
 
-/* Records the scan collects at a time. */
+/* Records the scan filters at a time. */
 #define TALLY_BATCH 2048u
 
 /*
  * Adds one to the cells of orders lo..hi-1 that are in the population (what
- * tally_order_into(.., 1) would do for each), returning how many are.
+ * tally_order_into(.., 1) would do for each), returning how many are. pfields
+ * must be 0 and is left so; ptag (nslot + TALLY_SINKS) is scratch.
  *
  * Most records are by principals that count nowhere (only candidates that
  * cover a victim have a slot), spread among the others so that no predictor
- * can guess a branch on it, and a loop over each order's few records costs a
- * mispredicted exit per order. So the records are first filtered in one flat
- * pass without a branch (the indices of those whose principal counts, a batch
- * at a time), and only those are then walked, with the order each belongs to
- * found by walking the offsets along.
+ * could guess a branch on it; and a loop over each order's few records would
+ * mispredict its exit once per order. So nothing here branches per record or
+ * per order. A first pass over a batch of records keeps the index and order of
+ * those whose principal counts (the order by a running count of the orders
+ * begun so far). The second adds them up: a principal's records in an order
+ * are adjacent, and its cell gets the order once the next kept record is
+ * another's; a party's fields in the order it is collecting gather under a
+ * tag naming that order, and go to its cell when a record of a later order
+ * arrives. Cells are chosen rather than skipped: column 0 (no family field;
+ * never read, since every K sums columns of non-empty field sets) takes what
+ * is not yet, or never, to be counted.
  */
 static uint64_t tally_range(const tally_t *t, uint32_t *restrict hist, unsigned *restrict pfields,
-			    uint32_t *restrict ptouched, uint32_t lo, uint32_t hi)
+			    uint32_t *restrict ptag, uint32_t lo, uint32_t hi)
 {
 	const moat_exposure_t *x = t->x;
 	const uint32_t *restrict rpm = x->rpm;
 	const uint16_t *restrict rdt = x->rdt;
 	const uint32_t *restrict off = x->off;
+	const uint32_t *restrict first = x->order_first;
+	const uint8_t *restrict flags = x->order_flags;
 	const uint8_t *restrict counts = t->counts;
 	const tally_who_t *restrict who = t->who;
 	const uint8_t *restrict col = t->col;
 	const unsigned family = t->family;
-	const uint32_t nslot = t->nslot, W = t->W;
+	const uint32_t nparty = t->nslot + TALLY_SINKS, W = t->W;
 	const moat_time_t last = t->last;
 	uint64_t N = 0;
 	for (uint32_t o = lo; o < hi; o++)
 		N += in_population(x, o, last);
-	uint32_t batch[TALLY_BATCH];
-	/* the order of the records being walked: o, its end, whether it is in the
-	 * population and its time limit; nt parties touched in it */
-	uint32_t o = lo, end = off[lo], lim = 0, nt = 0;
-	bool pop = false;
+	for (uint32_t q = 0; q < nparty; q++)
+		ptag[q] = UINT32_MAX;
+	uint32_t kept[TALLY_BATCH], kept_o[TALLY_BATCH], begun[TALLY_BATCH] = {0};
+	/* cur: the order of the record being filtered (lo - 1 before the first);
+	 * next: the first order not yet begun */
+	uint32_t cur = lo - 1, next = lo;
+	/* the principal whose fields are gathering (p, its order, its cell, acc) */
+	uint32_t pp = UINT32_MAX, po = UINT32_MAX, pcell = t->nslot * W;
 	unsigned acc = 0;
 	for (uint32_t a = off[lo], stop = off[hi]; a < stop;) {
 		uint32_t b = stop - a > TALLY_BATCH ? a + TALLY_BATCH : stop, n = 0;
+		for (; next < hi && off[next] < b; next++)
+			begun[off[next] - a]++;
 		for (uint32_t i = a; i < b; i++) {
-			batch[n] = i;
+			cur += begun[i - a];
+			begun[i - a] = 0;
+			kept[n] = i;
+			kept_o[n] = cur;
 			n += counts[rpm[i] >> 8];
 		}
 		a = b;
 		for (uint32_t k = 0; k < n; k++) {
-			uint32_t i = batch[k];
-			if (i >= end) {
-				for (uint32_t j = 0; j < nt; j++) {
-					uint32_t q = ptouched[j];
-					hist[(size_t)q * W + col[pfields[q]]] += 1;
-					pfields[q] = 0;
-				}
-				nt = 0;
-				while (off[o + 1] <= i)
-					o++;
-				end = off[o + 1];
-				pop = in_population(x, o, last);
-				lim = pop ? tally_minutes(x, o, last) : 0;
-			}
-			if (!pop)
-				continue;
+			uint32_t i = kept[k], o = kept_o[k];
 			uint32_t r = rpm[i], p = r >> 8, d = rdt[i];
-			bool on = d < lim;
+			bool pop = !(flags[o] & TRACE_ORDER_HONEY) &&
+				   (int64_t)first[o] * 1000 <= last + 999;
+			bool on = pop & (d < tally_minutes(x, o, last));
 			if (__builtin_expect(d == TRACE_DT_OVERFLOW, 0))
-				on = tally_overflow_on_time(x, i, last);
-			unsigned f = acc | (r & family & (0u - (unsigned)on));
-			/* a principal's records in an order are adjacent, and all count */
-			if (i + 1 < end && rpm[i + 1] >> 8 == p) {
-				acc = f;
-				continue;
-			}
-			acc = 0;
-			tally_rec(hist, pfields, ptouched, &nt, who[p], col, nslot, f, false, 1);
+				on = pop && tally_overflow_on_time(x, i, last);
+			unsigned f = r & family & (0u - (unsigned)on);
+			tally_who_t w = who[p];
+			bool same = (p == pp) & (o == po);
+			hist[pcell + col[same ? 0u : acc]] += 1;
+			acc = (same ? acc : 0u) | f;
+			pp = p;
+			po = o;
+			pcell = w.cell;
+			unsigned was = pfields[w.party];
+			bool fresh = ptag[w.party] != o;
+			hist[(size_t)w.party * W + col[fresh ? was : 0u]] += 1;
+			pfields[w.party] = (fresh ? 0u : was) | f;
+			ptag[w.party] = o;
 		}
 	}
-	for (uint32_t j = 0; j < nt; j++) {
-		uint32_t q = ptouched[j];
+	hist[pcell + col[acc]] += 1;
+	for (uint32_t q = 0; q < nparty; q++) {
 		hist[(size_t)q * W + col[pfields[q]]] += 1;
 		pfields[q] = 0;
 	}
@@ -440,7 +450,7 @@ static void tally_scan(const tally_t *t, uint64_t *N)
 	if (x->nrec > (1u << 20) && two_cpus) {
 		two.hist = calloc(cells, sizeof *two.hist);
 		two.pfields = calloc((size_t)t->nslot + TALLY_SINKS, sizeof *two.pfields);
-		two.ptouched = malloc(((size_t)t->nslot + 1) * sizeof *two.ptouched);
+		two.ptouched = malloc(((size_t)t->nslot + TALLY_SINKS) * sizeof *two.ptouched);
 		if (two.hist && two.pfields && two.ptouched) {
 			one.chunk = two.chunk = x->off_orders / 64 + 1;
 			threaded = pthread_create(&th, NULL, tally_run, &two) == 0;
@@ -1117,7 +1127,7 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	hist = calloc((nc + TALLY_SINKS) * W, sizeof *hist);
 	hsum = malloc(W * sizeof *hsum);
 	pfields = calloc(nc + TALLY_SINKS, sizeof *pfields);
-	ptouched = malloc((nc + 1) * sizeof *ptouched);
+	ptouched = malloc((nc + TALLY_SINKS) * sizeof *ptouched);
 	who = malloc((P + 1) * sizeof *who);
 	counts = calloc(P + 1, 1);
 	row = malloc((nc ? nc : 1) * sizeof *row);
