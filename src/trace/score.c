@@ -688,6 +688,10 @@ static double grouped_tail(tester_t *t, uint64_t N, const uint64_t *Kq, uint64_t
 	for (uint64_t s = 0; s <= x; s++)
 		dp[s] = -INFINITY;
 	dp[0] = 0.0;
+	/* The last draw convolved, when no group follows it: only its dp[x] is
+	 * ever read, so the sums below x are not formed (dp[x] does not depend on
+	 * them; it comes out the same). */
+	size_t last_q = t->multi_groups == 0 ? only : SIZE_MAX;
 	for (size_t q = 0; q < t->npat; q++) {
 		uint64_t n = t->single_n[q], K = Kq[q] > N ? N : Kq[q];
 		if (!n)
@@ -708,7 +712,7 @@ static double grouped_tail(tester_t *t, uint64_t N, const uint64_t *Kq, uint64_t
 			if (dp[s] == -INFINITY)
 				continue;
 			/* j < x - s lands on s + j; j >= x - s lands on x */
-			for (uint64_t j = 0; j < x - s && j <= hi; j++)
+			for (uint64_t j = 0; q != last_q && j < x - s && j <= hi; j++)
 				tmp[s + j] = lse(tmp[s + j], dp[s] + lpmf[j]);
 			tmp[x] = lse(tmp[x], dp[s] + suf[x - s]);
 		}
@@ -912,6 +916,7 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	uint32_t *pr = NULL, *cov = NULL, *ids = NULL, *slot = NULL, *Kq32 = NULL, *Kf32 = NULL;
 	uint32_t *up = NULL, *gsize = NULL, *gmembers = NULL, *goff = NULL, *gcov = NULL;
 	uint32_t *touched = NULL, *single_n = NULL, *pool = NULL, *Kq32_r1 = NULL;
+	uint32_t *tail_round = NULL; /* per slot: the round + 1 of its last grouped_tail */
 	bool *active_r1 = NULL;
 	double *em = NULL;
 	unsigned *pf = NULL;
@@ -1242,13 +1247,14 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	lpmf = malloc((n + 2) * sizeof *lpmf);
 	suf = malloc((n + 2) * sizeof *suf);
 	lp = malloc((nc ? nc : 1) * sizeof *lp);
+	tail_round = calloc(nc ? nc : 1, sizeof *tail_round);
 	pool = malloc(EM_POOL * sizeof *pool);
 	em = malloc(EM_POOL * sizeof *em);
 	la = malloc((nc ? nc : 1) * sizeof *la);
 	pen = malloc((nc ? nc : 1) * sizeof *pen);
 	lw = malloc((nc ? nc : 1) * sizeof *lw);
 	dups = malloc(nc ? nc : 1);
-	if (!pen || !lw || !dups)
+	if (!pen || !lw || !dups || !tail_round)
 		goto nomem;
 	if (!gsize || !goff || !gmembers || !gcov || !touched || !single_n || !active || !dp ||
 	    !tmp || !lpmf || !suf || !pool || !em || !lp || !la)
@@ -1348,7 +1354,13 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 			if (nr == 0 || !xs) {
 				c->log_p = 0.0;
 				c->live = nr != 0 && c->live;
+			} else if (row[i] != i && tail_round[row[i]] == round + 1 &&
+				   cs[ids[row[i]]].x == xs) {
+				/* a party of one principal: the principal's test, whose
+				 * inputs (its counts, its victims) are this one's */
+				c->log_p = cs[ids[row[i]]].log_p;
 			} else {
+				tail_round[i] = (uint32_t)round + 1;
 				c->log_p = grouped_tail(&tt, Nr, Kq, xs);
 			}
 			lp[i] = c->log_p;
@@ -1571,6 +1583,7 @@ done:
 	free(pf);
 	free(acc);
 	free(lp);
+	free(tail_round);
 	free(la);
 	free(pen);
 	free(lw);
