@@ -198,6 +198,20 @@ typedef struct tally_who {
  * sink. */
 #define TALLY_SINKS 8u
 
+/* Principals whose orders the scan lists as it goes (the likeliest to be
+ * confirmed: those covering the most victims), so that conditioning on them
+ * need not read the index again. */
+#define TALLY_TRACKED 16u
+
+/* The orders a tracked principal had a family field of by the last contact, in
+ * the population, as one thread of the scan found them; lost when memory ran
+ * out. */
+typedef struct tally_list {
+	uint32_t *o;
+	uint32_t n, cap;
+	bool lost;
+} tally_list_t;
+
 typedef struct tally {
 	const moat_exposure_t *x;
 	moat_time_t last;
@@ -213,7 +227,25 @@ typedef struct tally {
 				 * fields in this order (kept 0 for the slots) */
 	uint32_t *ptouched;	/* nslot + TALLY_SINKS scratch: party slots with pfields
 				 * != 0 (tally_order_into), the scan's tags (tally_range) */
+	const uint8_t *track;	/* per principal: 1 + its tracked list, or 0 */
+	tally_list_t *lists;	/* 2 * TALLY_TRACKED: per scan thread, per tracked one */
 } tally_t;
+
+static void tally_list_add(tally_list_t *l, uint32_t o)
+{
+	if (l->n == l->cap && !l->lost) {
+		uint32_t cap = l->cap ? 2 * l->cap : 1024;
+		uint32_t *no = cap > l->cap ? realloc(l->o, (size_t)cap * sizeof *no) : NULL;
+		if (!no) {
+			l->lost = true;
+			return;
+		}
+		l->o = no;
+		l->cap = cap;
+	}
+	if (!l->lost)
+		l->o[l->n++] = o;
+}
 
 /* How many minute offsets (rdt) of order o's records lie at or before `at`:
  * a record with rdt < the result is on time; one with a larger rdt is not,
@@ -328,7 +360,7 @@ static void tally_order(tally_t *t, uint32_t o, uint32_t add)
  * is not yet, or never, to be counted.
  */
 static uint64_t tally_range(const tally_t *t, uint32_t *restrict hist, unsigned *restrict pfields,
-			    uint32_t *restrict ptag, uint32_t lo, uint32_t hi)
+			    uint32_t *restrict ptag, tally_list_t *lists, uint32_t lo, uint32_t hi)
 {
 	const moat_exposure_t *x = t->x;
 	const uint32_t *restrict rpm = x->rpm;
@@ -337,6 +369,7 @@ static uint64_t tally_range(const tally_t *t, uint32_t *restrict hist, unsigned 
 	const uint32_t *restrict first = x->order_first;
 	const uint8_t *restrict flags = x->order_flags;
 	const uint8_t *restrict counts = t->counts;
+	const uint8_t *restrict track = t->track;
 	const tally_who_t *restrict who = t->who;
 	const uint8_t *restrict col = t->col;
 	const unsigned family = t->family;
@@ -351,8 +384,9 @@ static uint64_t tally_range(const tally_t *t, uint32_t *restrict hist, unsigned 
 	/* cur: the order of the record being filtered (lo - 1 before the first);
 	 * next: the first order not yet begun */
 	uint32_t cur = lo - 1, next = lo;
-	/* the principal whose fields are gathering (p, its order, its cell, acc) */
-	uint32_t pp = UINT32_MAX, po = UINT32_MAX, pcell = t->nslot * W;
+	/* the principal whose fields are gathering (p, its order, its cell, its
+	 * list, acc) */
+	uint32_t pp = UINT32_MAX, po = UINT32_MAX, pcell = t->nslot * W, ptrack = 0;
 	unsigned acc = 0;
 	for (uint32_t a = off[lo], stop = off[hi]; a < stop;) {
 		uint32_t b = stop - a > TALLY_BATCH ? a + TALLY_BATCH : stop, n = 0;
@@ -378,10 +412,13 @@ static uint64_t tally_range(const tally_t *t, uint32_t *restrict hist, unsigned 
 			tally_who_t w = who[p];
 			bool same = (p == pp) & (o == po);
 			hist[pcell + col[same ? 0u : acc]] += 1;
+			if (__builtin_expect(ptrack != 0, 0) && !same && acc)
+				tally_list_add(&lists[ptrack - 1], po);
 			acc = (same ? acc : 0u) | f;
 			pp = p;
 			po = o;
 			pcell = w.cell;
+			ptrack = track[p];
 			unsigned was = pfields[w.party];
 			bool fresh = ptag[w.party] != o;
 			hist[(size_t)w.party * W + col[fresh ? was : 0u]] += 1;
@@ -390,6 +427,8 @@ static uint64_t tally_range(const tally_t *t, uint32_t *restrict hist, unsigned 
 		}
 	}
 	hist[pcell + col[acc]] += 1;
+	if (ptrack && acc)
+		tally_list_add(&lists[ptrack - 1], po);
 	for (uint32_t q = 0; q < nparty; q++) {
 		hist[(size_t)q * W + col[pfields[q]]] += 1;
 		pfields[q] = 0;
@@ -404,6 +443,7 @@ typedef struct tally_part {
 	uint32_t *hist;
 	unsigned *pfields;
 	uint32_t *ptouched;
+	tally_list_t *lists; /* TALLY_TRACKED */
 	atomic_uint *next;
 	uint32_t chunk;
 	uint64_t N; /* population orders it scanned */
@@ -421,7 +461,8 @@ static void *tally_run(void *arg)
 		if (lo >= norders)
 			break;
 		uint32_t hi = lo + pt->chunk < norders ? (uint32_t)lo + pt->chunk : norders;
-		N += tally_range(pt->t, pt->hist, pt->pfields, pt->ptouched, (uint32_t)lo, hi);
+		N += tally_range(pt->t, pt->hist, pt->pfields, pt->ptouched, pt->lists,
+				 (uint32_t)lo, hi);
 	}
 	pt->N = N;
 	return NULL;
@@ -437,8 +478,9 @@ static void tally_scan(const tally_t *t, uint64_t *N)
 	const moat_exposure_t *x = t->x;
 	size_t cells = ((size_t)t->nslot + TALLY_SINKS) * t->W;
 	atomic_uint next = 0;
-	tally_part_t one = {t, t->hist, t->pfields, t->ptouched, &next, x->off_orders, 0};
+	tally_part_t one = {t, t->hist, t->pfields, t->ptouched, t->lists, &next, x->off_orders, 0};
 	tally_part_t two = one;
+	two.lists = t->lists + TALLY_TRACKED;
 	two.hist = NULL;
 	two.pfields = NULL;
 	two.ptouched = NULL;
@@ -515,6 +557,43 @@ static uint32_t tally_skip(const uint32_t *rpm, uint32_t i, uint32_t nrec, const
 	return i;
 }
 
+/* What tally_exclude does, from the scan's lists when every flagged principal
+ * is tracked and none of its lists was lost (else false, having done nothing):
+ * the lists hold exactly the orders to take out, but for those already out. */
+static bool tally_exclude_listed(tally_t *t, const uint8_t *conf, uint32_t P, uint8_t *excl,
+				 uint64_t *N)
+{
+	const moat_exposure_t *x = t->x;
+	for (uint32_t p = 0; p < P; p++)
+		if (conf[p] && (!t->track[p] || t->lists[t->track[p] - 1].lost ||
+				t->lists[TALLY_TRACKED + t->track[p] - 1].lost))
+			return false;
+	for (uint32_t p = 0; p < P; p++) {
+		for (unsigned h = 0; conf[p] && h < 2; h++) {
+			const tally_list_t *l = &t->lists[h * TALLY_TRACKED + t->track[p] - 1];
+			for (uint32_t k = 0; k < l->n; k++) {
+				/* The orders lie far apart: fetch ahead what each will
+				 * read, its offsets first, then its records. */
+				if (k + 16 < l->n) {
+					__builtin_prefetch(&x->off[l->o[k + 16]]);
+					__builtin_prefetch(&x->order_first[l->o[k + 16]]);
+					__builtin_prefetch(&excl[l->o[k + 16]]);
+				}
+				if (k + 8 < l->n) {
+					__builtin_prefetch(&x->rpm[x->off[l->o[k + 8]]]);
+					__builtin_prefetch(&x->rdt[x->off[l->o[k + 8]]]);
+				}
+				if (excl[l->o[k]])
+					continue;
+				excl[l->o[k]] = 1;
+				tally_order(t, l->o[k], UINT32_MAX);
+				(*N)--;
+			}
+		}
+	}
+	return true;
+}
+
 /*
  * Takes out of the population (excl, the counts, *N) every order in it that a
  * principal flagged in conf (P entries) had received a family field of by the
@@ -536,6 +615,9 @@ static void tally_exclude(tally_t *t, const uint8_t *conf, uint32_t P, uint8_t *
 		}
 	if (nflag == 0)
 		return;
+	if (tally_exclude_listed(t, conf, P, excl, N)) {
+		return;
+	}
 	tally_v4 few[TALLY_FEW]; /* each flagged principal in every lane, repeated to fill */
 	for (unsigned k = 0; k < TALLY_FEW; k++)
 		few[k] = (tally_v4){0} + flagged[k % (nflag < TALLY_FEW ? nflag : TALLY_FEW)];
@@ -931,7 +1013,8 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	uint32_t *hist = NULL, *hsum = NULL, *ptouched = NULL;
 	unsigned *pfields = NULL;
 	tally_who_t *who = NULL;
-	uint8_t *counts = NULL;
+	uint8_t *counts = NULL, *track = NULL;
+	tally_list_t *lists = NULL;
 	uint32_t *row = NULL, *psize = NULL;
 	char(*norm)[130] = NULL;
 	contact_ref_t *refs = NULL;
@@ -1135,11 +1218,13 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	ptouched = malloc((nc + TALLY_SINKS) * sizeof *ptouched);
 	who = malloc((P + 1) * sizeof *who);
 	counts = calloc(P + 1, 1);
+	track = calloc(P + 1, 1);
+	lists = calloc(2 * TALLY_TRACKED, sizeof *lists);
 	row = malloc((nc ? nc : 1) * sizeof *row);
 	psize = calloc((size_t)Q + 1, sizeof *psize);
 	conf = calloc(P + 1, 1);
 	if (!seen || !excl || !Kq32 || !Kf32 || !Kq || !hist || !hsum || !pfields || !ptouched ||
-	    !conf || !who || !counts || !row || !psize)
+	    !conf || !who || !counts || !track || !lists || !row || !psize)
 		goto nomem;
 	for (size_t i = 0; i < nc; i++)
 		row[i] = (uint32_t)i;
@@ -1160,8 +1245,30 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		who[p] = (tally_who_t){(self != UINT32_MAX ? self : sink) * W,
 				       party != UINT32_MAX ? party : sink};
 	}
-	tally_t tl = {x,   last,   family, col,	 W,	  (uint32_t)nc,
-		      who, counts, row,	   hist, pfields, ptouched};
+	/* The tracked: the principals covering the most victims, themselves or
+	 * through their party. */
+	{
+		uint32_t tp[TALLY_TRACKED], tk[TALLY_TRACKED];
+		unsigned ntr = 0;
+		for (uint32_t p = 0; p < P; p++) {
+			uint32_t q = x->principal_party[p], key = cs[p].k_all;
+			if (q != TRACE_NO_PARTY && cs[P + q].k_all > key)
+				key = cs[P + q].k_all;
+			if (!counts[p] || (ntr == TALLY_TRACKED && key <= tk[ntr - 1]))
+				continue;
+			unsigned k = ntr < TALLY_TRACKED ? ntr++ : ntr - 1;
+			for (; k > 0 && tk[k - 1] < key; k--) {
+				tk[k] = tk[k - 1];
+				tp[k] = tp[k - 1];
+			}
+			tk[k] = key;
+			tp[k] = p;
+		}
+		for (unsigned k = 0; k < ntr; k++)
+			track[tp[k]] = (uint8_t)(k + 1);
+	}
+	tally_t tl = {x,      last, family, col,     W,	       (uint32_t)nc, who,
+		      counts, row,  hist,   pfields, ptouched, track,	     lists};
 	uint64_t N = 0, Npop = 0;
 	tally_scan(&tl, &Npop);
 	/* The hypotheses: principals that ever received a family field (of any
@@ -1598,6 +1705,10 @@ done:
 	free(ptouched);
 	free(who);
 	free(counts);
+	free(track);
+	for (unsigned k = 0; lists && k < 2 * TALLY_TRACKED; k++)
+		free(lists[k].o);
+	free(lists);
 	free(row);
 	free(psize);
 	free(excl);
