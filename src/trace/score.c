@@ -927,8 +927,9 @@ static moat_err_t em_explain(tester_t *t, const cand_t *cs, const uint32_t *ids,
 			moved = fmax(moved, fabs(np - pi[k]));
 			pi[k] = np > 1e-300 ? np : 1e-300;
 		}
-		if (moved < 1e-9)
+		if (moved < 1e-9) {
 			break;
+		}
 	}
 	/* victims explained: responsibilities times group sizes */
 	for (size_t k = 0; k <= npool; k++)
