@@ -376,8 +376,6 @@ static uint64_t tally_range(const tally_t *t, uint32_t *restrict hist, unsigned 
 	const uint32_t nparty = t->nslot + TALLY_SINKS, W = t->W;
 	const moat_time_t last = t->last;
 	uint64_t N = 0;
-	for (uint32_t o = lo; o < hi; o++)
-		N += in_population(x, o, last);
 	for (uint32_t q = 0; q < nparty; q++)
 		ptag[q] = UINT32_MAX;
 	uint32_t kept[TALLY_BATCH], kept_o[TALLY_BATCH], begun[TALLY_BATCH] = {0};
@@ -390,8 +388,10 @@ static uint64_t tally_range(const tally_t *t, uint32_t *restrict hist, unsigned 
 	unsigned acc = 0;
 	for (uint32_t a = off[lo], stop = off[hi]; a < stop;) {
 		uint32_t b = stop - a > TALLY_BATCH ? a + TALLY_BATCH : stop, n = 0;
-		for (; next < hi && off[next] < b; next++)
+		for (; next < hi && off[next] < b; next++) {
 			begun[off[next] - a]++;
+			N += in_population(x, next, last);
+		}
 		for (uint32_t i = a; i < b; i++) {
 			cur += begun[i - a];
 			begun[i - a] = 0;
@@ -403,29 +403,35 @@ static uint64_t tally_range(const tally_t *t, uint32_t *restrict hist, unsigned 
 		for (uint32_t k = 0; k < n; k++) {
 			uint32_t i = kept[k], o = kept_o[k];
 			uint32_t r = rpm[i], p = r >> 8, d = rdt[i];
-			bool pop = !(flags[o] & TRACE_ORDER_HONEY) &&
-				   (int64_t)first[o] * 1000 <= last + 999;
-			bool on = pop & (d < tally_minutes(x, o, last));
+			/* in_population, and d < tally_minutes(x, o, last) put as
+			 * "the record's time is at or before the last contact" */
+			int64_t base = (int64_t)first[o] * 1000;
+			bool pop = !(flags[o] & TRACE_ORDER_HONEY) & (base <= last + 999);
+			bool on = pop & (base + (int64_t)d * 60000 <= last);
 			if (__builtin_expect(d == TRACE_DT_OVERFLOW, 0))
 				on = pop && tally_overflow_on_time(x, i, last);
 			unsigned f = r & family & (0u - (unsigned)on);
 			tally_who_t w = who[p];
-			bool same = (p == pp) & (o == po);
-			hist[pcell + col[same ? 0u : acc]] += 1;
+			/* masks rather than conditions, which the compiler would turn
+			 * into branches that mispredict */
+			unsigned same = 0u - (unsigned)(((p ^ pp) | (o ^ po)) == 0);
+			hist[pcell + col[acc & ~same]] += 1;
 			if (__builtin_expect(ptrack != 0, 0) && !same && acc)
 				tally_list_add(&lists[ptrack - 1], po);
-			acc = (same ? acc : 0u) | f;
+			acc = (acc & same) | f;
 			pp = p;
 			po = o;
 			pcell = w.cell;
 			ptrack = track[p];
 			unsigned was = pfields[w.party];
-			bool fresh = ptag[w.party] != o;
-			hist[(size_t)w.party * W + col[fresh ? was : 0u]] += 1;
-			pfields[w.party] = (fresh ? 0u : was) | f;
+			unsigned fresh = 0u - (unsigned)(ptag[w.party] != o);
+			hist[(size_t)w.party * W + col[was & fresh]] += 1;
+			pfields[w.party] = (was & ~fresh) | f;
 			ptag[w.party] = o;
 		}
 	}
+	for (; next < hi; next++) /* orders without records after the last record */
+		N += in_population(x, next, last);
 	hist[pcell + col[acc]] += 1;
 	if (ptrack && acc)
 		tally_list_add(&lists[ptrack - 1], po);
