@@ -191,11 +191,10 @@ typedef struct tally_who {
 	uint32_t cell, party;
 } tally_who_t;
 
-/* Sink rows after the slots' rows and sink parties after the slots: the scan
- * adds every record somewhere rather than branching on whether its principal
- * counts, which no predictor can guess (a few thousand principals of ten
- * thousand count, their records spread among the others'). Nobody reads a
- * sink. */
+/* Sink rows after the slots' rows and sink parties after the slots: where a
+ * principal that counts only through its party adds its own count, and one
+ * whose party has no slot (or that has none) its party's, rather than
+ * branching on it. Nobody reads a sink. */
 #define TALLY_SINKS 8u
 
 /* Principals whose orders the scan lists as it goes (the likeliest to be
@@ -621,9 +620,8 @@ static void tally_exclude(tally_t *t, const uint8_t *conf, uint32_t P, uint8_t *
 		}
 	if (nflag == 0)
 		return;
-	if (tally_exclude_listed(t, conf, P, excl, N)) {
+	if (tally_exclude_listed(t, conf, P, excl, N))
 		return;
-	}
 	tally_v4 few[TALLY_FEW]; /* each flagged principal in every lane, repeated to fill */
 	for (unsigned k = 0; k < TALLY_FEW; k++)
 		few[k] = (tally_v4){0} + flagged[k % (nflag < TALLY_FEW ? nflag : TALLY_FEW)];
@@ -933,9 +931,8 @@ static moat_err_t em_explain(tester_t *t, const cand_t *cs, const uint32_t *ids,
 			moved = fmax(moved, fabs(np - pi[k]));
 			pi[k] = np > 1e-300 ? np : 1e-300;
 		}
-		if (moved < 1e-9) {
+		if (moved < 1e-9)
 			break;
-		}
 	}
 	/* victims explained: responsibilities times group sizes */
 	for (size_t k = 0; k <= npool; k++)
