@@ -61,12 +61,8 @@ static uint64_t rnd(void)
 static char pname[N_PRINCIPALS][16];
 static char party_of[N_PRINCIPALS][16];
 
-enum {
-	B_NAME = 1u << MOAT_FIELD_NAME,
-	B_PHONE = 1u << MOAT_FIELD_PHONE,
-	B_ADDR = 1u << MOAT_FIELD_ADDRESS,
-	B_ITEMS = 1u << MOAT_FIELD_ITEMS
-};
+enum { B_NAME = 1u << MOAT_FIELD_NAME, B_PHONE = 1u << MOAT_FIELD_PHONE,
+       B_ADDR = 1u << MOAT_FIELD_ADDRESS, B_ITEMS = 1u << MOAT_FIELD_ITEMS };
 
 typedef struct ev {
 	uint32_t principal;
@@ -100,15 +96,13 @@ static int order_events(uint32_t o, int64_t placed, ev_t *ev)
 	int n = 0;
 	for (int i = 0; i < 3; i++) {
 		ev[n].principal = P_STAFF + merchant * 3 + (uint32_t)(rnd() % 3);
-		views_set(ev[n].views, MOAT_VIEW_FULL, MOAT_VIEW_MASK, MOAT_VIEW_FULL,
-			  MOAT_VIEW_FULL);
+		views_set(ev[n].views, MOAT_VIEW_FULL, MOAT_VIEW_MASK, MOAT_VIEW_FULL, MOAT_VIEW_FULL);
 		ev[n++].t = placed + 600 + i * 3600;
 	}
 	uint32_t courier = P_COURIER + (uint32_t)(rnd() % N_COURIERS);
 	for (int i = 0; i < 3; i++) {
 		ev[n].principal = courier;
-		views_set(ev[n].views, MOAT_VIEW_MASK, MOAT_VIEW_VIRTUAL, MOAT_VIEW_FULL,
-			  MOAT_VIEW_HIDDEN);
+		views_set(ev[n].views, MOAT_VIEW_MASK, MOAT_VIEW_VIRTUAL, MOAT_VIEW_FULL, MOAT_VIEW_HIDDEN);
 		ev[n++].t = placed + DAY + i * 7200;
 	}
 	if (merchant % 10 < 7) {
@@ -116,8 +110,8 @@ static int order_events(uint32_t o, int64_t placed, ev_t *ev)
 		for (int i = 0; i < 2; i++) {
 			ev[n].principal = isv;
 			views_set(ev[n].views, MOAT_VIEW_FULL,
-				  isv == LEAKER ? MOAT_VIEW_FULL : MOAT_VIEW_VIRTUAL,
-				  MOAT_VIEW_FULL, MOAT_VIEW_FULL);
+				  isv == LEAKER ? MOAT_VIEW_FULL : MOAT_VIEW_VIRTUAL, MOAT_VIEW_FULL,
+				  MOAT_VIEW_FULL);
 			ev[n++].t = placed + 300 + i * DAY;
 		}
 	}
@@ -238,15 +232,13 @@ int main(int argc, char **argv)
 	sqlite3 *db;
 	if (sqlite3_open(dbpath, &db) != SQLITE_OK)
 		die_sql(db, "open");
-	exec(db,
-	     "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-1000000;"
-	     "CREATE TABLE events(principal INTEGER, order_no INTEGER, fields INTEGER, t INTEGER);"
-	     "CREATE TABLE principals(principal INTEGER PRIMARY KEY, party INTEGER);"
-	     "CREATE TABLE victims(order_no INTEGER PRIMARY KEY, contact INTEGER, quoted INTEGER);"
-	     "BEGIN");
+	exec(db, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-1000000;"
+		 "CREATE TABLE events(principal INTEGER, order_no INTEGER, fields INTEGER, t INTEGER);"
+		 "CREATE TABLE principals(principal INTEGER PRIMARY KEY, party INTEGER);"
+		 "CREATE TABLE victims(order_no INTEGER PRIMARY KEY, contact INTEGER, quoted INTEGER);"
+		 "BEGIN");
 	sqlite3_stmt *ins;
-	if (sqlite3_prepare_v2(db, "INSERT INTO events VALUES(?,?,?,?)", -1, &ins, NULL) !=
-	    SQLITE_OK)
+	if (sqlite3_prepare_v2(db, "INSERT INTO events VALUES(?,?,?,?)", -1, &ins, NULL) != SQLITE_OK)
 		die_sql(db, "prepare");
 
 	/* Generate and feed both. */
@@ -308,7 +300,7 @@ int main(int argc, char **argv)
 	 * merchant staff and ISV apps all see, so thousands of candidates compete. */
 	unsigned quoted = B_NAME | B_PHONE | B_ITEMS, quoted_short = B_NAME | B_ITEMS;
 	moat_victim_t *vs = calloc(N_VICTIMS, sizeof *vs);
-	char(*vid)[16] = calloc(N_VICTIMS, 16);
+	char (*vid)[16] = calloc(N_VICTIMS, 16);
 	int nv = 0;
 	while (nv < 800) {
 		uint32_t o = (uint32_t)(rnd() % n_orders);
@@ -329,8 +321,7 @@ int main(int argc, char **argv)
 		uint32_t o = vorder[i];
 		snprintf(vid[i], 16, "O%08u", o);
 		int64_t contact = T0 + (int64_t)o * 90 * DAY / n_orders + 10 * DAY;
-		vs[i] =
-		    (moat_victim_t){vid[i], contact * 1000, i % 2 ? quoted : quoted_short, NULL};
+		vs[i] = (moat_victim_t){vid[i], contact * 1000, i % 2 ? quoted : quoted_short, NULL};
 		if (contact > last)
 			last = contact;
 	}
@@ -338,8 +329,7 @@ int main(int argc, char **argv)
 	/* SQLite: the same question. */
 	exec(db, "BEGIN");
 	sqlite3_stmt *st1;
-	if (sqlite3_prepare_v2(db, "INSERT INTO victims VALUES(?,?,?)", -1, &st1, NULL) !=
-	    SQLITE_OK)
+	if (sqlite3_prepare_v2(db, "INSERT INTO victims VALUES(?,?,?)", -1, &st1, NULL) != SQLITE_OK)
 		die_sql(db, "prepare");
 	for (int i = 0; i < N_VICTIMS; i++) {
 		sqlite3_bind_int64(st1, 1, vorder[i]);
@@ -350,14 +340,13 @@ int main(int argc, char **argv)
 		sqlite3_reset(st1);
 	}
 	sqlite3_finalize(st1);
-	if (sqlite3_prepare_v2(db, "INSERT INTO principals VALUES(?,?)", -1, &st1, NULL) !=
-	    SQLITE_OK)
+	if (sqlite3_prepare_v2(db, "INSERT INTO principals VALUES(?,?)", -1, &st1, NULL) != SQLITE_OK)
 		die_sql(db, "prepare");
 	for (int p = 0; p < N_PRINCIPALS; p++) {
 		int64_t party = p < P_STAFF || p >= P_CS ? 0
 				: p < P_COURIER		 ? 1 + (p - P_STAFF) / 3
 				: p < P_ISV		 ? 1 + N_MERCHANTS + (p - P_COURIER) % 10
-							 : 11 + N_MERCHANTS + (p - P_ISV);
+						 : 11 + N_MERCHANTS + (p - P_ISV);
 		sqlite3_bind_int64(st1, 1, p);
 		sqlite3_bind_int64(st1, 2, party);
 		if (sqlite3_step(st1) != SQLITE_DONE)
@@ -368,27 +357,23 @@ int main(int argc, char **argv)
 	exec(db, "COMMIT; ANALYZE");
 
 	char sql[2048];
-	snprintf(
-	    sql, sizeof sql,
-	    /* k per principal and per party (a party covers a victim when one of its
-	     * principals had the quoted fields in one read, which is the same here) */
-	    "WITH hits AS (SELECT DISTINCT e.principal, e.order_no FROM victims v JOIN events e"
-	    "  ON e.order_no = v.order_no AND e.t <= v.contact AND (e.fields & v.quoted) = "
-	    "v.quoted),"
-	    " kp AS (SELECT principal AS id, 0 AS is_party, COUNT(*) AS k FROM hits GROUP BY "
-	    "principal),"
-	    " kq AS (SELECT p.party AS id, 1 AS is_party, COUNT(DISTINCT h.order_no) AS k FROM "
-	    "hits h"
-	    "  JOIN principals p USING(principal) GROUP BY p.party),"
-	    " xp AS (SELECT e.principal AS id, COUNT(DISTINCT e.order_no) AS K FROM events e"
-	    "  WHERE e.principal IN (SELECT id FROM kp) AND (e.fields & %u) = %u AND e.t <= "
-	    "%" PRId64 "  GROUP BY e.principal),"
-	    " xq AS (SELECT p.party AS id, COUNT(DISTINCT e.order_no) AS K FROM principals p"
-	    "  JOIN events e ON e.principal = p.principal WHERE p.party IN (SELECT id FROM kq)"
-	    "  AND (e.fields & %u) = %u AND e.t <= %" PRId64 " GROUP BY p.party)"
-	    " SELECT kp.id, 0, kp.k, xp.K FROM kp JOIN xp USING(id)"
-	    " UNION ALL SELECT kq.id, 1, kq.k, xq.K FROM kq JOIN xq USING(id)",
-	    quoted_short, quoted_short, last, quoted_short, quoted_short, last);
+	snprintf(sql, sizeof sql,
+		 /* k per principal and per party (a party covers a victim when one of its
+		  * principals had the quoted fields in one read, which is the same here) */
+		 "WITH hits AS (SELECT DISTINCT e.principal, e.order_no FROM victims v JOIN events e"
+		 "  ON e.order_no = v.order_no AND e.t <= v.contact AND (e.fields & v.quoted) = v.quoted),"
+		 " kp AS (SELECT principal AS id, 0 AS is_party, COUNT(*) AS k FROM hits GROUP BY principal),"
+		 " kq AS (SELECT p.party AS id, 1 AS is_party, COUNT(DISTINCT h.order_no) AS k FROM hits h"
+		 "  JOIN principals p USING(principal) GROUP BY p.party),"
+		 " xp AS (SELECT e.principal AS id, COUNT(DISTINCT e.order_no) AS K FROM events e"
+		 "  WHERE e.principal IN (SELECT id FROM kp) AND (e.fields & %u) = %u AND e.t <= %" PRId64
+		 "  GROUP BY e.principal),"
+		 " xq AS (SELECT p.party AS id, COUNT(DISTINCT e.order_no) AS K FROM principals p"
+		 "  JOIN events e ON e.principal = p.principal WHERE p.party IN (SELECT id FROM kq)"
+		 "  AND (e.fields & %u) = %u AND e.t <= %" PRId64 " GROUP BY p.party)"
+		 " SELECT kp.id, 0, kp.k, xp.K FROM kp JOIN xp USING(id)"
+		 " UNION ALL SELECT kq.id, 1, kq.k, xq.K FROM kq JOIN xq USING(id)",
+		 quoted_short, quoted_short, last, quoted_short, quoted_short, last);
 	sqlite3_stmt *q;
 	if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
 		die_sql(db, "prepare query");
@@ -451,12 +436,11 @@ int main(int argc, char **argv)
 	printf("  index build            %.2f s (%" PRIu64 " records kept of %" PRIu64
 	       " plaintext reads)\n",
 	       t_build, st.records, st.exposures);
-	printf(
-	    "  index memory           %.1f MB records = %.2f B/event; + %.1f MB id dictionaries = "
-	    "%.2f B/event in all\n",
-	    st.bytes_records / 1e6, (double)st.bytes_records / (double)n_events,
-	    st.bytes_dictionary / 1e6,
-	    (double)(st.bytes_records + st.bytes_dictionary) / (double)n_events);
+	printf("  index memory           %.1f MB records = %.2f B/event; + %.1f MB id dictionaries = "
+	       "%.2f B/event in all\n",
+	       st.bytes_records / 1e6, (double)st.bytes_records / (double)n_events,
+	       st.bytes_dictionary / 1e6,
+	       (double)(st.bytes_records + st.bytes_dictionary) / (double)n_events);
 	printf("  sqlite load + indexes  %.2f s (not counted)\n", t_load);
 	printf("  trace (moat index)     %.3f s  (median of %d; runs %.3f..%.3f)\n", t_moat, RUNS,
 	       times[0], times[RUNS - 1]);
@@ -476,10 +460,9 @@ int main(int argc, char **argv)
 	       t_sql / t_moat, ratios[RUNS / 2], ratios[0], ratios[RUNS - 1]);
 	if (r.n_suspects) {
 		moat_suspect_t *s = &r.suspects[0];
-		printf("  moat top suspect       %s (%s) k=%" PRIu64 " K=%" PRIu64
-		       " p=%.3g (ln p %.1f) %s\n",
-		       s->is_party ? s->party : s->principal, s->is_party ? "party" : s->party,
-		       s->k, s->K, exp(s->log_p), s->log_p, s->significant ? "significant" : "");
+		printf("  moat top suspect       %s (%s) k=%" PRIu64 " K=%" PRIu64 " p=%.3g (ln p %.1f) %s\n",
+		       s->is_party ? s->party : s->principal, s->is_party ? "party" : s->party, s->k, s->K,
+		       exp(s->log_p), s->log_p, s->significant ? "significant" : "");
 	}
 	if (ncand)
 		printf("  sqlite top candidate   %s%s k=%" PRId64 " K=%" PRId64 " ln p %.1f\n",
