@@ -162,6 +162,7 @@ void moat_exposure_free(moat_exposure_t *x)
 	free(x->rdt);
 	free(x->ovf_idx);
 	free(x->ovf_t);
+	free(x->principal_fields);
 	free(x->tail);
 	free(x->cache);
 	free(x);
@@ -416,8 +417,10 @@ static moat_err_t compact_rows(moat_exposure_t *x, bool keep_cache)
 	uint8_t *nflags = malloc(no ? no : 1);
 	uint32_t *rpm = NULL, *ovf_idx = NULL, *ovf_t = NULL;
 	uint16_t *rdt = NULL;
+	uint32_t np = x->principals.n;
+	uint8_t *pfields = calloc((size_t)np + 1, 1);
 	rc = MOAT_ENOMEM;
-	if (!noff || !fill || !nrec || !nfirst || !nflags)
+	if (!noff || !fill || !nrec || !nfirst || !nflags || !pfields)
 		goto fail;
 	/* Per-order data under the new numbers, trimmed to the order count. */
 	for (uint32_t o = 0; o < no; o++) {
@@ -480,6 +483,7 @@ static moat_err_t compact_rows(moat_exposure_t *x, bool keep_cache)
 		for (uint32_t i = noff[o]; i < noff[o + 1]; i++) {
 			uint32_t t = nrec[i].t, d = trace_dt_minutes(nfirst[o], t);
 			rpm[i] = nrec[i].pm;
+			pfields[rpm[i] >> 8] |= (uint8_t)rpm[i];
 			if (d >= TRACE_DT_OVERFLOW) {
 				rdt[i] = TRACE_DT_OVERFLOW;
 				ovf_idx[novf] = i;
@@ -501,6 +505,7 @@ static moat_err_t compact_rows(moat_exposure_t *x, bool keep_cache)
 	free(x->rdt);
 	free(x->ovf_idx);
 	free(x->ovf_t);
+	free(x->principal_fields);
 	free(x->off);
 	free(x->order_first);
 	free(x->order_flags);
@@ -512,6 +517,8 @@ static moat_err_t compact_rows(moat_exposure_t *x, bool keep_cache)
 	x->ovf_idx = ovf_idx;
 	x->ovf_t = ovf_t;
 	x->novf = novf;
+	x->principal_fields = pfields;
+	x->principal_fields_n = np;
 	x->nrec = w;
 	x->off = noff;
 	x->off_orders = no;
@@ -526,6 +533,7 @@ fail:
 	free(nrec);
 	free(nfirst);
 	free(nflags);
+	free(pfields);
 	free(rpm);
 	free(rdt);
 	free(ovf_idx);
@@ -647,5 +655,6 @@ void moat_exposure_stats(const moat_exposure_t *x, moat_exposure_stats_t *out)
 			     (x->cache ? CACHE_SLOTS * sizeof(cache_slot_t) : 0);
 	out->bytes_dictionary = trace_odict_bytes(&x->orders) + trace_dict_bytes(&x->principals) +
 				trace_dict_bytes(&x->parties) + (size_t)x->order_cap * 4 +
-				x->order_flags_cap + (size_t)x->principal_cap * 4;
+				x->order_flags_cap + (size_t)x->principal_cap * 4 +
+				x->principal_fields_n;
 }

@@ -251,9 +251,18 @@ moat_err_t moat_exposure_load(const char *path, moat_exposure_t **out, moat_erro
 	for (uint32_t o = 0; o < no; o++)
 		if (x->off[o] > x->off[o + 1])
 			goto corrupt;
-	for (uint64_t i = 0; i < nrec; i++)
+	x->principal_fields = calloc((size_t)np + 1, 1);
+	if (!x->principal_fields) {
+		moat_exposure_free(x);
+		free(data);
+		return moat_error_set(err, MOAT_ENOMEM, NULL, "exposure index: out of memory");
+	}
+	x->principal_fields_n = np;
+	for (uint64_t i = 0; i < nrec; i++) {
 		if ((x->rpm[i] >> 8) >= np)
 			goto corrupt;
+		x->principal_fields[x->rpm[i] >> 8] |= (uint8_t)x->rpm[i];
+	}
 	for (uint32_t p = 0; p < np; p++)
 		if (x->principal_party[p] != TRACE_NO_PARTY && x->principal_party[p] >= h32[2])
 			goto corrupt;

@@ -29,6 +29,7 @@ void trace_odict_free(trace_odict_t *d)
 {
 	free(d->fc);
 	free(d->blk);
+	free(d->head8);
 	trace_dict_free(&d->recent);
 	trace_odict_init(d);
 }
@@ -141,12 +142,56 @@ static int head_cmp(const trace_odict_t *d, uint32_t b, const char *s, size_t sl
 	return (n > slen) - (n < slen);
 }
 
+/* The first 8 bytes of s, big-endian, zero-padded (see trace_odict_t.head8). */
+static uint64_t prefix8(const char *s, size_t slen)
+{
+	uint64_t k = 0;
+	for (size_t i = 0; i < 8; i++)
+		k = k << 8 | (i < slen ? (uint8_t)s[i] : 0u);
+	return k;
+}
+
+/* Fills d->head8 from the blocks, or leaves it NULL without the memory. */
+static void build_head8(trace_odict_t *d)
+{
+	free(d->head8);
+	d->head8 = d->nblk ? malloc((size_t)d->nblk * sizeof *d->head8) : NULL;
+	for (uint32_t b = 0; d->head8 && b < d->nblk; b++) {
+		const uint8_t *p = d->fc + d->blk[b], *end = d->fc + d->fc_len;
+		uint64_t n = 0;
+		(void)get_varint(&p, end, &n); /* checked when the blocks were built or loaded */
+		d->head8[b] = prefix8((const char *)p, (size_t)n);
+	}
+}
+
 static int64_t find_sorted(const trace_odict_t *d, const char *s, size_t slen)
 {
 	if (!d->nblk || strcmp(s, d->max) > 0) /* new ids usually sort last */
 		return -1;
-	/* The last block whose head is <= s. */
+	/* The last block whose head is <= s: heads whose first 8 bytes are below
+	 * s's are, those above are not; only among equal ones do heads compare. */
 	uint32_t lo = 0, hi = d->nblk;
+	if (d->head8) {
+		uint64_t key = prefix8(s, slen);
+		uint32_t a = 0, b = d->nblk;
+		while (a < b) { /* the first block with head8 >= key */
+			uint32_t mid = a + (b - a) / 2;
+			if (d->head8[mid] < key)
+				a = mid + 1;
+			else
+				b = mid;
+		}
+		uint32_t c = a, e = d->nblk;
+		while (c < e) { /* the first block with head8 > key */
+			uint32_t mid = c + (e - c) / 2;
+			if (d->head8[mid] <= key)
+				c = mid + 1;
+			else
+				e = mid;
+		}
+		lo = a ? a - 1 : 0;
+		hi = c > lo ? c : lo + 1;
+	}
 	while (hi - lo > 1) {
 		uint32_t mid = lo + (hi - lo) / 2;
 		if (head_cmp(d, mid, s, slen) <= 0)
@@ -233,7 +278,7 @@ const char *trace_odict_str(const trace_odict_t *d, uint32_t id, char buf[TRACE_
 size_t trace_odict_bytes(const trace_odict_t *d)
 {
 	return d->fc_cap + (d->blk ? ((size_t)d->nblk + 1) * sizeof *d->blk : 0) +
-	       trace_dict_bytes(&d->recent);
+	       (d->head8 ? (size_t)d->nblk * sizeof *d->head8 : 0) + trace_dict_bytes(&d->recent);
 }
 
 /* ---- building blocks ------------------------------------------------------------- */
@@ -386,6 +431,7 @@ void trace_odict_commit(trace_odict_t *d, trace_odict_plan_t *e)
 	e->fc = NULL;
 	e->blk = NULL;
 	trace_odict_plan_free(e);
+	build_head8(d);
 }
 
 bool trace_odict_adopt(trace_odict_t *d, uint8_t *fc, size_t fc_len, uint64_t *blk, uint32_t n)
@@ -420,5 +466,6 @@ bool trace_odict_adopt(trace_odict_t *d, uint8_t *fc, size_t fc_len, uint64_t *b
 	d->last_no = -1;
 	if (n)
 		memcpy(d->max, cur, len + 1);
+	build_head8(d);
 	return true;
 }

@@ -56,6 +56,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -182,28 +183,68 @@ static bool in_population(const moat_exposure_t *x, uint32_t o, moat_time_t last
  * their cells again (tally_order with add = -1), which gives exactly the counts
  * a fresh scan of the smaller population would.
  */
-/* Where a principal's receipts count: its own slot and its party's (UINT32_MAX
- * for none). */
+/* Where a principal's receipts count: the first cell of its own slot's row and
+ * its party's slot; a principal without one points at a sink row, a party
+ * without a slot (or none) at a sink party (chosen by the principal's number,
+ * so that consecutive records seldom hit one cell). */
 typedef struct tally_who {
-	uint32_t self, party;
+	uint32_t cell, party;
 } tally_who_t;
+
+/* Sink rows after the slots' rows and sink parties after the slots: where a
+ * principal that counts only through its party adds its own count, and one
+ * whose party has no slot (or that has none) its party's, rather than
+ * branching on it. Nobody reads a sink. */
+#define TALLY_SINKS 8u
+
+/* Principals whose orders the scan lists as it goes (the likeliest to be
+ * confirmed: those covering the most victims), so that conditioning on them
+ * need not read the index again. */
+#define TALLY_TRACKED 16u
+
+/* The orders a tracked principal had a family field of by the last contact, in
+ * the population, as one thread of the scan found them; lost when memory ran
+ * out. */
+typedef struct tally_list {
+	uint32_t *o;
+	uint32_t n, cap;
+	bool lost;
+} tally_list_t;
 
 typedef struct tally {
 	const moat_exposure_t *x;
 	moat_time_t last;
 	unsigned family;
-	const uint8_t *col;	/* field bits (FIELDS_ALL) -> histogram column */
-	uint32_t W;		/* columns: 2^|family| */
+	const uint8_t *col; /* field bits (FIELDS_ALL) -> histogram column */
+	uint32_t W;	    /* columns: 2^|family| */
+	uint32_t nslot;
 	const tally_who_t *who; /* per principal */
+	const uint8_t *counts;	/* per principal: 1 if it has a slot or its party has */
 	const uint32_t *row;	/* per slot: the slot whose cells hold its counts */
-	uint32_t *hist;		/* nslot * W cells */
-	unsigned *pfields;	/* per party slot: its principals' fields in this order (kept 0) */
-	uint32_t *ptouched;	/* party slots with pfields != 0 */
-	uint8_t *mark;		/* per principal: TALLY_* bits */
-	bool want_seen;		/* mark TALLY_SEEN (the first scan) */
-	uint32_t lo, hi;	/* the orders of one thread's scan */
-	uint64_t N;		/* population orders scanned */
+	uint32_t *hist;		/* (nslot + TALLY_SINKS) * W cells */
+	unsigned *pfields;	/* nslot + TALLY_SINKS: per party slot, its principals'
+				 * fields in this order (kept 0 for the slots) */
+	uint32_t *ptouched;	/* nslot + TALLY_SINKS scratch: party slots with pfields
+				 * != 0 (tally_order_into), the scan's tags (tally_range) */
+	const uint8_t *track;	/* per principal: 1 + its tracked list, or 0 */
+	tally_list_t *lists;	/* 2 * TALLY_TRACKED: per scan thread, per tracked one */
 } tally_t;
+
+static void tally_list_add(tally_list_t *l, uint32_t o)
+{
+	if (l->n == l->cap && !l->lost) {
+		uint32_t cap = l->cap ? 2 * l->cap : 1024;
+		uint32_t *no = cap > l->cap ? realloc(l->o, (size_t)cap * sizeof *no) : NULL;
+		if (!no) {
+			l->lost = true;
+			return;
+		}
+		l->o = no;
+		l->cap = cap;
+	}
+	if (!l->lost)
+		l->o[l->n++] = o;
+}
 
 /* How many minute offsets (rdt) of order o's records lie at or before `at`:
  * a record with rdt < the result is on time; one with a larger rdt is not,
@@ -222,74 +263,66 @@ static bool tally_overflow_on_time(const moat_exposure_t *x, size_t i, moat_time
 	return x->rdt[i] == TRACE_DT_OVERFLOW && (int64_t)trace_ovf_time(x, i) * 1000 <= at;
 }
 
-/* tally_t.mark bits, per principal. */
-#define TALLY_COUNTS 1u /* it has a slot or its party has */
-#define TALLY_SEEN 2u	/* it received a family field of some order (tally_scan) */
+/*
+ * One record of the scan. f = the family fields its principal had on time in
+ * the order so far (its earlier records' included); same = the next record is
+ * the same principal's. The principal's cell gets `add` once its last record
+ * is in: column col[f], or column 0 (never read: every K sums columns of
+ * non-empty field sets) while more are to come or when it had none. Its party
+ * collects f. Returns what the next record carries.
+ */
+static inline __attribute__((always_inline)) unsigned
+tally_rec(uint32_t *restrict hist, unsigned *restrict pfields, uint32_t *restrict ptouched,
+	  uint32_t *nt, tally_who_t w, const uint8_t *restrict col, uint32_t nslot, unsigned f,
+	  bool same, uint32_t add)
+{
+	hist[w.cell + col[same ? 0u : f]] += add;
+	unsigned was = pfields[w.party];
+	pfields[w.party] = was | f;
+	ptouched[*nt] = w.party;
+	*nt += (was == 0) & (f != 0) & (w.party < nslot);
+	return same ? f : 0u;
+}
 
 /*
  * Adds `add` (1, or UINT32_MAX to take the order out again) to the cell of
  * every candidate with a slot that had a family field of order o by the last
- * contact: principals as they come (the rows are sorted by principal), parties
- * once the whole order is seen. With with_seen (a constant at each call, so
- * that the compiler drops what the other scans do not need) it also marks
- * TALLY_SEEN on every principal that received a family field of the order.
+ * contact: principals as their records end (the rows are sorted by principal),
+ * parties once the whole order is seen.
  *
- * The scan's inner loop. Most records are by principals that count nowhere
- * (only candidates that cover a victim have a slot: a few hundred of
- * thousands), and for those a record costs one byte of mark, read and
- * written back; the grouping by principal, the time check and the cells are
- * for the others alone.
+ * The scan's inner loop, written without a branch per record: every record
+ * costs the same few loads and two increments, sinks taking those of the
+ * principals that count nowhere.
  */
-static inline __attribute__((always_inline)) void tally_order_impl(tally_t *t, uint32_t o,
-								   uint32_t add, bool with_seen)
+static inline __attribute__((always_inline)) void
+tally_order_into(const tally_t *t, uint32_t *restrict hist, unsigned *restrict pfields,
+		 uint32_t *restrict ptouched, uint32_t o, uint32_t add)
 {
-	/* Everything the loop reads is copied into locals first, since the counts
-	 * it writes could otherwise alias them for the compiler. */
 	const moat_exposure_t *x = t->x;
 	const uint32_t *restrict rpm = x->rpm;
 	const uint16_t *restrict rdt = x->rdt;
 	const tally_who_t *restrict who = t->who;
 	const uint8_t *restrict col = t->col;
-	uint32_t *restrict hist = t->hist;
-	unsigned *restrict pfields = t->pfields;
-	uint32_t *restrict ptouched = t->ptouched;
-	uint8_t *restrict mark = t->mark;
 	const unsigned family = t->family;
-	const size_t W = t->W;
+	const uint32_t nslot = t->nslot, W = t->W;
 	const moat_time_t last = t->last;
-	uint32_t i = x->off[o], end = x->off[o + 1], nt = 0, lim = 0;
-	bool lim_known = false;
-	while (i < end) {
-		uint32_t r = rpm[i], p = r >> 8;
-		unsigned m = mark[p];
-		if (with_seen)
-			mark[p] = (uint8_t)(m | ((r & family) != 0) << 1);
-		if (!(m & TALLY_COUNTS)) {
-			i++;
-			continue;
+	uint32_t i = x->off[o], end = x->off[o + 1], nt = 0;
+	if (i == end)
+		return;
+	uint32_t lim = tally_minutes(x, o, last);
+	unsigned acc = 0;
+	for (;; i++) {
+		uint32_t r = rpm[i], p = r >> 8, d = rdt[i];
+		bool on = d < lim;
+		if (__builtin_expect(d == TRACE_DT_OVERFLOW, 0))
+			on = tally_overflow_on_time(x, i, last);
+		unsigned f = acc | (r & family & (0u - (unsigned)on));
+		if (i + 1 == end) {
+			tally_rec(hist, pfields, ptouched, &nt, who[p], col, nslot, f, false, add);
+			break;
 		}
-		if (!lim_known) {
-			lim = tally_minutes(x, o, last);
-			lim_known = true;
-		}
-		unsigned f = 0;
-		for (; i < end && (rpm[i] >> 8) == p; i++) {
-			if (with_seen && (rpm[i] & family))
-				mark[p] |= TALLY_SEEN;
-			if (rdt[i] < lim || tally_overflow_on_time(x, i, last))
-				f |= rpm[i];
-		}
-		f &= family; /* only the family's fields are counted */
-		if (!f)
-			continue;
-		tally_who_t w = who[p];
-		if (w.self != UINT32_MAX)
-			hist[(size_t)w.self * W + col[f]] += add;
-		if (w.party == UINT32_MAX)
-			continue;
-		if (!pfields[w.party])
-			ptouched[nt++] = w.party;
-		pfields[w.party] |= f;
+		acc = tally_rec(hist, pfields, ptouched, &nt, who[p], col, nslot, f,
+				rpm[i + 1] >> 8 == p, add);
 	}
 	for (uint32_t j = 0; j < nt; j++) {
 		uint32_t q = ptouched[j];
@@ -300,123 +333,338 @@ static inline __attribute__((always_inline)) void tally_order_impl(tally_t *t, u
 
 static void tally_order(tally_t *t, uint32_t o, uint32_t add)
 {
-	tally_order_impl(t, o, add, false);
+	tally_order_into(t, t->hist, t->pfields, t->ptouched, o, add);
 }
+
+/* Records the scan filters at a time. */
+#define TALLY_BATCH 2048u
+
+/*
+ * Adds one to the cells of orders lo..hi-1 that are in the population (what
+ * tally_order_into(.., 1) would do for each), returning how many are. pfields
+ * must be 0 and is left so; ptag (nslot + TALLY_SINKS) is scratch.
+ *
+ * Most records are by principals that count nowhere (only candidates that
+ * cover a victim have a slot), spread among the others so that no predictor
+ * could guess a branch on it; and a loop over each order's few records would
+ * mispredict its exit once per order. So nothing here branches per record or
+ * per order. A first pass over a batch of records keeps the index and order of
+ * those whose principal counts (the order by a running count of the orders
+ * begun so far). The second adds them up: a principal's records in an order
+ * are adjacent, and its cell gets the order once the next kept record is
+ * another's; a party's fields in the order it is collecting gather under a
+ * tag naming that order, and go to its cell when a record of a later order
+ * arrives. Cells are chosen rather than skipped: column 0 (no family field;
+ * never read, since every K sums columns of non-empty field sets) takes what
+ * is not yet, or never, to be counted.
+ */
+static uint64_t tally_range(const tally_t *t, uint32_t *restrict hist, unsigned *restrict pfields,
+			    uint32_t *restrict ptag, tally_list_t *lists, uint32_t lo, uint32_t hi)
+{
+	const moat_exposure_t *x = t->x;
+	const uint32_t *restrict rpm = x->rpm;
+	const uint16_t *restrict rdt = x->rdt;
+	const uint32_t *restrict off = x->off;
+	const uint32_t *restrict first = x->order_first;
+	const uint8_t *restrict flags = x->order_flags;
+	const uint8_t *restrict counts = t->counts;
+	const uint8_t *restrict track = t->track;
+	const tally_who_t *restrict who = t->who;
+	const uint8_t *restrict col = t->col;
+	const unsigned family = t->family;
+	const uint32_t nparty = t->nslot + TALLY_SINKS, W = t->W;
+	const moat_time_t last = t->last;
+	uint64_t N = 0;
+	for (uint32_t q = 0; q < nparty; q++)
+		ptag[q] = UINT32_MAX;
+	uint32_t kept[TALLY_BATCH], kept_o[TALLY_BATCH], begun[TALLY_BATCH] = {0};
+	/* cur: the order of the record being filtered (lo - 1 before the first);
+	 * next: the first order not yet begun */
+	uint32_t cur = lo - 1, next = lo;
+	/* the principal whose fields are gathering (p, its order, its cell, its
+	 * list, acc) */
+	uint32_t pp = UINT32_MAX, po = UINT32_MAX, pcell = t->nslot * W, ptrack = 0;
+	unsigned acc = 0;
+	for (uint32_t a = off[lo], stop = off[hi]; a < stop;) {
+		uint32_t b = stop - a > TALLY_BATCH ? a + TALLY_BATCH : stop, n = 0;
+		for (; next < hi && off[next] < b; next++) {
+			begun[off[next] - a]++;
+			N += in_population(x, next, last);
+		}
+		for (uint32_t i = a; i < b; i++) {
+			cur += begun[i - a];
+			begun[i - a] = 0;
+			kept[n] = i;
+			kept_o[n] = cur;
+			n += counts[rpm[i] >> 8];
+		}
+		a = b;
+		for (uint32_t k = 0; k < n; k++) {
+			uint32_t i = kept[k], o = kept_o[k];
+			uint32_t r = rpm[i], p = r >> 8, d = rdt[i];
+			/* in_population, and d < tally_minutes(x, o, last) put as
+			 * "the record's time is at or before the last contact" */
+			int64_t base = (int64_t)first[o] * 1000;
+			bool pop = !(flags[o] & TRACE_ORDER_HONEY) & (base <= last + 999);
+			bool on = pop & (base + (int64_t)d * 60000 <= last);
+			if (__builtin_expect(d == TRACE_DT_OVERFLOW, 0))
+				on = pop && tally_overflow_on_time(x, i, last);
+			unsigned f = r & family & (0u - (unsigned)on);
+			tally_who_t w = who[p];
+			/* masks rather than conditions, which the compiler would turn
+			 * into branches that mispredict */
+			unsigned same = 0u - (unsigned)(((p ^ pp) | (o ^ po)) == 0);
+			hist[pcell + col[acc & ~same]] += 1;
+			if (__builtin_expect(ptrack != 0, 0) && !same && acc)
+				tally_list_add(&lists[ptrack - 1], po);
+			acc = (acc & same) | f;
+			pp = p;
+			po = o;
+			pcell = w.cell;
+			ptrack = track[p];
+			unsigned was = pfields[w.party];
+			unsigned fresh = 0u - (unsigned)(ptag[w.party] != o);
+			hist[(size_t)w.party * W + col[was & fresh]] += 1;
+			pfields[w.party] = (was & ~fresh) | f;
+			ptag[w.party] = o;
+		}
+	}
+	for (; next < hi; next++) /* orders without records after the last record */
+		N += in_population(x, next, last);
+	hist[pcell + col[acc]] += 1;
+	if (ptrack && acc)
+		tally_list_add(&lists[ptrack - 1], po);
+	for (uint32_t q = 0; q < nparty; q++) {
+		hist[(size_t)q * W + col[pfields[q]]] += 1;
+		pfields[q] = 0;
+	}
+	return N;
+}
+
+/* One thread's share of the scan: it takes chunks of orders from *next until
+ * none is left, counting into its own cells. */
+typedef struct tally_part {
+	const tally_t *t;
+	uint32_t *hist;
+	unsigned *pfields;
+	uint32_t *ptouched;
+	tally_list_t *lists; /* TALLY_TRACKED */
+	atomic_uint *next;
+	uint32_t chunk;
+	uint64_t N; /* population orders it scanned */
+} tally_part_t;
 
 static void *tally_run(void *arg)
 {
-	tally_t *t = arg;
-	const moat_exposure_t *x = t->x;
-	for (uint32_t o = t->lo; o < t->hi; o++) {
-		if (in_population(x, o, t->last)) {
-			t->N++;
-			if (t->want_seen)
-				tally_order_impl(t, o, 1, true);
-			else
-				tally_order(t, o, 1);
-		} else if (t->want_seen) {
-			for (uint32_t i = x->off[o]; i < x->off[o + 1]; i++)
-				if (x->rpm[i] & t->family)
-					t->mark[x->rpm[i] >> 8] |= TALLY_SEEN;
-		}
+	tally_part_t *pt = arg;
+	uint32_t norders = pt->t->x->off_orders;
+	uint64_t N = 0;
+	for (;;) {
+		uint64_t lo =
+		    (uint64_t)atomic_fetch_add_explicit(pt->next, 1, memory_order_relaxed) *
+		    pt->chunk;
+		if (lo >= norders)
+			break;
+		uint32_t hi = lo + pt->chunk < norders ? (uint32_t)lo + pt->chunk : norders;
+		N += tally_range(pt->t, pt->hist, pt->pfields, pt->ptouched, pt->lists,
+				 (uint32_t)lo, hi);
 	}
+	pt->N = N;
 	return NULL;
 }
 
-/* Scans every order into base->hist (zeroed by the caller) and base->mark, on
- * two threads when the index is large (the second thread is an optimisation,
- * never required: without its memory the scan runs on one). *N = population
- * orders. */
-static void tally_scan(tally_t *base, size_t nslot, uint64_t *N)
+/* Scans every order into t->hist (zeroed by the caller), on two threads when
+ * the index is large and this process may use two CPUs (the second thread is
+ * an optimisation, never required: without its memory the scan runs on one).
+ * The orders go in chunks to whichever thread is free, so that a thread whose
+ * CPU is shared with another process does less. *N = population orders. */
+static void tally_scan(const tally_t *t, uint64_t *N)
 {
-	const moat_exposure_t *x = base->x;
-	size_t cells = nslot * base->W;
-	tally_t two = *base;
+	const moat_exposure_t *x = t->x;
+	size_t cells = ((size_t)t->nslot + TALLY_SINKS) * t->W;
+	atomic_uint next = 0;
+	tally_part_t one = {t, t->hist, t->pfields, t->ptouched, t->lists, &next, x->off_orders, 0};
+	tally_part_t two = one;
+	two.lists = t->lists + TALLY_TRACKED;
 	two.hist = NULL;
 	two.pfields = NULL;
 	two.ptouched = NULL;
-	two.mark = NULL;
-	base->lo = 0;
-	base->hi = x->off_orders;
-	base->N = 0;
 	pthread_t th;
 	bool threaded = false;
-	/* A second thread only pays where it gets a CPU of its own: on one CPU the
-	 * two halves would take turns and the merge would be extra work. */
 	cpu_set_t cpus;
 	CPU_ZERO(&cpus);
 	bool two_cpus = sched_getaffinity(0, sizeof cpus, &cpus) != 0 || CPU_COUNT(&cpus) > 1;
 	if (x->nrec > (1u << 20) && two_cpus) {
-		two.hist = calloc(cells ? cells : 1, sizeof *two.hist);
-		two.pfields = calloc(nslot + 1, sizeof *two.pfields);
-		two.ptouched = malloc((nslot + 1) * sizeof *two.ptouched);
-		two.mark = malloc(x->principals.n + 1);
-		two.N = 0;
-		if (two.hist && two.pfields && two.ptouched && two.mark) {
-			memcpy(two.mark, base->mark, x->principals.n + 1);
-			two.lo = base->hi = x->off_orders / 2;
-			two.hi = x->off_orders;
+		two.hist = calloc(cells, sizeof *two.hist);
+		two.pfields = calloc((size_t)t->nslot + TALLY_SINKS, sizeof *two.pfields);
+		two.ptouched = malloc(((size_t)t->nslot + TALLY_SINKS) * sizeof *two.ptouched);
+		if (two.hist && two.pfields && two.ptouched) {
+			one.chunk = two.chunk = x->off_orders / 64 + 1;
 			threaded = pthread_create(&th, NULL, tally_run, &two) == 0;
 			if (!threaded)
-				base->hi = x->off_orders;
+				one.chunk = two.chunk = x->off_orders;
 		}
 	}
-	tally_run(base);
+	if (!one.chunk)
+		one.chunk = 1;
+	tally_run(&one);
 	if (threaded) {
 		pthread_join(th, NULL);
 		for (size_t i = 0; i < cells; i++)
-			base->hist[i] += two.hist[i];
-		for (uint32_t p = 0; p < x->principals.n; p++)
-			base->mark[p] |= two.mark[p] & TALLY_SEEN;
+			t->hist[i] += two.hist[i];
 	}
 	free(two.hist);
 	free(two.pfields);
 	free(two.ptouched);
-	free(two.mark);
-	*N = base->N + (threaded ? two.N : 0);
+	*N = one.N + (threaded ? two.N : 0);
+}
+
+/* Four record words, for the exclusion's comparisons (a GCC / Clang vector
+ * extension: the target's vectors, or scalar code on a target without). */
+typedef uint32_t tally_v4 __attribute__((vector_size(16)));
+
+/* The flagged principals the exclusion compares records with directly; with
+ * more it looks each record's principal up. */
+#define TALLY_FEW 4
+
+/* Whether any of the four records in a is by one of the principals in c. */
+static inline tally_v4 tally_hits(tally_v4 a, const tally_v4 *c)
+{
+	a >>= 8;
+	return (tally_v4)((a == c[0]) | (a == c[1]) | (a == c[2]) | (a == c[3]));
+}
+
+/* The first record from i on (or nrec) that may be by a flagged principal:
+ * sixteen records at a time. With few flagged principals (a confirmed leaker
+ * or two) each record's principal is compared with theirs, lane by lane;
+ * otherwise it is looked up in conf, one branch per eight records. */
+static uint32_t tally_skip(const uint32_t *rpm, uint32_t i, uint32_t nrec, const uint8_t *conf,
+			   const tally_v4 *few, bool by_few)
+{
+	if (by_few) {
+		for (; nrec - i >= 16; i += 16) {
+			tally_v4 v[4];
+			memcpy(v, rpm + i, sizeof v);
+			tally_v4 h = tally_hits(v[0], few) | tally_hits(v[1], few) |
+				     tally_hits(v[2], few) | tally_hits(v[3], few);
+			uint64_t w[2];
+			memcpy(w, &h, sizeof w);
+			if (w[0] | w[1])
+				break;
+		}
+		return i;
+	}
+	while (nrec - i >= 8 &&
+	       !(conf[rpm[i] >> 8] | conf[rpm[i + 1] >> 8] | conf[rpm[i + 2] >> 8] |
+		 conf[rpm[i + 3] >> 8] | conf[rpm[i + 4] >> 8] | conf[rpm[i + 5] >> 8] |
+		 conf[rpm[i + 6] >> 8] | conf[rpm[i + 7] >> 8]))
+		i += 8;
+	return i;
+}
+
+/* What tally_exclude does, from the scan's lists when every flagged principal
+ * is tracked and none of its lists was lost (else false, having done nothing):
+ * the lists hold exactly the orders to take out, but for those already out. */
+static bool tally_exclude_listed(tally_t *t, const uint8_t *conf, uint32_t P, uint8_t *excl,
+				 uint64_t *N)
+{
+	const moat_exposure_t *x = t->x;
+	for (uint32_t p = 0; p < P; p++)
+		if (conf[p] && (!t->track[p] || t->lists[t->track[p] - 1].lost ||
+				t->lists[TALLY_TRACKED + t->track[p] - 1].lost))
+			return false;
+	for (uint32_t p = 0; p < P; p++) {
+		for (unsigned h = 0; conf[p] && h < 2; h++) {
+			const tally_list_t *l = &t->lists[h * TALLY_TRACKED + t->track[p] - 1];
+			for (uint32_t k = 0; k < l->n; k++) {
+				/* The orders lie far apart: fetch ahead what each will
+				 * read, its offsets first, then its records. */
+				if (k + 16 < l->n) {
+					__builtin_prefetch(&x->off[l->o[k + 16]]);
+					__builtin_prefetch(&x->order_first[l->o[k + 16]]);
+					__builtin_prefetch(&excl[l->o[k + 16]]);
+				}
+				if (k + 8 < l->n) {
+					__builtin_prefetch(&x->rpm[x->off[l->o[k + 8]]]);
+					__builtin_prefetch(&x->rdt[x->off[l->o[k + 8]]]);
+				}
+				if (excl[l->o[k]])
+					continue;
+				excl[l->o[k]] = 1;
+				tally_order(t, l->o[k], UINT32_MAX);
+				(*N)--;
+			}
+		}
+	}
+	return true;
 }
 
 /*
  * Takes out of the population (excl, the counts, *N) every order in it that a
- * principal flagged in conf had received a family field of by the last
- * contact. Walks the records alone, finding a flagged one's order only when
- * one turns up: a confirmed leaker's orders are few next to the index.
+ * principal flagged in conf (P entries) had received a family field of by the
+ * last contact. Walks the records alone, finding a flagged one's order only
+ * when one turns up: a confirmed leaker's orders are few next to the index.
  */
-static void tally_exclude(tally_t *t, const uint8_t *conf, uint8_t *excl, uint64_t *N)
+static void tally_exclude(tally_t *t, const uint8_t *conf, uint32_t P, uint8_t *excl, uint64_t *N)
 {
 	const moat_exposure_t *x = t->x;
 	const uint32_t *rpm = x->rpm;
 	uint32_t norders = x->off_orders, nrec = x->off[norders], o = 0;
-	for (uint32_t i = 0; i < nrec; i++) {
-		/* Skip eight records at a time while none is a flagged principal's: one
-		 * branch per block instead of one per record. */
-		while (nrec - i >= 8 &&
-		       !(conf[rpm[i] >> 8] | conf[rpm[i + 1] >> 8] | conf[rpm[i + 2] >> 8] |
-			 conf[rpm[i + 3] >> 8] | conf[rpm[i + 4] >> 8] | conf[rpm[i + 5] >> 8] |
-			 conf[rpm[i + 6] >> 8] | conf[rpm[i + 7] >> 8]))
-			i += 8;
-		if (i >= nrec)
-			break;
-		if (!conf[rpm[i] >> 8] || !(rpm[i] & t->family))
-			continue;
-		/* the order holding record i: the last o with off[o] <= i, walking
-		 * forward from the previous one (the records come in order); a walk
-		 * streams through the offsets where a search would miss the cache at
-		 * every probe */
-		while (o + 1 < norders && x->off[o + 1] <= i)
-			o++;
-		if (!excl[o] && in_population(x, o, t->last)) {
-			uint32_t lim = tally_minutes(x, o, t->last);
-			for (uint32_t j = i; j < x->off[o + 1]; j++)
+	uint32_t flagged[TALLY_FEW];
+	unsigned nflag = 0;
+	for (uint32_t p = 0; p < P && nflag <= TALLY_FEW; p++)
+		if (conf[p]) {
+			if (nflag < TALLY_FEW)
+				flagged[nflag] = p;
+			nflag++;
+		}
+	if (nflag == 0)
+		return;
+	if (tally_exclude_listed(t, conf, P, excl, N))
+		return;
+	tally_v4 few[TALLY_FEW]; /* each flagged principal in every lane, repeated to fill */
+	for (unsigned k = 0; k < TALLY_FEW; k++)
+		few[k] = (tally_v4){0} + flagged[k % (nflag < TALLY_FEW ? nflag : TALLY_FEW)];
+	/* A batch of hits (records by a flagged principal, with a family field)
+	 * at a time, with their orders: the look-ups into each hit's order land
+	 * far apart, and gathered they miss the cache together, not in turn. */
+	uint32_t hit[TALLY_BATCH], hit_o[TALLY_BATCH];
+	for (uint32_t i = 0; i < nrec;) {
+		uint32_t n = 0;
+		for (; i < nrec && n < TALLY_BATCH; i++) {
+			i = tally_skip(rpm, i, nrec, conf, few, nflag <= TALLY_FEW);
+			if (i >= nrec)
+				break;
+			if (!conf[rpm[i] >> 8] || !(rpm[i] & t->family))
+				continue;
+			/* the order holding record i: the last o with off[o] <= i,
+			 * walking forward from the previous one (the records come in
+			 * order); a walk streams through the offsets where a search
+			 * would miss the cache at every probe */
+			while (o + 1 < norders && x->off[o + 1] <= i)
+				o++;
+			hit[n] = i;
+			hit_o[n++] = o;
+			__builtin_prefetch(&excl[o]);
+			__builtin_prefetch(&x->order_flags[o]);
+			__builtin_prefetch(&x->order_first[o]);
+			__builtin_prefetch(&x->rdt[i]);
+			i = x->off[o + 1] - 1; /* one hit per order: the first */
+		}
+		for (uint32_t k = 0; k < n; k++) {
+			uint32_t ho = hit_o[k];
+			if (excl[ho] || !in_population(x, ho, t->last))
+				continue;
+			uint32_t lim = tally_minutes(x, ho, t->last);
+			for (uint32_t j = hit[k]; j < x->off[ho + 1]; j++)
 				if (conf[x->rpm[j] >> 8] && (x->rpm[j] & t->family) &&
 				    (x->rdt[j] < lim || tally_overflow_on_time(x, j, t->last))) {
-					excl[o] = 1;
-					tally_order(t, o, UINT32_MAX);
+					excl[ho] = 1;
+					tally_order(t, ho, UINT32_MAX);
 					(*N)--;
 					break;
 				}
 		}
-		i = x->off[o + 1] - 1;
 	}
 }
 
@@ -526,6 +774,10 @@ static double grouped_tail(tester_t *t, uint64_t N, const uint64_t *Kq, uint64_t
 	for (uint64_t s = 0; s <= x; s++)
 		dp[s] = -INFINITY;
 	dp[0] = 0.0;
+	/* The last draw convolved, when no group follows it: only its dp[x] is
+	 * ever read, so the sums below x are not formed (dp[x] does not depend on
+	 * them; it comes out the same). */
+	size_t last_q = t->multi_groups == 0 ? only : SIZE_MAX;
 	for (size_t q = 0; q < t->npat; q++) {
 		uint64_t n = t->single_n[q], K = Kq[q] > N ? N : Kq[q];
 		if (!n)
@@ -546,7 +798,7 @@ static double grouped_tail(tester_t *t, uint64_t N, const uint64_t *Kq, uint64_t
 			if (dp[s] == -INFINITY)
 				continue;
 			/* j < x - s lands on s + j; j >= x - s lands on x */
-			for (uint64_t j = 0; j < x - s && j <= hi; j++)
+			for (uint64_t j = 0; q != last_q && j < x - s && j <= hi; j++)
 				tmp[s + j] = lse(tmp[s + j], dp[s] + lpmf[j]);
 			tmp[x] = lse(tmp[x], dp[s] + suf[x - s]);
 		}
@@ -690,7 +942,8 @@ static moat_err_t em_explain(tester_t *t, const cand_t *cs, const uint32_t *ids,
 	for (size_t i = 0; i < n; i++)
 		den[ls[i].g] = lse(den[ls[i].g], lpi[ls[i].k] + ls[i].l);
 	for (size_t i = 0; i < n; i++)
-		em[ls[i].k] += exp(lpi[ls[i].k] + ls[i].l - den[ls[i].g]) * (double)t->gsize[ls[i].g];
+		em[ls[i].k] +=
+		    exp(lpi[ls[i].k] + ls[i].l - den[ls[i].g]) * (double)t->gsize[ls[i].g];
 	free(ls);
 	free(pi);
 	free(acc);
@@ -749,21 +1002,23 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	uint32_t *pr = NULL, *cov = NULL, *ids = NULL, *slot = NULL, *Kq32 = NULL, *Kf32 = NULL;
 	uint32_t *up = NULL, *gsize = NULL, *gmembers = NULL, *goff = NULL, *gcov = NULL;
 	uint32_t *touched = NULL, *single_n = NULL, *pool = NULL, *Kq32_r1 = NULL;
+	uint32_t *tail_round = NULL; /* per slot: the round + 1 of its last grouped_tail */
 	bool *active_r1 = NULL;
 	double *em = NULL;
 	unsigned *pf = NULL;
 	party_acc_t *acc = NULL;
 	double *lp = NULL, *la = NULL, *dp = NULL, *tmp = NULL, *lpmf = NULL, *suf = NULL;
 	double *pen = NULL, *lw = NULL; /* per slot: ln(m / w), ln w */
-	uint8_t *pri = NULL;		/* per candidate: 1 weighted up by a prior, 2 same as a principal */
-	uint8_t *dups = NULL;		/* per slot: pri & 2 */
+	uint8_t *pri = NULL;  /* per candidate: 1 weighted up by a prior, 2 same as a principal */
+	uint8_t *dups = NULL; /* per slot: pri & 2 */
 	uint64_t *Kq = NULL;
 	bool *active = NULL;
 	uint8_t *seen = NULL, *excl = NULL, *conf = NULL;
 	uint32_t *hist = NULL, *hsum = NULL, *ptouched = NULL;
 	unsigned *pfields = NULL;
 	tally_who_t *who = NULL;
-	uint8_t *mark = NULL;
+	uint8_t *counts = NULL, *track = NULL;
+	tally_list_t *lists = NULL;
 	uint32_t *row = NULL, *psize = NULL;
 	char(*norm)[130] = NULL;
 	contact_ref_t *refs = NULL;
@@ -961,17 +1216,19 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	Kq32 = calloc(npat * nc + 1, sizeof *Kq32);
 	Kf32 = calloc(nc ? nc : 1, sizeof *Kf32);
 	Kq = calloc(npat ? npat : 1, sizeof *Kq);
-	hist = calloc(nc * W + 1, sizeof *hist);
+	hist = calloc((nc + TALLY_SINKS) * W, sizeof *hist);
 	hsum = malloc(W * sizeof *hsum);
-	pfields = calloc(nc + 1, sizeof *pfields);
-	ptouched = malloc((nc + 1) * sizeof *ptouched);
+	pfields = calloc(nc + TALLY_SINKS, sizeof *pfields);
+	ptouched = malloc((nc + TALLY_SINKS) * sizeof *ptouched);
 	who = malloc((P + 1) * sizeof *who);
-	mark = calloc(P + 1, 1);
+	counts = calloc(P + 1, 1);
+	track = calloc(P + 1, 1);
+	lists = calloc(2 * TALLY_TRACKED, sizeof *lists);
 	row = malloc((nc ? nc : 1) * sizeof *row);
 	psize = calloc((size_t)Q + 1, sizeof *psize);
 	conf = calloc(P + 1, 1);
 	if (!seen || !excl || !Kq32 || !Kf32 || !Kq || !hist || !hsum || !pfields || !ptouched ||
-	    !conf || !who || !mark || !row || !psize)
+	    !conf || !who || !counts || !track || !lists || !row || !psize)
 		goto nomem;
 	for (size_t i = 0; i < nc; i++)
 		row[i] = (uint32_t)i;
@@ -980,22 +1237,48 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 			psize[x->principal_party[p]]++;
 	for (uint32_t p = 0; p < P; p++) {
 		uint32_t q = x->principal_party[p];
-		who[p] = (tally_who_t){slot[p], q == TRACE_NO_PARTY ? UINT32_MAX : slot[P + q]};
+		uint32_t self = slot[p], party = q == TRACE_NO_PARTY ? UINT32_MAX : slot[P + q];
 		/* A party of one principal received in every order exactly what its
 		 * principal did: its counts are the principal's, not tallied twice. */
-		if (who[p].self != UINT32_MAX && who[p].party != UINT32_MAX && psize[q] == 1) {
-			row[who[p].party] = who[p].self;
-			who[p].party = UINT32_MAX;
+		if (self != UINT32_MAX && party != UINT32_MAX && psize[q] == 1) {
+			row[party] = self;
+			party = UINT32_MAX;
 		}
-		if (who[p].self != UINT32_MAX || who[p].party != UINT32_MAX)
-			mark[p] = TALLY_COUNTS;
+		counts[p] = self != UINT32_MAX || party != UINT32_MAX;
+		uint32_t sink = (uint32_t)nc + (p & (TALLY_SINKS - 1));
+		who[p] = (tally_who_t){(self != UINT32_MAX ? self : sink) * W,
+				       party != UINT32_MAX ? party : sink};
 	}
-	tally_t tl = {x, last, family, col, W, who, row, hist, pfields, ptouched, mark, true, 0, 0, 0};
+	/* The tracked: the principals covering the most victims, themselves or
+	 * through their party. */
+	{
+		uint32_t tp[TALLY_TRACKED], tk[TALLY_TRACKED];
+		unsigned ntr = 0;
+		for (uint32_t p = 0; p < P; p++) {
+			uint32_t q = x->principal_party[p], key = cs[p].k_all;
+			if (q != TRACE_NO_PARTY && cs[P + q].k_all > key)
+				key = cs[P + q].k_all;
+			if (!counts[p] || (ntr == TALLY_TRACKED && key <= tk[ntr - 1]))
+				continue;
+			unsigned k = ntr < TALLY_TRACKED ? ntr++ : ntr - 1;
+			for (; k > 0 && tk[k - 1] < key; k--) {
+				tk[k] = tk[k - 1];
+				tp[k] = tp[k - 1];
+			}
+			tk[k] = key;
+			tp[k] = p;
+		}
+		for (unsigned k = 0; k < ntr; k++)
+			track[tp[k]] = (uint8_t)(k + 1);
+	}
+	tally_t tl = {x,      last, family, col,     W,	       (uint32_t)nc, who,
+		      counts, row,  hist,   pfields, ptouched, track,	     lists};
 	uint64_t N = 0, Npop = 0;
-	tally_scan(&tl, nc, &Npop);
-	tl.want_seen = false;
-	for (uint32_t p = 0; p < P; p++)
-		seen[p] = (mark[p] & TALLY_SEEN) != 0;
+	tally_scan(&tl, &Npop);
+	/* The hypotheses: principals that ever received a family field (of any
+	 * order, whenever). */
+	for (uint32_t p = 0; p < P && p < x->principal_fields_n; p++)
+		seen[p] = (x->principal_fields[p] & family) != 0;
 	tally_derive(&tl, nc, pats, npat, Kq32, Kf32, hsum);
 	N = Npop;
 	N += unknown;
@@ -1075,13 +1358,14 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	lpmf = malloc((n + 2) * sizeof *lpmf);
 	suf = malloc((n + 2) * sizeof *suf);
 	lp = malloc((nc ? nc : 1) * sizeof *lp);
+	tail_round = calloc(nc ? nc : 1, sizeof *tail_round);
 	pool = malloc(EM_POOL * sizeof *pool);
 	em = malloc(EM_POOL * sizeof *em);
 	la = malloc((nc ? nc : 1) * sizeof *la);
 	pen = malloc((nc ? nc : 1) * sizeof *pen);
 	lw = malloc((nc ? nc : 1) * sizeof *lw);
 	dups = malloc(nc ? nc : 1);
-	if (!pen || !lw || !dups)
+	if (!pen || !lw || !dups || !tail_round)
 		goto nomem;
 	if (!gsize || !goff || !gmembers || !gcov || !touched || !single_n || !active || !dp ||
 	    !tmp || !lpmf || !suf || !pool || !em || !lp || !la)
@@ -1181,7 +1465,13 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 			if (nr == 0 || !xs) {
 				c->log_p = 0.0;
 				c->live = nr != 0 && c->live;
+			} else if (row[i] != i && tail_round[row[i]] == round + 1 &&
+				   cs[ids[row[i]]].x == xs) {
+				/* a party of one principal: the principal's test, whose
+				 * inputs (its counts, its victims) are this one's */
+				c->log_p = cs[ids[row[i]]].log_p;
 			} else {
+				tail_round[i] = (uint32_t)round + 1;
 				c->log_p = grouped_tail(&tt, Nr, Kq, xs);
 			}
 			lp[i] = c->log_p;
@@ -1191,7 +1481,8 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 		if (round == 0) {
 			/* Round one is reported for everyone, Holm-corrected. */
 			if ((out->prior_tested
-				 ? moat_stats_holm_weighted(lp, lw, dups, nc, (double)out->tested, la)
+				 ? moat_stats_holm_weighted(lp, lw, dups, nc, (double)out->tested,
+							    la)
 				 : moat_stats_holm(lp, nc, out->tested, la)) != MOAT_OK)
 				goto nomem;
 			for (size_t i = 0; i < nc; i++) {
@@ -1290,7 +1581,7 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 			conf[p] = cs[p].round == (int)round ||
 				  (q != TRACE_NO_PARTY && cs[P + q].round == (int)round);
 		}
-		tally_exclude(&tl, conf, excl, &Npop);
+		tally_exclude(&tl, conf, P, excl, &Npop);
 		for (size_t j = 0; j < nv; j++)
 			if (active[j] && vs[j].order >= 0 && excl[vs[j].order])
 				active[j] = false;
@@ -1403,6 +1694,7 @@ done:
 	free(pf);
 	free(acc);
 	free(lp);
+	free(tail_round);
 	free(la);
 	free(pen);
 	free(lw);
@@ -1416,7 +1708,11 @@ done:
 	free(pfields);
 	free(ptouched);
 	free(who);
-	free(mark);
+	free(counts);
+	free(track);
+	for (unsigned k = 0; lists && k < 2 * TALLY_TRACKED; k++)
+		free(lists[k].o);
+	free(lists);
 	free(row);
 	free(psize);
 	free(excl);

@@ -40,6 +40,10 @@ typedef struct trace_odict {
 	uint8_t *fc; /* the blocks */
 	size_t fc_len, fc_cap;
 	uint64_t *blk; /* nblk + 1 byte offsets of the blocks in fc */
+	/* Per block: its head's first 8 bytes, big-endian, zero-padded, which
+	 * order as the heads do (ties aside), so that a lookup's search probes one
+	 * small array; NULL (no memory for it) searches the heads themselves. */
+	uint64_t *head8;
 	uint32_t nsorted, nblk;
 	trace_dict_t recent; /* ids added since the last merge */
 	uint32_t n;	     /* nsorted + recent.n */
@@ -123,6 +127,11 @@ struct moat_exposure {
 	size_t nrec;
 	uint32_t *ovf_idx, *ovf_t;
 	size_t novf;
+	/* Per principal: the union of the field bits of its records (the rows, not
+	 * the tail), for principals 0..principal_fields_n-1; any later principal
+	 * has no record in the rows. Rebuilt with the rows. */
+	uint8_t *principal_fields;
+	uint32_t principal_fields_n;
 	trace_tail_t *tail;
 	size_t ntail, tail_cap;
 	void *cache; /* recent (order, principal, fields), drops repeats */
