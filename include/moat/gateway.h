@@ -44,13 +44,15 @@ typedef struct moat_gateway_sink {
 	/* Optional pair (both or neither): append_deferred is append_async whose
 	 * entries wait for the next flush instead of waking a sink thread; flush
 	 * makes everything queued so far durable (or failed) on the calling thread
-	 * (moat_ledger_append_deferred, moat_ledger_flush). The gateway's event
-	 * loops queue one pass's reads this way and flush once per pass. */
+	 * and returns true, or, while another thread writes a group, hands it to a
+	 * sink thread and returns false at once (moat_ledger_append_deferred,
+	 * moat_ledger_flush_try). The gateway's event loops queue one pass's reads
+	 * this way and flush once per pass. */
 	moat_err_t (*append_deferred)(void *ctx, const struct moat_entry *e, size_t n,
 				      void (*done)(void *done_ctx, moat_err_t status,
 						   uint64_t first_index),
 				      void *done_ctx, moat_error_t *err);
-	void (*flush)(void *ctx);
+	bool (*flush)(void *ctx);
 	uint64_t (*size)(void *ctx);
 	void (*fail_writes)(void *ctx, bool on); /* test hook; may be NULL */
 } moat_gateway_sink_t;

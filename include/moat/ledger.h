@@ -116,6 +116,11 @@ moat_err_t moat_ledger_append_deferred(moat_ledger_t *l, const moat_entry_t *ent
  * it have returned, leading the group commit on the calling thread when no
  * other thread is writing one (completions run on the leader's thread). */
 void moat_ledger_flush(moat_ledger_t *l);
+/* moat_ledger_flush when no other thread is writing a group; when one is, hands
+ * what is queued to the committer thread, which writes it as soon as that group
+ * is done, and returns false at once: the completions come from the committer.
+ * For a caller with other work to do meanwhile (a server loop). */
+bool moat_ledger_flush_try(moat_ledger_t *l);
 
 /* Group commit counters since open: groups written and fsync'd successfully,
  * and the entries they held (entries / groups = mean group size). */

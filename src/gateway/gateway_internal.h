@@ -74,6 +74,11 @@ typedef struct gw_loop {
 	int wake_fd;	 /* eventfd: a connection of this loop was resumed elsewhere */
 	moat_opener_t *opener; /* decrypts this loop's reads */
 	bool need_flush; /* a deferred entry was queued in this pass */
+	/* Reads of this loop whose deferred entries are not answered yet; when a
+	 * flush was handed off, another thread answers them and wakes the loop,
+	 * once until it runs again (wake_armed). */
+	atomic_int handed_off;
+	atomic_bool wake_armed;
 	bool resumed;	 /* a connection of this loop was resumed on its own thread */
 } gw_loop_t;
 
@@ -84,6 +89,8 @@ gw_loop_t *gw_loop_current(void);
  * that mode), so the loop is woken here: by its eventfd from another thread,
  * by a flag that makes its pass run the daemon again from its own. */
 void gw_loop_resume(gw_loop_t *w, struct MHD_Connection *c);
+/* Wakes loop w from another thread (once until it runs again). */
+void gw_loop_wake(gw_loop_t *w);
 
 struct moat_gateway {
 	moat_app_t *app;

@@ -33,9 +33,9 @@ static moat_err_t ledger_append_deferred(void *ctx, const moat_entry_t *e, size_
 	return moat_ledger_append_deferred(ctx, e, n, done, done_ctx, err);
 }
 
-static void ledger_flush(void *ctx)
+static bool ledger_flush(void *ctx)
 {
-	moat_ledger_flush(ctx);
+	return moat_ledger_flush_try(ctx);
 }
 
 static uint64_t ledger_size(void *ctx)

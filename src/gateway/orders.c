@@ -461,6 +461,7 @@ struct gw_pending {
 	struct MHD_Connection *c;
 	gw_loop_t *loop; /* the loop c belongs to */
 	bool suspended;
+	bool handed_off; /* deferred: counted in loop->handed_off until its completion */
 	atomic_int state;
 	moat_order_row_t o;
 	read_one_t x; /* holds the decrypted PII until the response is rendered */
@@ -498,10 +499,15 @@ static void pending_done(void *ctx, moat_err_t status, uint64_t first)
 	struct MHD_Connection *c = p->c;
 	/* The exchange publishes status and index to the thread that finishes
 	 * the read; after it p may be gone unless the request had already ended. */
+	bool handed_off = p->handed_off;
 	if (atomic_exchange(&p->state, PENDING_DONE) == PENDING_ORPHANED)
 		pending_free(p);
 	else if (suspended)
 		gw_loop_resume(loop, c);
+	if (handed_off) {
+		atomic_fetch_sub(&loop->handed_off, 1);
+		gw_loop_wake(loop);
+	}
 }
 
 void gw_order_finish(moat_gateway_t *g, gw_req_t *q, gw_resp_t *r)
@@ -571,6 +577,9 @@ void gw_order_get(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, 
 		p->c = c;
 		p->loop = here;
 		p->suspended = loop == NULL;
+		p->handed_off = loop != NULL;
+		if (loop)
+			atomic_fetch_add(&loop->handed_off, 1);
 		atomic_init(&p->state, PENDING_WAITING);
 		p->o = o;
 		p->x = x;
@@ -593,6 +602,7 @@ void gw_order_get(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, 
 			gw_loop_resume(here, c);
 		} else {
 			q->pending = NULL;
+			atomic_fetch_sub(&loop->handed_off, 1);
 			respond_one(g, &p->o, &p->x, p->principal, MOAT_EUNAVAIL, 0, r);
 			pending_free(p);
 		}

@@ -957,17 +957,26 @@ void gw_loop_resume(gw_loop_t *w, struct MHD_Connection *c)
 		moat_log(MOAT_LOG_ERROR, "gateway_loop", "cannot wake a loop: %s", strerror(errno));
 }
 
+void gw_loop_wake(gw_loop_t *w)
+{
+	if (w != tl_loop && !atomic_exchange(&w->wake_armed, true) &&
+	    eventfd_write(w->wake_fd, 1) != 0)
+		moat_log(MOAT_LOG_ERROR, "gateway_loop", "cannot wake a loop: %s", strerror(errno));
+}
+
 /* One pass: runs the daemon, then, while reads of this pass wait on deferred
  * ledger entries, flushes them (their completions resume the connections) and
  * runs the daemon again to answer them, taking in whatever arrived meanwhile. */
 static void loop_pass(gw_loop_t *w)
 {
 	moat_gateway_t *g = w->g;
+	atomic_store(&w->wake_armed, false);
 	MHD_run(w->d);
 	while (w->need_flush || w->resumed) {
 		if (w->need_flush) {
 			w->need_flush = false;
-			g->sink.flush(g->sink.ctx);
+			if (!g->sink.flush(g->sink.ctx))
+				return; /* another thread writes them; serve on meanwhile */
 		}
 		w->resumed = false;
 		MHD_run(w->d);
@@ -1002,6 +1011,12 @@ static void *loop_main(void *arg)
 			ms = to < 1000 ? (int)to : 1000;
 		if (quiesced && ms > 10)
 			ms = 10;
+		/* Reads waiting on a handed-off group keep libmicrohttpd's timeout
+		 * at zero (they are called again each pass); their completion wakes
+		 * the loop instead, so sleep until then (1 ms at most, for anything
+		 * else libmicrohttpd has ready). */
+		if (ms == 0 && atomic_load(&w->handed_off) > 0)
+			ms = 1;
 		struct epoll_event ev[3];
 		int n = epoll_wait(w->ep, ev, 3, ms);
 		if (n < 0 && errno != EINTR)

@@ -1479,6 +1479,27 @@ moat_err_t moat_ledger_append_deferred(moat_ledger_t *l, const moat_entry_t *ent
 	return rc;
 }
 
+bool moat_ledger_flush_try(moat_ledger_t *l)
+{
+	pthread_mutex_lock(&l->wal_mu);
+	if (l->flushing) {
+		/* Someone is writing a group: the committer takes the next one as
+		 * soon as that is done, and the caller goes on meanwhile. */
+		bool started = l->committer_started ||
+			       (!l->commit_stop &&
+				pthread_create(&l->committer, NULL, committer_main, l) == 0);
+		l->committer_started = started;
+		if (started) {
+			pthread_cond_signal(&l->commit_cv);
+			pthread_mutex_unlock(&l->wal_mu);
+			return false;
+		}
+	}
+	pthread_mutex_unlock(&l->wal_mu);
+	moat_ledger_flush(l);
+	return true;
+}
+
 void moat_ledger_flush(moat_ledger_t *l)
 {
 	pthread_mutex_lock(&l->wal_mu);
