@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1389,6 +1390,141 @@ static void test_async_sink(void)
 	port = saved_port;
 }
 
+/* A deferring sink whose flush always finds "another thread writing": each
+ * entry is appended at once but its completion is held until the test lets it
+ * go, from a thread of its own, as the ledger's committer would. */
+enum { HELD_MAX = 8 };
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+typedef struct held_call {
+	void (*done)(void *, moat_err_t, uint64_t);
+	void *ctx;
+	moat_err_t status;
+	uint64_t first;
+} held_call_t;
+static held_call_t held[HELD_MAX];
+static int n_held;
+
+static moat_err_t held_append_deferred(void *ctx, const moat_entry_t *e, size_t n,
+				       void (*done)(void *, moat_err_t, uint64_t),
+				       void *done_ctx, moat_error_t *err)
+{
+	uint64_t first = 0;
+	moat_err_t rc = moat_ledger_append(ctx, e, n, &first, err);
+	if (rc != MOAT_OK)
+		return rc;
+	pthread_mutex_lock(&held_mu);
+	bool full = n_held == HELD_MAX;
+	if (!full)
+		held[n_held++] = (held_call_t){done, done_ctx, MOAT_OK, first};
+	pthread_mutex_unlock(&held_mu);
+	if (full)
+		done(done_ctx, MOAT_OK, first);
+	return MOAT_OK;
+}
+
+static bool held_flush(void *ctx)
+{
+	(void)ctx;
+	return false; /* "another thread is writing": the loop serves on */
+}
+
+static int held_count(void)
+{
+	pthread_mutex_lock(&held_mu);
+	int n = n_held;
+	pthread_mutex_unlock(&held_mu);
+	return n;
+}
+
+/* Lets every held completion go, after delay_ms, on this thread. */
+static void *release_held(void *arg)
+{
+	struct timespec ts = {0, (long)(intptr_t)arg * 1000000L};
+	nanosleep(&ts, NULL);
+	pthread_mutex_lock(&held_mu);
+	int n = n_held;
+	n_held = 0;
+	held_call_t go[HELD_MAX];
+	memcpy(go, held, sizeof go);
+	pthread_mutex_unlock(&held_mu);
+	for (int i = 0; i < n; i++)
+		go[i].done(go[i].ctx, go[i].status, go[i].first);
+	return NULL;
+}
+
+/* Deferred reads whose completion comes from another thread: the loop is woken
+ * and answers (not before the completion); a read whose client gave up first is
+ * freed by its late completion (ASan: no use after free) and the server carries
+ * on; stopping does not hang on it. */
+static void test_handed_off_reads(void)
+{
+	char id[64], path[200];
+	matrix_order_id(MOAT_ROLE_COURIER, MOAT_STATUS_SHIPPED, 1, id);
+	snprintf(path, sizeof path, "/v1/orders/%s?purpose=deliver", id);
+	moat_gateway_opts_t go = {0};
+	go.listen = "127.0.0.1:0";
+	moat_gateway_ledger_sink(app->ledger, &go.sink);
+	go.sink.append_deferred = held_append_deferred;
+	go.sink.flush = held_flush;
+	go.ledger = app->ledger;
+	go.threads = 2;
+	moat_gateway_t *hg = NULL;
+	moat_error_t e = {0};
+	CHECK_MSG(moat_gateway_start(app, &go, &hg, &e) == MOAT_OK, "%s", e.msg);
+	if (!hg)
+		return;
+	int saved_port = port;
+	port = moat_gateway_port(hg);
+	resp_t r;
+	for (int round = 0; round < 2; round++) {
+		pthread_t t;
+		CHECK(pthread_create(&t, NULL, release_held, (void *)(intptr_t)300) == 0);
+		uint64_t t0 = moat_mono_ns();
+		get(&r, path, keys[MOAT_ROLE_COURIER]);
+		uint64_t took = moat_mono_ns() - t0;
+		pthread_join(t, NULL);
+		CHECK_INT(r.status, 200);
+		CHECK_MSG(took >= 300000000ull && took < 5000000000ull,
+			  "answered after %llu ns (completion released at 300 ms)",
+			  (unsigned long long)took);
+		CHECK(r.ledger_index[0] != '\0');
+		resp_free(&r);
+		if (round > 0)
+			break;
+		/* A client that gives up while its read waits. */
+		char url[300];
+		snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+		char auth[200];
+		snprintf(auth, sizeof auth, "Authorization: Bearer %s", keys[MOAT_ROLE_COURIER]);
+		CURL *c2 = curl_easy_init();
+		struct curl_slist *h = curl_slist_append(NULL, auth);
+		moat_buf_t sink_body;
+		moat_buf_init(&sink_body, 1 << 20);
+		curl_easy_setopt(c2, CURLOPT_URL, url);
+		curl_easy_setopt(c2, CURLOPT_HTTPHEADER, h);
+		curl_easy_setopt(c2, CURLOPT_TIMEOUT_MS, 300L);
+		curl_easy_setopt(c2, CURLOPT_WRITEFUNCTION, on_body);
+		resp_t dropped;
+		memset(&dropped, 0, sizeof dropped);
+		moat_buf_init(&dropped.body, 1 << 20);
+		curl_easy_setopt(c2, CURLOPT_WRITEDATA, &dropped);
+		CHECK_INT(curl_easy_perform(c2), CURLE_OPERATION_TIMEDOUT);
+		CHECK_INT(dropped.body.len, 0);
+		curl_easy_cleanup(c2);
+		curl_slist_free_all(h);
+		moat_buf_free(&dropped.body);
+		moat_buf_free(&sink_body);
+		CHECK_INT(held_count(), 1);
+		/* The server closes the connection on its 1 s timeout; then the
+		 * completion comes. */
+		struct timespec wait = {2, 500000000};
+		nanosleep(&wait, NULL);
+		release_held((void *)(intptr_t)0);
+	}
+	moat_gateway_stop(hg);
+	port = saved_port;
+}
+
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -1402,6 +1538,7 @@ int main(void)
 		test_quota();
 		test_ledger_invariant();
 		test_async_sink();
+		test_handed_off_reads();
 		test_sessions();
 		test_replay_clock();
 		test_ingest();
