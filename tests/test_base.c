@@ -40,6 +40,27 @@ static void test_buf(void)
 	moat_buf_free(&b);
 }
 
+/* The decimal formatters against snprintf, at the edges. */
+static void test_fmt(void)
+{
+	const uint64_t us[] = {0, 9, 10, 99, 100, 1234567890, UINT64_MAX};
+	for (size_t i = 0; i < sizeof us / sizeof us[0]; i++) {
+		char got[32], want[32];
+		size_t n = moat_fmt_u64(got, us[i]);
+		got[n] = '\0';
+		snprintf(want, sizeof want, "%llu", (unsigned long long)us[i]);
+		CHECK_STR(got, want);
+	}
+	const int64_t is[] = {0, -1, 7, -10, INT64_MAX, INT64_MIN};
+	for (size_t i = 0; i < sizeof is / sizeof is[0]; i++) {
+		char got[32], want[32];
+		size_t n = moat_fmt_i64(got, is[i]);
+		got[n] = '\0';
+		snprintf(want, sizeof want, "%lld", (long long)is[i]);
+		CHECK_STR(got, want);
+	}
+}
+
 static void test_time(void)
 {
 	moat_time_t t;
@@ -411,6 +432,7 @@ static void test_arena(void)
 
 int main(void)
 {
+	test_fmt();
 	test_buf();
 	test_time();
 	test_encodings();

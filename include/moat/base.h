@@ -96,6 +96,12 @@ moat_err_t moat_buf_printf(moat_buf_t *b, const char *fmt, ...) MOAT_PRINTF(2, 3
 /* Appends s as a JSON string literal, quotes included. */
 moat_err_t moat_buf_json_str(moat_buf_t *b, const char *s) MOAT_MUST_CHECK;
 
+/* Writes v in decimal to out (room for 20 bytes), unterminated; returns the
+ * digit count. For hot paths where a printf costs more than the work around it. */
+size_t moat_fmt_u64(char *out, uint64_t v);
+/* The same with a leading '-' for negatives (room for 21 bytes). */
+size_t moat_fmt_i64(char *out, int64_t v);
+
 /* ---- arena ------------------------------------------------------------------------ */
 
 /* Per-request memory: many allocations, one free. Allocation never fails silently:

@@ -133,6 +133,27 @@ void moat_time_format(moat_time_t t, char out[32])
 		snprintf(out, 32, "%04u-%02u-%02uT%02u:%02u:%02uZ", yy, mo, d, hh, mi, ss);
 }
 
+size_t moat_fmt_u64(char *out, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
+size_t moat_fmt_i64(char *out, int64_t v)
+{
+	if (v >= 0)
+		return moat_fmt_u64(out, (uint64_t)v);
+	out[0] = '-';
+	return 1 + moat_fmt_u64(out + 1, 0 - (uint64_t)v);
+}
+
 void moat_hex_encode(const uint8_t *in, size_t n, char *out)
 {
 	static const char hx[] = "0123456789abcdef";

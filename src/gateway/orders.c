@@ -197,16 +197,10 @@ static moat_err_t put_plain(moat_buf_t *b, const char *key, const char *s, bool 
 
 static moat_err_t put_int(moat_buf_t *b, const char *key, int64_t v, bool comma)
 {
-	char s[24], *p = s + sizeof s;
-	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-	*--p = '\0';
-	do
-		*--p = (char)('0' + u % 10);
-	while ((u /= 10) != 0);
-	if (v < 0)
-		*--p = '-';
+	char s[24];
+	size_t n = moat_fmt_i64(s, v);
 	moat_err_t rc = put_key(b, key, comma);
-	return rc == MOAT_OK ? moat_buf_puts(b, p) : rc;
+	return rc == MOAT_OK ? moat_buf_append(b, s, n) : rc;
 }
 
 static moat_err_t put_time(moat_buf_t *b, const char *key, moat_time_t t)

@@ -16,30 +16,6 @@ const char *const moat_view_names[] = {"none", "hidden", "mask", "coarse",
 				       "category", "virtual", "full", NULL};
 const char *const moat_relation_kind_names[] = {"assign", "ticket", "authorize", NULL};
 
-/* Writes v in decimal to out (at least 20 bytes), unterminated; returns the
- * digit count. */
-static size_t fmt_u64(char *out, uint64_t v)
-{
-	char tmp[20];
-	size_t n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (size_t i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
-	return n;
-}
-
-/* As fmt_u64 with a leading '-' for negatives (out: at least 21 bytes). */
-static size_t fmt_i64(char *out, int64_t v)
-{
-	if (v >= 0)
-		return fmt_u64(out, (uint64_t)v);
-	out[0] = '-';
-	return 1 + fmt_u64(out + 1, 0 - (uint64_t)v);
-}
-
 static const char *name_of(const char *const *names, int count, int v)
 {
 	return (v >= 0 && v < count) ? names[v] : "unknown";
@@ -247,7 +223,7 @@ static moat_err_t parse_items(json_t *arr, moat_arena_t *arena, moat_order_t *o,
 		/* "items[i]." without snprintf, which cost more than the item's checks */
 		size_t pl = sizeof "items[" - 1;
 		memcpy(prefix, "items[", pl);
-		pl += fmt_u64(prefix + pl, i);
+		pl += moat_fmt_u64(prefix + pl, i);
 		memcpy(prefix + pl, "].", 3);
 		if (!json_is_object(it)) {
 			snprintf(f, sizeof f, "items[%zu]", i);
@@ -290,10 +266,10 @@ moat_err_t moat_order_items_json(const moat_order_t *o, moat_buf_t *b)
 			num[k++] = ',';
 		memcpy(num + k, "{\"price_cents\":", 15);
 		k += 15;
-		k += fmt_i64(num + k, m->price_cents);
+		k += moat_fmt_i64(num + k, m->price_cents);
 		memcpy(num + k, ",\"qty\":", 7);
 		k += 7;
-		k += fmt_i64(num + k, m->qty);
+		k += moat_fmt_i64(num + k, m->qty);
 		memcpy(num + k, ",\"sku\":", 7);
 		k += 7;
 		rc = moat_buf_append(b, num, k);

@@ -291,15 +291,8 @@ static inline void out_ch(out_t *o, char c)
 
 static inline void out_u64(out_t *o, uint64_t v)
 {
-	char tmp[24];
-	int n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	out_need(o, (size_t)n);
-	while (n)
-		o->buf[o->len++] = tmp[--n];
+	out_need(o, 20);
+	o->len += moat_fmt_u64(o->buf + o->len, v);
 }
 
 /* Zero-padded decimal of exactly `width` digits. */
