@@ -1287,6 +1287,16 @@ static void *committer_main(void *arg)
 	return NULL;
 }
 
+/* Whether the committer thread runs, starting it on first use (wal_mu held);
+ * false when it cannot (the ledger is closing, or no thread). */
+static bool committer_running(moat_ledger_t *l)
+{
+	if (!l->committer_started && !l->commit_stop &&
+	    pthread_create(&l->committer, NULL, committer_main, l) == 0)
+		l->committer_started = true;
+	return l->committer_started;
+}
+
 /* Queues records with a completion. With wake, the committer thread (started on
  * first use) leads their group; without, the caller leads it later through
  * moat_ledger_flush. */
@@ -1299,13 +1309,10 @@ static moat_err_t enqueue_records(moat_ledger_t *l, const uint8_t *recs, size_t 
 		rc = moat_error_set(err, MOAT_EUNAVAIL, NULL, "the ledger is unavailable");
 		goto out;
 	}
-	if (wake && !l->committer_started) {
-		if (pthread_create(&l->committer, NULL, committer_main, l) != 0) {
-			rc = moat_error_set(err, MOAT_EUNAVAIL, NULL,
-					    "cannot start the ledger's committer thread");
-			goto out;
-		}
-		l->committer_started = true;
+	if (wake && !committer_running(l)) {
+		rc = moat_error_set(err, MOAT_EUNAVAIL, NULL,
+				    "cannot start the ledger's committer thread");
+		goto out;
 	}
 	batch_t *b = open_batch(l);
 	if (b && b->n_cbs == b->cap_cbs) {
@@ -1451,49 +1458,43 @@ moat_err_t moat_ledger_append(moat_ledger_t *l, const moat_entry_t *entries, siz
 	return rc;
 }
 
-moat_err_t moat_ledger_append_async(moat_ledger_t *l, const moat_entry_t *entries, size_t n,
-				    moat_ledger_done_fn done, void *ctx, moat_error_t *err)
+/* Encodes entries and queues them with done (wake: see enqueue_records). */
+static moat_err_t queue_entries(moat_ledger_t *l, const moat_entry_t *entries, size_t n,
+				moat_ledger_done_fn done, void *ctx, bool wake, moat_error_t *err)
 {
 	if (!done)
-		return moat_error_set(err, MOAT_EINVAL, NULL, "an asynchronous append needs done");
+		return moat_error_set(err, MOAT_EINVAL, NULL,
+				      "an asynchronous or deferred append needs done");
 	uint8_t *recs;
 	size_t total;
 	moat_err_t rc = encode_records(l, entries, n, &recs, &total, err);
 	if (rc == MOAT_OK)
-		rc = enqueue_records(l, recs, total, n, done, ctx, true, err);
+		rc = enqueue_records(l, recs, total, n, done, ctx, wake, err);
 	free(recs);
 	return rc;
+}
+
+moat_err_t moat_ledger_append_async(moat_ledger_t *l, const moat_entry_t *entries, size_t n,
+				    moat_ledger_done_fn done, void *ctx, moat_error_t *err)
+{
+	return queue_entries(l, entries, n, done, ctx, true, err);
 }
 
 moat_err_t moat_ledger_append_deferred(moat_ledger_t *l, const moat_entry_t *entries, size_t n,
 				       moat_ledger_done_fn done, void *ctx, moat_error_t *err)
 {
-	if (!done)
-		return moat_error_set(err, MOAT_EINVAL, NULL, "a deferred append needs done");
-	uint8_t *recs;
-	size_t total;
-	moat_err_t rc = encode_records(l, entries, n, &recs, &total, err);
-	if (rc == MOAT_OK)
-		rc = enqueue_records(l, recs, total, n, done, ctx, false, err);
-	free(recs);
-	return rc;
+	return queue_entries(l, entries, n, done, ctx, false, err);
 }
 
 bool moat_ledger_flush_try(moat_ledger_t *l)
 {
 	pthread_mutex_lock(&l->wal_mu);
-	if (l->flushing) {
+	if (l->flushing && committer_running(l)) {
 		/* Someone is writing a group: the committer takes the next one as
 		 * soon as that is done, and the caller goes on meanwhile. */
-		bool started = l->committer_started ||
-			       (!l->commit_stop &&
-				pthread_create(&l->committer, NULL, committer_main, l) == 0);
-		l->committer_started = started;
-		if (started) {
-			pthread_cond_signal(&l->commit_cv);
-			pthread_mutex_unlock(&l->wal_mu);
-			return false;
-		}
+		pthread_cond_signal(&l->commit_cv);
+		pthread_mutex_unlock(&l->wal_mu);
+		return false;
 	}
 	pthread_mutex_unlock(&l->wal_mu);
 	moat_ledger_flush(l);
