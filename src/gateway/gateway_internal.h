@@ -115,8 +115,8 @@ struct moat_gateway {
 	 * operation: a client's clock is never trusted otherwise. */
 	bool replay_clock;
 	gw_metrics_t m;
-	/* Order reads whose connection is suspended until their ledger entry is
-	 * durable; the daemon is stopped only once this is back to zero. */
+	/* Order reads waiting for their ledger entry (suspended or not), counted
+	 * until freed; the loops leave only once this is back to zero. */
 	atomic_int suspended;
 	/* Serialises the gateway's own SQLite writes (quota counts, virtual-number
 	 * bindings): writers queue here instead of in SQLite's busy handler, which

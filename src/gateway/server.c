@@ -948,15 +948,6 @@ gw_loop_t *gw_loop_current(void)
 	return tl_loop;
 }
 
-void gw_loop_resume(gw_loop_t *w, struct MHD_Connection *c)
-{
-	MHD_resume_connection(c);
-	if (w == tl_loop)
-		w->resumed = true;
-	else if (eventfd_write(w->wake_fd, 1) != 0)
-		moat_log(MOAT_LOG_ERROR, "gateway_loop", "cannot wake a loop: %s", strerror(errno));
-}
-
 void gw_loop_wake(gw_loop_t *w)
 {
 	if (w != tl_loop && !atomic_exchange(&w->wake_armed, true) &&
@@ -964,9 +955,20 @@ void gw_loop_wake(gw_loop_t *w)
 		moat_log(MOAT_LOG_ERROR, "gateway_loop", "cannot wake a loop: %s", strerror(errno));
 }
 
+void gw_loop_resume(gw_loop_t *w, struct MHD_Connection *c)
+{
+	MHD_resume_connection(c);
+	if (w == tl_loop)
+		w->resumed = true;
+	else
+		gw_loop_wake(w);
+}
+
 /* One pass: runs the daemon, then, while reads of this pass wait on deferred
- * ledger entries, flushes them (their completions resume the connections) and
- * runs the daemon again to answer them, taking in whatever arrived meanwhile. */
+ * ledger entries, flushes them (their completions make the reads answerable)
+ * and runs the daemon again to answer them, taking in whatever arrived
+ * meanwhile; a flush handed to another thread ends the pass (its completions
+ * wake the loop). */
 static void loop_pass(gw_loop_t *w)
 {
 	moat_gateway_t *g = w->g;
@@ -1175,7 +1177,7 @@ void moat_gateway_stop(moat_gateway_t *g)
 {
 	if (!g)
 		return;
-	/* Every loop stops accepting, answers the reads suspended on their ledger
+	/* Every loop stops accepting, answers the reads waiting on their ledger
 	 * entries (always answered: the ledger completes them on success and
 	 * failure alike), gives other in-flight requests up to 2 s, and leaves. */
 	atomic_store(&g->stopping, true);
