@@ -339,12 +339,13 @@ static moat_err_t render(const moat_order_row_t *o, const read_one_t *x, moat_bu
 		}
 		if (rc == MOAT_OK && items)
 			rc = moat_buf_putc(b, ']');
-		if (rc == MOAT_OK && amounts)
+		if (rc == MOAT_OK && amounts) {
 			rc = moat_buf_puts(b, ",\"amounts\":{");
-		if (rc == MOAT_OK && amounts)
-			rc = put_int(b, "total_cents", total, false);
-		if (rc == MOAT_OK && amounts)
-			rc = moat_buf_putc(b, '}');
+			if (rc == MOAT_OK)
+				rc = put_int(b, "total_cents", total, false);
+			if (rc == MOAT_OK)
+				rc = moat_buf_putc(b, '}');
+		}
 		json_decref(arr);
 	}
 	if (rc == MOAT_OK)
