@@ -1,7 +1,9 @@
 /*
- * One candidate JSON library (chosen at compile time: LIB_JANSSON, LIB_JSONC or
- * LIB_CJSON): parse throughput on a realistic order line, and the strictness
- * probes moat needs. bench/json_libs.sh runs all three side by side.
+ * One candidate JSON library (chosen at compile time: LIB_JANSSON, LIB_JSONC,
+ * LIB_CJSON, LIB_YAJL) or moat's own parse (LIB_MOAT: yajl's lexer building the
+ * jansson tree, jansson deciding whatever yajl is not sure of): parse throughput
+ * on a realistic order line, and the strictness probes moat needs.
+ * bench/json_libs.sh runs them side by side.
  *
  * usage: bench_json_<lib> [N_LINES]
  */
@@ -44,8 +46,55 @@ static int parse(const char *s, size_t n)
 	cJSON_Delete(o);
 	return o != NULL;
 }
+#elif defined(LIB_YAJL)
+#include <yajl/yajl_parse.h>
+#define LIB_NAME "yajl(events only)"
+/* yajl's events with no tree built: its lexer's speed and its own strictness */
+static int ev(void *c) { return c != NULL; }
+static int ev_bool(void *c, int b)
+{
+	(void)b;
+	return c != NULL;
+}
+static int ev_int(void *c, long long v)
+{
+	(void)v;
+	return c != NULL;
+}
+static int ev_real(void *c, double v)
+{
+	(void)v;
+	return c != NULL;
+}
+static int ev_str(void *c, const unsigned char *s, size_t n)
+{
+	(void)s, (void)n;
+	return c != NULL;
+}
+static const yajl_callbacks cbs = {ev, ev_bool, ev_int, ev_real, NULL, ev_str, ev, ev_str, ev, ev, ev};
+static int parse(const char *s, size_t n)
+{
+	static int ctx;
+	yajl_handle h = yajl_alloc(&cbs, NULL, &ctx);
+	yajl_status st = yajl_parse(h, (const unsigned char *)s, n);
+	if (st == yajl_status_ok)
+		st = yajl_complete_parse(h);
+	yajl_free(h);
+	return st == yajl_status_ok;
+}
+#elif defined(LIB_MOAT)
+#include "moat/json.h"
+#define LIB_NAME "moat_json_parse"
+static int parse(const char *s, size_t n)
+{
+	json_t *v = NULL;
+	moat_error_t e = {0};
+	int ok = moat_json_parse(s, n, 16, &v, &e) == MOAT_OK;
+	json_decref(v);
+	return ok;
+}
 #else
-#error "define LIB_JANSSON, LIB_JSONC or LIB_CJSON"
+#error "define LIB_JANSSON, LIB_JSONC, LIB_CJSON, LIB_YAJL or LIB_MOAT"
 #endif
 
 static const char line[] =

@@ -6,7 +6,7 @@ set -euo pipefail
 B=${1:-build}/bench
 N=${2:-200000}
 base=
-for lib in jansson jsonc cjson; do
+for lib in jansson yajl moat jsonc cjson; do
 	[ -x "$B/bench_json_$lib" ] || { echo "bench_json_$lib not built (install its -dev package)"; continue; }
 	out=$("$B/bench_json_$lib" "$N")
 	rate=$(sed -E 's/.*lines_per_s=([0-9]+).*/\1/' <<<"$out")

@@ -220,6 +220,132 @@ static void test_json(void)
 	json_decref(v);
 }
 
+/* One document through both halves of moat_json_parse: the fast path (yajl)
+ * may only return a tree jansson's own lexer would also have accepted, the same
+ * tree with its keys in the same order; moat_json_parse must say what the slow
+ * path says. Returns whether the fast path took it. */
+static bool json_paths_agree(const char *d, size_t n, int depth, const char *what)
+{
+	json_t *fast = moat_json_parse_fast(d, n, depth), *slow = NULL, *both = NULL;
+	moat_error_t es = {0}, eb = {0};
+	moat_err_t rs = moat_json_parse_slow(d, n, depth, &slow, &es);
+	moat_err_t rb = moat_json_parse(d, n, depth, &both, &eb);
+	CHECK_MSG(rb == rs && strcmp(eb.msg, es.msg) == 0, "%s: parse %d \"%s\", slow %d \"%s\"",
+		  what, rb, eb.msg, rs, es.msg);
+	if (fast) {
+		CHECK_MSG(rs == MOAT_OK, "%s: fast path took a document jansson refuses: %s", what,
+			  es.msg);
+		char *a = json_dumps(fast, JSON_COMPACT | JSON_ENCODE_ANY);
+		char *b = slow ? json_dumps(slow, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+		char *c = both ? json_dumps(both, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+		CHECK_MSG(a && b && c && strcmp(a, b) == 0 && strcmp(a, c) == 0,
+			  "%s: trees differ: fast %s, slow %s", what, a ? a : "-", b ? b : "-");
+		free(a);
+		free(b);
+		free(c);
+	}
+	json_decref(fast);
+	json_decref(slow);
+	json_decref(both);
+	return fast != NULL;
+}
+
+/* The fast path against jansson's lexer on hand-picked documents and on 30,000
+ * random mutations of them (bytes replaced, inserted, deleted, spans repeated). */
+static void test_json_fast_path(void)
+{
+	static const char *const taken[] = {
+	    "{\"order_id\":\"O123456\",\"merchant\":\"m-zara\",\"placed_at\":\"2026-03-01T10:00:00+08:00\","
+	    "\"status\":\"paid\",\"buyer\":{\"name\":\"\xe5\x88\x98\xe4\xb8\xbd\",\"phone\":\"13812345678\","
+	    "\"address\":{\"province\":\"\xe5\xb9\xbf\xe4\xb8\x9c\",\"city\":\"x\",\"district\":\"y\","
+	    "\"detail\":\"\xf0\x9f\x98\x80 1\"}},\"items\":[{\"sku\":\"S1\",\"title\":\"t\",\"qty\":1,"
+	    "\"price_cents\":29900}],\"shipping\":{\"carrier\":\"l-sf\",\"waybill\":\"SF1\"}}",
+	    "{\"e\":\"q\\\"b\\\\s\\/n\\n\\t\\r\\b\\f\",\"k\\\"\":1}",
+	    "{\"n\":[-0,0,1e5,1.5E-3,-12,9223372036854775807,-9223372036854775807,2.0,1e-400]}",
+	    " {\t\"a\" :\r\n[ true , false , null , { } , [ ] , [{\"b\":1}] ] } \n",
+	    "{}",
+	    "{\"a\":{\"b\":{\"c\":1}},\"b\":{\"a\":2},\"c\":\"\x7f\"}",
+	};
+	static const char *const declined[] = {
+	    "{\"a\":\"\\u00e9\"}",		      /* any \\u escape goes to jansson */
+	    "{\"a\":\"\\ud800\"}",		      /* (yajl would take a lone surrogate) */
+	    "{\"a\":1,\v\"b\":2}",		      /* yajl's extra whitespace */
+	    "{\"a\":1,\f\"b\":2}",
+	    "{\"a\":\"\xc0\xaf\"}",		      /* overlong: yajl would take it */
+	    "{\"a\":\"\xed\xa0\x80\"}",		      /* a surrogate in UTF-8 */
+	    "{\"a\":1,\"a\":2}",			      /* duplicated key */
+	    "{\"a\":{\"b\":{\"c\":{\"d\":{}}}}}",       /* deeper than 4 */
+	    "[1]",					      /* not an object */
+	    "{\"a\":9223372036854775808}",	      /* too big an integer */
+	    "{\"a\":1e999}",				      /* real overflow */
+	    "{\"a\":1}{}", "{\"a\":1} \"", "{\"a\":1}\"}", "{\"a\":01}", "{\"a\":1,}", "", "{\"a\":\"\x01\"}",
+	};
+	for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++) {
+		char what[32];
+		snprintf(what, sizeof what, "taken[%zu]", i);
+		CHECK_MSG(json_paths_agree(taken[i], strlen(taken[i]), 4, what), "%s not taken", what);
+	}
+	for (size_t i = 0; i < sizeof declined / sizeof declined[0]; i++) {
+		char what[32];
+		snprintf(what, sizeof what, "declined[%zu]", i);
+		CHECK_MSG(!json_paths_agree(declined[i], strlen(declined[i]), 4, what), "%s taken", what);
+	}
+
+	static const char bytes[] = "\v\f\\u\"\0\x80\xc0\xed\xf4\xff{}[],: \t0129-+.eEtfn/a\x7f";
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	size_t fast = 0, accepted = 0;
+	char d[1024];
+	for (int round = 0; round < 30000; round++) {
+		const char *seed = round % 3 ? taken[0] : taken[(size_t)round / 3 % (sizeof taken / sizeof taken[0])];
+		size_t n = strlen(seed);
+		memcpy(d, seed, n);
+		for (int m = 0, count = 1 + round % 3; m < count; m++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			size_t at = n ? (size_t)(x >> 8) % n : 0;
+			char b = bytes[(x >> 40) % (sizeof bytes - 1)];
+			switch ((x >> 56) % 4) {
+			case 0: /* replace */
+				if (n)
+					d[at] = b;
+				break;
+			case 1: /* insert */
+				if (n + 1 < sizeof d) {
+					memmove(d + at + 1, d + at, n - at);
+					d[at] = b;
+					n++;
+				}
+				break;
+			case 2: /* delete */
+				if (n) {
+					memmove(d + at, d + at + 1, n - at - 1);
+					n--;
+				}
+				break;
+			default: { /* repeat a span: duplicated keys, deeper nesting */
+				size_t len = 1 + (size_t)(x >> 20) % 24;
+				if (at + len <= n && n + len < sizeof d) {
+					memmove(d + at + len, d + at, n - at);
+					n += len;
+				}
+			}
+			}
+		}
+		char what[32];
+		snprintf(what, sizeof what, "mutation %d", round);
+		int depth = round % 2 ? 4 : 16;
+		json_t *v = NULL;
+		moat_error_t e = {0};
+		if (moat_json_parse_slow(d, n, depth, &v, &e) == MOAT_OK)
+			accepted++;
+		json_decref(v);
+		fast += json_paths_agree(d, n, depth, what);
+	}
+	printf("json fast path: took %zu of the %zu mutations jansson accepted\n", fast, accepted);
+	/* most documents jansson took were the fast path's too, or it is not doing its job */
+	CHECK_MSG(accepted > 1000 && fast * 10 > accepted * 6, "fast %zu of %zu accepted", fast,
+		  accepted);
+}
+
 static json_t *parse_ok(const char *s)
 {
 	json_t *v = NULL;
@@ -438,6 +564,7 @@ int main(void)
 	test_encodings();
 	test_utf8();
 	test_json();
+	test_json_fast_path();
 	test_json_arena();
 	test_jsonl();
 	test_arena();

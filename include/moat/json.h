@@ -21,6 +21,13 @@
  * object. On success *out is a new reference (caller json_decref's it). */
 moat_err_t moat_json_parse(const char *s, size_t n, int max_depth, json_t **out,
 			   moat_error_t *err) MOAT_MUST_CHECK;
+/* moat_json_parse's two halves, exposed so tests can compare them. _fast lexes
+ * with yajl and returns the tree (a new reference) only when it is sure it is the
+ * one json_loadb would build and moat_json_parse accept, else NULL (see
+ * src/base/json.c); _slow is jansson's own lexer and decides every document. */
+json_t *moat_json_parse_fast(const char *s, size_t n, int max_depth);
+moat_err_t moat_json_parse_slow(const char *s, size_t n, int max_depth, json_t **out,
+				moat_error_t *err) MOAT_MUST_CHECK;
 
 /* Fails with MOAT_EINVAL naming the first key of obj not in allowed (NULL-terminated).
  * prefix is prepended to the field name in the error ("buyer." → "buyer.foo"). */
