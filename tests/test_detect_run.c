@@ -275,6 +275,68 @@ int main(void)
 	moat_store_close(s5);
 	mlog_free(&res);
 
+	/* A resident runner that commits a cursor-only advance at most once a minute
+	 * (as `moat serve` does, every 5 s): a step that raised no alert writes
+	 * nothing, one that raised alerts stores them with the cursor at once, sync
+	 * stores the rest. A runner dropped without sync (a crash) leaves entries
+	 * past the stored cursor; the next one judges them again and raises
+	 * nothing twice. */
+	{
+		mlog_t lz = {0};
+		moat_store_t *s6 = open_store(dir, "lazy.db");
+		moat_detect_log_t log6 = {m_seek, m_next, m_append, &lz, NULL};
+		moat_detect_runner_t *r6 = NULL;
+		CHECK(moat_detect_runner_new(s6, rules, NULL, NULL, &log6, 50, &r6, &err) == MOAT_OK);
+		moat_detect_runner_cursor_interval(r6, 60000);
+		uint64_t stored = 0, a6 = 0;
+		int quiet_steps = 0, alert_steps = 0;
+		size_t next = 0;
+		bool restarted = false;
+		while (next < all_n) {
+			for (size_t k = 0; k < 10 && next < all_n; k++)
+				mlog_push(&lz, &all[next++]);
+			lz.end = lz.n;
+			size_t judged_to = lz.n;
+			CHECK(moat_detect_runner_step(r6, &st, &err) == MOAT_OK);
+			a6 += st.alerts;
+			char buf[32] = "0";
+			moat_error_t me = {0};
+			moat_err_t mrc = moat_store_meta_get(s6, MOAT_DETECT_CURSOR_KEY, buf, sizeof buf, &me);
+			CHECK(mrc == MOAT_OK || mrc == MOAT_ENOTFOUND);
+			uint64_t now_stored = strtoull(buf, NULL, 10);
+			if (st.alerts) {
+				alert_steps++;
+				CHECK(now_stored >= judged_to); /* past every entry it judged */
+			} else {
+				quiet_steps += now_stored == stored;
+				CHECK(now_stored == stored); /* nothing written */
+			}
+			stored = now_stored;
+			if (!restarted && next >= all_n / 2 && lz.n > stored + 10) {
+				/* a crash: entries judged past the stored cursor are lost */
+				moat_detect_runner_free(r6);
+				CHECK(moat_detect_runner_new(s6, rules, NULL, NULL, &log6, 50, &r6,
+							     &err) == MOAT_OK);
+				moat_detect_runner_cursor_interval(r6, 60000);
+				restarted = true;
+			}
+		}
+		CHECK(restarted);
+		CHECK(quiet_steps > 0 && alert_steps > 0);
+		CHECK(moat_detect_runner_sync(r6, &err) == MOAT_OK);
+		char buf[32] = "";
+		CHECK(moat_store_meta_get(s6, MOAT_DETECT_CURSOR_KEY, buf, sizeof buf, &err) == MOAT_OK);
+		CHECK_INT(strtoull(buf, NULL, 10), lz.n);
+		CHECK_INT(a6, alerts1);
+		CHECK_INT(count_kind(&lz, MOAT_ENTRY_ALERT), (int)alerts1);
+		ids_t c6;
+		list_ids(s6, &c6, false);
+		CHECK_INT(c6.n, want.n);
+		moat_detect_runner_free(r6);
+		moat_store_close(s6);
+		mlog_free(&lz);
+	}
+
 	/* A crash in the middle of a run (the third append fails after two batches
 	 * were committed), then a restart: nothing lost, nothing twice. */
 	mlog_t crash = {0};

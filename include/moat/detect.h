@@ -351,6 +351,16 @@ moat_err_t moat_detect_runner_new(moat_store_t *s, const moat_detect_rules_t *ru
 moat_err_t moat_detect_runner_step(moat_detect_runner_t *x, moat_detect_stats_t *stats,
 				   moat_error_t *err) MOAT_MUST_CHECK;
 void moat_detect_runner_free(moat_detect_runner_t *x);
+/* With ms > 0, a step that raised no alert commits the advanced cursor only if
+ * the last commit is at least ms old (default 0: every step). Each such commit
+ * is a store write, and every write makes the gateway's read connections drop
+ * their page caches; entries judged but not yet under the stored cursor are
+ * judged again after a crash, as after a crash between two steps, which raise
+ * nothing twice (none of them raised an alert). */
+void moat_detect_runner_cursor_interval(moat_detect_runner_t *x, unsigned ms);
+/* Commits the cursor of everything judged so far, if it is past the stored one
+ * (at shutdown). */
+moat_err_t moat_detect_runner_sync(moat_detect_runner_t *x, moat_error_t *err) MOAT_MUST_CHECK;
 
 /* Principal look-up backed by the store (ctx = moat_store_t *). */
 int moat_detect_store_lookup(void *ctx, const char *id, moat_detect_principal_t *out);

@@ -42,6 +42,9 @@ moat_err_t moat_store_begin_bulk(moat_store_t *s, moat_error_t *err) MOAT_MUST_C
  * transaction is open, so it may be called on every path. */
 moat_err_t moat_store_read_begin(moat_store_t *s, moat_error_t *err) MOAT_MUST_CHECK;
 void moat_store_read_end(moat_store_t *s);
+/* read_begin unless a transaction is already open: consecutive callers share
+ * one snapshot (and one WAL read lock) until someone calls read_end. */
+moat_err_t moat_store_read_keep(moat_store_t *s, moat_error_t *err) MOAT_MUST_CHECK;
 
 /* Small key/value state (cursors, settings). Values up to 4 KiB. get: ENOTFOUND if absent. */
 moat_err_t moat_store_meta_get(moat_store_t *s, const char *key, char *out, size_t cap,

@@ -89,6 +89,20 @@ static void reload_config(moat_app_t *a, moat_webhook_t **hook)
 		moat_log(MOAT_LOG_WARN, "config_needs_restart", "trace.case_window_days %s", restart);
 }
 
+/* While reads stream in, the detector judges them about five times a second but
+ * commits its cursor (a store write, which makes every server thread's SQLite
+ * connection drop its page cache) at most this often unless it raised alerts. */
+#define DETECT_CURSOR_MS 5000
+
+/* Commits the cursor of what the detector judged (when it is replaced or at
+ * shutdown); a failure only means those entries are judged again next start. */
+static void sync_detector(moat_detect_runner_t *runner)
+{
+	moat_error_t e = {0};
+	if (runner && moat_detect_runner_sync(runner, &e) != MOAT_OK)
+		moat_log(MOAT_LOG_WARN, "detect_sync_failed", "%s", e.msg);
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	enum { OPT_LISTEN = 1, OPT_THREADS, OPT_NO_DETECT, OPT_DETECT_INTERVAL, OPT_REPLAY_CLOCK };
@@ -208,8 +222,9 @@ int cmd_serve(int argc, char **argv)
 		if (sig < 0) {
 			moat_error_t de = {0};
 			moat_err_t drc = MOAT_OK;
-			if (detect && a->ledger && !runner)
-				drc = moat_detect_runner_open(a, &runner, &de);
+			if (detect && a->ledger && !runner &&
+			    (drc = moat_detect_runner_open(a, &runner, &de)) == MOAT_OK)
+				moat_detect_runner_cursor_interval(runner, DETECT_CURSOR_MS);
 			if (drc == MOAT_OK && runner)
 				drc = moat_detect_runner_step(runner, NULL, &de);
 			moat_webhook_poke(hook);
@@ -236,6 +251,8 @@ int cmd_serve(int argc, char **argv)
 					moat_log(MOAT_LOG_ERROR, "rules_reload_failed",
 						 "%s; the previous rules stay in force", de.msg);
 				} else {
+					moat_detect_runner_cursor_interval(fresh, DETECT_CURSOR_MS);
+					sync_detector(runner);
 					moat_detect_runner_free(runner);
 					runner = fresh;
 					warned = false;
@@ -246,6 +263,7 @@ int cmd_serve(int argc, char **argv)
 		}
 		break;
 	}
+	sync_detector(runner);
 	moat_detect_runner_free(runner);
 	moat_webhook_stop(hook);
 	moat_log(MOAT_LOG_INFO, "serve_stopping", "shutting down");

@@ -289,6 +289,9 @@ struct moat_detect_runner {
 	known_t known;
 	ahead_t *ahead;   /* allocated at the first step */
 	uint64_t cursor;  /* persisted: entries below are judged and stored */
+	uint64_t judged;  /* entries below are judged (>= cursor; see cursor_ms) */
+	uint64_t cursor_ms;	/* 0: persist the cursor every step; else see below */
+	uint64_t cursor_at_ns;	/* moat_mono_ns() of the last persist */
 	/* Owned by a runner opened over a data directory (catchup.c). */
 	moat_detect_rules_t *own_rules;
 	void (*free_log)(void *ctx);
@@ -364,6 +367,35 @@ void moat_detect_runner_local_offset(moat_detect_runner_t *x, int minutes)
 	x->local_off_min = minutes;
 }
 
+void moat_detect_runner_cursor_interval(moat_detect_runner_t *x, unsigned ms)
+{
+	x->cursor_ms = ms;
+}
+
+/* Whether what was judged since the last flush must be committed now: always
+ * with alerts pending; with none, only the cursor would change, at most every
+ * cursor_ms. Skipping that commit is what a crash before it would leave, which
+ * the next start repairs by judging those entries again: none of them raised an
+ * alert (an alert is flushed at once, with the cursor past it). */
+static bool flush_due(const moat_detect_runner_t *x)
+{
+	return x->r.n || !x->cursor_ms ||
+	       moat_mono_ns() - x->cursor_at_ns >= x->cursor_ms * UINT64_C(1000000);
+}
+
+moat_err_t moat_detect_runner_sync(moat_detect_runner_t *x, moat_error_t *err)
+{
+	if (!x || !x->d || x->judged <= x->cursor)
+		return MOAT_OK;
+	moat_detect_stats_t st = {0};
+	moat_err_t rc = flush(x->s, &x->log, &x->r, &x->known, x->judged, &st, err);
+	if (rc == MOAT_OK) {
+		x->cursor = x->judged;
+		x->cursor_at_ns = moat_mono_ns();
+	}
+	return rc;
+}
+
 /* First step: the stored cursor, leftovers of a crashed run, the engine rebuilt
  * by replaying the log from index 0 up to the cursor. */
 static moat_err_t runner_start(moat_detect_runner_t *x, moat_error_t *err)
@@ -381,7 +413,8 @@ static moat_err_t runner_start(moat_detect_runner_t *x, moat_error_t *err)
 		return rc;
 	}
 	moat_error_clear(err);
-	x->cursor = cursor;
+	x->cursor = x->judged = cursor;
+	x->cursor_at_ns = moat_mono_ns();
 	/* ALERT entries past the cursor were appended by a run that crashed before it
 	 * could store them. */
 	uint64_t index;
@@ -418,7 +451,7 @@ moat_err_t moat_detect_runner_step(moat_detect_runner_t *x, moat_detect_stats_t 
 		goto fail;
 	}
 	ahead_t *a = x->ahead;
-	uint64_t index, next_cursor = x->cursor, since_flush = 0;
+	uint64_t index, next_cursor = x->judged, since_flush = 0;
 	moat_entry_t e;
 	moat_err_t nrc = MOAT_OK; /* of the last read */
 	while (nrc == MOAT_OK) {
@@ -465,9 +498,14 @@ moat_err_t moat_detect_runner_step(moat_detect_runner_t *x, moat_detect_stats_t 
 			}
 		}
 		if (since_flush >= x->batch) {
-			if ((rc = flush(x->s, &x->log, &x->r, &x->known, next_cursor, &st, err)) != MOAT_OK)
-				goto fail;
-			x->cursor = next_cursor;
+			if (flush_due(x)) {
+				if ((rc = flush(x->s, &x->log, &x->r, &x->known, next_cursor, &st,
+						err)) != MOAT_OK)
+					goto fail;
+				x->cursor = next_cursor;
+				x->cursor_at_ns = moat_mono_ns();
+			}
+			x->judged = next_cursor;
 			since_flush = 0;
 		}
 	}
@@ -477,11 +515,13 @@ moat_err_t moat_detect_runner_step(moat_detect_runner_t *x, moat_detect_stats_t 
 	}
 	moat_error_clear(err);
 	rc = MOAT_OK;
-	if (since_flush || x->r.n) {
+	if ((since_flush || x->r.n || x->judged > x->cursor) && flush_due(x)) {
 		if ((rc = flush(x->s, &x->log, &x->r, &x->known, next_cursor, &st, err)) != MOAT_OK)
 			goto fail;
 		x->cursor = next_cursor;
+		x->cursor_at_ns = moat_mono_ns();
 	}
+	x->judged = next_cursor;
 	/* Crash leftovers can only precede the first step's end. */
 	x->known.n = 0;
 	goto out;

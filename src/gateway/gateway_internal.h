@@ -73,6 +73,10 @@ typedef struct gw_loop {
 	int ep;		 /* epoll over the daemon's epoll fd, wake_fd and the stop fd */
 	int wake_fd;	 /* eventfd: a connection of this loop was resumed elsewhere */
 	moat_opener_t *opener; /* decrypts this loop's reads */
+	/* This loop's own store handle (gw_store_acquire on the loop's thread).
+	 * Order reads handled in one libmicrohttpd pass share one read snapshot,
+	 * ended when the pass is over (or by the first write). */
+	struct moat_store *store;
 	bool need_flush; /* a deferred entry was queued in this pass */
 	/* Reads of this loop whose deferred entries are not answered yet; when a
 	 * flush was handed off, another thread answers them and wakes the loop,

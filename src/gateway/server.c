@@ -116,8 +116,12 @@ moat_err_t gw_append_async(moat_gateway_t *g, const moat_entry_t *e, size_t n, b
 
 /* ---- store pool, policy ---------------------------------------------------------- */
 
+static __thread gw_loop_t *tl_loop;
+
 moat_store_t *gw_store_acquire(moat_gateway_t *g)
 {
+	if (tl_loop && tl_loop->g == g)
+		return tl_loop->store;
 	gw_store_pool_t *p = &g->pool;
 	pthread_mutex_lock(&p->mu);
 	while (p->n_free == 0)
@@ -129,6 +133,8 @@ moat_store_t *gw_store_acquire(moat_gateway_t *g)
 
 void gw_store_release(moat_gateway_t *g, moat_store_t *s)
 {
+	if (tl_loop && s == tl_loop->store)
+		return;
 	gw_store_pool_t *p = &g->pool;
 	pthread_mutex_lock(&p->mu);
 	p->free[p->n_free++] = s;
@@ -625,9 +631,16 @@ static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const ch
 	gw_auth_t a;
 	memset(&a, 0, sizeof a);
 	/* An order read's lookups (key, action, order, relations) share one
-	 * snapshot; decide_one ends it before the first write. */
+	 * snapshot, which the next order reads of the loop's pass share too (one
+	 * WAL read lock, its fcntl pair, per pass instead of per read); decide_one
+	 * ends it before the first write, loop_pass after the pass. Any other
+	 * request starts from no snapshot: it may write. */
+	bool keep = route == R_ORDER_GET && tl_loop && s == tl_loop->store;
+	if (!keep)
+		moat_store_read_end(s);
 	moat_error_t te = {0};
-	if (route == R_ORDER_GET && moat_store_read_begin(s, &te) != MOAT_OK) {
+	if (route == R_ORDER_GET &&
+	    (keep ? moat_store_read_keep(s, &te) : moat_store_read_begin(s, &te)) != MOAT_OK) {
 		gw_error_from(r, &te);
 		gw_store_release(g, s);
 		return route;
@@ -662,7 +675,8 @@ static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const ch
 			gw_error(r, 404, "not_found", NULL, "no such endpoint");
 		}
 	}
-	moat_store_read_end(s);
+	if (!keep)
+		moat_store_read_end(s);
 	gw_store_release(g, s);
 	return route;
 }
@@ -941,8 +955,6 @@ static moat_err_t open_listener(moat_gateway_t *g, const struct sockaddr_in *sa,
 	return MOAT_OK;
 }
 
-static __thread gw_loop_t *tl_loop;
-
 gw_loop_t *gw_loop_current(void)
 {
 	return tl_loop;
@@ -974,6 +986,7 @@ static void loop_pass(gw_loop_t *w)
 	moat_gateway_t *g = w->g;
 	atomic_store(&w->wake_armed, false);
 	MHD_run(w->d);
+	moat_store_read_end(w->store); /* the pass's snapshot (see on_request) */
 	while (w->need_flush || w->resumed) {
 		if (w->need_flush) {
 			w->need_flush = false;
@@ -982,6 +995,7 @@ static void loop_pass(gw_loop_t *w)
 		}
 		w->resumed = false;
 		MHD_run(w->d);
+		moat_store_read_end(w->store);
 	}
 }
 
@@ -1120,6 +1134,7 @@ moat_err_t moat_gateway_start(moat_app_t *app, const moat_gateway_opts_t *opts,
 		g->n_loops++; /* from here on moat_gateway_stop releases it */
 		if ((rc = moat_opener_new(app->keys, &w->opener, err)) != MOAT_OK)
 			goto fail;
+		w->store = g->pool.free[--g->pool.n_free]; /* the pool keeps one for reloads */
 		/* Each daemon gets its own descriptor of the one listening socket,
 		 * which it closes when it stops. */
 		int fd = fcntl(g->listen_fd, F_DUPFD_CLOEXEC, 0);

@@ -317,6 +317,11 @@ moat_err_t moat_store_read_begin(moat_store_t *s, moat_error_t *err)
 	return st ? moat_sqlite_step_done(s, st, err) : MOAT_EDB;
 }
 
+moat_err_t moat_store_read_keep(moat_store_t *s, moat_error_t *err)
+{
+	return sqlite3_get_autocommit(s->db) ? moat_store_read_begin(s, err) : MOAT_OK;
+}
+
 void moat_store_read_end(moat_store_t *s)
 {
 	if (sqlite3_get_autocommit(s->db))
