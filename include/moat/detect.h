@@ -286,6 +286,11 @@ moat_err_t moat_store_action_list(moat_store_t *s, bool active_only,
  * gateway consults before every request. */
 moat_err_t moat_store_action_for(moat_store_t *s, const char *principal, moat_detect_action_t *out,
 				 moat_error_t *err) MOAT_MUST_CHECK;
+/* moat_store_principal_by_key and moat_store_action_for of that principal in one
+ * look-up: what the gateway runs before every request made with an API key. */
+moat_err_t moat_store_principal_auth(moat_store_t *s, const uint8_t hash[32],
+				     moat_principal_row_t *out, moat_detect_action_t *action,
+				     moat_error_t *err) MOAT_MUST_CHECK;
 
 /* ---- running over a log, exactly once (src/detect/run.c) ------------------------- */
 

@@ -433,12 +433,17 @@ static bool authenticate(moat_gateway_t *g, struct MHD_Connection *c, moat_store
 	moat_err_t rc;
 	uint8_t hash[32];
 	char pid[MOAT_ID_MAX + 1];
+	/* The detector's actions on this principal take effect on its next request:
+	 * an API key's look-up reads the strongest active one with the principal. */
+	moat_detect_action_t act = MOAT_ACTION_NONE;
+	bool have_act = false;
 	if (strncmp(tok, "moat_", 5) == 0) {
 		if (!moat_api_key_hash(tok, hash)) {
 			gw_error(r, 401, "unauthenticated", "Authorization", "malformed API key");
 			return false;
 		}
-		rc = moat_store_principal_by_key(s, hash, &a->p, &e);
+		rc = moat_store_principal_auth(s, hash, &a->p, &act, &e);
+		have_act = true;
 	} else if (gw_session_check(g, tok, q->now, pid)) {
 		rc = moat_store_principal_get(s, pid, &a->p, &e);
 	} else {
@@ -460,9 +465,7 @@ static bool authenticate(moat_gateway_t *g, struct MHD_Connection *c, moat_store
 		gw_error(r, 403, "suspended", NULL, "principal %s is suspended", a->p.principal);
 		return false;
 	}
-	/* The detector's actions on this principal take effect on its next request. */
-	moat_detect_action_t act = MOAT_ACTION_NONE;
-	if (moat_store_action_for(s, a->p.principal, &act, &e) != MOAT_OK) {
+	if (!have_act && moat_store_action_for(s, a->p.principal, &act, &e) != MOAT_OK) {
 		gw_error_from(r, &e);
 		return false;
 	}

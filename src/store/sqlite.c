@@ -404,17 +404,25 @@ moat_err_t moat_store_party_get(moat_store_t *s, const char *id, moat_party_row_
 
 /* ---- principals ---- */
 
-#define PRINCIPAL_COLS                                                                     \
-	"principal, party, role, name, shift, status, key_hash IS NOT NULL, password IS NOT NULL," \
-	" created_at, key_hash"
+void moat_sqlite_text(sqlite3_stmt *st, int col, char *dst, size_t cap)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	size_t n = t ? (size_t)sqlite3_column_bytes(st, col) : 0;
+	if (n >= cap)
+		n = cap - 1;
+	if (n)
+		memcpy(dst, t, n);
+	dst[n] = '\0';
+}
 
 static void principal_row(sqlite3_stmt *st, moat_principal_row_t *r)
 {
-	snprintf(r->principal, sizeof r->principal, "%s", (const char *)sqlite3_column_text(st, 0));
-	snprintf(r->party, sizeof r->party, "%s", (const char *)sqlite3_column_text(st, 1));
+	/* every request's authentication reads one: no printf per column */
+	moat_sqlite_text(st, 0, r->principal, sizeof r->principal);
+	moat_sqlite_text(st, 1, r->party, sizeof r->party);
 	r->role = (moat_role_t)sqlite3_column_int(st, 2);
-	snprintf(r->name, sizeof r->name, "%s", (const char *)sqlite3_column_text(st, 3));
-	snprintf(r->shift, sizeof r->shift, "%s", (const char *)sqlite3_column_text(st, 4));
+	moat_sqlite_text(st, 3, r->name, sizeof r->name);
+	moat_sqlite_text(st, 4, r->shift, sizeof r->shift);
 	r->status = (moat_principal_status_t)sqlite3_column_int(st, 5);
 	r->has_key = sqlite3_column_int(st, 6) != 0;
 	r->has_password = sqlite3_column_int(st, 7) != 0;
@@ -529,8 +537,16 @@ moat_err_t moat_store_principal_set_key(moat_store_t *s, const char *id, const u
 moat_err_t moat_store_principal_by_key(moat_store_t *s, const uint8_t hash[32], moat_principal_row_t *out,
 				       moat_error_t *err)
 {
-	sqlite3_stmt *st = moat_sqlite_stmt(s, STMT_PRINCIPAL_BY_KEY,
-					    "SELECT " PRINCIPAL_COLS " FROM principals WHERE key_hash = ?", err);
+	return moat_sqlite_principal_by_key(s, STMT_PRINCIPAL_BY_KEY,
+					    "SELECT " PRINCIPAL_COLS " FROM principals WHERE key_hash = ?1",
+					    hash, out, NULL, err);
+}
+
+moat_err_t moat_sqlite_principal_by_key(moat_store_t *s, int id, const char *sql,
+					const uint8_t hash[32], moat_principal_row_t *out,
+					int *extra, moat_error_t *err)
+{
+	sqlite3_stmt *st = moat_sqlite_stmt(s, id, sql, err);
 	if (!st)
 		return MOAT_EDB;
 	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
@@ -542,6 +558,9 @@ moat_err_t moat_store_principal_by_key(moat_store_t *s, const uint8_t hash[32], 
 		ok = stored && sqlite3_column_bytes(st, 9) == 32 && moat_ct_equal(stored, hash, 32);
 		if (ok)
 			principal_row(st, out);
+		if (ok && extra)
+			*extra = sqlite3_column_type(st, 10) == SQLITE_NULL ? -1
+									    : sqlite3_column_int(st, 10);
 	}
 	sqlite3_reset(st);
 	if (r != SQLITE_ROW && r != SQLITE_DONE)

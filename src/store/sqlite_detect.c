@@ -26,6 +26,7 @@ enum {
 	STMT_ACTION_LIST_ALL,
 	STMT_ACTION_LIST_ACTIVE,
 	STMT_ACTION_FOR,
+	STMT_PRINCIPAL_AUTH,
 	STMT_ALERT_AFTER,
 	STMT_DETECT_END
 };
@@ -335,6 +336,21 @@ moat_err_t moat_store_action_list(moat_store_t *s, bool active_only,
 	}
 	sqlite3_reset(st);
 	return r == SQLITE_DONE ? MOAT_OK : db_err(s, err, "action list");
+}
+
+moat_err_t moat_store_principal_auth(moat_store_t *s, const uint8_t hash[32],
+				     moat_principal_row_t *out, moat_detect_action_t *action,
+				     moat_error_t *err)
+{
+	int act = -1;
+	moat_err_t rc = moat_sqlite_principal_by_key(
+	    s, STMT_PRINCIPAL_AUTH,
+	    "SELECT " PRINCIPAL_COLS ", (SELECT max(action) FROM detect_actions"
+	    " WHERE principal = principals.principal AND lifted_at IS NULL)"
+	    " FROM principals WHERE key_hash = ?1",
+	    hash, out, &act, err);
+	*action = rc == MOAT_OK && act >= 0 ? (moat_detect_action_t)act : MOAT_ACTION_NONE;
+	return rc;
 }
 
 moat_err_t moat_store_action_for(moat_store_t *s, const char *principal, moat_detect_action_t *out,

@@ -63,4 +63,19 @@ sqlite3_stmt *moat_sqlite_stmt(moat_store_t *s, int id, const char *sql, moat_er
 /* Steps a statement expected to finish without rows and resets it. */
 moat_err_t moat_sqlite_step_done(moat_store_t *s, sqlite3_stmt *st, moat_error_t *err) MOAT_MUST_CHECK;
 
+/* The columns principal rows are read from (moat_sqlite_principal_by_key). */
+#define PRINCIPAL_COLS                                                                     \
+	"principal, party, role, name, shift, status, key_hash IS NOT NULL, password IS NOT NULL," \
+	" created_at, key_hash"
+/* The principal holding API key hash, through statement id: sql selects
+ * PRINCIPAL_COLS from principals by key_hash = ?1, then optionally one integer
+ * column, stored in *extra (-1 when NULL; extra may be NULL). MOAT_EDENIED if no
+ * principal holds the key (compared in constant time). */
+moat_err_t moat_sqlite_principal_by_key(moat_store_t *s, int id, const char *sql,
+					const uint8_t hash[32], moat_principal_row_t *out,
+					int *extra, moat_error_t *err) MOAT_MUST_CHECK;
+/* Copies a text column into dst (cap bytes, NUL-terminated, cut if longer; ""
+ * for NULL). */
+void moat_sqlite_text(sqlite3_stmt *st, int col, char *dst, size_t cap);
+
 #endif
