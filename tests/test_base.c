@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -79,6 +80,25 @@ static void test_time(void)
 	CHECK(moat_time_parse("1969-12-31T23:59:59.999Z", &t) && t == -1);
 	moat_time_format(-1, s);
 	CHECK_STR(s, "1969-12-31T23:59:59.999Z");
+	/* against gmtime_r and snprintf over years 1..9999, with and without ms */
+	uint64_t x = 88172645463325252ull;
+	for (int i = 0; i < 20000; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		const int64_t lo = INT64_C(-62135596800000), hi = INT64_C(253402300799999);
+		t = lo + (int64_t)(x % (uint64_t)(hi - lo + 1));
+		if (i % 2)
+			t -= t % 1000; /* whole seconds: no fraction printed */
+		time_t secs = (time_t)(t >= 0 ? t / 1000 : -((-t + 999) / 1000));
+		int ms = (int)(t - (int64_t)secs * 1000);
+		struct tm tm;
+		char want[48];
+		CHECK(gmtime_r(&secs, &tm) != NULL);
+		int k = snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+				 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		snprintf(want + k, sizeof want - (size_t)k, ms ? ".%03dZ" : "Z", ms);
+		moat_time_format(t, s);
+		CHECK_MSG(strcmp(s, want) == 0, "%lld: %s, want %s", (long long)t, s, want);
+	}
 }
 
 static void test_encodings(void)

@@ -127,10 +127,28 @@ void moat_time_format(moat_time_t t, char out[32])
 	mo %= 13;
 	d %= 32;
 	unsigned hh = rem / 3600 % 24, mi = rem % 3600 / 60 % 60, ss = rem % 60;
-	if (ms)
-		snprintf(out, 32, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ", yy, mo, d, hh, mi, ss, ms);
-	else
-		snprintf(out, 32, "%04u-%02u-%02uT%02u:%02u:%02uZ", yy, mo, d, hh, mi, ss);
+	/* what "%04u-%02u-%02uT%02u:%02u:%02u[.%03u]Z" prints, without printf: every
+	 * order read renders three of these */
+	char *p = out;
+	*p++ = (char)('0' + yy / 1000);
+	*p++ = (char)('0' + yy / 100 % 10);
+	*p++ = (char)('0' + yy / 10 % 10);
+	*p++ = (char)('0' + yy % 10);
+	const unsigned parts[5] = {mo, d, hh, mi, ss};
+	const char seps[5] = {'-', '-', 'T', ':', ':'};
+	for (int i = 0; i < 5; i++) {
+		*p++ = seps[i];
+		*p++ = (char)('0' + parts[i] / 10);
+		*p++ = (char)('0' + parts[i] % 10);
+	}
+	if (ms) {
+		*p++ = '.';
+		*p++ = (char)('0' + ms / 100);
+		*p++ = (char)('0' + ms / 10 % 10);
+		*p++ = (char)('0' + ms % 10);
+	}
+	*p++ = 'Z';
+	*p = '\0';
 }
 
 size_t moat_fmt_u64(char *out, uint64_t v)

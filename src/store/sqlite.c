@@ -711,7 +711,7 @@ void moat_order_row_clear(moat_order_row_t *r)
 static moat_err_t order_row(sqlite3_stmt *st, moat_order_row_t *r, moat_error_t *err)
 {
 	memset(r, 0, sizeof *r);
-#define COPY(dst, i) snprintf(dst, sizeof dst, "%s", (const char *)sqlite3_column_text(st, i))
+#define COPY(dst, i) moat_sqlite_text(st, i, dst, sizeof dst) /* every read: no printf */
 	COPY(r->order_id, 0);
 	COPY(r->merchant, 1);
 	r->placed_at = sqlite3_column_int64(st, 2);

@@ -23,11 +23,9 @@ static moat_err_t gw_db_error(moat_store_t *s, moat_error_t *err, const char *wh
 static void vnum_row(sqlite3_stmt *st, moat_vnum_row_t *out)
 {
 	out->id = sqlite3_column_int64(st, 0);
-	snprintf(out->number, sizeof out->number, "%s", (const char *)sqlite3_column_text(st, 1));
-	snprintf(out->order_id, sizeof out->order_id, "%s",
-		 (const char *)sqlite3_column_text(st, 2));
-	snprintf(out->principal, sizeof out->principal, "%s",
-		 (const char *)sqlite3_column_text(st, 3));
+	moat_sqlite_text(st, 1, out->number, sizeof out->number);
+	moat_sqlite_text(st, 2, out->order_id, sizeof out->order_id);
+	moat_sqlite_text(st, 3, out->principal, sizeof out->principal);
 	out->valid_from = sqlite3_column_int64(st, 4);
 	out->valid_until = sqlite3_column_int64(st, 5);
 	out->created_at = sqlite3_column_int64(st, 6);
