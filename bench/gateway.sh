@@ -57,28 +57,37 @@ end
 LUA
 
 wait_port() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1/$2" && return 0; sleep 0.1; done; return 1; }
-# run NAME URL [args...]: prints "rps p50_ms p99_ms"
+# CPU time (utime + stime, clock ticks) the process has used so far.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# run NAME PID URL [args...]: prints "rps p50_ms p99_ms non2xx cpu_us_per_request"
+# (the server's CPU per request: steadier than requests/s on a shared machine)
 run() {
-	local out="$T/wrk-$1.txt"; shift
+	local out="$T/wrk-$1.txt" pid=$2; shift 2
+	local t0 t1
+	t0=$(cpu_ticks "$pid")
 	wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency "$@" >"$out"
-	local rps p50 p99 non2xx
+	t1=$(cpu_ticks "$pid")
+	local rps p50 p99 non2xx n cpu
 	rps=$(awk '/^Requests\/sec/ {print $2}' "$out")
 	p50=$(awk '$1 == "50%" {print $2}' "$out")
 	p99=$(awk '$1 == "99%" {print $2}' "$out")
 	non2xx=$(awk '/Non-2xx/ {print $4}' "$out")
-	echo "$rps $(to_ms "$p50") $(to_ms "$p99") ${non2xx:-0}"
+	n=$(awk '/requests in/ {print $1}' "$out")
+	cpu=$(awk -v a="$t0" -v b="$t1" -v n="$n" -v hz="$(getconf CLK_TCK)" \
+		'BEGIN { printf "%.1f", (n > 0 ? (b - a) * 1e6 / hz / n : 0) }')
+	echo "$rps $(to_ms "$p50") $(to_ms "$p99") ${non2xx:-0} $cpu"
 }
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%.3f", v / 1000; else if (v ~ /ms$/) printf "%.3f", v + 0; else if (v ~ /s$/) printf "%.3f", v * 1000; else print v }'; }
 
 "$HELLO" 18790 "$THREADS" & PIDS+=($!)
 wait_port 18790 ""
-read -r h_rps h_p50 h_p99 _ < <(run hello "http://127.0.0.1:18790/")
+read -r h_rps h_p50 h_p99 _ h_cpu < <(run hello "${PIDS[-1]}" "http://127.0.0.1:18790/")
 
 "$MOAT" serve --data "$D" --listen 127.0.0.1:18791 --threads "$GW_THREADS" ${BENCH_SERVE_FLAGS:-} 2>"$T/serve.log" & PIDS+=($!)
 wait_port 18791 healthz
 # warm up: the first read of each order makes its virtual-number binding (a write)
 wrk -t"$THREADS" -c"$CONNS" -d"${BENCH_WARMUP:-6s}" -H "Authorization: Bearer $KEY" -s "$T/reads.lua" http://127.0.0.1:18791 >/dev/null
-read -r g_rps g_p50 g_p99 g_bad < <(run gateway -H "Authorization: Bearer $KEY" -s "$T/reads.lua" http://127.0.0.1:18791)
+read -r g_rps g_p50 g_p99 g_bad g_cpu < <(run gateway "${PIDS[-1]}" -H "Authorization: Bearer $KEY" -s "$T/reads.lua" http://127.0.0.1:18791)
 metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
 size=$(metric 18791 moat_ledger_size)
 # entries per group commit (one fdatasync each), over warm-up and run
@@ -90,7 +99,7 @@ per_group() {
 g_group=$(per_group 18791)
 
 # The same reads with the data directory on tmpfs (skipped without /dev/shm).
-s_rps="" s_p50="" s_p99="" s_group=""
+s_rps="" s_p50="" s_p99="" s_group="" s_cpu=""
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then
 	SHM=$(mktemp -d -p /dev/shm moat-bench.XXXXXX)
 	kill "${PIDS[-1]}" 2>/dev/null || true
@@ -99,19 +108,20 @@ if [ -d /dev/shm ] && [ -w /dev/shm ]; then
 	"$MOAT" serve --data "$SHM/data" --listen 127.0.0.1:18792 --threads "$GW_THREADS" ${BENCH_SERVE_FLAGS:-} 2>"$T/serve-shm.log" & PIDS+=($!)
 	wait_port 18792 healthz
 	wrk -t"$THREADS" -c"$CONNS" -d"${BENCH_WARMUP:-6s}" -H "Authorization: Bearer $KEY" -s "$T/reads.lua" http://127.0.0.1:18792 >/dev/null
-	read -r s_rps s_p50 s_p99 _ < <(run gateway-shm -H "Authorization: Bearer $KEY" -s "$T/reads.lua" http://127.0.0.1:18792)
+	read -r s_rps s_p50 s_p99 _ s_cpu < <(run gateway-shm "${PIDS[-1]}" -H "Authorization: Bearer $KEY" -s "$T/reads.lua" http://127.0.0.1:18792)
 	s_group=$(per_group 18792)
 fi
 
 ratio=$(awk -v g="$g_rps" -v h="$h_rps" 'BEGIN { printf "%.3f", g / h }')
-printf '%-22s %12s %10s %10s\n' "server" "requests/s" "p50 ms" "p99 ms"
-printf '%-22s %12.0f %10s %10s\n' "hello-world (MHD)" "$h_rps" "$h_p50" "$h_p99"
-printf '%-22s %12.0f %10s %10s\n' "gateway order read" "$g_rps" "$g_p50" "$g_p99"
+printf '%-22s %12s %10s %10s %12s\n' "server" "requests/s" "p50 ms" "p99 ms" "CPU us/req"
+printf '%-22s %12.0f %10s %10s %12s\n' "hello-world (MHD)" "$h_rps" "$h_p50" "$h_p99" "$h_cpu"
+printf '%-22s %12.0f %10s %10s %12s\n' "gateway order read" "$g_rps" "$g_p50" "$g_p99" "$g_cpu"
 if [ -n "$s_rps" ]; then
 	s_ratio=$(awk -v g="$s_rps" -v h="$h_rps" 'BEGIN { printf "%.3f", g / h }')
-	printf '%-22s %12.0f %10s %10s   (data on /dev/shm, fsync ~free: software cost alone; ratio %s; not the target run)\n' \
-		"gateway read, tmpfs" "$s_rps" "$s_p50" "$s_p99" "$s_ratio"
+	printf '%-22s %12.0f %10s %10s %12s   (data on /dev/shm, fsync ~free: software cost alone; ratio %s; not the target run)\n' \
+		"gateway read, tmpfs" "$s_rps" "$s_p50" "$s_p99" "$s_cpu" "$s_ratio"
 fi
+echo "CPU us/req: the server process's CPU time (user + system) per request answered"
 echo "ratio gateway/hello: $ratio (target >= 0.5); gateway p99 ${g_p99} ms (target < 2); non-2xx: $g_bad; ledger entries: $size"
 echo "entries per group commit (fdatasync): disk $g_group, tmpfs ${s_group:-?}; gateway threads: $GW_THREADS"
 awk -v r="$ratio" -v p="$g_p99" 'BEGIN { exit !(r >= 0.5 && p < 2) }' && echo "targets: met" || echo "targets: NOT met"
