@@ -60,7 +60,6 @@ static moat_err_t decide_one(moat_gateway_t *g, moat_store_t *s, const gw_auth_t
 	x->d.rule = x->rule;
 	if (!x->d.allow) {
 		x->outcome = OUT_DENY;
-		moat_store_read_end(s);
 		return MOAT_OK;
 	}
 	/* A detector FORCE_MASK action caps every personal field below plaintext. */
@@ -106,9 +105,14 @@ static moat_err_t decide_one(moat_gateway_t *g, moat_store_t *s, const gw_auth_t
 			return rc;
 		}
 	}
-	/* Writes follow (quota, binding): leave the caller's read snapshot, if any. */
-	moat_store_read_end(s);
-	if (moat_policy_is_plaintext(x->d.views) && x->d.quota != MOAT_QUOTA_UNLIMITED) {
+	/* A write follows (quota, binding): leave the read snapshot first (a write on
+	 * a stale snapshot fails with busy). Reads that write nothing keep it for
+	 * the next reads of the loop's pass (see on_request). */
+	bool take_quota =
+	    moat_policy_is_plaintext(x->d.views) && x->d.quota != MOAT_QUOTA_UNLIMITED;
+	if (take_quota || bind)
+		moat_store_read_end(s);
+	if (take_quota) {
 		int64_t used;
 		moat_error_t qe = {0};
 		pthread_mutex_lock(&g->write_mu);
