@@ -1491,8 +1491,11 @@ bool moat_ledger_flush_try(moat_ledger_t *l)
 	pthread_mutex_lock(&l->wal_mu);
 	if (l->flushing && committer_running(l)) {
 		/* Someone is writing a group: the committer takes the next one as
-		 * soon as that is done, and the caller goes on meanwhile. */
-		pthread_cond_signal(&l->commit_cv);
+		 * soon as that is done, and the caller goes on meanwhile. Not woken
+		 * here: it could not lead before that group is done, and lead_group
+		 * wakes it then (the entries queued here carry completions); waking
+		 * it now only made it sleep again, a pair of context switches per
+		 * group. */
 		pthread_mutex_unlock(&l->wal_mu);
 		return false;
 	}
