@@ -215,11 +215,11 @@ static int fast_add(fast_ctx_t *c, json_t *v)
 	json_t *parent = c->open[c->depth - 1];
 	if (json_is_array(parent))
 		return json_array_append_new(parent, v) == 0;
-	if (json_object_getn(parent, c->key, c->key_len)) { /* a duplicated key */
-		json_decref(v);
-		return 0;
-	}
-	return json_object_setn_new_nocheck(parent, c->key, c->key_len, v) == 0;
+	/* One hash look-up: a duplicated key replaces its first value instead of
+	 * adding one, and the document then goes to jansson, which refuses it. */
+	size_t before = json_object_size(parent);
+	return json_object_setn_new_nocheck(parent, c->key, c->key_len, v) == 0 &&
+	       json_object_size(parent) > before;
 }
 
 static int fast_null(void *c) { return fast_add(c, json_null()); }

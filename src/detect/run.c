@@ -383,17 +383,24 @@ static bool flush_due(const moat_detect_runner_t *x)
 	       moat_mono_ns() - x->cursor_at_ns >= x->cursor_ms * UINT64_C(1000000);
 }
 
+/* Stores the pending alerts and cursor (flush) and remembers it as stored. */
+static moat_err_t commit(moat_detect_runner_t *x, uint64_t cursor, moat_detect_stats_t *st,
+			 moat_error_t *err)
+{
+	moat_err_t rc = flush(x->s, &x->log, &x->r, &x->known, cursor, st, err);
+	if (rc == MOAT_OK) {
+		x->cursor = cursor;
+		x->cursor_at_ns = moat_mono_ns();
+	}
+	return rc;
+}
+
 moat_err_t moat_detect_runner_sync(moat_detect_runner_t *x, moat_error_t *err)
 {
 	if (!x || !x->d || x->judged <= x->cursor)
 		return MOAT_OK;
 	moat_detect_stats_t st = {0};
-	moat_err_t rc = flush(x->s, &x->log, &x->r, &x->known, x->judged, &st, err);
-	if (rc == MOAT_OK) {
-		x->cursor = x->judged;
-		x->cursor_at_ns = moat_mono_ns();
-	}
-	return rc;
+	return commit(x, x->judged, &st, err);
 }
 
 /* First step: the stored cursor, leftovers of a crashed run, the engine rebuilt
@@ -498,13 +505,8 @@ moat_err_t moat_detect_runner_step(moat_detect_runner_t *x, moat_detect_stats_t 
 			}
 		}
 		if (since_flush >= x->batch) {
-			if (flush_due(x)) {
-				if ((rc = flush(x->s, &x->log, &x->r, &x->known, next_cursor, &st,
-						err)) != MOAT_OK)
-					goto fail;
-				x->cursor = next_cursor;
-				x->cursor_at_ns = moat_mono_ns();
-			}
+			if (flush_due(x) && (rc = commit(x, next_cursor, &st, err)) != MOAT_OK)
+				goto fail;
 			x->judged = next_cursor;
 			since_flush = 0;
 		}
@@ -515,12 +517,9 @@ moat_err_t moat_detect_runner_step(moat_detect_runner_t *x, moat_detect_stats_t 
 	}
 	moat_error_clear(err);
 	rc = MOAT_OK;
-	if ((since_flush || x->r.n || x->judged > x->cursor) && flush_due(x)) {
-		if ((rc = flush(x->s, &x->log, &x->r, &x->known, next_cursor, &st, err)) != MOAT_OK)
-			goto fail;
-		x->cursor = next_cursor;
-		x->cursor_at_ns = moat_mono_ns();
-	}
+	if ((since_flush || x->r.n || x->judged > x->cursor) && flush_due(x) &&
+	    (rc = commit(x, next_cursor, &st, err)) != MOAT_OK)
+		goto fail;
 	x->judged = next_cursor;
 	/* Crash leftovers can only precede the first step's end. */
 	x->known.n = 0;

@@ -61,10 +61,10 @@ typedef struct gw_store_pool {
 
 /* One event loop: a libmicrohttpd daemon driven from its own thread (external
  * epoll), all of them accepting on one listening socket. A pass runs every
- * ready connection; the order reads it suspended had their ledger entries
- * queued deferred, and the pass ends with one flush for all of them, on this
- * thread, before their connections resume: no hand-off to another thread and
- * back per read. */
+ * ready connection; the order reads in it queue their ledger entries deferred
+ * and wait without a response, and the pass ends with one flush for all of
+ * them: written on this thread when no other is writing a group, else handed
+ * to the ledger's committer, whose completions wake the loop. */
 typedef struct gw_loop {
 	struct moat_gateway *g;
 	struct MHD_Daemon *d;

@@ -460,7 +460,7 @@ struct gw_pending {
 	struct MHD_Connection *c;
 	gw_loop_t *loop; /* the loop c belongs to */
 	bool suspended;
-	bool handed_off; /* deferred: counted in loop->handed_off until its completion */
+	bool deferred; /* counted in loop->handed_off until its completion */
 	atomic_int state;
 	moat_order_row_t o;
 	read_one_t x; /* holds the decrypted PII until the response is rendered */
@@ -498,12 +498,12 @@ static void pending_done(void *ctx, moat_err_t status, uint64_t first)
 	struct MHD_Connection *c = p->c;
 	/* The exchange publishes status and index to the thread that finishes
 	 * the read; after it p may be gone unless the request had already ended. */
-	bool handed_off = p->handed_off;
+	bool deferred = p->deferred;
 	if (atomic_exchange(&p->state, PENDING_DONE) == PENDING_ORPHANED)
 		pending_free(p);
 	else if (suspended)
 		gw_loop_resume(loop, c);
-	if (handed_off) {
+	if (deferred) {
 		atomic_fetch_sub(&loop->handed_off, 1);
 		gw_loop_wake(loop);
 	}
@@ -576,7 +576,7 @@ void gw_order_get(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, 
 		p->c = c;
 		p->loop = here;
 		p->suspended = loop == NULL;
-		p->handed_off = loop != NULL;
+		p->deferred = loop != NULL;
 		if (loop)
 			atomic_fetch_add(&loop->handed_off, 1);
 		atomic_init(&p->state, PENDING_WAITING);

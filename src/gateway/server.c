@@ -642,8 +642,7 @@ static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const ch
 	if (!keep)
 		moat_store_read_end(s);
 	moat_error_t te = {0};
-	if (route == R_ORDER_GET &&
-	    (keep ? moat_store_read_keep(s, &te) : moat_store_read_begin(s, &te)) != MOAT_OK) {
+	if (route == R_ORDER_GET && moat_store_read_keep(s, &te) != MOAT_OK) {
 		gw_error_from(r, &te);
 		gw_store_release(g, s);
 		return route;

@@ -342,7 +342,7 @@ moat_err_t moat_store_meta_get(moat_store_t *s, const char *key, char *out, size
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	int r = sqlite3_step(st);
 	if (r == SQLITE_ROW) {
-		snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+		moat_sqlite_text(st, 0, out, cap);
 		sqlite3_reset(st);
 		return MOAT_OK;
 	}
@@ -395,9 +395,9 @@ moat_err_t moat_store_party_get(moat_store_t *s, const char *id, moat_party_row_
 		return r == SQLITE_DONE ? moat_error_set(err, MOAT_ENOTFOUND, "party", "unknown party %s", id)
 					: db_error(s, err, "party");
 	}
-	snprintf(out->party, sizeof out->party, "%s", (const char *)sqlite3_column_text(st, 0));
+	moat_sqlite_text(st, 0, out->party, sizeof out->party);
 	out->kind = (moat_party_kind_t)sqlite3_column_int(st, 1);
-	snprintf(out->name, sizeof out->name, "%s", (const char *)sqlite3_column_text(st, 2));
+	moat_sqlite_text(st, 2, out->name, sizeof out->name);
 	sqlite3_reset(st);
 	return MOAT_OK;
 }
@@ -406,6 +406,8 @@ moat_err_t moat_store_party_get(moat_store_t *s, const char *id, moat_party_row_
 
 void moat_sqlite_text(sqlite3_stmt *st, int col, char *dst, size_t cap)
 {
+	if (cap == 0)
+		return;
 	const unsigned char *t = sqlite3_column_text(st, col);
 	size_t n = t ? (size_t)sqlite3_column_bytes(st, col) : 0;
 	if (n >= cap)
@@ -592,7 +594,7 @@ moat_err_t moat_store_principal_get_password(moat_store_t *s, const char *id, ch
 	int r = sqlite3_step(st);
 	moat_err_t rc;
 	if (r == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT) {
-		snprintf(phc, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+		moat_sqlite_text(st, 0, phc, cap);
 		rc = MOAT_OK;
 	} else if (r == SQLITE_ROW || r == SQLITE_DONE) {
 		rc = moat_error_set(err, MOAT_ENOTFOUND, "principal", "no password set for %s", id);
@@ -932,7 +934,7 @@ moat_err_t moat_store_order_merchant(moat_store_t *s, const char *id, char *out,
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	int r = sqlite3_step(st);
 	if (r == SQLITE_ROW)
-		snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+		moat_sqlite_text(st, 0, out, cap);
 	sqlite3_reset(st);
 	if (r == SQLITE_ROW)
 		return MOAT_OK;
