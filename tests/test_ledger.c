@@ -930,6 +930,15 @@ static void async_done(void *ctx, moat_err_t status, uint64_t first)
 	atomic_fetch_add(&s->calls, 1);
 }
 
+/* async_done after a pause: a group's completions take a while, so a flush
+ * that returned before another thread's group was answered would be seen. */
+static void slow_done(void *ctx, moat_err_t status, uint64_t first)
+{
+	struct timespec pause = {0, 200000};
+	nanosleep(&pause, NULL);
+	async_done(ctx, status, first);
+}
+
 static void *async_thread(void *arg)
 {
 	async_arg_t *a = arg;
@@ -1110,7 +1119,8 @@ static void test_async_group_commit(void)
 
 /* Deferred appends from several threads: nothing is written until a flush; a
  * thread's flush returns only after its own entries are answered (their
- * completions have returned), on whichever thread led the group; every entry is
+ * completions have returned; they are slow here), on whichever thread led the
+ * group, even while another group is written and answered meanwhile; every entry is
  * answered once with a distinct index; a failing disk answers EUNAVAIL through
  * the flush; close writes what nobody flushed. */
 enum { DEF_THREADS = 4, DEF_ROUNDS = 60, DEF_PER_ROUND = 5 };
@@ -1132,7 +1142,7 @@ static void *deferred_thread(void *arg)
 			s->key = (uint64_t)(a->thread * 100000 + r * DEF_PER_ROUND + k);
 			moat_entry_t e = sample_entry(s->key, buf);
 			moat_error_t err;
-			if (moat_ledger_append_deferred(a->l, &e, 1, async_done, s, &err) != MOAT_OK)
+			if (moat_ledger_append_deferred(a->l, &e, 1, slow_done, s, &err) != MOAT_OK)
 				atomic_fetch_add(a->unanswered_after_flush, 1000);
 		}
 		moat_ledger_flush(a->l);

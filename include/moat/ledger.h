@@ -112,9 +112,11 @@ moat_err_t moat_ledger_append_deferred(moat_ledger_t *l, const moat_entry_t *ent
 				       moat_error_t *err) MOAT_MUST_CHECK;
 
 /* Returns once everything queued before the call (deferred or asynchronous) is
- * durable or has failed and the completions of the group that holds the last of
- * it have returned, leading the group commit on the calling thread when no
- * other thread is writing one (completions run on the leader's thread). */
+ * durable or has failed and the completions of every group holding any of it
+ * have returned (groups are answered in any order: one group's completions may
+ * still run while the next is written), leading the group commit on the calling
+ * thread when no other thread is writing one (completions run on the leader's
+ * thread). */
 void moat_ledger_flush(moat_ledger_t *l);
 /* moat_ledger_flush when no other thread is writing a group; when one is, hands
  * what is queued to the committer thread, which writes it as soon as that group

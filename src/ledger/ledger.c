@@ -245,12 +245,13 @@ typedef struct batch {
 	moat_buf_t buf;
 	size_t count;
 	bool done;
-	bool answered; /* done, and every completion has returned */
 	moat_err_t status;
 	uint64_t first;
 	int refs;
 	batch_cb_t *cbs;
 	size_t n_cbs, cap_cbs;
+	uint64_t seq;		    /* groups led before it, plus one */
+	struct batch *prev, *next; /* in the unanswered list while led and unanswered */
 } batch_t;
 
 struct moat_ledger {
@@ -268,6 +269,11 @@ struct moat_ledger {
 	pthread_cond_t wal_cv;
 	batch_t *cur;
 	batch_t *spare; /* a finished batch kept to reuse its buffer's pages */
+	/* Groups led and not yet answered, oldest first: groups are led in turn
+	 * but answered in any order (a group's callbacks may still run while the
+	 * next one is written and answered). */
+	batch_t *unanswered, *unanswered_tail;
+	uint64_t led; /* groups led so far: the seq of the latest */
 	bool flushing, rotate;
 	/* The committer thread leads groups that hold asynchronous appends (a
 	 * synchronous appender leads its own); started by the first such append. */
@@ -1177,7 +1183,6 @@ static void batch_unref(moat_ledger_t *l, batch_t *b)
 		b->count = 0;
 		b->n_cbs = 0;
 		b->done = false;
-		b->answered = false;
 		b->status = MOAT_OK;
 		l->spare = b;
 	} else {
@@ -1185,6 +1190,21 @@ static void batch_unref(moat_ledger_t *l, batch_t *b)
 		free(b->cbs);
 		free(b);
 	}
+}
+
+/* A led group's completions have all returned (wal_mu held): off the
+ * unanswered list. */
+static void mark_answered(moat_ledger_t *l, batch_t *b)
+{
+	if (b->prev)
+		b->prev->next = b->next;
+	else
+		l->unanswered = b->next;
+	if (b->next)
+		b->next->prev = b->prev;
+	else
+		l->unanswered_tail = b->prev;
+	b->prev = b->next = NULL;
 }
 
 /* Leads one group: takes the whole pending batch, writes and syncs it (one
@@ -1198,6 +1218,14 @@ static void lead_group(moat_ledger_t *l)
 	l->flushing = true;
 	batch_t *fb = l->cur;
 	l->cur = NULL;
+	fb->seq = ++l->led;
+	fb->next = NULL;
+	fb->prev = l->unanswered_tail;
+	if (fb->prev)
+		fb->prev->next = fb;
+	else
+		l->unanswered = fb;
+	l->unanswered_tail = fb;
 	uint64_t base = l->durable;
 	bool rotate = l->rotate;
 	l->rotate = false;
@@ -1216,19 +1244,20 @@ static void lead_group(moat_ledger_t *l)
 	fb->status = st;
 	fb->done = true;
 	l->flushing = false;
-	pthread_cond_broadcast(&l->wal_cv);
 	if (l->cur && l->cur->n_cbs > 0)
 		pthread_cond_signal(&l->commit_cv);
 	if (fb->n_cbs == 0) {
-		fb->answered = true;
+		mark_answered(l, fb);
+		pthread_cond_broadcast(&l->wal_cv);
 		return;
 	}
+	pthread_cond_broadcast(&l->wal_cv);
 	fb->refs++;
 	pthread_mutex_unlock(&l->wal_mu);
 	for (size_t i = 0; i < fb->n_cbs; i++)
 		fb->cbs[i].fn(fb->cbs[i].ctx, st, st == MOAT_OK ? fb->first + fb->cbs[i].pos : 0);
 	pthread_mutex_lock(&l->wal_mu);
-	fb->answered = true;
+	mark_answered(l, fb);
 	pthread_cond_broadcast(&l->wal_cv); /* moat_ledger_flush waits for this */
 	batch_unref(l, fb);
 }
@@ -1507,21 +1536,20 @@ bool moat_ledger_flush_try(moat_ledger_t *l)
 void moat_ledger_flush(moat_ledger_t *l)
 {
 	pthread_mutex_lock(&l->wal_mu);
-	batch_t *b = l->cur && l->cur->count > 0 ? l->cur : NULL;
-	if (b) {
-		/* Everything queued so far is in b or in the group being written;
-		 * b's completions have returned once it is answered. */
-		b->refs++;
-		while (!b->answered) {
-			if (l->flushing || b->done)
-				pthread_cond_wait(&l->wal_cv, &l->wal_mu);
-			else
-				lead_group(l); /* b is l->cur: not done, not being flushed */
+	/* Everything queued so far is in l->cur, which becomes group led + 1, or
+	 * in a group already led; done once every group up to that one is
+	 * answered (their completions have returned), whichever thread led it. */
+	uint64_t target = l->led + (l->cur && l->cur->count > 0 ? 1 : 0);
+	for (;;) {
+		if (l->led < target) {
+			if (!l->flushing) {
+				lead_group(l); /* l->cur is group target: not led yet */
+				continue;
+			}
+		} else if (!l->unanswered || l->unanswered->seq > target) {
+			break;
 		}
-		batch_unref(l, b);
-	} else {
-		while (l->flushing)
-			pthread_cond_wait(&l->wal_cv, &l->wal_mu);
+		pthread_cond_wait(&l->wal_cv, &l->wal_mu);
 	}
 	pthread_mutex_unlock(&l->wal_mu);
 }
