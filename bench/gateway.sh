@@ -5,10 +5,10 @@
 # usage: bench/gateway.sh [BUILD_DIR]   (default ./build; needs wrk)
 # Prints throughput of both, the ratio, and p50/p99 latency, as medians over
 # BENCH_ROUNDS (3) alternating rounds of BENCH_DURATION (8s) each, with their
-# range; targets (on the medians): ratio >= 0.5 and gateway p99 < 2 ms. A second gateway run serves a copy of the same data
-# directory from /dev/shm (tmpfs: fsync is nearly free), printed on its own line,
-# so the software's cost shows apart from the disk's; the targets are judged on
-# the disk run.
+# range; targets (on the medians): ratio >= 0.5 and gateway p99 < 2 ms. A
+# second gateway run serves a copy of the same data directory from /dev/shm
+# (tmpfs: fsync is nearly free), printed on its own line, so the software's cost
+# shows apart from the disk's; the targets are judged on the disk run.
 set -eu
 BUILD=${1:-build}
 MOAT="$BUILD/moat"
@@ -84,7 +84,7 @@ to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%.3f", v / 1000; else if
 # median and range of the numbers on stdin: "median (min - max)", or the one value
 spread() { sort -g | awk -v f="${1:-%s}" '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
 	if (NR == 1) printf f, v[1]; else printf f " (" f " - " f ")", m, v[1], v[NR] }'; }
-med() { sort -g | awk '{ v[NR] = $1 } END { printf "%s", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+med() { spread | awk '{ printf "%s", $1 }'; }  # the median alone
 col() { awk -v c="$1" '{ print $c }' "$2"; }
 
 "$HELLO" 18790 "$THREADS" & HPID=$!; PIDS+=($HPID)

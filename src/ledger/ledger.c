@@ -1246,12 +1246,11 @@ static void lead_group(moat_ledger_t *l)
 	l->flushing = false;
 	if (l->cur && l->cur->n_cbs > 0)
 		pthread_cond_signal(&l->commit_cv);
-	if (fb->n_cbs == 0) {
+	if (fb->n_cbs == 0)
 		mark_answered(l, fb);
-		pthread_cond_broadcast(&l->wal_cv);
-		return;
-	}
 	pthread_cond_broadcast(&l->wal_cv);
+	if (fb->n_cbs == 0)
+		return;
 	fb->refs++;
 	pthread_mutex_unlock(&l->wal_mu);
 	for (size_t i = 0; i < fb->n_cbs; i++)
