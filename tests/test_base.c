@@ -80,6 +80,16 @@ static void test_time(void)
 	CHECK(moat_time_parse("1969-12-31T23:59:59.999Z", &t) && t == -1);
 	moat_time_format(-1, s);
 	CHECK_STR(s, "1969-12-31T23:59:59.999Z");
+	/* Any 64-bit value (a ledger entry read from disk can carry one) prints as
+	 * the nearest instant the format can write, without overflow (UBSan). */
+	moat_time_format(INT64_MIN, s);
+	CHECK_STR(s, "0000-01-01T00:00:00Z");
+	moat_time_format(INT64_MIN + 30, s);
+	CHECK_STR(s, "0000-01-01T00:00:00Z");
+	moat_time_format(INT64_MAX, s);
+	CHECK_STR(s, "9999-12-31T23:59:59.999Z");
+	moat_time_format(INT64_C(-62167219200001), s);
+	CHECK_STR(s, "0000-01-01T00:00:00Z");
 	/* against gmtime_r and snprintf over years 1..9999, with and without ms */
 	uint64_t x = 88172645463325252ull;
 	for (int i = 0; i < 20000; i++) {

@@ -114,8 +114,19 @@ bool moat_time_parse(const char *s, moat_time_t *out)
 	return true;
 }
 
+/* The instants RFC 3339 can write: 0000-01-01T00:00:00.000Z and
+ * 9999-12-31T23:59:59.999Z. */
+#define TIME_FIRST (-62167219200000LL)
+#define TIME_LAST 253402300799999LL
+
 void moat_time_format(moat_time_t t, char out[32])
 {
+	/* Times outside what the format can write (a corrupt or hostile ledger
+	 * entry can carry any 64-bit value) print as the nearest one it can. */
+	if (t < TIME_FIRST)
+		t = TIME_FIRST;
+	if (t > TIME_LAST)
+		t = TIME_LAST;
 	int64_t secs = t >= 0 ? t / 1000 : -((-t + 999) / 1000);
 	unsigned ms = (unsigned)(t - secs * 1000) % 1000;
 	int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
@@ -123,7 +134,7 @@ void moat_time_format(moat_time_t t, char out[32])
 	int64_t y;
 	unsigned mo, d;
 	civil_from_days(days, &y, &mo, &d);
-	unsigned yy = (unsigned)(y < 0 ? 0 : y > 9999 ? 9999 : y) % 10000;
+	unsigned yy = (unsigned)y % 10000;
 	mo %= 13;
 	d %= 32;
 	unsigned hh = rem / 3600 % 24, mi = rem % 3600 / 60 % 60, ss = rem % 60;
