@@ -138,6 +138,7 @@ static void test_encodings(void)
 
 static void test_utf8(void)
 {
+	CHECK(moat_utf8_valid(NULL, 0)); /* an empty body: no pointer arithmetic on NULL */
 	CHECK(moat_utf8_valid("刘丽", strlen("刘丽")));
 	CHECK_INT(moat_utf8_len("刘丽", strlen("刘丽")), 2);
 	CHECK(!moat_utf8_valid("\xc0\xaf", 2));		/* overlong */

@@ -285,6 +285,8 @@ bool moat_ct_equal(const void *a, const void *b, size_t n) { return CRYPTO_memcm
 
 bool moat_utf8_valid(const char *s, size_t n)
 {
+	if (n == 0)
+		return true; /* s may be NULL (an empty request body) */
 	const unsigned char *p = (const unsigned char *)s, *end = p + n;
 	while (p < end) {
 		/* ASCII, most of any JSON line, eight bytes at a time: every import
