@@ -5,8 +5,9 @@
  *   one body two ways;
  * - moat_json_parse agrees with the slow path on accept/reject and on the tree;
  * - an accepted document goes through the interchange parsers (party,
- *   principal, relation, order), which must fail cleanly or produce what their
- *   own validation promises. */
+ *   principal, relation, order, scam report), which must fail cleanly or
+ *   produce what their own validation promises; a report's scammer contact
+ *   normalises the same way twice. */
 #include <string.h>
 
 #include <jansson.h>
@@ -14,6 +15,7 @@
 #include "fuzz.h"
 #include "moat/json.h"
 #include "moat/model.h"
+#include "moat/trace.h"
 
 static char *dump(const json_t *j)
 {
@@ -44,6 +46,22 @@ static void interchange(json_t *obj)
 		FUZZ_CHECK(pr.principal && pr.principal[0] && (unsigned)pr.role < MOAT_ROLE_COUNT);
 	if (moat_relation_from_json(obj, &rel, &err) == MOAT_OK)
 		FUZZ_CHECK((unsigned)rel.kind < MOAT_REL_KIND_COUNT);
+	moat_report_t rep;
+	if (moat_report_from_json(obj, &rep, &err) == MOAT_OK) {
+		FUZZ_CHECK(rep.report_id && rep.order_id && rep.quoted != 0 && rep.channel);
+		FUZZ_CHECK(strcmp(rep.channel, "call") == 0 || strcmp(rep.channel, "sms") == 0 ||
+			   strcmp(rep.channel, "chat") == 0);
+	}
+	/* Contacts as scam reports give them: normalising is idempotent, so two
+	 * reports of one crew match however each was written. */
+	json_t *contact = json_object_get(obj, "scammer_contact");
+	if (json_is_string(contact)) {
+		char once[130], twice[130];
+		moat_trace_contact_normalise(json_string_value(contact), once, sizeof once);
+		FUZZ_CHECK(strlen(once) < sizeof once);
+		moat_trace_contact_normalise(once, twice, sizeof twice);
+		FUZZ_CHECK(strcmp(once, twice) == 0);
+	}
 	moat_arena_t *arena = moat_arena_new(4096);
 	FUZZ_CHECK(arena);
 	if (moat_order_from_json(obj, arena, &order, &err) == MOAT_OK) {
