@@ -30,7 +30,37 @@ static void test_buf(void)
 	moat_buf_reset(&b);
 	CHECK_INT(moat_buf_json_str(&b, ""), MOAT_OK);
 	CHECK_STR(b.data, "\"\"");
+	/* Bytes that are not valid UTF-8 become U+FFFD, so what moat writes is
+	 * always JSON: a cut character, a lone continuation byte, an overlong, a
+	 * surrogate, a code point past U+10FFFF, a sequence cut by the end. Valid
+	 * 2-, 3- and 4-byte characters pass unchanged. */
+	static const struct {
+		const char *in, *out;
+	} utf8[] = {
+	    {"ab\xe5\x88", "\"ab\xef\xbf\xbd\xef\xbf\xbd\""},
+	    {"\x80x", "\"\xef\xbf\xbdx\""},
+	    {"\xc0\xaf", "\"\xef\xbf\xbd\xef\xbf\xbd\""},
+	    {"\xed\xa0\x80", "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""},
+	    {"\xf4\x90\x80\x80", "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""},
+	    {"\xf0\x9f\x98", "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""},
+	    {"\xc3\xa9\xe5\x88\x98\xf0\x9f\x98\x80\x7f",
+	     "\"\xc3\xa9\xe5\x88\x98\xf0\x9f\x98\x80\x7f\""},
+	};
+	for (size_t i = 0; i < sizeof utf8 / sizeof *utf8; i++) {
+		moat_buf_reset(&b);
+		CHECK_INT(moat_buf_json_str(&b, utf8[i].in), MOAT_OK);
+		CHECK_MSG(strcmp(b.data, utf8[i].out) == 0, "case %zu: %s", i, b.data);
+		CHECK(moat_utf8_valid(b.data, b.len));
+	}
 	moat_buf_free(&b);
+	/* Cutting text to fit never ends inside a character. */
+	CHECK_INT(moat_utf8_cut("刘丽", 6), 6);
+	CHECK_INT(moat_utf8_cut("刘丽", 5), 3);
+	CHECK_INT(moat_utf8_cut("刘丽", 3), 3);
+	CHECK_INT(moat_utf8_cut("刘丽", 2), 0);
+	CHECK_INT(moat_utf8_cut("ab刘", 3), 2);
+	CHECK_INT(moat_utf8_cut("abc", 64), 3);
+	CHECK_INT(moat_utf8_cut("abc", 0), 0);
 	/* over the cap: nothing of the literal stays */
 	moat_buf_init(&b, 12);
 	CHECK_INT(moat_buf_puts(&b, "ab"), MOAT_OK);

@@ -93,7 +93,10 @@ moat_err_t moat_buf_append(moat_buf_t *b, const void *p, size_t n) MOAT_MUST_CHE
 moat_err_t moat_buf_puts(moat_buf_t *b, const char *s) MOAT_MUST_CHECK;
 moat_err_t moat_buf_putc(moat_buf_t *b, char c) MOAT_MUST_CHECK;
 moat_err_t moat_buf_printf(moat_buf_t *b, const char *fmt, ...) MOAT_PRINTF(2, 3) MOAT_MUST_CHECK;
-/* Appends s as a JSON string literal, quotes included. */
+/* Appends s as a JSON string literal, quotes included. Always valid JSON: a byte
+ * that does not start a valid UTF-8 sequence becomes U+FFFD, so no text moat
+ * did not validate (a truncated message, a file name) can break a response or
+ * a log line. */
 moat_err_t moat_buf_json_str(moat_buf_t *b, const char *s) MOAT_MUST_CHECK;
 
 /* Writes v in decimal to out (room for 20 bytes), unterminated; returns the
@@ -146,6 +149,9 @@ bool moat_ct_equal(const void *a, const void *b, size_t n);
 bool moat_utf8_valid(const char *s, size_t n);
 /* Number of code points in valid UTF-8. */
 size_t moat_utf8_len(const char *s, size_t n);
+/* Length of the longest prefix of the NUL-terminated s that is at most max bytes
+ * and does not end inside a UTF-8 sequence (for cutting text to fit). */
+size_t moat_utf8_cut(const char *s, size_t max);
 
 /* ---- files ------------------------------------------------------------------------ */
 

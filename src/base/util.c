@@ -339,6 +339,18 @@ size_t moat_utf8_len(const char *s, size_t n)
 	return count;
 }
 
+size_t moat_utf8_cut(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max + 1);
+	if (n <= max)
+		return n;
+	/* s[max] is the first byte left out: back off while it continues a
+	 * sequence begun inside the prefix. */
+	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
+		max--;
+	return max;
+}
+
 moat_err_t moat_random(void *out, size_t n)
 {
 	return RAND_bytes(out, (int)n) == 1 ? MOAT_OK : MOAT_ECRYPTO;

@@ -195,7 +195,12 @@ bool gw_query_only(struct MHD_Connection *c, const char *const *allowed, gw_resp
 	if (!q.bad)
 		return true;
 	char field[72];
-	snprintf(field, sizeof field, "%.64s", moat_utf8_valid(q.bad, strlen(q.bad)) ? q.bad : "?");
+	/* The parameter's name, cut to fit on a character boundary (a cut inside
+	 * a character would make the error's JSON invalid UTF-8). */
+	if (moat_utf8_valid(q.bad, strlen(q.bad)))
+		snprintf(field, sizeof field, "%.*s", (int)moat_utf8_cut(q.bad, 64), q.bad);
+	else
+		snprintf(field, sizeof field, "?");
 	if (q.too_long)
 		gw_error(r, 414, "uri_too_long", field, "query parameter is longer than %d bytes",
 			 GW_MAX_QUERY_VALUE);
