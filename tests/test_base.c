@@ -166,6 +166,27 @@ static void test_encodings(void)
 	CHECK(!moat_ct_equal("abc", "abd", 3));
 }
 
+/* UTF-8 validity from the definition, independently of moat_utf8_seq. */
+static bool ref_utf8_valid(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned c = p[i], len = c < 0x80 ? 1 : c >> 5 == 6 ? 2 : c >> 4 == 14 ? 3 : c >> 3 == 30 ? 4 : 0;
+		if (!len || i + len > n)
+			return false;
+		uint32_t cp = len == 1 ? c : c & (0x7fu >> len);
+		for (unsigned k = 1; k < len; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (p[i + k] & 0x3f);
+		}
+		static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+		if (cp < min[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += len;
+	}
+	return true;
+}
+
 static void test_utf8(void)
 {
 	CHECK(moat_utf8_valid(NULL, 0)); /* an empty body: no pointer arithmetic on NULL */
@@ -185,6 +206,33 @@ static void test_utf8(void)
 	CHECK(!moat_utf8_valid("abcdefgh1234567\x80", 16));
 	CHECK(!moat_utf8_valid("abcdefgh12345678\xe5\x88", 18));
 	CHECK(moat_utf8_valid("abcdefgh\xff", 8));
+	/* Against a decoder written from the definition (decode the code point, then
+	 * reject overlongs, surrogates and values past U+10FFFF): every string of
+	 * one, two and three bytes, and four-byte strings over the whole lead range. */
+	uint8_t s[4];
+	size_t agree = 0, checked = 0;
+	for (uint32_t x = 0; x < (1u << 24); x++) {
+		s[0] = (uint8_t)(x >> 16), s[1] = (uint8_t)(x >> 8), s[2] = (uint8_t)x;
+		for (size_t n = 1; n <= 3; n++) {
+			if (n < 3 && (x & ((1u << (8 * (3 - n))) - 1)) != 0)
+				continue; /* shorter strings once each */
+			checked++;
+			agree += moat_utf8_valid((const char *)s, n) == ref_utf8_valid(s, n);
+		}
+	}
+	uint64_t r = 0x9e3779b97f4a7c15ull;
+	for (int i = 0; i < 1 << 20; i++) {
+		r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+		s[0] = (uint8_t)(0xe8 + r % 16), s[1] = (uint8_t)(r >> 8), s[2] = (uint8_t)(r >> 16),
+		s[3] = (uint8_t)(r >> 24);
+		if (i % 4 == 0)
+			s[1] = (uint8_t)(0x80 | (s[1] & 0x3f)), s[2] = (uint8_t)(0x80 | (s[2] & 0x3f)),
+			s[3] = (uint8_t)(0x80 | (s[3] & 0x3f));
+		checked++;
+		agree += moat_utf8_valid((const char *)s, 4) == ref_utf8_valid(s, 4);
+	}
+	CHECK_MSG(agree == checked, "%zu of %zu strings judged as the reference does", agree,
+		  checked);
 }
 
 static void test_json(void)

@@ -147,6 +147,10 @@ bool moat_b64_decode(const char *in, size_t inlen, uint8_t *out, size_t *outlen,
 bool moat_ct_equal(const void *a, const void *b, size_t n);
 /* Strictly validates UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 bool moat_utf8_valid(const char *s, size_t n);
+/* Length (2..4) of the valid multi-byte sequence at s, of which at most avail
+ * bytes may be read, or 0. Bytes are read in order and the first that does not
+ * fit ends it, so a NUL-terminated string may pass avail 4. */
+size_t moat_utf8_seq(const char *s, size_t avail);
 /* Number of code points in valid UTF-8. */
 size_t moat_utf8_len(const char *s, size_t n);
 /* Length of the longest prefix of the NUL-terminated s that is at most max bytes

@@ -92,32 +92,6 @@ moat_err_t moat_buf_printf(moat_buf_t *b, const char *fmt, ...)
 	return MOAT_OK;
 }
 
-/* Length of the valid UTF-8 sequence starting at p (a byte >= 0x80 of a
- * NUL-terminated string), or 0: no overlongs, no surrogates, nothing past
- * U+10FFFF. Each continuation byte is checked before the next is read, so the
- * terminating NUL stops it. */
-static size_t utf8_seq(const unsigned char *p)
-{
-	unsigned c = p[0];
-	if (c >= 0xc2 && c <= 0xdf)
-		return (p[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (c >= 0xe0 && c <= 0xef) {
-		if ((p[1] & 0xc0) != 0x80 || (c == 0xe0 && p[1] < 0xa0) ||
-		    (c == 0xed && p[1] >= 0xa0))
-			return 0;
-		return (p[2] & 0xc0) == 0x80 ? 3 : 0;
-	}
-	if (c >= 0xf0 && c <= 0xf4) {
-		if ((p[1] & 0xc0) != 0x80 || (c == 0xf0 && p[1] < 0x90) ||
-		    (c == 0xf4 && p[1] >= 0x90))
-			return 0;
-		if ((p[2] & 0xc0) != 0x80)
-			return 0;
-		return (p[3] & 0xc0) == 0x80 ? 4 : 0;
-	}
-	return 0;
-}
-
 moat_err_t moat_buf_json_str(moat_buf_t *b, const char *s)
 {
 	size_t start = b->len;
@@ -126,8 +100,9 @@ moat_err_t moat_buf_json_str(moat_buf_t *b, const char *s)
 	 * rather than per byte: this escapes the PII of every imported order. */
 	const unsigned char *p = (const unsigned char *)s, *run = p;
 	for (; rc == MOAT_OK && *p; p++) {
-		size_t k = 0;
-		if (*p < 0x80 ? *p >= 0x20 && *p != '"' && *p != '\\' : (k = utf8_seq(p)) != 0) {
+		/* (a NUL-terminated string may pass 4: the NUL ends a sequence) */
+		size_t k = *p < 0x80 ? 0 : moat_utf8_seq((const char *)p, 4);
+		if (*p < 0x80 ? *p >= 0x20 && *p != '"' && *p != '\\' : k != 0) {
 			p += k ? k - 1 : 0;
 			continue;
 		}

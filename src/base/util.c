@@ -283,6 +283,35 @@ bool moat_b64_decode(const char *in, size_t inlen, uint8_t *out, size_t *outlen,
 
 bool moat_ct_equal(const void *a, const void *b, size_t n) { return CRYPTO_memcmp(a, b, n) == 0; }
 
+size_t moat_utf8_seq(const char *s, size_t avail)
+{
+	/* The well-formed sequences of Unicode's table 3-7: the second byte's range
+	 * depends on the first (which rules out overlongs, surrogates and code
+	 * points past U+10FFFF); every later byte is a continuation byte. */
+	const unsigned char *p = (const unsigned char *)s;
+	unsigned c = p[0], lo = 0x80, hi = 0xbf;
+	size_t len;
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		lo = c == 0xe0 ? 0xa0 : lo;
+		hi = c == 0xed ? 0x9f : hi;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		lo = c == 0xf0 ? 0x90 : lo;
+		hi = c == 0xf4 ? 0x8f : hi;
+	} else {
+		return 0;
+	}
+	if (avail < len || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return len;
+}
+
 bool moat_utf8_valid(const char *s, size_t n)
 {
 	if (n == 0)
@@ -301,29 +330,8 @@ bool moat_utf8_valid(const char *s, size_t n)
 			p++;
 			continue;
 		}
-		int len;
-		unsigned cp;
-		if (c >= 0xc2 && c <= 0xdf) {
-			len = 2;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			len = 3;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			len = 4;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (end - p < len)
-			return false;
-		for (int i = 1; i < len; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (p[i] & 0x3f);
-		}
-		if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
+		size_t len = moat_utf8_seq((const char *)p, (size_t)(end - p));
+		if (!len)
 			return false;
 		p += len;
 	}
