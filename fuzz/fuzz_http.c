@@ -4,7 +4,7 @@
  * code: a method, a caller (an API key of each role, none, a malformed one, or
  * text from the input), a route with a path segment and a query from the input
  * (percent-encoded), a content type and a body. Invariants on every answer:
- * - the server answers, with a status moat documents (never 500);
+ * - the server answers, with a status the API documents (never 500);
  * - an error (>= 400) carries {"error":{"code":…,"message":…}};
  * - a JSON success body is JSON;
  * - the buyer's full resident id, which the policy grants only to
@@ -300,8 +300,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int status = exchange(req.data, req.len, &resp);
 	if (getenv("FUZZ_HTTP_DEBUG"))
 		fprintf(stderr, "%d %s %s (caller %u)\n", status, method, path, who);
-	FUZZ_CHECK(status >= 200 && status <= 599);
-	FUZZ_CHECK(status != 500);
+	/* The statuses the API documents (docs/openapi.yaml); 500 would be a bug. */
+	static const int documented[] = {200, 201, 400, 401, 403, 404, 405,
+					 409, 413, 414, 415, 422, 429, 503};
+	bool known = false;
+	for (size_t i = 0; i < sizeof documented / sizeof *documented; i++)
+		known |= status == documented[i];
+	FUZZ_CHECK(known);
 	size_t blen;
 	const char *body = body_of(&resp, &blen);
 	if (strcmp(method, "HEAD") != 0 && body && blen && header_has(&resp, "application/json")) {
