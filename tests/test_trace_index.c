@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -330,8 +331,39 @@ static void test_priors(void)
 	moat_exposure_free(x);
 }
 
+/* Scammer contacts as reports write them: one number however it is written;
+ * text as it is; long text never cut into a match (two phishing links of one
+ * site that differ only after the first 130 bytes are two contacts); and
+ * normalising twice changes nothing. */
+static void test_contacts(void)
+{
+	char a[MOAT_CONTACT_NORM_MAX], b[MOAT_CONTACT_NORM_MAX], c[MOAT_CONTACT_NORM_MAX];
+	moat_trace_contact_normalise("+86 170 0000 0000", a, sizeof a);
+	CHECK_STR(a, "17000000000");
+	moat_trace_contact_normalise("(170) 0000-0000", b, sizeof b);
+	CHECK_STR(b, "17000000000");
+	moat_trace_contact_normalise("wx:refund_helper", a, sizeof a);
+	CHECK_STR(a, "wx:refund_helper");
+	char l1[300], l2[300];
+	snprintf(l1, sizeof l1, "https://refund-service.example.com/claim?%0200d&t=1", 0);
+	snprintf(l2, sizeof l2, "https://refund-service.example.com/claim?%0200d&t=2", 0);
+	moat_trace_contact_normalise(l1, a, sizeof a);
+	moat_trace_contact_normalise(l2, b, sizeof b);
+	CHECK(strncmp(a, "sha256:", 7) == 0 && strlen(a) == 7 + 64);
+	CHECK(strcmp(a, b) != 0);
+	moat_trace_contact_normalise(l1, c, sizeof c);
+	CHECK_STR(c, a);
+	const char *const forms[] = {"+86 170 0000 0000", "wx:refund_helper", l1, "1234", ""};
+	for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
+		moat_trace_contact_normalise(forms[i], a, sizeof a);
+		moat_trace_contact_normalise(a, b, sizeof b);
+		CHECK_MSG(strcmp(a, b) == 0, "not idempotent on \"%s\": %s then %s", forms[i], a, b);
+	}
+}
+
 int main(void)
 {
+	test_contacts();
 	test_index();
 	test_score();
 	test_priors();

@@ -237,7 +237,12 @@ moat_err_t moat_report_from_json(json_t *obj, moat_report_t *out,
 				 moat_error_t *err) MOAT_MUST_CHECK;
 
 /* A contact reduced to digits for matching ("+86 170 0000 0000" -> "17000000000");
- * anything that is not a phone number is copied as is. out >= 130 bytes. */
+ * anything that is not a phone number is copied as is, or, when it does not fit
+ * in cap bytes, replaced by "sha256:" and the hex SHA-256 of the whole text, so
+ * two contacts match only if they are the same number or the same text (never
+ * two long links that merely begin alike). Idempotent. cap >=
+ * MOAT_CONTACT_NORM_MAX. */
+#define MOAT_CONTACT_NORM_MAX 130
 void moat_trace_contact_normalise(const char *in, char *out, size_t cap);
 
 /* ---- trace tables in the store (src/store/sqlite_trace.c, migration 4) ------------- */

@@ -671,7 +671,7 @@ typedef struct trace_ctx {
 	collect_t reports;
 	direct_t direct[64];
 	size_t n_direct;
-	char (*contacts)[130]; /* normalised scammer contacts of the reports */
+	char (*contacts)[MOAT_CONTACT_NORM_MAX]; /* normalised scammer contacts */
 } trace_ctx_t;
 
 static void add_direct(trace_ctx_t *t, const char *principal, uint64_t index, const char *how)
@@ -1154,7 +1154,8 @@ moat_err_t moat_trace_case_run(moat_app_t *a, const char *case_id, const moat_tr
 		goto done;
 	}
 	for (size_t i = 0; i < t.reports.n; i++) {
-		moat_trace_contact_normalise(t.reports.r[i].scammer_contact, t.contacts[i], 130);
+		moat_trace_contact_normalise(t.reports.r[i].scammer_contact, t.contacts[i],
+					     sizeof t.contacts[i]);
 		vs[i] = (moat_victim_t){t.reports.r[i].order_id, t.reports.r[i].contact_time,
 					t.reports.r[i].quoted, t.reports.r[i].scammer_contact};
 	}

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "moat/crypto.h"
 #include "moat/trace.h"
 
 static const char *const report_keys[] = {"report_id",       "order_id",   "contact_time",
@@ -76,8 +77,17 @@ void moat_trace_contact_normalise(const char *in, char *out, size_t cap)
 	d[n] = 0;
 	if (phone && n == 13 && strncmp(d, "86", 2) == 0)
 		memmove(d, d + 2, 12);
-	if (phone && n >= 5)
+	if (phone && n >= 5) {
 		snprintf(out, cap, "%s", d);
-	else
+	} else if (strlen(in) < cap) {
 		snprintf(out, cap, "%s", in);
+	} else {
+		/* Cut, two long links of one site would look alike (and a cut can
+		 * split a character): a digest keeps them apart. */
+		uint8_t h[32];
+		char hex[65];
+		moat_sha256(in, strlen(in), h);
+		moat_hex_encode(h, sizeof h, hex);
+		snprintf(out, cap, "sha256:%s", hex);
+	}
 }

@@ -1020,7 +1020,7 @@ moat_err_t moat_exposure_score(moat_exposure_t *x, const moat_victim_t *victims,
 	uint8_t *counts = NULL, *track = NULL;
 	tally_list_t *lists = NULL;
 	uint32_t *row = NULL, *psize = NULL;
-	char(*norm)[130] = NULL;
+	char(*norm)[MOAT_CONTACT_NORM_MAX] = NULL;
 	contact_ref_t *refs = NULL;
 	size_t nrefs = 0, cap = 4096, *vslot = NULL, *vref = NULL;
 	size_t *vmap = calloc(n_victims, sizeof *vmap); /* input -> merged victim */
