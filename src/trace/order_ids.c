@@ -368,7 +368,8 @@ moat_err_t trace_odict_plan(const trace_odict_t *d, trace_odict_plan_t *e)
 	char cur[TRACE_OID_LEN_MAX + 1];
 	size_t len = 0;
 	uint32_t i = 0, j = 0, out = 0;
-	const uint8_t *p = d->fc, *end = d->fc + d->fc_len;
+	/* (no sorted ids yet: fc is NULL, and NULL + 0 is undefined) */
+	const uint8_t *p = d->fc, *end = d->fc ? d->fc + d->fc_len : NULL;
 	bool have = false, identity = true;
 	while (i < d->nsorted || j < nr) {
 		if (!have && i < d->nsorted) {
