@@ -3,6 +3,7 @@
 #   make test   build and run every test (Release and, with TEST_ASAN=1, ASan+UBSan)
 #   make bench  build and run the benchmarks
 #   make fuzz   build the libFuzzer targets (clang) and run each for FUZZ_SECONDS (fuzz/README.md)
+#   make test-clang  every test under clang's ASan+UBSan (the fuzz build; stricter UBSan than gcc's)
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -16,7 +17,7 @@ DEB_PACKAGES = build-essential cmake pkg-config libssl-dev libsqlite3-dev libmic
 	libjansson-dev libyajl-dev libinih-dev libargon2-dev libroaring-dev libcurl4-openssl-dev \
 	golang-go golang-golang-x-mod-dev wrk sqlite3 curl python3
 
-.PHONY: all build asan demo test test-asan bench fuzz deps clean
+.PHONY: all build asan demo test test-asan test-clang bench fuzz fuzz-build deps clean
 
 all: build
 
@@ -49,10 +50,16 @@ bench: build
 
 # Each target fuzzes a scratch copy of its corpus ($(FUZZ_WORK)/<kind>); crashes
 # are written there as crash-… files and stop the run.
-fuzz: deps
+fuzz-build: deps
 	@./scripts/deps.sh clang libclang-rt-14-dev
 	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOAT_FUZZ=ON
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+test-clang: fuzz-build
+	cd $(FUZZ_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		ctest --output-on-failure -j $(JOBS)
+
+fuzz: fuzz-build
 	@set -e; for src in fuzz/fuzz_*.c; do \
 		t=$$(basename $$src .c); k=$${t#fuzz_}; mkdir -p $(FUZZ_WORK)/$$k; \
 		cp -n fuzz/corpus/$$k/* $(FUZZ_WORK)/$$k/ 2>/dev/null || true; \
