@@ -9,13 +9,13 @@
  * offline verifier, and fails for a neighbouring index; a reopen loses nothing;
  * verify passes exactly when every record decodes as an entry, and otherwise
  * names the first that does not. */
-#include <ftw.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "fuzz.h"
 #include "moat/entry.h"
 #include "moat/ledger.h"
+#include "world.h"
 
 #define MAX_RECORDS 1024
 #define MAX_OPS 64
@@ -36,16 +36,6 @@ static unsigned take(input_t *in, unsigned bytes)
 		}
 	}
 	return v;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static struct {
@@ -229,7 +219,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			 (int)getpid());
 		moat_log_set_level(MOAT_LOG_OFF);
 	}
-	rm_tree(dir);
+	fuzz_rm_tree(dir);
 	moat_error_t err;
 	FUZZ_CHECK(moat_ledger_create(dir, "fuzz.example/ledger", &err) == MOAT_OK);
 	moat_ledger_t *l = NULL;
@@ -243,6 +233,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < model.n; i++)
 		free(model.data[i]);
 	model.n = 0;
-	rm_tree(dir);
+	fuzz_rm_tree(dir);
 	return 0;
 }
