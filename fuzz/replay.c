@@ -2,41 +2,20 @@
  * builds without libFuzzer: `fuzz_json_replay fuzz/corpus/json`. Exits non-zero
  * if an input cannot be read or no input was found; a target's invariant aborts. */
 #include <dirent.h>
-#include <stdbool.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "fuzz.h"
+#include "moat/base.h"
 
 static int run_file(const char *path)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		fprintf(stderr, "%s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	size_t cap = 1 << 16, n = 0;
-	uint8_t *buf = malloc(cap);
-	for (;;) {
-		if (!buf)
-			break;
-		n += fread(buf + n, 1, cap - n, f);
-		if (n < cap)
-			break;
-		uint8_t *nb = realloc(buf, cap *= 2);
-		if (!nb) {
-			free(buf);
-			buf = NULL;
-		} else {
-			buf = nb;
-		}
-	}
-	bool bad = !buf || ferror(f);
-	fclose(f);
-	if (bad) {
-		free(buf);
-		fprintf(stderr, "%s: cannot read\n", path);
+	char *buf = NULL;
+	size_t n = 0;
+	moat_error_t err;
+	if (moat_file_read(path, (size_t)1 << 30, &buf, &n, &err) != MOAT_OK) {
+		fprintf(stderr, "%s\n", err.msg);
 		return -1;
 	}
 	/* An exact-size copy, so reads past the input's end are caught by ASan. */

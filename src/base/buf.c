@@ -100,10 +100,14 @@ moat_err_t moat_buf_json_str(moat_buf_t *b, const char *s)
 	 * rather than per byte: this escapes the PII of every imported order. */
 	const unsigned char *p = (const unsigned char *)s, *run = p;
 	for (; rc == MOAT_OK && *p; p++) {
-		/* (a NUL-terminated string may pass 4: the NUL ends a sequence) */
-		size_t k = *p < 0x80 ? 0 : moat_utf8_seq((const char *)p, 4);
-		if (*p < 0x80 ? *p >= 0x20 && *p != '"' && *p != '\\' : k != 0) {
-			p += k ? k - 1 : 0;
+		if (*p >= 0x80) {
+			/* (a NUL-terminated string may pass 4: the NUL ends a sequence) */
+			size_t k = moat_utf8_seq((const char *)p, 4);
+			if (k) {
+				p += k - 1;
+				continue;
+			}
+		} else if (*p >= 0x20 && *p != '"' && *p != '\\') {
 			continue;
 		}
 		rc = moat_buf_append(b, run, (size_t)(p - run));

@@ -66,7 +66,8 @@ void moat_trace_contact_normalise(const char *in, char *out, size_t cap)
 	char d[64];
 	size_t n = 0;
 	bool phone = true;
-	for (const char *p = in; *p; p++) {
+	const char *p = in;
+	for (; *p; p++) {
 		if (isdigit((unsigned char)*p)) {
 			if (n + 1 < sizeof d)
 				d[n++] = *p;
@@ -75,18 +76,19 @@ void moat_trace_contact_normalise(const char *in, char *out, size_t cap)
 		}
 	}
 	d[n] = 0;
+	size_t len = (size_t)(p - in);
 	if (phone && n == 13 && strncmp(d, "86", 2) == 0)
 		memmove(d, d + 2, 12);
 	if (phone && n >= 5) {
 		snprintf(out, cap, "%s", d);
-	} else if (strlen(in) < cap) {
+	} else if (len < cap) {
 		snprintf(out, cap, "%s", in);
 	} else {
 		/* Cut, two long links of one site would look alike (and a cut can
 		 * split a character): a digest keeps them apart. */
 		uint8_t h[32];
 		char hex[65];
-		moat_sha256(in, strlen(in), h);
+		moat_sha256(in, len, h);
 		moat_hex_encode(h, sizeof h, hex);
 		snprintf(out, cap, "sha256:%s", hex);
 	}
