@@ -106,7 +106,20 @@ typedef struct moat_pii {
 	char *address_detail;
 	char *id_number; /* NULL if none */
 } moat_pii_t;
+/* Wipes and frees p's strings; moat_pii_clear(NULL) is a no-op. */
 void moat_pii_clear(moat_pii_t *p);
+/* The PII as it is encrypted in the store, appended to out (which the caller
+ * wipes): {"detail":…,"id_number":…,"name":…,"phone":…}, id_number left out when
+ * NULL. Implemented in src/app/pii.c. */
+moat_err_t moat_pii_encode(const char *name, const char *phone, const char *detail,
+			   const char *id_number, moat_buf_t *out) MOAT_MUST_CHECK;
+/* Decodes what moat_pii_encode wrote (the n bytes at s, not NUL-terminated) into
+ * *out (clear it with moat_pii_clear). Strict: a JSON object whose members are
+ * those four keys, each at most once, with string values (JSON's escapes, valid
+ * UTF-8, no NUL); name, phone and detail required. Anything else is
+ * MOAT_ECORRUPT with *out empty, and nothing decoded is left unwiped. */
+moat_err_t moat_pii_decode(const char *s, size_t n, moat_pii_t *out,
+			   moat_error_t *err) MOAT_MUST_CHECK;
 moat_err_t moat_app_order_pii(moat_app_t *a, const moat_order_row_t *row, moat_pii_t *out,
 			      moat_error_t *err) MOAT_MUST_CHECK;
 /* The same, decrypting with opener (moat_opener_new over a->keys) when not NULL. */

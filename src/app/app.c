@@ -196,30 +196,6 @@ int moat_import_kind_parse(const char *s)
 	return -1;
 }
 
-/* Serialises the PII of an order as a small JSON object (then encrypted) into b,
- * which the caller wipes. */
-static moat_err_t pii_json(const moat_order_t *o, moat_buf_t *b)
-{
-	moat_err_t rc = moat_buf_puts(b, "{\"detail\":");
-	if (rc == MOAT_OK)
-		rc = moat_buf_json_str(b, o->address.detail);
-	if (rc == MOAT_OK && o->buyer_id_number)
-		rc = moat_buf_puts(b, ",\"id_number\":");
-	if (rc == MOAT_OK && o->buyer_id_number)
-		rc = moat_buf_json_str(b, o->buyer_id_number);
-	if (rc == MOAT_OK)
-		rc = moat_buf_puts(b, ",\"name\":");
-	if (rc == MOAT_OK)
-		rc = moat_buf_json_str(b, o->buyer_name);
-	if (rc == MOAT_OK)
-		rc = moat_buf_puts(b, ",\"phone\":");
-	if (rc == MOAT_OK)
-		rc = moat_buf_json_str(b, o->buyer_phone);
-	if (rc == MOAT_OK)
-		rc = moat_buf_putc(b, '}');
-	return rc;
-}
-
 static void wipe_buf(moat_buf_t *b)
 {
 	if (b->data)
@@ -264,7 +240,8 @@ moat_err_t moat_app_order_row_from(moat_app_t *a, const moat_order_t *o, moat_or
 	moat_buf_init(&plain, 8192);
 	moat_err_t rc = moat_order_items_json(o, &items);
 	if (rc == MOAT_OK)
-		rc = pii_json(o, &plain);
+		rc = moat_pii_encode(o->buyer_name, o->buyer_phone, o->address.detail,
+				     o->buyer_id_number, &plain);
 	if (rc == MOAT_OK)
 		rc = moat_encrypt(a->keys, plain.data, plain.len, o->order_id, &row->pii,
 				  &row->pii_len, err);
@@ -297,7 +274,8 @@ static moat_err_t order_row_sealed(moat_sealer_t *sl, const moat_order_t *o, moa
 		rc = MOAT_ENOMEM;
 	if (rc == MOAT_OK) {
 		moat_buf_reset(scratch);
-		rc = pii_json(o, scratch);
+		rc = moat_pii_encode(o->buyer_name, o->buyer_phone, o->address.detail,
+				     o->buyer_id_number, scratch);
 	}
 	if (rc != MOAT_OK) {
 		wipe_buf(scratch);
@@ -869,25 +847,6 @@ done:
 
 /* ---- PII ---- */
 
-static void wipe_free(char *s)
-{
-	if (s) {
-		OPENSSL_cleanse(s, strlen(s));
-		free(s);
-	}
-}
-
-void moat_pii_clear(moat_pii_t *p)
-{
-	if (!p)
-		return;
-	wipe_free(p->name);
-	wipe_free(p->phone);
-	wipe_free(p->address_detail);
-	wipe_free(p->id_number);
-	memset(p, 0, sizeof *p);
-}
-
 moat_err_t moat_app_order_pii(moat_app_t *a, const moat_order_row_t *row, moat_pii_t *out,
 			      moat_error_t *err)
 {
@@ -908,29 +867,12 @@ moat_err_t moat_app_order_pii_with(moat_app_t *a, moat_opener_t *opener,
 				  err);
 	if (rc != MOAT_OK)
 		return rc;
-	json_error_t je;
-	json_t *j = json_loadb(plain, len, 0, &je);
+	moat_error_t de = {0};
+	rc = moat_pii_decode(plain, len, out, &de);
 	OPENSSL_cleanse(plain, len);
 	free(plain);
-	if (!j)
-		return moat_error_set(err, MOAT_ECORRUPT, NULL,
-				      "order %s: decrypted PII is malformed", row->order_id);
-	const char *name = json_string_value(json_object_get(j, "name"));
-	const char *phone = json_string_value(json_object_get(j, "phone"));
-	const char *detail = json_string_value(json_object_get(j, "detail"));
-	const char *idn = json_string_value(json_object_get(j, "id_number"));
-	if (name && phone && detail) {
-		out->name = strdup(name);
-		out->phone = strdup(phone);
-		out->address_detail = strdup(detail);
-		out->id_number = idn ? strdup(idn) : NULL;
-	}
-	json_decref(j);
-	if (!out->name || !out->phone || !out->address_detail || (idn && !out->id_number)) {
-		moat_pii_clear(out);
-		return moat_error_set(err, MOAT_ECORRUPT, NULL,
-				      "order %s: decrypted PII is incomplete", row->order_id);
-	}
+	if (rc != MOAT_OK)
+		return moat_error_set(err, rc, NULL, "order %s: %s", row->order_id, de.msg);
 	return MOAT_OK;
 }
 
