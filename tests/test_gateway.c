@@ -452,7 +452,7 @@ static void expected(const char *principal, const char *order_id, moat_purpose_t
 	moat_policy_request_t q;
 	CHECK(moat_store_principal_get(app->store, principal, &p, &e) == MOAT_OK);
 	CHECK(moat_store_order_get(app->store, order_id, &o, &e) == MOAT_OK);
-	CHECK(moat_gateway_policy_request(app->store, &p, &o, purpose, moat_now(), &q, &e) ==
+	CHECK(moat_gateway_policy_request(app->store, &p, &o, purpose, moat_now(), &q, NULL, &e) ==
 	      MOAT_OK);
 	moat_policy_decide(policy, &q, d);
 	moat_order_row_clear(&o);
@@ -913,7 +913,7 @@ static void test_replay_clock(void)
 		     {3 * 86400000LL + 1, MOAT_STATUS_CLOSED}};
 	for (size_t i = 0; i < MOAT_ARRAY_LEN(cases); i++) {
 		CHECK(moat_gateway_policy_request(app->store, &p, &o, MOAT_PURPOSE_CUSTOMER_CARE,
-						  t0 + cases[i].at, &q, &e) == MOAT_OK);
+						  t0 + cases[i].at, &q, NULL, &e) == MOAT_OK);
 		CHECK_INT(q.status, cases[i].want);
 	}
 	moat_buf_free(&ej);

@@ -154,10 +154,29 @@ int main(void)
 			      .from = MOAT_TIME_NONE, .until = MOAT_TIME_NONE};
 	CHECK_INT(moat_store_relation_put(s, &au, &e), MOAT_OK);
 	unsigned mask = 0;
-	CHECK_INT(moat_store_relation_check(s, "cs-1", "O1", "m-zara", 1500, &mask, &e), MOAT_OK);
+	moat_assign_window_t w = {.found = true};
+	CHECK_INT(moat_store_relation_check(s, "cs-1", "O1", "m-zara", 1500, &mask, &w, &e), MOAT_OK);
 	CHECK_INT(mask, (1u << MOAT_REL_TICKET) | (1u << MOAT_REL_AUTHORIZE));
-	CHECK_INT(moat_store_relation_check(s, "cs-1", "O1", "m-other", 2500, &mask, &e), MOAT_OK);
+	CHECK(!w.found); /* a ticket is no assignment */
+	CHECK_INT(moat_store_relation_check(s, "cs-1", "O1", "m-other", 2500, &mask, NULL, &e), MOAT_OK);
 	CHECK_INT(mask, 0);
+	/* an assignment: its bit only inside its window, its window whenever asked */
+	moat_relation_t as = {.kind = MOAT_REL_ASSIGN, .order_id = "O1", .principal = "cs-1",
+			      .from = 100, .until = 200};
+	CHECK_INT(moat_store_relation_put(s, &as, &e), MOAT_OK);
+	CHECK_INT(moat_store_relation_check(s, "cs-1", "O1", "m-other", 150, &mask, &w, &e), MOAT_OK);
+	CHECK_INT(mask, 1u << MOAT_REL_ASSIGN);
+	CHECK(w.found && w.from == 100 && w.until == 200);
+	CHECK_INT(moat_store_relation_check(s, "cs-1", "O1", "m-zara", 1500, &mask, &w, &e), MOAT_OK);
+	CHECK_INT(mask, (1u << MOAT_REL_TICKET) | (1u << MOAT_REL_AUTHORIZE));
+	CHECK(w.found && w.from == 100 && w.until == 200);
+	as.until = MOAT_TIME_NONE; /* re-assigned with an open end: the same relation, widened */
+	CHECK_INT(moat_store_relation_put(s, &as, &e), MOAT_OK);
+	CHECK_INT(moat_store_relation_check(s, "cs-1", "O1", "m-other", 1500, &mask, &w, &e), MOAT_OK);
+	CHECK_INT(mask, (1u << MOAT_REL_TICKET) | (1u << MOAT_REL_ASSIGN));
+	CHECK(w.found && w.from == 100 && w.until == MOAT_TIME_NONE);
+	CHECK_INT(moat_store_relation_check(s, "cs-2", "O1", "m-zara", 150, &mask, &w, &e), MOAT_OK);
+	CHECK(mask == 0 && !w.found);
 
 	/* orders: upsert without duplication; rollback leaves nothing */
 	moat_order_row_t o = {0};

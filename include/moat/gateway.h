@@ -15,10 +15,13 @@
 #include "moat/policy.h"
 
 /* Fills *out for principal p reading order o for purpose at time now, asking the
- * store which relations hold. Strings in *out are borrowed from p. */
+ * store which relations hold (and, with assign not NULL, the window of p's latest
+ * assign relation on o, from the same look-up). Strings in *out are borrowed
+ * from p. */
 moat_err_t moat_gateway_policy_request(moat_store_t *s, const moat_principal_row_t *p,
 				       const moat_order_row_t *o, moat_purpose_t purpose,
 				       moat_time_t now, moat_policy_request_t *out,
+				       moat_assign_window_t *assign,
 				       moat_error_t *err) MOAT_MUST_CHECK;
 
 typedef struct moat_gateway moat_gateway_t;

@@ -108,18 +108,22 @@ moat_err_t moat_store_principal_get_password(moat_store_t *s, const char *id, ch
 moat_err_t moat_store_relation_put(moat_store_t *s, const moat_relation_t *r,
 				   moat_error_t *err) MOAT_MUST_CHECK;
 
+/* The window of principal's latest assign relation on an order, whenever it
+ * holds (the virtual number's validity follows it). */
+typedef struct moat_assign_window {
+	bool found;
+	moat_time_t from, until; /* MOAT_TIME_NONE: open */
+} moat_assign_window_t;
+
 /* Bits of MOAT_REL_* (1u << kind) that hold for principal on this order at time
  * `at`: an assign or ticket on the order whose window contains at, or an
- * authorize of the order's merchant whose window contains at. */
+ * authorize of the order's merchant whose window contains at. With assign not
+ * NULL, also the latest assign's window (found false if none), from the same
+ * look-up. */
 moat_err_t moat_store_relation_check(moat_store_t *s, const char *principal, const char *order_id,
 				     const char *merchant, moat_time_t at, unsigned *mask,
+				     moat_assign_window_t *assign,
 				     moat_error_t *err) MOAT_MUST_CHECK;
-
-/* Window of the assign relation of principal on order (for virtual-number
- * validity); ENOTFOUND if none. */
-moat_err_t moat_store_relation_assign_window(moat_store_t *s, const char *principal,
-					     const char *order_id, moat_time_t *from,
-					     moat_time_t *until, moat_error_t *err) MOAT_MUST_CHECK;
 
 /* ---- orders ---- */
 

@@ -94,7 +94,7 @@ static moat_err_t relations_of(moat_app_t *a, moat_entry_t *e, moat_error_t *err
 		return MOAT_OK; /* an order moat never saw: no relation can be shown */
 	unsigned mask = 0;
 	if (rc == MOAT_OK)
-		rc = moat_store_relation_check(a->store, e->principal, e->order_id, merchant, e->time, &mask, err);
+		rc = moat_store_relation_check(a->store, e->principal, e->order_id, merchant, e->time, &mask, NULL, err);
 	e->relations = (uint8_t)mask;
 	return rc;
 }

@@ -76,7 +76,7 @@ static int explain(const cli_common_t *c, const char *principal, const char *ord
 	    moat_store_order_get(a->store, order, &row, &e) != MOAT_OK)
 		goto done;
 	moat_policy_request_t q;
-	if (moat_gateway_policy_request(a->store, &pr, &row, (moat_purpose_t)purpose, at, &q, &e) !=
+	if (moat_gateway_policy_request(a->store, &pr, &row, (moat_purpose_t)purpose, at, &q, NULL, &e) !=
 	    MOAT_OK)
 		goto done;
 	if (moat_policy_explain(p, &q, &b) != MOAT_OK) {

@@ -48,7 +48,8 @@ static moat_err_t decide_one(moat_gateway_t *g, moat_store_t *s, const gw_auth_t
 {
 	memset(x, 0, sizeof *x);
 	moat_policy_request_t q;
-	moat_err_t rc = moat_gateway_policy_request(s, &a->p, o, purpose, now, &q, err);
+	moat_assign_window_t assign;
+	moat_err_t rc = moat_gateway_policy_request(s, &a->p, o, purpose, now, &q, &assign, err);
 	if (rc != MOAT_OK)
 		return rc;
 	x->relations = q.relations;
@@ -82,13 +83,10 @@ static moat_err_t decide_one(moat_gateway_t *g, moat_store_t *s, const gw_auth_t
 	moat_time_t vfrom = now, vuntil = MOAT_TIME_NONE;
 	bool bind = false;
 	if (x->d.views[MOAT_FIELD_PHONE] == MOAT_VIEW_VIRTUAL) {
-		moat_time_t afrom, auntil;
-		moat_error_t we = {0};
-		if (moat_store_relation_assign_window(s, a->p.principal, o->order_id, &afrom,
-						      &auntil, &we) == MOAT_OK) {
-			if (afrom != MOAT_TIME_NONE && afrom < vfrom)
-				vfrom = afrom;
-			vuntil = auntil;
+		if (assign.found) {
+			if (assign.from != MOAT_TIME_NONE && assign.from < vfrom)
+				vfrom = assign.from;
+			vuntil = assign.until;
 		}
 		moat_time_t base = o->delivered_at != MOAT_TIME_NONE ? o->delivered_at : vuntil;
 		if (base == MOAT_TIME_NONE || base < now)

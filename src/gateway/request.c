@@ -6,12 +6,13 @@
 moat_err_t moat_gateway_policy_request(moat_store_t *s, const moat_principal_row_t *p,
 				       const moat_order_row_t *o, moat_purpose_t purpose,
 				       moat_time_t now, moat_policy_request_t *out,
-				       moat_error_t *err)
+				       moat_assign_window_t *assign, moat_error_t *err)
 {
 	memset(out, 0, sizeof *out);
 	unsigned mask = 0;
 	moat_err_t rc =
-	    moat_store_relation_check(s, p->principal, o->order_id, o->merchant, now, &mask, err);
+	    moat_store_relation_check(s, p->principal, o->order_id, o->merchant, now, &mask, assign,
+				      err);
 	if (rc != MOAT_OK)
 		return rc;
 	out->role = p->role;

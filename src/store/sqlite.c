@@ -641,17 +641,20 @@ moat_err_t moat_store_relation_put(moat_store_t *s, const moat_relation_t *r, mo
 }
 
 moat_err_t moat_store_relation_check(moat_store_t *s, const char *principal, const char *order_id,
-				     const char *merchant, moat_time_t at, unsigned *mask, moat_error_t *err)
+				     const char *merchant, moat_time_t at, unsigned *mask,
+				     moat_assign_window_t *assign, moat_error_t *err)
 {
 	sqlite3_stmt *st = moat_sqlite_stmt(
 	    s, STMT_RELATION_CHECK,
 	    /* Two indexed lookups, not one OR: SQLite cannot use relations_by_order's
 	     * order_id column under the OR, and scanned every relation the principal
-	     * holds (a courier holds thousands) on each read. */
-	    "SELECT kind FROM relations WHERE principal = ?1 AND order_id = ?2 AND kind IN (0, 1)"
-	    " AND (from_ms IS NULL OR from_ms <= ?4) AND (until_ms IS NULL OR until_ms >= ?4)"
-	    " UNION ALL SELECT kind FROM relations WHERE principal = ?1 AND merchant = ?3"
-	    " AND kind = 2"
+	     * holds (a courier holds thousands) on each read. The order's own
+	     * relations (a few) come whatever their window, which is checked below,
+	     * so that the latest assign's window comes with them. */
+	    "SELECT kind, from_ms, until_ms, id FROM relations"
+	    " WHERE principal = ?1 AND order_id = ?2 AND kind IN (0, 1)"
+	    " UNION ALL SELECT kind, from_ms, until_ms, id FROM relations"
+	    " WHERE principal = ?1 AND merchant = ?3 AND kind = 2"
 	    " AND (from_ms IS NULL OR from_ms <= ?4) AND (until_ms IS NULL OR until_ms >= ?4)",
 	    err);
 	if (!st)
@@ -661,36 +664,27 @@ moat_err_t moat_store_relation_check(moat_store_t *s, const char *principal, con
 	sqlite3_bind_text(st, 3, merchant ? merchant : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, at);
 	unsigned m = 0;
+	int64_t latest = -1;
+	moat_assign_window_t w = {false, MOAT_TIME_NONE, MOAT_TIME_NONE};
 	int r;
-	while ((r = sqlite3_step(st)) == SQLITE_ROW)
-		m |= 1u << sqlite3_column_int(st, 0);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		int kind = sqlite3_column_int(st, 0);
+		moat_time_t from = column_time(st, 1), until = column_time(st, 2);
+		if ((from == MOAT_TIME_NONE || from <= at) && (until == MOAT_TIME_NONE || until >= at))
+			m |= 1u << kind;
+		int64_t id = sqlite3_column_int64(st, 3);
+		if (kind == MOAT_REL_ASSIGN && id > latest) {
+			latest = id;
+			w = (moat_assign_window_t){true, from, until};
+		}
+	}
 	sqlite3_reset(st);
 	if (r != SQLITE_DONE)
 		return db_error(s, err, "relation check");
 	*mask = m;
+	if (assign)
+		*assign = w;
 	return MOAT_OK;
-}
-
-moat_err_t moat_store_relation_assign_window(moat_store_t *s, const char *principal, const char *order_id,
-					     moat_time_t *from, moat_time_t *until, moat_error_t *err)
-{
-	sqlite3_stmt *st = moat_sqlite_stmt(s, STMT_RELATION_ASSIGN,
-					    "SELECT from_ms, until_ms FROM relations WHERE kind = 0"
-					    " AND principal = ? AND order_id = ? ORDER BY id DESC LIMIT 1",
-					    err);
-	if (!st)
-		return MOAT_EDB;
-	sqlite3_bind_text(st, 1, principal, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, order_id, -1, SQLITE_STATIC);
-	int r = sqlite3_step(st);
-	if (r == SQLITE_ROW) {
-		*from = column_time(st, 0);
-		*until = column_time(st, 1);
-	}
-	sqlite3_reset(st);
-	if (r == SQLITE_ROW)
-		return MOAT_OK;
-	return r == SQLITE_DONE ? MOAT_ENOTFOUND : db_error(s, err, "assign window");
 }
 
 /* ---- orders ---- */
