@@ -21,6 +21,30 @@ static void test_buf(void)
 	CHECK_INT(b.len, 8);
 	moat_buf_free(&b);
 
+	/* A secret buffer keeps its text across growth (new blocks, not realloc),
+	 * starts with room for a typical response, and honours its cap. */
+	moat_buf_init_secret(&b, 5000);
+	CHECK(b.secret);
+	CHECK_INT(moat_buf_putc(&b, 'x'), MOAT_OK);
+	CHECK_INT(b.cap, 1024);
+	char want[5001];
+	want[0] = 'x';
+	for (int i = 1; i < 5000; i++) {
+		char ch = (char)('a' + i % 26);
+		want[i] = ch;
+		if (moat_buf_putc(&b, ch) != MOAT_OK)
+			break;
+	}
+	want[5000] = '\0';
+	CHECK_INT(b.len, 5000);
+	CHECK(b.cap == 5001 && strcmp(b.data, want) == 0);
+	CHECK_INT(moat_buf_putc(&b, 'y'), MOAT_ELIMIT);
+	CHECK(strcmp(b.data, want) == 0);
+	moat_buf_reset(&b);
+	CHECK(b.len == 0 && b.data[0] == '\0' && b.secret);
+	moat_buf_free(&b);
+	CHECK(b.data == NULL && b.len == 0 && b.cap == 0);
+
 	moat_buf_init(&b, 1024);
 	CHECK_INT(moat_buf_json_str(&b, "a\"b\\c\n\x01"), MOAT_OK);
 	CHECK_STR(b.data, "\"a\\\"b\\\\c\\n\\u0001\"");

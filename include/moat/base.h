@@ -82,12 +82,20 @@ typedef struct moat_buf {
 	size_t len;
 	size_t cap;
 	size_t max;
+	bool secret; /* moat_buf_init_secret */
 } moat_buf_t;
 
 void moat_buf_init(moat_buf_t *b, size_t max);
+/* A buffer for text that must not outlive it in freed memory (decrypted PII, a
+ * response that carries it): growing copies into a new block and wipes the old
+ * one instead of realloc'ing, and moat_buf_free wipes the whole block. It
+ * starts at 1 KiB, so a typical order response needs one block. */
+void moat_buf_init_secret(moat_buf_t *b, size_t max);
 void moat_buf_free(moat_buf_t *b);
+/* Empties the buffer, keeping its block (not wiped: see moat_buf_free). */
 void moat_buf_reset(moat_buf_t *b);
-/* Returns the data (caller frees) and leaves the buffer empty. */
+/* Returns the data (caller frees, and wipes it first if the buffer was secret)
+ * and leaves the buffer empty. */
 char *moat_buf_take(moat_buf_t *b);
 moat_err_t moat_buf_append(moat_buf_t *b, const void *p, size_t n) MOAT_MUST_CHECK;
 moat_err_t moat_buf_puts(moat_buf_t *b, const char *s) MOAT_MUST_CHECK;

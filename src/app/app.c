@@ -237,7 +237,7 @@ moat_err_t moat_app_order_row_from(moat_app_t *a, const moat_order_t *o, moat_or
 	moat_lookup_hash(a->keys, o->buyer_phone, row->phone_hash);
 	moat_buf_t items, plain;
 	moat_buf_init(&items, MOAT_JSON_MAX_LINE);
-	moat_buf_init(&plain, 8192);
+	moat_buf_init_secret(&plain, 8192);
 	moat_err_t rc = moat_order_items_json(o, &items);
 	if (rc == MOAT_OK)
 		rc = moat_pii_encode(o->buyer_name, o->buyer_phone, o->address.detail,
@@ -610,7 +610,7 @@ static void *pipe_produce(void *arg)
 {
 	producer_t *w = arg;
 	pipe_t *p = w->pipe;
-	moat_buf_init(&w->scratch, MOAT_JSON_MAX_LINE);
+	moat_buf_init_secret(&w->scratch, MOAT_JSON_MAX_LINE);
 	w->json_mem = moat_json_arena_new(PIPE_JSON_ARENA);
 	while (!pipe_stopped(p)) {
 		pipe_batch_t *b = pipe_batch_get(p);
@@ -680,7 +680,7 @@ static moat_err_t import_orders_serial(moat_app_t *a, moat_jsonl_t *r, size_t *c
 	pthread_mutex_init(&p.read_lock, NULL);
 	pthread_mutex_init(&p.lock, NULL);
 	pthread_cond_init(&p.changed, NULL);
-	moat_buf_init(&w.scratch, MOAT_JSON_MAX_LINE);
+	moat_buf_init_secret(&w.scratch, MOAT_JSON_MAX_LINE);
 	w.json_mem = moat_json_arena_new(PIPE_JSON_ARENA);
 	pipe_batch_t *b = NULL;
 	size_t n = 0;
@@ -741,7 +741,7 @@ static moat_err_t import_orders_pipelined(moat_app_t *a, moat_jsonl_t *r, size_t
 	*started = true;
 	size_t n = 0;
 	me.pipe = &p;
-	moat_buf_init(&me.scratch, MOAT_JSON_MAX_LINE);
+	moat_buf_init_secret(&me.scratch, MOAT_JSON_MAX_LINE);
 	me.json_mem = moat_json_arena_new(PIPE_JSON_ARENA);
 	rc = pipe_drain(&p, &me, &n, err);
 	/* Stop the producers and free whatever they still queued or kept spare. */

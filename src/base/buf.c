@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "moat/base.h"
 
 void moat_buf_init(moat_buf_t *b, size_t max)
@@ -11,10 +13,19 @@ void moat_buf_init(moat_buf_t *b, size_t max)
 	b->len = 0;
 	b->cap = 0;
 	b->max = max;
+	b->secret = false;
+}
+
+void moat_buf_init_secret(moat_buf_t *b, size_t max)
+{
+	moat_buf_init(b, max);
+	b->secret = true;
 }
 
 void moat_buf_free(moat_buf_t *b)
 {
+	if (b->secret && b->data)
+		OPENSSL_cleanse(b->data, b->cap);
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
@@ -45,14 +56,24 @@ static moat_err_t buf_reserve(moat_buf_t *b, size_t n)
 	size_t need = b->len + n + 1;
 	if (need <= b->cap)
 		return MOAT_OK;
-	size_t cap = b->cap ? b->cap : 64;
+	size_t cap = b->cap ? b->cap : b->secret ? 1024 : 64;
 	while (cap < need)
 		cap *= 2;
 	if (cap > b->max + 1)
 		cap = b->max + 1;
-	char *p = realloc(b->data, cap);
-	if (!p)
+	char *p;
+	if (b->secret) {
+		/* no realloc: it may leave the old block's bytes in freed memory */
+		if (!(p = malloc(cap)))
+			return MOAT_ENOMEM;
+		if (b->data) {
+			memcpy(p, b->data, b->len + 1);
+			OPENSSL_cleanse(b->data, b->cap);
+			free(b->data);
+		}
+	} else if (!(p = realloc(b->data, cap))) {
 		return MOAT_ENOMEM;
+	}
 	b->data = p;
 	b->cap = cap;
 	return MOAT_OK;

@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "gateway/gateway_internal.h"
 #include "moat/detect.h"
 #include "moat/view.h"
@@ -246,8 +244,8 @@ static moat_err_t render(const moat_order_row_t *o, const read_one_t *x, moat_bu
 	if (rc == MOAT_OK)
 		rc = moat_buf_puts(b, ",\"buyer\":{");
 	bool first = true;
-	moat_buf_t tmp;
-	moat_buf_init(&tmp, 4096);
+	moat_buf_t tmp; /* a masked field: derived from PII, wiped by moat_buf_free */
+	moat_buf_init_secret(&tmp, 4096);
 	if (rc == MOAT_OK && x->has_pii && x->pii.name && v[MOAT_FIELD_NAME] > MOAT_VIEW_HIDDEN) {
 		if (v[MOAT_FIELD_NAME] == MOAT_VIEW_FULL)
 			rc = put_kv(b, "name", x->pii.name, false);
@@ -297,7 +295,6 @@ static moat_err_t render(const moat_order_row_t *o, const read_one_t *x, moat_bu
 			rc = put_kv(b, "id_number", tmp.data, !first);
 		first = false;
 	}
-	OPENSSL_cleanse(tmp.data, tmp.cap);
 	moat_buf_free(&tmp);
 	if (rc == MOAT_OK)
 		rc = moat_buf_putc(b, '}');

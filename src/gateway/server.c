@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +18,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "gateway/gateway_internal.h"
 #include "moat/detect.h"
@@ -688,12 +691,26 @@ static gw_route_t dispatch(moat_gateway_t *g, struct MHD_Connection *c, const ch
 	return route;
 }
 
+/* Frees a response body once libmicrohttpd has sent it, wiped first: an order
+ * read's body holds the PII it reveals. */
+static void wipe_free_body(void *p)
+{
+	if (p) {
+		OPENSSL_cleanse(p, malloc_usable_size(p));
+		free(p);
+	}
+}
+
 static enum MHD_Result send_response(struct MHD_Connection *c, gw_resp_t *r)
 {
-	/* The response takes the body's buffer (libmicrohttpd frees it with
-	 * free(), as moat_buf_free would) instead of a copy of it. */
+	/* The response takes the body's buffer instead of a copy of it, and frees
+	 * it as moat_buf_free would have. */
 	struct MHD_Response *resp =
-	    MHD_create_response_from_buffer(r->body.len, r->body.data, MHD_RESPMEM_MUST_FREE);
+	    r->body.secret
+		? MHD_create_response_from_buffer_with_free_callback(r->body.len, r->body.data,
+								     wipe_free_body)
+		: MHD_create_response_from_buffer(r->body.len, r->body.data,
+						  MHD_RESPMEM_MUST_FREE);
 	if (!resp)
 		return MHD_NO;
 	moat_buf_init(&r->body, r->body.max);
@@ -749,7 +766,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		if (!gw_pending_ready(q->pending))
 			return MHD_YES;
 		gw_resp_t r = {0};
-		moat_buf_init(&r.body, 64u << 20);
+		moat_buf_init_secret(&r.body, 64u << 20);
 		r.status = 500;
 		gw_order_finish(g, q, &r);
 		enum MHD_Result ret = send_response(c, &r);
@@ -764,7 +781,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	gw_resp_t r = {0};
-	moat_buf_init(&r.body, 64u << 20);
+	moat_buf_init_secret(&r.body, 64u << 20); /* an order's PII may go in it */
 	r.status = 500;
 	gw_route_t route = dispatch(g, c, url, method, q, &r);
 	if (q->pending) {
