@@ -15,7 +15,7 @@ DEMO_DATA  ?= moat-data
 
 DEB_PACKAGES = build-essential cmake pkg-config libssl-dev libsqlite3-dev libmicrohttpd-dev \
 	libjansson-dev libyajl-dev libinih-dev libargon2-dev libroaring-dev libcurl4-openssl-dev \
-	golang-go golang-golang-x-mod-dev wrk sqlite3 curl python3
+	golang-go golang-golang-x-mod-dev wrk valgrind sqlite3 curl python3
 
 .PHONY: all build asan demo test test-asan test-clang bench fuzz fuzz-build deps clean
 
