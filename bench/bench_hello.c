@@ -39,7 +39,8 @@ int main(int argc, char **argv)
 	struct MHD_Daemon *d = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_TURBO,
 	    (uint16_t)port, NULL, NULL, on_request, NULL, MHD_OPTION_THREAD_POOL_SIZE, threads,
-	    MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+	    MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)(16 * 1024), MHD_OPTION_END); /* the gateway's, src/gateway/server.c */
 	if (!d) {
 		fprintf(stderr, "bench_hello: cannot listen on %u\n", port);
 		return 1;

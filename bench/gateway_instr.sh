@@ -10,8 +10,9 @@
 # changes. An instruction count is the same from run to run, so it says whether
 # a change made the read path cheaper. It is not the target figure: it leaves
 # out the kernel (sockets, epoll, the fsync) and the disk, and callgrind counts
-# a `rep stosb` once per byte, so the 32 KiB each server's libmicrohttpd clears
-# per request weighs in at about 33k instructions in both. The gateway runs one
+# a `rep stosb` once per byte, so the connection memory libmicrohttpd clears per
+# request (16 KiB in both servers) weighs in at about 16k – 25k instructions
+# there, which take well under a microsecond in fact. The gateway runs one
 # event loop here (callgrind runs one thread at a time anyway) with the data on
 # disk, and without the work its timers start (the detector's ticks, the
 # ledger's integration once a second), whose share per read would depend on how

@@ -1162,16 +1162,18 @@ moat_err_t moat_gateway_start(moat_app_t *app, const moat_gateway_opts_t *opts,
 		/* Each daemon gets its own descriptor of the one listening socket,
 		 * which it closes when it stops. */
 		int fd = fcntl(g->listen_fd, F_DUPFD_CLOEXEC, 0);
-		/* 32 KiB per connection (libmicrohttpd's default) holds a request's
-		 * headers with room to spare (paths and queries are capped at 1 KiB);
-		 * the library zeroes the whole area between requests, so more costs
-		 * every keep-alive read. */
+		/* 16 KiB per connection holds a request's headers with room to spare
+		 * (paths and queries are capped at 1 KiB, and a 14 KB path still
+		 * reaches moat's own 414, as it did with libmicrohttpd's default of
+		 * 32 KiB). The library zeroes the whole area between requests, and
+		 * half of it again for a read that waits for its group commit, so a
+		 * bigger one costs every keep-alive read. */
 		if (fd >= 0)
 			w->d = MHD_start_daemon(
 			    MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
 			    on_request, g, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 			    MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_LIMIT,
-			    per_loop, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+			    per_loop, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
 			    MHD_OPTION_NOTIFY_COMPLETED, on_completed, g, MHD_OPTION_END);
 		if (!w->d) {
 			if (fd >= 0)
