@@ -177,6 +177,8 @@ static moat_err_t malformed(moat_pii_t *out, moat_error_t *err, const char *why)
 moat_err_t moat_pii_decode(const char *s, size_t n, moat_pii_t *out, moat_error_t *err)
 {
 	memset(out, 0, sizeof *out);
+	if (n == 0) /* (s may be NULL then: no arithmetic on it) */
+		return malformed(out, err, "empty");
 	const char *p = skip_ws(s, s + n), *end = s + n;
 	if (p == end || *p != '{')
 		return malformed(out, err, "not an object");
