@@ -18,8 +18,8 @@ DUR=${BENCH_DURATION:-8s}
 ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-2}          # wrk threads and hello-world server threads
-GW_THREADS=${BENCH_GW_THREADS:-4}     # gateway event loops: 4, moat serve's default on 2 CPUs
-                                      # (2 x CPUs, docs/config.md), fixed so runs compare
+GW_THREADS=${BENCH_GW_THREADS:-4}     # gateway event loops, fixed so runs compare (2, 4
+                                      # and 8 read alike on 2 CPUs, docs/config.md)
 ORDERS=${BENCH_ORDERS:-2000}
 command -v wrk >/dev/null || { echo "bench/gateway: wrk not installed (apt-get install wrk)" >&2; exit 1; }
 [ -x "$MOAT" ] && [ -x "$HELLO" ] || { echo "bench/gateway: build first ($MOAT, $HELLO)" >&2; exit 1; }

