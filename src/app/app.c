@@ -196,6 +196,8 @@ int moat_import_kind_parse(const char *s)
 	return -1;
 }
 
+/* Wipes a secret scratch buffer's text between records, keeping its block
+ * (moat_buf_free wipes the whole block at the end). */
 static void wipe_buf(moat_buf_t *b)
 {
 	if (b->data)
@@ -251,8 +253,7 @@ moat_err_t moat_app_order_row_from(moat_app_t *a, const moat_order_t *o, moat_or
 						      : "order too large to store");
 	if (rc == MOAT_OK)
 		row->items_json = moat_buf_take(&items);
-	wipe_buf(&plain);
-	moat_buf_free(&plain);
+	moat_buf_free(&plain); /* secret: wiped */
 	moat_buf_free(&items);
 	if (rc != MOAT_OK)
 		moat_order_row_clear(row);
@@ -625,8 +626,7 @@ static void *pipe_produce(void *arg)
 		if (!pipe_push(p, b))
 			break;
 	}
-	wipe_buf(&w->scratch);
-	moat_buf_free(&w->scratch);
+	moat_buf_free(&w->scratch); /* secret: wiped */
 	moat_json_arena_free(w->json_mem);
 	return NULL;
 }
@@ -696,8 +696,7 @@ static moat_err_t import_orders_serial(moat_app_t *a, moat_jsonl_t *r, size_t *c
 	}
 	pipe_batch_free(b);
 	moat_sealer_free(w.sealer);
-	wipe_buf(&w.scratch);
-	moat_buf_free(&w.scratch);
+	moat_buf_free(&w.scratch); /* secret: wiped */
 	moat_json_arena_free(w.json_mem);
 	pthread_mutex_destroy(&p.read_lock);
 	pthread_mutex_destroy(&p.lock);
@@ -754,8 +753,7 @@ static moat_err_t import_orders_pipelined(moat_app_t *a, moat_jsonl_t *r, size_t
 		pipe_batch_free(p.spare[--p.n_spare]);
 	if (rc == MOAT_OK)
 		*count = n;
-	wipe_buf(&me.scratch);
-	moat_buf_free(&me.scratch);
+	moat_buf_free(&me.scratch); /* secret: wiped */
 	moat_json_arena_free(me.json_mem);
 done:
 	for (size_t i = 0; i < producers; i++)
