@@ -962,6 +962,51 @@ static void test_ingest(void)
 	     "\"isv\",\"name\":\"Y\"}]");
 	CHECK_INT(r.status, 201);
 	resp_free(&r);
+	/* The batch body (shared with POST /v1/reports): NDJSON skips blank and
+	 * CRLF-only lines, names the line of broken JSON, refuses an empty batch,
+	 * a scalar body and more than GW_MAX_BATCH records, and writes nothing. */
+	const char *nd = "{\"party\":\"x4\",\"kind\":\"merchant\",\"name\":\"X\"}\r\n\n\r\n"
+			 "{\"party\":\"x5\",\"kind\":\"isv\",\"name\":\"Y\"}";
+	http(&r, "POST", "/v1/parties", svc_key, "application/x-ndjson", nd, strlen(nd));
+	CHECK_INT(r.status, 201);
+	CHECK(has_str(&r, "\"imported\":2"));
+	resp_free(&r);
+	nd = "{\"party\":\"x6\",\"kind\":\"merchant\",\"name\":\"X\"}\n\n{\"party\":\"x7\",";
+	http(&r, "POST", "/v1/parties", svc_key, "application/x-ndjson", nd, strlen(nd));
+	expect_error(&r, 422, "invalid", "NDJSON with broken JSON on line 3");
+	CHECK(has_str(&r, "line 3"));
+	resp_free(&r);
+	http(&r, "POST", "/v1/parties", svc_key, "application/x-ndjson", "\n\r\n", 3);
+	expect_error(&r, 422, "invalid", "NDJSON of blank lines");
+	CHECK(has_str(&r, "no records"));
+	resp_free(&r);
+	post(&r, "/v1/parties", svc_key, "[]");
+	expect_error(&r, 422, "invalid", "empty array");
+	resp_free(&r);
+	post(&r, "/v1/parties", svc_key, "\"x8\"");
+	expect_error(&r, 422, "invalid", "a string body");
+	resp_free(&r);
+	post(&r, "/v1/parties", svc_key,
+	     "[{\"party\":\"x9\",\"kind\":\"merchant\",\"name\":\"X\"},7]");
+	expect_error(&r, 422, "invalid", "an array with a number in it");
+	CHECK(has_str(&r, "record 2"));
+	resp_free(&r);
+	moat_buf_t big;
+	moat_buf_init(&big, 1u << 20);
+	for (int k = 0; k <= 1000; k++) /* GW_MAX_BATCH + 1 */
+		CHECK(moat_buf_printf(&big,
+				      "{\"party\":\"y%d\",\"kind\":\"merchant\",\"name\":\"Y\"}\n",
+				      k) == MOAT_OK);
+	http(&r, "POST", "/v1/parties", svc_key, "application/x-ndjson", big.data, big.len);
+	expect_error(&r, 413, "too_large", "one record over the batch cap");
+	CHECK(has_str(&r, "more than 1000 records"));
+	resp_free(&r);
+	moat_buf_free(&big);
+	for (const char *const *id = (const char *const[]){"x6", "x9", "y0", "y1000", NULL}; *id;
+	     id++) {
+		moat_party_row_t pr;
+		CHECK(moat_store_party_get(app->store, *id, &pr, &e) == MOAT_ENOTFOUND);
+	}
 	/* only platform_service ingests orders */
 	post(&r, "/v1/orders", keys[MOAT_ROLE_COURIER], good);
 	expect_error(&r, 403, "forbidden", "courier ingest");

@@ -214,6 +214,11 @@ void gw_pending_abandon(struct gw_pending *p);
 bool gw_pending_ready(const struct gw_pending *p);
 void gw_order_list(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a,
 		   gw_resp_t *r);
+/* The records of a batch body: NDJSON (Content-Type application/x-ndjson, one
+ * object a line, blank lines skipped), one JSON object or an array. A new array
+ * of at least one and at most GW_MAX_BATCH records (not checked to be objects),
+ * or NULL with the error response set (noun names them: "records"). */
+json_t *gw_parse_batch(struct MHD_Connection *c, const gw_req_t *q, const char *noun, gw_resp_t *r);
 void gw_ingest(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a,
 	       moat_import_kind_t kind, gw_req_t *q, gw_resp_t *r);
 void gw_calls(moat_gateway_t *g, moat_store_t *s, const gw_auth_t *a, gw_req_t *q, gw_resp_t *r);

@@ -47,27 +47,14 @@ static bool may_write(moat_store_t *s, const gw_auth_t *a, moat_import_kind_t ki
 	return false;
 }
 
-void gw_ingest(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a,
-	       moat_import_kind_t kind, gw_req_t *q, gw_resp_t *r)
+json_t *gw_parse_batch(struct MHD_Connection *c, const gw_req_t *q, const char *noun, gw_resp_t *r)
 {
-	if (a->p.role != MOAT_ROLE_PLATFORM_SERVICE &&
-	    !(a->p.role == MOAT_ROLE_MERCHANT_ADMIN && kind == MOAT_IMPORT_RELATIONS)) {
-		gw_error(r, 403, "forbidden", NULL, "role %s may not ingest records",
-			 moat_role_name(a->p.role));
-		return;
-	}
 	const char *ct =
 	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-	bool ndjson = ct && strncasecmp(ct, "application/x-ndjson", 20) == 0;
-	json_t *records = json_array();
-	moat_error_t e = {0};
-	moat_arena_t *arena = moat_arena_new(16384);
-	bool began = false;
-	if (!records || !arena) {
-		gw_error(r, 500, "internal", NULL, "out of memory");
-		goto done;
-	}
-	if (ndjson) {
+	json_t *records = NULL;
+	if (ct && strncasecmp(ct, "application/x-ndjson", 20) == 0) {
+		if (!(records = json_array()))
+			goto oom;
 		size_t pos = 0;
 		long line = 0;
 		while (pos < q->body.len) {
@@ -79,17 +66,16 @@ void gw_ingest(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, con
 			if (len == 0 || (len == 1 && start[0] == '\r'))
 				continue;
 			json_t *obj = NULL;
+			moat_error_t e = {0};
 			if (moat_json_parse(start, len, MOAT_JSON_MAX_DEPTH, &obj, &e) != MOAT_OK) {
 				e.line = line;
 				gw_error_from(r, &e);
-				goto done;
+				goto fail;
 			}
-			json_array_append_new(records, obj);
-			if (json_array_size(records) > GW_MAX_BATCH) {
-				gw_error(r, 413, "too_large", NULL,
-					 "more than %d records in one batch", GW_MAX_BATCH);
-				goto done;
-			}
+			if (json_array_append_new(records, obj) != 0)
+				goto oom;
+			if (json_array_size(records) > GW_MAX_BATCH)
+				break;
 		}
 	} else {
 		json_error_t je;
@@ -97,29 +83,55 @@ void gw_ingest(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, con
 		if (!doc) {
 			gw_error(r, 422, "invalid", NULL, "body is not valid JSON: %s (line %d)",
 				 je.text, je.line);
-			goto done;
+			return NULL;
 		}
-		if (json_is_object(doc)) {
-			json_array_append_new(records, doc);
-		} else if (json_is_array(doc)) {
-			json_decref(records);
+		if (json_is_array(doc)) {
 			records = doc;
-		} else {
+		} else if (!json_is_object(doc)) {
 			json_decref(doc);
 			gw_error(r, 422, "invalid", NULL,
 				 "body must be an object or an array of objects");
-			goto done;
+			return NULL;
+		} else if (!(records = json_array()) || json_array_append_new(records, doc) != 0) {
+			goto oom;
 		}
-		if (json_array_size(records) > GW_MAX_BATCH) {
-			gw_error(r, 413, "too_large", NULL, "more than %d records in one batch",
-				 GW_MAX_BATCH);
-			goto done;
-		}
+	}
+	if (json_array_size(records) > GW_MAX_BATCH) {
+		gw_error(r, 413, "too_large", NULL, "more than %d %s in one batch", GW_MAX_BATCH,
+			 noun);
+		goto fail;
 	}
 	if (json_array_size(records) == 0) {
-		gw_error(r, 422, "invalid", NULL, "no records in the body");
+		gw_error(r, 422, "invalid", NULL, "no %s in the body", noun);
+		goto fail;
+	}
+	return records;
+oom:
+	gw_error(r, 500, "internal", NULL, "out of memory");
+fail:
+	json_decref(records);
+	return NULL;
+}
+
+void gw_ingest(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a,
+	       moat_import_kind_t kind, gw_req_t *q, gw_resp_t *r)
+{
+	if (a->p.role != MOAT_ROLE_PLATFORM_SERVICE &&
+	    !(a->p.role == MOAT_ROLE_MERCHANT_ADMIN && kind == MOAT_IMPORT_RELATIONS)) {
+		gw_error(r, 403, "forbidden", NULL, "role %s may not ingest records",
+			 moat_role_name(a->p.role));
+		return;
+	}
+	json_t *records = NULL;
+	moat_error_t e = {0};
+	moat_arena_t *arena = moat_arena_new(16384);
+	bool began = false;
+	if (!arena) {
+		gw_error(r, 500, "internal", NULL, "out of memory");
 		goto done;
 	}
+	if (!(records = gw_parse_batch(c, q, "records", r)))
+		goto done;
 	if (moat_store_begin(s, &e) != MOAT_OK) {
 		gw_error_from(r, &e);
 		goto done;
@@ -158,9 +170,11 @@ void gw_ingest(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, con
 	}
 	began = false;
 	moat_buf_reset(&r->body);
-	if (moat_buf_printf(&r->body, "{\"imported\":%zu}", json_array_size(records)) != MOAT_OK)
-		r->status = 500;
-	r->status = 201;
+	if (moat_buf_printf(&r->body, "{\"imported\":%zu}", json_array_size(records)) == MOAT_OK)
+		r->status = 201;
+	else /* committed, but the answer is lost: said as it is */
+		gw_error(r, 500, "internal", NULL,
+			 "records imported; out of memory for the answer");
 done:
 	if (began)
 		moat_store_rollback(s);

@@ -29,67 +29,6 @@ static void trace_error(gw_resp_t *r, moat_error_t *e)
 	gw_error_from(r, e);
 }
 
-/* Splits the body into report objects: one object, an array, or NDJSON. */
-static bool parse_batch(struct MHD_Connection *c, gw_req_t *q, json_t *records, gw_resp_t *r)
-{
-	const char *ct =
-	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-	if (ct && strncasecmp(ct, "application/x-ndjson", 20) == 0) {
-		size_t pos = 0;
-		long line = 0;
-		while (pos < q->body.len) {
-			line++;
-			const char *start = q->body.data + pos;
-			const char *nl = memchr(start, '\n', q->body.len - pos);
-			size_t len = nl ? (size_t)(nl - start) : q->body.len - pos;
-			pos += len + (nl ? 1 : 0);
-			if (len == 0 || (len == 1 && start[0] == '\r'))
-				continue;
-			json_t *obj = NULL;
-			moat_error_t e = {0};
-			if (moat_json_parse(start, len, MOAT_JSON_MAX_DEPTH, &obj, &e) != MOAT_OK) {
-				gw_error(r, 422, "invalid", NULL, "line %ld: %s", line, e.msg);
-				return false;
-			}
-			json_array_append_new(records, obj);
-			if (json_array_size(records) > GW_MAX_BATCH) {
-				gw_error(r, 413, "too_large", NULL,
-					 "more than %d reports in one batch", GW_MAX_BATCH);
-				return false;
-			}
-		}
-	} else {
-		json_error_t je;
-		json_t *doc = json_loadb(q->body.data, q->body.len, JSON_REJECT_DUPLICATES, &je);
-		if (!doc) {
-			gw_error(r, 422, "invalid", NULL, "body is not valid JSON: %s (line %d)",
-				 je.text, je.line);
-			return false;
-		}
-		if (json_is_object(doc)) {
-			json_array_append_new(records, doc);
-		} else if (json_is_array(doc)) {
-			json_array_extend(records, doc);
-			json_decref(doc);
-		} else {
-			json_decref(doc);
-			gw_error(r, 422, "invalid", NULL,
-				 "body must be a report object or an array of them");
-			return false;
-		}
-		if (json_array_size(records) > GW_MAX_BATCH) {
-			gw_error(r, 413, "too_large", NULL, "more than %d reports in one batch",
-				 GW_MAX_BATCH);
-			return false;
-		}
-	}
-	if (json_array_size(records) == 0) {
-		gw_error(r, 422, "invalid", NULL, "no reports in the body");
-		return false;
-	}
-	return true;
-}
-
 void gw_reports(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, const gw_auth_t *a,
 		gw_req_t *q, gw_resp_t *r)
 {
@@ -98,14 +37,10 @@ void gw_reports(moat_gateway_t *g, struct MHD_Connection *c, moat_store_t *s, co
 			 "reports are filed by the platform's services and operators");
 		return;
 	}
-	json_t *records = json_array();
 	json_t **objs = NULL;
-	if (!records) {
-		gw_error(r, 500, "internal", NULL, "out of memory");
+	json_t *records = gw_parse_batch(c, q, "reports", r);
+	if (!records)
 		return;
-	}
-	if (!parse_batch(c, q, records, r))
-		goto done;
 	size_t n = json_array_size(records);
 	objs = calloc(n, sizeof *objs);
 	if (!objs) {
