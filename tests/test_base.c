@@ -163,6 +163,35 @@ static void test_time(void)
 		moat_time_format(t, s);
 		CHECK_MSG(strcmp(s, want) == 0, "%lld: %s, want %s", (long long)t, s, want);
 	}
+	/* the calendar under both: known days, and every day of years 1..9999 round trip
+	 * in order */
+	CHECK_INT(moat_days_from_civil(1970, 1, 1), 0);
+	CHECK_INT(moat_days_from_civil(1969, 12, 31), -1);
+	CHECK_INT(moat_days_from_civil(2000, 3, 1), 11017);
+	CHECK_INT(moat_days_from_civil(2026, 10, 1), 20727);
+	int64_t prev = moat_days_from_civil(1, 1, 1) - 1;
+	for (int64_t y = 1; y <= 9999; y++)
+		for (unsigned m = 1; m <= 12; m++) {
+			static const unsigned len[] = {31, 28, 31, 30, 31, 30,
+						       31, 31, 30, 31, 30, 31};
+			bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+			unsigned n = len[m - 1] + (m == 2 && leap);
+			for (unsigned d = 1; d <= n; d++) {
+				int64_t z = moat_days_from_civil(y, m, d), yy;
+				unsigned mm, dd;
+				moat_civil_from_days(z, &yy, &mm, &dd);
+				if (z != prev + 1 || yy != y || mm != m || dd != d) {
+					CHECK_MSG(
+					    false,
+					    "%lld-%u-%u: day %lld after %lld, back %lld-%u-%u",
+					    (long long)y, m, d, (long long)z, (long long)prev,
+					    (long long)yy, mm, dd);
+					return;
+				}
+				prev = z;
+			}
+		}
+	CHECK_INT(prev, moat_days_from_civil(9999, 12, 31));
 }
 
 static void test_encodings(void)

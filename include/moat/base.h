@@ -141,6 +141,11 @@ uint64_t moat_mono_ns(void);
 bool moat_time_parse(const char *s, moat_time_t *out);
 /* Formats as UTC "YYYY-MM-DDTHH:MM:SS.mmmZ" (fraction omitted when zero). out >= 32. */
 void moat_time_format(moat_time_t t, char out[32]);
+/* Days since 1970-01-01 of a proleptic Gregorian date (month 1-12, day 1-31, not
+ * checked), and back (Howard Hinnant's algorithms; any int64 day count whose year
+ * fits). */
+int64_t moat_days_from_civil(int64_t y, unsigned m, unsigned d);
+void moat_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d);
 
 /* ---- encodings and comparison ----------------------------------------------------- */
 

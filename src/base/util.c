@@ -24,7 +24,7 @@ uint64_t moat_mono_ns(void)
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+int64_t moat_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
 	y -= m <= 2;
 	const int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -34,7 +34,7 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
 	return era * 146097 + (int64_t)doe - 719468;
 }
 
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+void moat_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 {
 	z += 719468;
 	const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
@@ -108,7 +108,7 @@ bool moat_time_parse(const char *s, moat_time_t *out)
 	}
 	if (*p != '\0')
 		return false;
-	int64_t days = days_from_civil(Y, (unsigned)M, (unsigned)D);
+	int64_t days = moat_days_from_civil(Y, (unsigned)M, (unsigned)D);
 	int64_t secs = days * 86400 + h * 3600 + m * 60 + sec - (int64_t)off * 60;
 	*out = secs * 1000 + ms;
 	return true;
@@ -133,7 +133,7 @@ void moat_time_format(moat_time_t t, char out[32])
 	unsigned rem = (unsigned)(secs - days * 86400) % 86400;
 	int64_t y;
 	unsigned mo, d;
-	civil_from_days(days, &y, &mo, &d);
+	moat_civil_from_days(days, &y, &mo, &d);
 	unsigned yy = (unsigned)y % 10000;
 	mo %= 13;
 	d %= 32;

@@ -201,34 +201,22 @@ static uint32_t pick_cum(rng_t *r, const uint64_t *cum, uint32_t n)
 #define DAY (24 * HOUR)
 #define TZ_OFFSET (8 * HOUR) /* all local times are China Standard Time, +08:00 */
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	const int64_t era = (y >= 0 ? y : y - 399) / 400;
-	const unsigned yoe = (unsigned)(y - era * 400);
-	const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
+/* A day count as a local calendar date, in ints for put_digits. */
 static void civil_from_days(int64_t z, int *y, int *m, int *d)
 {
-	z += 719468;
-	const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-	const unsigned doe = (unsigned)(z - era * 146097);
-	const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	const unsigned mp = (5 * doy + 2) / 153;
-	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
-	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
-	*y = (int)((int64_t)yoe + era * 400 + (*m <= 2));
+	int64_t yy;
+	unsigned mm, dd;
+	moat_civil_from_days(z, &yy, &mm, &dd);
+	*y = (int)yy;
+	*m = (int)mm;
+	*d = (int)dd;
 }
 
 /* The period always ends at 2026-10-01T00:00:00+08:00, so output never depends on
  * when the simulator runs. */
 static int64_t period_end_ms(void)
 {
-	return days_from_civil(2026, 10, 1) * DAY - TZ_OFFSET;
+	return moat_days_from_civil(2026, 10, 1) * DAY - TZ_OFFSET;
 }
 
 /* ---- output: large buffered writes, numbers and times formatted by hand ------------ */
