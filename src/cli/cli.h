@@ -35,6 +35,11 @@ enum { CLI_OPT_DATA = 1000, CLI_OPT_JSON, CLI_OPT_HELP };
 void cli_common_init(cli_common_t *c);
 /* Handles a common option; returns true if opt was one of them. */
 bool cli_common_opt(cli_common_t *c, int opt, const char *arg);
+/* Parses the options of a command that takes only the common ones (--data,
+ * --json, --help), leaving optind at its first argument. Returns -1 to go on,
+ * else the exit code: CLI_OK after --help printed help(), CLI_USAGE on a bad
+ * option. */
+int cli_common_parse(cli_common_t *c, const char *cmd, void (*help)(void), int argc, char **argv);
 
 /* Prints "moat CMD: message" and a hint to stderr; returns CLI_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) MOAT_PRINTF(2, 3);

@@ -64,18 +64,10 @@ static int import_events(const cli_common_t *c, const char *path)
 
 int cmd_import(int argc, char **argv)
 {
-	static const struct option opts[] = {CLI_COMMON_LONGOPTS, {0, 0, 0, 0}};
 	cli_common_t c;
-	cli_common_init(&c);
-	int opt;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (opt == 'h') {
-			help();
-			return CLI_OK;
-		}
-		if (!cli_common_opt(&c, opt, optarg))
-			return cli_bad_option("import");
-	}
+	int done = cli_common_parse(&c, "import", help, argc, argv);
+	if (done >= 0)
+		return done;
 	if (argc - optind != 2)
 		return cli_usage("import", "expected KIND and FILE");
 	const char *kind_name = argv[optind], *path = argv[optind + 1];

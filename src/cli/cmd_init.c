@@ -15,18 +15,10 @@ static void help(void)
 
 int cmd_init(int argc, char **argv)
 {
-	static const struct option opts[] = {CLI_COMMON_LONGOPTS, {0, 0, 0, 0}};
 	cli_common_t c;
-	cli_common_init(&c);
-	int opt;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (opt == 'h') {
-			help();
-			return CLI_OK;
-		}
-		if (!cli_common_opt(&c, opt, optarg))
-			return cli_bad_option("init");
-	}
+	int done = cli_common_parse(&c, "init", help, argc, argv);
+	if (done >= 0)
+		return done;
 	if (optind != argc)
 		return cli_usage("init", "unexpected argument \"%s\"", argv[optind]);
 	moat_error_t e = {0};

@@ -67,18 +67,10 @@ done:
 
 int cmd_order(int argc, char **argv)
 {
-	static const struct option opts[] = {CLI_COMMON_LONGOPTS, {0, 0, 0, 0}};
 	cli_common_t c;
-	cli_common_init(&c);
-	int opt;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (opt == 'h') {
-			help();
-			return CLI_OK;
-		}
-		if (!cli_common_opt(&c, opt, optarg))
-			return cli_bad_option("order");
-	}
+	int done = cli_common_parse(&c, "order", help, argc, argv);
+	if (done >= 0)
+		return done;
 	if (argc - optind != 2 || strcmp(argv[optind], "show") != 0)
 		return cli_usage("order", "expected: show ID");
 	const char *id = argv[optind + 1];

@@ -27,6 +27,22 @@ bool cli_common_opt(cli_common_t *c, int opt, const char *arg)
 	return false;
 }
 
+int cli_common_parse(cli_common_t *c, const char *cmd, void (*help)(void), int argc, char **argv)
+{
+	static const struct option opts[] = {CLI_COMMON_LONGOPTS, {0, 0, 0, 0}};
+	cli_common_init(c);
+	int opt;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (opt == 'h') {
+			help();
+			return CLI_OK;
+		}
+		if (!cli_common_opt(c, opt, optarg))
+			return cli_bad_option(cmd);
+	}
+	return -1;
+}
+
 int cli_usage(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
