@@ -123,6 +123,12 @@ start
 sleep 2.5
 check "restart delivers nothing twice" '[ "$(grep -c "\"status\": 200" "$T/got.jsonl")" = "$delivered" ]'
 
+# SIGHUP with the rules and the policy's quotas unchanged keeps the running
+# engine (no replay of the ledger into a fresh one)
+kill -HUP "$SERVER"
+for _ in $(seq 50); do grep -q '"rules_unchanged"' "$T/serve.log" && break; sleep 0.1; done
+check "unchanged rules keep the engine on SIGHUP" 'grep -q "\"rules_unchanged\"" "$T/serve.log" && ! grep -q "\"rules_reloaded\"" "$T/serve.log"'
+
 # SIGHUP: a broken rules file is refused and the old rules stay; a valid one
 # takes effect for new events
 cp "$D/rules.conf" "$T/rules.saved"

@@ -9,7 +9,9 @@
 #include <sqlite3.h>
 
 #include "check.h"
+#include "moat/app.h"
 #include "moat/detect.h"
+#include "moat/policy.h"
 
 #define MIN (60 * 1000LL)
 #define HOUR (60 * MIN)
@@ -187,6 +189,90 @@ static int count_kind(const mlog_t *l, moat_entry_kind_t k)
 	for (size_t i = 0; i < l->n; i++)
 		n += l->e[i].kind == k;
 	return n;
+}
+
+/* Writes text with from replaced by to (which must occur) as dir/name. */
+static void write_variant(const char *dir, const char *name, const char *text, const char *from,
+			  const char *to)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	const char *at = from ? strstr(text, from) : NULL;
+	CHECK_MSG(!from || at, "\"%s\" not in the text", from);
+	FILE *f = fopen(path, "w");
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	if (at) {
+		fwrite(text, 1, (size_t)(at - text), f);
+		fputs(to, f);
+		fputs(at + strlen(from), f);
+	} else {
+		fputs(text, f);
+	}
+	fclose(f);
+}
+
+/* Whether a runner opened now judges like `base` (moat_detect_runner_same_inputs). */
+static int same_as(moat_app_t *a, const moat_detect_runner_t *base)
+{
+	moat_detect_runner_t *x = NULL;
+	moat_error_t err = {0};
+	if (moat_detect_runner_open(a, &x, &err) != MOAT_OK) {
+		CHECK_MSG(false, "runner_open: %s", err.msg);
+		return -1;
+	}
+	int same = moat_detect_runner_same_inputs(base, x);
+	CHECK(moat_detect_runner_same_inputs(x, base) == same); /* symmetric */
+	moat_detect_runner_free(x);
+	return same;
+}
+
+/* What a SIGHUP in `moat serve` compares before replaying the ledger into a
+ * fresh engine: the rules' text, each policy rule's quota and the time zone,
+ * and nothing else of the policy. */
+static void test_runner_inputs(const char *tmp)
+{
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s/app", tmp);
+	moat_error_t err = {0};
+	CHECK(moat_app_init(dir, &err) == MOAT_OK);
+	moat_app_t *a = NULL;
+	CHECK_MSG(moat_app_open(dir, 0, &a, &err) == MOAT_OK, "open: %s", err.msg);
+	if (!a)
+		return;
+	moat_detect_runner_t *base = NULL;
+	CHECK(moat_detect_runner_open(a, &base, &err) == MOAT_OK);
+	const char *pol = moat_policy_default_text();
+	const char *rules = moat_detect_rules_default_text();
+	CHECK_INT(same_as(a, base), 1); /* nothing changed */
+	write_variant(dir, "policy.conf", pol,
+		      "view name=mask phone=virtual address=full items=hidden waybill=full",
+		      "view name=hidden phone=virtual address=coarse items=hidden waybill=full");
+	CHECK_INT(same_as(a, base), 1); /* views are the gateway's business */
+	write_variant(dir, "policy.conf", pol, "# Couriers see", "# Couriers (edited) see");
+	CHECK_INT(same_as(a, base), 1); /* a comment */
+	write_variant(dir, "policy.conf", pol, "  quota 300\n", "  quota 301\n");
+	CHECK_INT(same_as(a, base), 0); /* a quota */
+	write_variant(dir, "policy.conf", pol, "timezone +08:00", "timezone +09:00");
+	CHECK_INT(same_as(a, base), 0); /* the local day and shifts move */
+	write_variant(dir, "policy.conf", pol, "rule courier-deliver", "rule courier-deliver2");
+	CHECK_INT(same_as(a, base), 0); /* entries name the rule whose quota they used */
+	write_variant(dir, "policy.conf", pol, "version 1", "version one");
+	CHECK_INT(same_as(a, base), 0); /* an invalid policy: no quotas at all */
+	write_variant(dir, "policy.conf", pol, NULL, NULL);
+	CHECK_INT(same_as(a, base), 1);
+	write_variant(dir, "rules.conf", rules, NULL, NULL);
+	CHECK_INT(same_as(a, base), 1);
+	char path[600];
+	snprintf(path, sizeof path, "%s/rules.conf", dir);
+	CHECK(unlink(path) == 0);
+	CHECK_INT(same_as(a, base), 1); /* no rules.conf: the default set, the same text */
+	write_variant(dir, "rules.conf", rules, "[rule ", "# edited\n[rule ");
+	CHECK_INT(same_as(a, base), 0); /* any edit of the rules */
+	CHECK(!moat_detect_runner_same_inputs(base, NULL));
+	moat_detect_runner_free(base);
+	moat_app_close(a);
 }
 
 int main(void)
@@ -454,6 +540,7 @@ int main(void)
 	mlog_free(&live);
 	mlog_free(&grow);
 	moat_detect_rules_free(rules);
+	test_runner_inputs(dir);
 	char cmd[600];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	CHECK(system(cmd) == 0);

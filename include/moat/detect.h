@@ -394,6 +394,14 @@ moat_err_t moat_detect_catch_up(struct moat_app *a, moat_detect_stats_t *stats,
 moat_err_t moat_detect_runner_open(struct moat_app *a, moat_detect_runner_t **out,
 				   moat_error_t *err) MOAT_MUST_CHECK;
 
+/* Whether two runners opened by moat_detect_runner_open judge alike: the same
+ * rules (rules.conf's text, or the default set when there is none) and the same
+ * policy inputs (each policy rule's daily quota and the time zone; none when
+ * policy.conf is absent or invalid). `moat serve` keeps its running engine and
+ * its windows across a SIGHUP that changed neither, instead of replaying the
+ * whole ledger into a fresh one. False for runners not opened that way. */
+bool moat_detect_runner_same_inputs(const moat_detect_runner_t *a, const moat_detect_runner_t *b);
+
 /* Lifts action id with a reason: appends an ACTION entry ("lift") to the ledger
  * (when the app has one), then marks it lifted in the store. */
 moat_err_t moat_detect_lift(struct moat_app *a, int64_t id, const char *reason,

@@ -16,7 +16,8 @@ static void help(void)
 	       "Serves the gateway API (docs/openapi.yaml, also at /openapi.json) until SIGTERM\n"
 	       "or SIGINT; in-flight requests finish and the event log is flushed first.\n"
 	       "SIGHUP reloads <data>/policy.conf and <data>/rules.conf (a bad file is refused;\n"
-	       "the old one stays).\n"
+	       "the old one stays; the detector keeps its windows unless the rules, a quota\n"
+	       "or the time zone changed).\n"
 	       "The detector runs over new ledger entries five times a second; its actions\n"
 	       "(throttle, force masking, suspend) apply to a principal's next request;\n"
 	       "--no-detect leaves detection to `moat alerts scan` run elsewhere;\n"
@@ -243,13 +244,19 @@ int cmd_serve(int argc, char **argv)
 				moat_log(MOAT_LOG_INFO, "reloaded", "policy reloaded");
 			/* New rules take effect only if the whole file is valid; the
 			 * fresh engine rebuilds its windows from the ledger on its first
-			 * tick and re-raises nothing already stored. */
+			 * tick and re-raises nothing already stored. With the same rules
+			 * and policy quotas the running engine stays (no replay). */
 			moat_detect_runner_t *fresh = NULL;
 			moat_error_t de = {0};
 			if (detect && a->ledger) {
 				if (moat_detect_runner_open(a, &fresh, &de) != MOAT_OK) {
 					moat_log(MOAT_LOG_ERROR, "rules_reload_failed",
 						 "%s; the previous rules stay in force", de.msg);
+				} else if (moat_detect_runner_same_inputs(runner, fresh)) {
+					moat_detect_runner_free(fresh);
+					moat_log(MOAT_LOG_INFO, "rules_unchanged",
+						 "detection rules and policy quotas unchanged: the "
+						 "detector keeps its windows");
 				} else {
 					moat_detect_runner_cursor_interval(fresh, DETECT_CURSOR_MS);
 					sync_detector(runner);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "moat/app.h"
+#include "moat/crypto.h"
 #include "moat/detect.h"
 #include "moat/ledger.h"
 #include "moat/policy.h"
@@ -50,30 +51,46 @@ static moat_err_t l_append(void *ctx, const moat_entry_t *es, size_t n, uint64_t
 	return moat_ledger_sync(x->l, err);
 }
 
-static moat_err_t load_rules(moat_app_t *a, moat_detect_rules_t **out, moat_error_t *err)
+/* The rules of <data>/rules.conf, or the default set without one; *text gets
+ * the text they were parsed from (the caller frees it). */
+static moat_err_t load_rules(moat_app_t *a, moat_detect_rules_t **out, char **text, size_t *len,
+			     moat_error_t *err)
 {
+	*out = NULL;
+	*text = NULL;
+	*len = 0;
 	char path[1200];
 	if (moat_path_join(path, sizeof path, a->data_dir, "rules.conf") != MOAT_OK)
 		return moat_error_set(err, MOAT_ELIMIT, NULL, "data directory path is too long");
-	moat_err_t rc = moat_detect_rules_load(path, out, err);
+	moat_err_t rc = moat_file_read(path, MOAT_DETECT_RULES_FILE_MAX, text, len, err);
 	if (rc == MOAT_ENOTFOUND) {
-		moat_log(MOAT_LOG_WARN, "detect.rules", "no rules.conf in the data directory; using "
-							"the default rules");
-		const char *text = moat_detect_rules_default_text();
+		moat_log(MOAT_LOG_WARN, "detect.rules",
+			 "no rules.conf in the data directory; using "
+			 "the default rules");
 		moat_error_clear(err);
-		return moat_detect_rules_parse(text, strlen(text), out, err);
+		const char *def = moat_detect_rules_default_text();
+		if (!(*text = strdup(def)))
+			return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
+		*len = strlen(def);
+	} else if (rc != MOAT_OK) {
+		return rc;
 	}
+	rc = moat_detect_rules_parse(*text, *len, out, err);
 	if (rc != MOAT_OK && err && err->line > 0) {
 		/* Say which file the line is in. */
 		char msg[sizeof err->msg];
 		snprintf(msg, sizeof msg, "rules.conf: %.300s", err->msg);
 		snprintf(err->msg, sizeof err->msg, "%s", msg);
 	}
+	if (rc != MOAT_OK) {
+		free(*text);
+		*text = NULL;
+	}
 	return rc;
 }
 
-/* The quotas of <data>/policy.conf, read when the runner opens (a policy
- * reloaded by SIGHUP reaches the detector's quota shares at the next restart);
+/* The quotas of <data>/policy.conf, read when the runner opens (at start and
+ * at each SIGHUP);
  * NULL if the file is absent or invalid: then every plaintext read counts as
  * charged and shares are unknown. */
 static moat_policy_t *load_policy(moat_app_t *a)
@@ -106,6 +123,33 @@ static void policy_free(void *ctx)
 	moat_policy_free(ctx);
 }
 
+/* What an engine's judgement depends on besides the log and the store: the
+ * rules' text, and of the policy only each rule's quota and the time zone (an
+ * edit of views or conditions changes nothing the detector replays). */
+static bool inputs_digest(const char *rules, size_t rules_len, const moat_policy_t *policy,
+			  uint8_t out[32])
+{
+	moat_buf_t b;
+	moat_buf_init(&b, (size_t)MOAT_DETECT_RULES_FILE_MAX + (1u << 20));
+	bool ok = moat_buf_printf(&b, "moat detect inputs 1\nrules %zu\n", rules_len) == MOAT_OK &&
+		  moat_buf_append(&b, rules, rules_len) == MOAT_OK;
+	if (ok && policy) {
+		ok = moat_buf_printf(&b, "\npolicy tz %d rules %zu\n",
+				     moat_policy_tz_minutes(policy),
+				     moat_policy_rule_count(policy)) == MOAT_OK;
+		for (size_t i = 0; ok && i < moat_policy_rule_count(policy); i++)
+			ok = moat_buf_printf(&b, "%s %lld\n", moat_policy_rule_id(policy, i),
+					     (long long)moat_policy_rule_quota(policy, i)) ==
+			     MOAT_OK;
+	} else if (ok) {
+		ok = moat_buf_puts(&b, "\nno policy\n") == MOAT_OK;
+	}
+	if (ok)
+		moat_sha256(b.data, b.len, out);
+	moat_buf_free(&b);
+	return ok;
+}
+
 static moat_err_t l_refresh(void *ctx, moat_error_t *err)
 {
 	ledger_log_t *x = ctx;
@@ -129,7 +173,9 @@ moat_err_t moat_detect_runner_open(moat_app_t *a, moat_detect_runner_t **out, mo
 		return moat_error_set(err, MOAT_EUNAVAIL, NULL,
 				      "the detector needs the ledger (data directory opened without it)");
 	moat_detect_rules_t *rules = NULL;
-	moat_err_t rc = load_rules(a, &rules, err);
+	char *rules_text = NULL;
+	size_t rules_len = 0;
+	moat_err_t rc = load_rules(a, &rules, &rules_text, &rules_len, err);
 	if (rc != MOAT_OK)
 		return rc;
 	ledger_log_t *x = calloc(1, sizeof *x);
@@ -141,6 +187,7 @@ moat_err_t moat_detect_runner_open(moat_app_t *a, moat_detect_runner_t **out, mo
 	if (!x || !x->scratch) {
 		l_free(x);
 		moat_detect_rules_free(rules);
+		free(rules_text);
 		return moat_error_set(err, MOAT_ENOMEM, NULL, "out of memory");
 	}
 	moat_detect_log_t log = {l_seek, l_next, l_append, x, l_refresh};
@@ -149,10 +196,15 @@ moat_err_t moat_detect_runner_open(moat_app_t *a, moat_detect_runner_t **out, mo
 	if (rc != MOAT_OK) {
 		l_free(x);
 		moat_detect_rules_free(rules);
+		free(rules_text);
 		return rc;
 	}
 	moat_detect_runner_own(*out, rules, l_free);
 	moat_policy_t *policy = load_policy(a);
+	uint8_t digest[32];
+	if (inputs_digest(rules_text, rules_len, policy, digest)) /* else never "the same" */
+		moat_detect_runner_inputs(*out, digest);
+	free(rules_text);
 	if (policy) {
 		/* shifts and the quota day in the policy's local time, as the gateway */
 		moat_detect_runner_local_offset(*out, moat_policy_tz_minutes(policy));

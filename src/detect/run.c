@@ -299,6 +299,8 @@ struct moat_detect_runner {
 	void *quota_ctx;
 	int local_off_min;
 	void (*free_quota)(void *ctx);
+	bool has_inputs;
+	uint8_t inputs[32]; /* moat_detect_runner_inputs */
 };
 
 moat_err_t moat_detect_runner_new(moat_store_t *s, const moat_detect_rules_t *rules,
@@ -345,6 +347,18 @@ void moat_detect_runner_free(moat_detect_runner_t *x)
 	if (x->free_quota)
 		x->free_quota(x->quota_ctx);
 	free(x);
+}
+
+void moat_detect_runner_inputs(moat_detect_runner_t *x, const uint8_t digest[32])
+{
+	memcpy(x->inputs, digest, sizeof x->inputs);
+	x->has_inputs = true;
+}
+
+bool moat_detect_runner_same_inputs(const moat_detect_runner_t *a, const moat_detect_runner_t *b)
+{
+	return a && b && a->has_inputs && b->has_inputs &&
+	       memcmp(a->inputs, b->inputs, sizeof a->inputs) == 0;
 }
 
 void moat_detect_runner_own(moat_detect_runner_t *x, moat_detect_rules_t *rules,

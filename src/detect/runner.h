@@ -17,4 +17,8 @@ void moat_detect_runner_quota(moat_detect_runner_t *x, moat_detect_quota_fn fn, 
 /* Local time of every engine the runner builds (moat_detect_set_local_offset). */
 void moat_detect_runner_local_offset(moat_detect_runner_t *x, int minutes);
 
+/* The digest of what the runner's engines depend on besides the log and the
+ * store (see moat_detect_runner_same_inputs). */
+void moat_detect_runner_inputs(moat_detect_runner_t *x, const uint8_t digest[32]);
+
 #endif
