@@ -128,6 +128,14 @@ check "restart delivers nothing twice" '[ "$(grep -c "\"status\": 200" "$T/got.j
 kill -HUP "$SERVER"
 for _ in $(seq 50); do grep -q '"rules_unchanged"' "$T/serve.log" && break; sleep 0.1; done
 check "unchanged rules keep the engine on SIGHUP" 'grep -q "\"rules_unchanged\"" "$T/serve.log" && ! grep -q "\"rules_reloaded\"" "$T/serve.log"'
+# A policy the gateway refuses leaves the detector as it is too (the quotas it
+# replays are those of the policy the gateway keeps), whatever the rules say
+cp "$D/policy.conf" "$T/policy.saved"
+printf 'version 2\n' >"$D/policy.conf"
+kill -HUP "$SERVER"
+for _ in $(seq 50); do grep -q '"rules_reload_skipped"' "$T/serve.log" && break; sleep 0.1; done
+check "a refused policy keeps the detector" 'grep -q "\"reload_failed\"" "$T/serve.log" && grep -q "\"rules_reload_skipped\"" "$T/serve.log" && ! grep -q "\"rules_reloaded\"" "$T/serve.log"'
+cp "$T/policy.saved" "$D/policy.conf"
 
 # SIGHUP: a broken rules file is refused and the old rules stay; a valid one
 # takes effect for new events

@@ -238,7 +238,8 @@ int cmd_serve(int argc, char **argv)
 		if (sig == SIGHUP) {
 			reload_config(a, &hook);
 			moat_error_t re = {0};
-			if (moat_gateway_reload(g, &re) != MOAT_OK)
+			bool policy_ok = moat_gateway_reload(g, &re) == MOAT_OK;
+			if (!policy_ok)
 				moat_log(MOAT_LOG_ERROR, "reload_failed", "%s", re.msg);
 			else
 				moat_log(MOAT_LOG_INFO, "reloaded", "policy reloaded");
@@ -248,7 +249,13 @@ int cmd_serve(int argc, char **argv)
 			 * and policy quotas the running engine stays (no replay). */
 			moat_detect_runner_t *fresh = NULL;
 			moat_error_t de = {0};
-			if (detect && a->ledger) {
+			if (detect && a->ledger && !policy_ok) {
+				/* The gateway keeps the policy it runs; so does the
+				 * detector (its quotas), and the rules with it. */
+				moat_log(MOAT_LOG_ERROR, "rules_reload_skipped",
+					 "policy.conf refused: the detector keeps its rules and "
+					 "quotas until a valid policy is loaded");
+			} else if (detect && a->ledger) {
 				if (moat_detect_runner_open(a, &fresh, &de) != MOAT_OK) {
 					moat_log(MOAT_LOG_ERROR, "rules_reload_failed",
 						 "%s; the previous rules stay in force", de.msg);
