@@ -65,8 +65,7 @@ static moat_err_t load_rules(moat_app_t *a, moat_detect_rules_t **out, char **te
 	moat_err_t rc = moat_file_read(path, MOAT_DETECT_RULES_FILE_MAX, text, len, err);
 	if (rc == MOAT_ENOTFOUND) {
 		moat_log(MOAT_LOG_WARN, "detect.rules",
-			 "no rules.conf in the data directory; using "
-			 "the default rules");
+			 "no rules.conf in the data directory; using the default rules");
 		moat_error_clear(err);
 		const char *def = moat_detect_rules_default_text();
 		if (!(*text = strdup(def)))
@@ -90,9 +89,8 @@ static moat_err_t load_rules(moat_app_t *a, moat_detect_rules_t **out, char **te
 }
 
 /* The quotas of <data>/policy.conf, read when the runner opens (at start and
- * at each SIGHUP);
- * NULL if the file is absent or invalid: then every plaintext read counts as
- * charged and shares are unknown. */
+ * at each SIGHUP); NULL if the file is absent or invalid: then every plaintext
+ * read counts as charged and shares are unknown. */
 static moat_policy_t *load_policy(moat_app_t *a)
 {
 	char path[1200];
