@@ -121,3 +121,12 @@ echo "ratio gateway/hello: $(spread <"$T/ratio.txt") (target >= 0.5); gateway p9
 echo "hello-world's own p99: $(col 3 "$T/hello.txt" | spread) ms"
 echo "entries per group commit (fdatasync): disk $g_group, tmpfs ${s_group:-?}; gateway threads: $GW_THREADS"
 awk -v r="$ratio" -v p="$g_p99" 'BEGIN { exit !(r >= 0.5 && p < 2) }' && echo "targets: met" || echo "targets: NOT met"
+# Whether this machine can show the targets at all: a p99 under 2 ms needs a
+# baseline that has one, and the ratio on disk is bounded by what the same
+# software does with the fsync free.
+h_p99=$(col 3 "$T/hello.txt" | med)
+awk -v h="$h_p99" 'BEGIN { exit !(h >= 2) }' &&
+	echo "  note: hello-world's own median p99 is $h_p99 ms: no server reaches a p99 under 2 ms at 32 connections here"
+[ -n "${s_ratio:-}" ] && awk -v s="$s_ratio" -v r="$ratio" 'BEGIN { exit !(s >= 0.5 && r < 0.5) }' &&
+	echo "  note: the software alone (tmpfs) reaches $s_ratio of hello-world; the disk run's gap is the cost of a durable append (fdatasync) on this machine"
+true
