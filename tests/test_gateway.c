@@ -971,26 +971,27 @@ static void test_ingest(void)
 	CHECK_INT(r.status, 201);
 	CHECK(has_str(&r, "\"imported\":2"));
 	resp_free(&r);
-	nd = "{\"party\":\"x6\",\"kind\":\"merchant\",\"name\":\"X\"}\n\n{\"party\":\"x7\",";
-	http(&r, "POST", "/v1/parties", svc_key, "application/x-ndjson", nd, strlen(nd));
-	expect_error(&r, 422, "invalid", "NDJSON with broken JSON on line 3");
-	CHECK(has_str(&r, "line 3"));
-	resp_free(&r);
-	http(&r, "POST", "/v1/parties", svc_key, "application/x-ndjson", "\n\r\n", 3);
-	expect_error(&r, 422, "invalid", "NDJSON of blank lines");
-	CHECK(has_str(&r, "no records"));
-	resp_free(&r);
-	post(&r, "/v1/parties", svc_key, "[]");
-	expect_error(&r, 422, "invalid", "empty array");
-	resp_free(&r);
-	post(&r, "/v1/parties", svc_key, "\"x8\"");
-	expect_error(&r, 422, "invalid", "a string body");
-	resp_free(&r);
-	post(&r, "/v1/parties", svc_key,
-	     "[{\"party\":\"x9\",\"kind\":\"merchant\",\"name\":\"X\"},7]");
-	expect_error(&r, 422, "invalid", "an array with a number in it");
-	CHECK(has_str(&r, "record 2"));
-	resp_free(&r);
+	static const struct {
+		bool ndjson;
+		const char *body, *what, *says;
+	} bad[] = {
+	    {true, "{\"party\":\"x6\",\"kind\":\"merchant\",\"name\":\"X\"}\n\n{\"party\":\"x7\",",
+	     "NDJSON with broken JSON on line 3", "line 3"},
+	    {true, "\n\r\n", "NDJSON of blank lines", "no records"},
+	    {false, "[]", "an empty array", "no records"},
+	    {false, "\"x8\"", "a string body", "not valid JSON"},
+	    {false, "[{\"party\":\"x9\",\"kind\":\"merchant\",\"name\":\"X\"},7]",
+	     "an array with a number in it", "record 2"},
+	};
+	for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+		http(&r, "POST", "/v1/parties", svc_key,
+		     bad[k].ndjson ? "application/x-ndjson" : "application/json", bad[k].body,
+		     strlen(bad[k].body));
+		expect_error(&r, 422, "invalid", bad[k].what);
+		CHECK_MSG(has_str(&r, bad[k].says), "%s: no \"%s\" in the error", bad[k].what,
+			  bad[k].says);
+		resp_free(&r);
+	}
 	moat_buf_t big;
 	moat_buf_init(&big, 1u << 20);
 	for (int k = 0; k <= 1000; k++) /* GW_MAX_BATCH + 1 */
