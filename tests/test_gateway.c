@@ -1290,6 +1290,23 @@ static void test_ops(void)
 	CHECK(has_str(&r, "moat_field_views_total{field=\"phone\",view=\"virtual\"}"));
 	CHECK(has_str(&r, "moat_quota_refusals_total 2"));
 	CHECK(has_str(&r, "moat_ledger_size "));
+	CHECK(!has_str(&r, "moat_detect_")); /* no detector reported: no figures */
+	resp_free(&r);
+	moat_gateway_detect_progress(gw, 3, 2, 1, true);
+	moat_gateway_detect_progress(gw, 7, 0, 0, false); /* a failed tick keeps judged */
+	get(&r, "/metrics", NULL);
+	CHECK_INT(r.status, 200);
+	CHECK(has_str(&r, "moat_detect_judged_entries 3\n"));
+	CHECK(has_str(&r, "moat_detect_alerts_total 2\n"));
+	CHECK(has_str(&r, "moat_detect_actions_total 1\n"));
+	CHECK(has_str(&r, "moat_detect_tick_failures_total 1\n"));
+	{
+		const char *lag = strstr(r.body.data, "\nmoat_detect_lag_entries ");
+		const char *size = strstr(r.body.data, "\nmoat_ledger_size ");
+		CHECK(lag && size);
+		if (lag && size)
+			CHECK_INT(strtoll(lag + 25, NULL, 10), strtoll(size + 18, NULL, 10) - 3);
+	}
 	resp_free(&r);
 	/* keep-alive: several requests over one connection */
 	curl_easy_reset(curl);

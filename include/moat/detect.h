@@ -319,6 +319,8 @@ typedef struct moat_detect_stats {
 	uint64_t alerts;    /* new alerts stored */
 	uint64_t actions;   /* new actions applied */
 	uint64_t cursor;    /* cursor after the run */
+	uint64_t judged;    /* every entry below this index is judged (>= cursor: the
+			     * cursor is persisted less often, see cursor_interval) */
 } moat_detect_stats_t;
 
 /* The meta key holding the cursor: every entry below it has been judged and its

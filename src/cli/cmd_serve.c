@@ -196,6 +196,8 @@ int cmd_serve(int argc, char **argv)
 	go.fail_flag_path = getenv("MOAT_TEST_FAIL_WRITES");
 	if (moat_gateway_start(a, &go, &g, &e) != MOAT_OK)
 		goto done;
+	if (detect && a->ledger) /* /metrics: nothing judged until the first tick's replay ends */
+		moat_gateway_detect_progress(g, 0, 0, 0, true);
 	moat_log(MOAT_LOG_INFO, "serve_started", "listening on port %d", moat_gateway_port(g));
 	fprintf(stderr, "moat serve: listening on port %d\n", moat_gateway_port(g));
 	if (go.replay_clock) {
@@ -223,11 +225,15 @@ int cmd_serve(int argc, char **argv)
 		if (sig < 0) {
 			moat_error_t de = {0};
 			moat_err_t drc = MOAT_OK;
+			moat_detect_stats_t ds = {0};
 			if (detect && a->ledger && !runner &&
 			    (drc = moat_detect_runner_open(a, &runner, &de)) == MOAT_OK)
 				moat_detect_runner_cursor_interval(runner, DETECT_CURSOR_MS);
 			if (drc == MOAT_OK && runner)
-				drc = moat_detect_runner_step(runner, NULL, &de);
+				drc = moat_detect_runner_step(runner, &ds, &de);
+			if (detect && a->ledger)
+				moat_gateway_detect_progress(g, ds.judged, ds.alerts, ds.actions,
+							     drc == MOAT_OK);
 			moat_webhook_poke(hook);
 			if (drc != MOAT_OK && !warned) {
 				moat_log(MOAT_LOG_WARN, "detect_failed", "%s", de.msg);

@@ -542,6 +542,7 @@ fail:
 	/* The engine may be ahead of what the store holds: rebuild it next time. */
 	runner_reset(x);
 out:
+	st.judged = x->judged;
 	if (stats)
 		*stats = st;
 	return rc;

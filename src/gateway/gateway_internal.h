@@ -47,6 +47,9 @@ typedef struct gw_metrics {
 	atomic_ullong ledger_failures;
 	atomic_ullong logins_ok, logins_failed;
 	atomic_ullong replayed; /* requests judged on a Moat-Replay-Time clock */
+	/* moat_gateway_detect_progress */
+	atomic_bool detect_on;
+	atomic_ullong detect_judged, detect_alerts, detect_actions, detect_failures;
 } gw_metrics_t;
 
 /* A pool of store handles: SQLite handles are single-threaded, so each request

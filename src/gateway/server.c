@@ -340,6 +340,36 @@ static void metrics_render(moat_gateway_t *g, gw_resp_t *r)
 		    (unsigned long long)atomic_load(&g->m.logins_ok),
 		    (unsigned long long)atomic_load(&g->m.logins_failed),
 		    (unsigned long long)atomic_load(&g->m.replayed));
+	if (rc == MOAT_OK && atomic_load(&g->m.detect_on)) {
+		uint64_t size = g->sink.size(g->sink.ctx);
+		uint64_t judged = atomic_load(&g->m.detect_judged);
+		rc = moat_buf_printf(
+		    b,
+		    "# HELP moat_detect_judged_entries Ledger entries the detector has judged "
+		    "(every one below this index).\n"
+		    "# TYPE moat_detect_judged_entries gauge\n"
+		    "moat_detect_judged_entries %llu\n"
+		    "# HELP moat_detect_lag_entries Ledger entries the detector has not judged "
+		    "yet (the whole ledger until its start-up replay ends).\n"
+		    "# TYPE moat_detect_lag_entries gauge\n"
+		    "moat_detect_lag_entries %llu\n"
+		    "# HELP moat_detect_alerts_total Alerts this server's detector raised.\n"
+		    "# TYPE moat_detect_alerts_total counter\n"
+		    "moat_detect_alerts_total %llu\n"
+		    "# HELP moat_detect_actions_total Actions (throttle, force masking, suspend) "
+		    "this server's detector applied.\n"
+		    "# TYPE moat_detect_actions_total counter\n"
+		    "moat_detect_actions_total %llu\n"
+		    "# HELP moat_detect_tick_failures_total Detector ticks that failed (the next "
+		    "one rebuilds the engine).\n"
+		    "# TYPE moat_detect_tick_failures_total counter\n"
+		    "moat_detect_tick_failures_total %llu\n",
+		    (unsigned long long)judged,
+		    (unsigned long long)(size > judged ? size - judged : 0),
+		    (unsigned long long)atomic_load(&g->m.detect_alerts),
+		    (unsigned long long)atomic_load(&g->m.detect_actions),
+		    (unsigned long long)atomic_load(&g->m.detect_failures));
+	}
 	if (rc == MOAT_OK && g->ledger) {
 		uint64_t groups, grouped;
 		moat_ledger_commit_stats(g->ledger, &groups, &grouped);
@@ -1207,6 +1237,18 @@ moat_err_t moat_gateway_start(moat_app_t *app, const moat_gateway_opts_t *opts,
 fail:
 	moat_gateway_stop(g);
 	return rc;
+}
+
+void moat_gateway_detect_progress(moat_gateway_t *g, uint64_t judged, uint64_t alerts,
+				  uint64_t actions, bool ok)
+{
+	if (ok)
+		atomic_store(&g->m.detect_judged, judged);
+	else
+		atomic_fetch_add(&g->m.detect_failures, 1);
+	atomic_fetch_add(&g->m.detect_alerts, alerts);
+	atomic_fetch_add(&g->m.detect_actions, actions);
+	atomic_store(&g->m.detect_on, true);
 }
 
 int moat_gateway_port(const moat_gateway_t *g)
