@@ -95,6 +95,7 @@ metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m { p
 for _ in $(seq 50); do [ "$(metric moat_detect_lag_entries)" = 0 ] && break; sleep 0.1; done
 check "detector lag 0 on /metrics once caught up" '[ "$(metric moat_detect_lag_entries)" = 0 ]'
 check "judged entries = ledger size" '[ "$(metric moat_detect_judged_entries)" = "$(metric moat_ledger_size)" ]'
+check "nothing left to replay" '[ "$(metric moat_detect_replay_entries)" = 0 ]'
 check "alerts counted on /metrics" '[ "$(metric moat_detect_alerts_total)" -ge 1 ]'
 check "no failed detector tick" '[ "$(metric moat_detect_tick_failures_total)" = 0 ]'
 # stopped before any delivery succeeded; the receiver comes back; a restart delivers

@@ -361,6 +361,67 @@ int main(void)
 	moat_store_close(s5);
 	mlog_free(&res);
 
+	/* A runner with a step budget (as `moat serve` runs it, so signals are
+	 * served during a long replay): many steps, the same alerts as one run, and
+	 * after a restart a replay in steps that says how much is left and raises
+	 * nothing again. */
+	{
+		mlog_t bl = {0};
+		build(&bl);
+		size_t events = bl.n;
+		moat_store_t *s7 = open_store(dir, "budget.db");
+		moat_detect_log_t log7 = {m_seek, m_next, m_append, &bl, NULL};
+		moat_detect_runner_t *r7 = NULL;
+		CHECK(moat_detect_runner_new(s7, rules, NULL, NULL, &log7, 50, &r7, &err) ==
+		      MOAT_OK);
+		moat_detect_runner_budget(r7, 7);
+		uint64_t a7 = 0;
+		int steps = 0;
+		do {
+			CHECK(moat_detect_runner_step(r7, &st, &err) == MOAT_OK);
+			a7 += st.alerts;
+			CHECK(st.entries < 7 + 16); /* the budget, plus what was read ahead (16) */
+			CHECK_INT(st.replay_left, 0); /* nothing stored before: no replay */
+			steps++;
+		} while (st.more && steps < 10000);
+		CHECK(steps > (int)(events / 80));
+		CHECK_INT(a7, alerts1);
+		CHECK_INT(count_kind(&bl, MOAT_ENTRY_ALERT), (int)alerts1);
+		ids_t got;
+		list_ids(s7, &got, false);
+		CHECK_INT(got.n, want.n);
+		for (size_t i = 0; i < got.n && i < want.n; i++)
+			CHECK_STR(got.id[i], want.id[i]);
+		CHECK(moat_detect_runner_step(r7, &st, &err) == MOAT_OK); /* its own ALERTs */
+		CHECK(!st.more);
+		CHECK_INT(st.judged, bl.n);
+		moat_detect_runner_free(r7);
+		/* restart: the replay comes in budgeted steps too */
+		CHECK(moat_detect_runner_new(s7, rules, NULL, NULL, &log7, 50, &r7, &err) ==
+		      MOAT_OK);
+		moat_detect_runner_budget(r7, 100);
+		CHECK(moat_detect_runner_step(r7, &st, &err) == MOAT_OK);
+		CHECK(st.more);
+		CHECK(st.replay_left > 0 && st.replay_left < bl.n);
+		CHECK_INT(st.judged, bl.n); /* judged by the first runner */
+		uint64_t left = st.replay_left, again = st.alerts;
+		steps = 1;
+		while (st.more && steps < 10000) {
+			CHECK(moat_detect_runner_step(r7, &st, &err) == MOAT_OK);
+			CHECK(st.replay_left < left || st.replay_left == 0);
+			left = st.replay_left;
+			again += st.alerts;
+			steps++;
+		}
+		CHECK(steps >= (int)(bl.n / 164));
+		CHECK_INT(st.replay_left, 0);
+		CHECK_INT(again, 0);
+		CHECK_INT(st.judged, bl.n);
+		moat_detect_runner_free(r7);
+		moat_store_close(s7);
+		mlog_free(&bl);
+	}
+
 	/* A resident runner that commits a cursor-only advance at most once a minute
 	 * (as `moat serve` does, every 5 s): a step that raised no alert writes
 	 * nothing, one that raised alerts stores them with the cursor at once, sync

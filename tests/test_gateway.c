@@ -1292,11 +1292,12 @@ static void test_ops(void)
 	CHECK(has_str(&r, "moat_ledger_size "));
 	CHECK(!has_str(&r, "moat_detect_")); /* no detector reported: no figures */
 	resp_free(&r);
-	moat_gateway_detect_progress(gw, 3, 2, 1, true);
-	moat_gateway_detect_progress(gw, 7, 0, 0, false); /* a failed tick keeps judged */
+	moat_gateway_detect_progress(gw, 3, 5, 2, 1, true);
+	moat_gateway_detect_progress(gw, 7, 0, 0, 0, false); /* a failed step keeps the rest */
 	get(&r, "/metrics", NULL);
 	CHECK_INT(r.status, 200);
 	CHECK(has_str(&r, "moat_detect_judged_entries 3\n"));
+	CHECK(has_str(&r, "moat_detect_replay_entries 5\n"));
 	CHECK(has_str(&r, "moat_detect_alerts_total 2\n"));
 	CHECK(has_str(&r, "moat_detect_actions_total 1\n"));
 	CHECK(has_str(&r, "moat_detect_tick_failures_total 1\n"));

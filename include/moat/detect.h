@@ -321,6 +321,9 @@ typedef struct moat_detect_stats {
 	uint64_t cursor;    /* cursor after the run */
 	uint64_t judged;    /* every entry below this index is judged (>= cursor: the
 			     * cursor is persisted less often, see cursor_interval) */
+	uint64_t replay_left; /* entries an earlier run judged that the engine must
+			       * still replay before it judges new ones */
+	bool more;	      /* the step stopped at its budget: step again */
 } moat_detect_stats_t;
 
 /* The meta key holding the cursor: every entry below it has been judged and its
@@ -365,6 +368,12 @@ void moat_detect_runner_free(moat_detect_runner_t *x);
  * judged again after a crash, as after a crash between two steps, which raise
  * nothing twice (none of them raised an alert). */
 void moat_detect_runner_cursor_interval(moat_detect_runner_t *x, unsigned ms);
+/* With entries > 0, a step reads at most about that many entries (the batch
+ * read ahead past it is still fed) and returns with stats->more set if the log
+ * holds more, so that a caller serving signals between steps is never held up
+ * for long by a replay of the whole log. Default 0: a step reads to the end.
+ * Steps with a budget raise and store exactly what one unbounded step would. */
+void moat_detect_runner_budget(moat_detect_runner_t *x, size_t entries);
 /* Commits the cursor of everything judged so far, if it is past the stored one
  * (at shutdown). */
 moat_err_t moat_detect_runner_sync(moat_detect_runner_t *x, moat_error_t *err) MOAT_MUST_CHECK;

@@ -97,12 +97,14 @@ int moat_gateway_port(const moat_gateway_t *g);
 /* Re-reads policy.conf and moat.conf's reloadable settings; on any error keeps
  * the running policy and returns the error. */
 moat_err_t moat_gateway_reload(moat_gateway_t *g, moat_error_t *err) MOAT_MUST_CHECK;
-/* What the detector running beside the gateway reports after each tick, for
- * /metrics (moat_detect_*): every ledger entry below `judged` is judged; alerts
- * and actions are the tick's new ones; ok false counts a failed tick. Until the
+/* What the detector running beside the gateway reports after each step, for
+ * /metrics (moat_detect_*): every ledger entry below `judged` is judged;
+ * `replay_left` entries judged before a restart are still to be replayed before
+ * it judges new ones; alerts and actions are the step's new ones; ok false
+ * counts a failed step (judged and replay_left are then ignored). Until the
  * first call /metrics shows no detector figures. */
-void moat_gateway_detect_progress(moat_gateway_t *g, uint64_t judged, uint64_t alerts,
-				  uint64_t actions, bool ok);
+void moat_gateway_detect_progress(moat_gateway_t *g, uint64_t judged, uint64_t replay_left,
+				  uint64_t alerts, uint64_t actions, bool ok);
 /* Stops accepting, lets in-flight requests finish, frees g. NULL is a no-op. */
 void moat_gateway_stop(moat_gateway_t *g);
 

@@ -94,6 +94,15 @@ static void reload_config(moat_app_t *a, moat_webhook_t **hook)
  * commits its cursor (a store write, which makes every server thread's SQLite
  * connection drop its page cache) at most this often unless it raised alerts. */
 #define DETECT_CURSOR_MS 5000
+/* Entries a detector step reads at most (about 20 – 60 ms of work): a start-up
+ * replay of a long ledger goes in such steps, signals served in between. */
+#define DETECT_STEP_ENTRIES 65536
+
+static void runner_setup(moat_detect_runner_t *r)
+{
+	moat_detect_runner_cursor_interval(r, DETECT_CURSOR_MS);
+	moat_detect_runner_budget(r, DETECT_STEP_ENTRIES);
+}
 
 /* Commits the cursor of what the detector judged (when it is replaced or at
  * shutdown); a failure only means those entries are judged again next start. */
@@ -196,8 +205,6 @@ int cmd_serve(int argc, char **argv)
 	go.fail_flag_path = getenv("MOAT_TEST_FAIL_WRITES");
 	if (moat_gateway_start(a, &go, &g, &e) != MOAT_OK)
 		goto done;
-	if (detect && a->ledger) /* /metrics: nothing judged until the first tick's replay ends */
-		moat_gateway_detect_progress(g, 0, 0, 0, true);
 	moat_log(MOAT_LOG_INFO, "serve_started", "listening on port %d", moat_gateway_port(g));
 	fprintf(stderr, "moat serve: listening on port %d\n", moat_gateway_port(g));
 	if (go.replay_clock) {
@@ -219,8 +226,11 @@ int cmd_serve(int argc, char **argv)
 	if (a->config.webhook[0] &&
 	    moat_webhook_start(a->data_dir, a->config.webhook, &hook, &e) != MOAT_OK)
 		goto done;
+	bool more = false; /* the detector's last step stopped at its budget */
 	for (;;) {
 		struct timespec tick = {detect_ms / 1000, (detect_ms % 1000) * 1000000L};
+		if (more)
+			tick = (struct timespec){0, 0}; /* signals first, then the next step */
 		int sig = sigtimedwait(&set, NULL, &tick);
 		if (sig < 0) {
 			moat_error_t de = {0};
@@ -228,12 +238,13 @@ int cmd_serve(int argc, char **argv)
 			moat_detect_stats_t ds = {0};
 			if (detect && a->ledger && !runner &&
 			    (drc = moat_detect_runner_open(a, &runner, &de)) == MOAT_OK)
-				moat_detect_runner_cursor_interval(runner, DETECT_CURSOR_MS);
+				runner_setup(runner);
 			if (drc == MOAT_OK && runner)
 				drc = moat_detect_runner_step(runner, &ds, &de);
+			more = drc == MOAT_OK && ds.more;
 			if (detect && a->ledger)
-				moat_gateway_detect_progress(g, ds.judged, ds.alerts, ds.actions,
-							     drc == MOAT_OK);
+				moat_gateway_detect_progress(g, ds.judged, ds.replay_left,
+							     ds.alerts, ds.actions, drc == MOAT_OK);
 			moat_webhook_poke(hook);
 			if (drc != MOAT_OK && !warned) {
 				moat_log(MOAT_LOG_WARN, "detect_failed", "%s", de.msg);
@@ -271,7 +282,8 @@ int cmd_serve(int argc, char **argv)
 						 "detection rules and policy quotas unchanged: the "
 						 "detector keeps its windows");
 				} else {
-					moat_detect_runner_cursor_interval(fresh, DETECT_CURSOR_MS);
+					runner_setup(fresh);
+					more = false;
 					sync_detector(runner);
 					moat_detect_runner_free(runner);
 					runner = fresh;

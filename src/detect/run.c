@@ -301,6 +301,9 @@ struct moat_detect_runner {
 	void (*free_quota)(void *ctx);
 	bool has_inputs;
 	uint8_t inputs[32]; /* moat_detect_runner_inputs */
+	size_t budget;	    /* entries a step reads at most (0: no limit) */
+	bool cut;	    /* the last step stopped at the budget */
+	uint64_t fed;	    /* the index after the last entry fed to the engine */
 };
 
 moat_err_t moat_detect_runner_new(moat_store_t *s, const moat_detect_rules_t *rules,
@@ -386,6 +389,11 @@ void moat_detect_runner_cursor_interval(moat_detect_runner_t *x, unsigned ms)
 	x->cursor_ms = ms;
 }
 
+void moat_detect_runner_budget(moat_detect_runner_t *x, size_t entries)
+{
+	x->budget = entries;
+}
+
 /* Whether what was judged since the last flush must be committed now: always
  * with alerts pending; with none, only the cursor would change, at most every
  * cursor_ms. Skipping that commit is what a crash before it would leave, which
@@ -452,6 +460,7 @@ static moat_err_t runner_start(moat_detect_runner_t *x, moat_error_t *err)
 	    MOAT_OK)
 		return rc;
 	moat_detect_set_quiet(x->d, cursor);
+	x->fed = 0;
 	moat_detect_set_quota(x->d, x->quota_fn, x->quota_ctx);
 	moat_detect_set_local_offset(x->d, x->local_off_min);
 	return x->log.seek(x->log.ctx, 0, err);
@@ -462,7 +471,9 @@ moat_err_t moat_detect_runner_step(moat_detect_runner_t *x, moat_detect_stats_t 
 {
 	moat_detect_stats_t st = {0};
 	moat_err_t rc = MOAT_OK;
-	if (x->log.refresh && (rc = x->log.refresh(x->log.ctx, err)) != MOAT_OK)
+	/* After a step cut by its budget the log still holds what it read past:
+	 * refresh it (integrate, sign) only once that is read. */
+	if (x->log.refresh && !x->cut && (rc = x->log.refresh(x->log.ctx, err)) != MOAT_OK)
 		goto out;
 	if (!x->d && (rc = runner_start(x, err)) != MOAT_OK)
 		goto fail;
@@ -511,6 +522,7 @@ moat_err_t moat_detect_runner_step(moat_detect_runner_t *x, moat_detect_stats_t 
 			for (size_t j = 0; j < n_fed; j++) {
 				uint64_t ix = k == 0 ? a->index[j] : index;
 				st.entries++;
+				x->fed = ix + 1;
 				if (ix < x->cursor)
 					continue;
 				st.processed++;
@@ -524,8 +536,12 @@ moat_err_t moat_detect_runner_step(moat_detect_runner_t *x, moat_detect_stats_t 
 			x->judged = next_cursor;
 			since_flush = 0;
 		}
+		if (nrc == MOAT_OK && x->budget && st.entries >= x->budget) {
+			st.more = true; /* the rest next step, from where the log stands */
+			break;
+		}
 	}
-	if (nrc != MOAT_ENOTFOUND) {
+	if (!st.more && nrc != MOAT_ENOTFOUND) {
 		rc = nrc;
 		goto fail;
 	}
@@ -535,14 +551,18 @@ moat_err_t moat_detect_runner_step(moat_detect_runner_t *x, moat_detect_stats_t 
 	    (rc = commit(x, next_cursor, &st, err)) != MOAT_OK)
 		goto fail;
 	x->judged = next_cursor;
-	/* Crash leftovers can only precede the first step's end. */
-	x->known.n = 0;
+	/* Crash leftovers can only precede the end of the log as the first step
+	 * found it (a step cut by its budget has not passed them all yet). */
+	if (!st.more)
+		x->known.n = 0;
 	goto out;
 fail:
 	/* The engine may be ahead of what the store holds: rebuild it next time. */
 	runner_reset(x);
 out:
+	x->cut = st.more;
 	st.judged = x->judged;
+	st.replay_left = x->d && x->fed < x->cursor ? x->cursor - x->fed : 0;
 	if (stats)
 		*stats = st;
 	return rc;

@@ -49,7 +49,7 @@ typedef struct gw_metrics {
 	atomic_ullong replayed; /* requests judged on a Moat-Replay-Time clock */
 	/* moat_gateway_detect_progress */
 	atomic_bool detect_on;
-	atomic_ullong detect_judged, detect_alerts, detect_actions, detect_failures;
+	atomic_ullong detect_judged, detect_replay, detect_alerts, detect_actions, detect_failures;
 } gw_metrics_t;
 
 /* A pool of store handles: SQLite handles are single-threaded, so each request

@@ -350,9 +350,14 @@ static void metrics_render(moat_gateway_t *g, gw_resp_t *r)
 		    "# TYPE moat_detect_judged_entries gauge\n"
 		    "moat_detect_judged_entries %llu\n"
 		    "# HELP moat_detect_lag_entries Ledger entries the detector has not judged "
-		    "yet (the whole ledger until its start-up replay ends).\n"
+		    "yet.\n"
 		    "# TYPE moat_detect_lag_entries gauge\n"
 		    "moat_detect_lag_entries %llu\n"
+		    "# HELP moat_detect_replay_entries Entries judged before the last start (or "
+		    "rules reload) that the detector must still replay before it judges new "
+		    "ones.\n"
+		    "# TYPE moat_detect_replay_entries gauge\n"
+		    "moat_detect_replay_entries %llu\n"
 		    "# HELP moat_detect_alerts_total Alerts this server's detector raised.\n"
 		    "# TYPE moat_detect_alerts_total counter\n"
 		    "moat_detect_alerts_total %llu\n"
@@ -366,6 +371,7 @@ static void metrics_render(moat_gateway_t *g, gw_resp_t *r)
 		    "moat_detect_tick_failures_total %llu\n",
 		    (unsigned long long)judged,
 		    (unsigned long long)(size > judged ? size - judged : 0),
+		    (unsigned long long)atomic_load(&g->m.detect_replay),
 		    (unsigned long long)atomic_load(&g->m.detect_alerts),
 		    (unsigned long long)atomic_load(&g->m.detect_actions),
 		    (unsigned long long)atomic_load(&g->m.detect_failures));
@@ -1239,12 +1245,13 @@ fail:
 	return rc;
 }
 
-void moat_gateway_detect_progress(moat_gateway_t *g, uint64_t judged, uint64_t alerts,
-				  uint64_t actions, bool ok)
+void moat_gateway_detect_progress(moat_gateway_t *g, uint64_t judged, uint64_t replay_left,
+				  uint64_t alerts, uint64_t actions, bool ok)
 {
-	if (ok)
+	if (ok) {
 		atomic_store(&g->m.detect_judged, judged);
-	else
+		atomic_store(&g->m.detect_replay, replay_left);
+	} else
 		atomic_fetch_add(&g->m.detect_failures, 1);
 	atomic_fetch_add(&g->m.detect_alerts, alerts);
 	atomic_fetch_add(&g->m.detect_actions, actions);
